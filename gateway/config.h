@@ -1,0 +1,58 @@
+/*
+ * config.h: the gateway's configuration (gateway/config.c).
+ *
+ * Loaded once from a JSON file (civicgate serve --config FILE), then every
+ * secret may be overridden from the environment (CIVICGATE_TELEGRAM_BOT_TOKEN,
+ * ...; see docs/configuration.md). Unknown keys are errors; every error names
+ * the key ("channels.telegram.api_base: must be an http(s) URL"). Runtime code
+ * sees only validated values. The struct owns all its strings.
+ */
+#ifndef CG_CONFIG_H
+#define CG_CONFIG_H
+
+#include <stddef.h>
+#include "civicgate/connector.h"
+
+#define CG_MAX_ORIGINS 16
+
+typedef struct cg_config {
+    char *listen_address;          /* listen.address, default "127.0.0.1" */
+    int listen_port;               /* listen.port, default 8080 */
+    char *redis_url;               /* redis.url, default "redis://127.0.0.1:6379/0" */
+    char *intents_dir;             /* intents.dir, default "intents" */
+    char *www_dir;                 /* www.dir: static files, default "gateway/www" */
+    char *log_level;               /* log.level: "debug", "info" (default), "warn", "error" */
+    int log_debug_content;         /* log.debug_content: log citizens' ids and texts (default false) */
+
+    /* channels: one entry per connector in cg_connectors[], same order. */
+    cg_channel_cfg telegram, whatsapp, messenger;
+    int webchat_enabled;
+    char *origins[CG_MAX_ORIGINS]; size_t norigins;   /* channels.webchat.allowed_origins */
+
+    /* limits and policy */
+    size_t max_body;               /* limits.max_body, default 1 MiB */
+    int session_ttl_s;             /* retention.sessions_s, default 30 days */
+    int transcript_ttl_s;          /* retention.transcripts_s, default 90 days */
+    int transcript_max;            /* retention.transcript_max_entries, default 500 */
+    int dedupe_ttl_s;              /* retention.dedupe_s, default 2 days */
+    int outbox_max_attempts;       /* outbox.max_attempts, default 8 */
+    int outbox_timeout_ms;         /* outbox.timeout_ms, default 10000 */
+    int shutdown_grace_ms;         /* shutdown_grace_ms, default 5000 */
+
+    /* runtime: storage for strings owned by this struct (env overrides) */
+    char *owned[32]; size_t nowned;
+} cg_config;
+
+/* Defaults for every key. */
+void cg_config_defaults(cg_config *c);
+/* Parse JSON text (path used in messages), then apply environment overrides.
+ * Returns 0, or -1 with a message naming the key in err. */
+int cg_config_parse(cg_config *c, const char *json, size_t len, const char *path,
+                    char *err, size_t errcap);
+/* Read the file and parse it. */
+int cg_config_load(cg_config *c, const char *path, char *err, size_t errcap);
+void cg_config_free(cg_config *c);
+/* Channel config by connector name; NULL when unknown. */
+const cg_channel_cfg *cg_config_channel(const cg_config *c, const char *name);
+
+#endif

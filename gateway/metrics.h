@@ -1,0 +1,35 @@
+/*
+ * metrics.h: Prometheus counters and histograms (gateway/metrics.c), exposed
+ * as text on GET /metrics. All updates happen on the event loop thread.
+ */
+#ifndef CG_METRICS_H
+#define CG_METRICS_H
+
+#include <stddef.h>
+
+typedef enum {
+    CG_M_RECEIVED = 0,   /* civicgate_messages_received_total{channel} */
+    CG_M_DUPLICATE,      /* civicgate_messages_duplicate_total{channel} */
+    CG_M_PROCESSED,      /* civicgate_messages_processed_total{channel} */
+    CG_M_SENT,           /* civicgate_messages_sent_total{channel} */
+    CG_M_FAILED,         /* civicgate_messages_failed_total{channel} (dead-lettered) */
+    CG_M_RETRIED,        /* civicgate_deliveries_retried_total{channel} */
+    CG_M_THROTTLED,      /* civicgate_deliveries_throttled_total{channel} */
+    CG_M_WEBHOOK_REJECTED, /* civicgate_webhooks_rejected_total{channel} */
+    CG_M_MATCHED,        /* civicgate_intent_matches_total{channel} */
+    CG_M_FALLBACK,       /* civicgate_intent_fallbacks_total{channel} */
+    CG_M_ESCALATED,      /* civicgate_escalations_total{channel} */
+    CG_M__COUNT
+} cg_metric;
+
+typedef enum { CG_H_WEBHOOK = 0, CG_H_E2E, CG_H__COUNT } cg_histogram;
+
+void cg_metrics_inc(cg_metric m, const char *channel);
+void cg_metrics_observe(cg_histogram h, const char *channel, double seconds);
+void cg_metrics_redis_error(void);
+/* Gauges set by their owners: queue depths. */
+void cg_metrics_set_gauge(const char *name, double v);
+/* Render all as Prometheus text into a malloc'd buffer; caller frees. */
+char *cg_metrics_render(size_t *len);
+
+#endif

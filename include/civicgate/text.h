@@ -1,0 +1,42 @@
+/*
+ * text.h: normalisation and tokenisation of citizens' text (engine/text.c).
+ *
+ * Pipeline: validate UTF-8 → NFKC + case fold (utf8proc) → strip accents
+ * where the language allows → Arabic normalisation (alef/ya variants, ta
+ * marbuta, tatweel, diacritics) → punctuation to spaces → tokens → synonyms
+ * (by the caller's table) → Snowball stem per language (libstemmer).
+ * Pure functions; the stemmer cache is per cg_text_ctx, so one ctx per thread.
+ */
+#ifndef CIVICGATE_TEXT_H
+#define CIVICGATE_TEXT_H
+
+#include <stddef.h>
+
+/* 1 when s[0..len) is valid UTF-8 with no NUL byte, else 0. */
+int cg_text_valid_utf8(const char *s, size_t len);
+
+/* Normalised form: NFKC, folded, accents stripped for lang (Latin-script
+ * languages), Arabic-normalised, punctuation and symbols as single spaces,
+ * trimmed. lang may be NULL (generic rules). Returns a malloc'd NUL-terminated
+ * string the caller frees, or NULL on invalid UTF-8 or allocation failure. */
+char *cg_text_normalize(const char *s, size_t len, const char *lang);
+
+typedef struct cg_text_ctx cg_text_ctx;   /* stemmers per language */
+cg_text_ctx *cg_text_ctx_new(void);
+void cg_text_ctx_free(cg_text_ctx *c);
+
+typedef struct cg_tokens {
+    char **v;      /* each malloc'd */
+    size_t n, cap;
+} cg_tokens;
+
+/* Split normalised text into tokens and append them to out (stemmed for lang
+ * when stem != 0 and libstemmer knows the language). Returns 0 or -1 (ENOMEM). */
+int cg_text_tokenize(cg_text_ctx *c, const char *normalized, const char *lang, int stem,
+                     cg_tokens *out);
+void cg_tokens_free(cg_tokens *t);
+
+/* Snowball algorithm name for an ISO 639-1 code ("en" → "english"), or NULL. */
+const char *cg_text_stemmer_name(const char *lang);
+
+#endif
