@@ -19,4 +19,23 @@ void cg_matcher_free(cg_matcher *m);
 /* Bytes of memory the matcher holds (reported by the benchmark). */
 size_t cg_matcher_memory(const cg_matcher *m);
 
+/* ---- added by engine/matcher.c (tuning seam for bench/intents) ---------- */
+
+/* Knobs of the model. cg_matcher_train() uses cg_matcher_opts_default();
+ * the benchmark trains with other values to measure them. */
+typedef struct cg_matcher_opts {
+    int char_min, char_max;   /* character n-grams within "<word>", code points */
+    int word_bigrams;         /* 1: word bigrams as well as unigrams */
+    int stem;                 /* 1: Snowball stems for word features */
+    double char_weight;       /* share of the char block in the unit vector, (0, 1) */
+    int solver;               /* liblinear solver_type (L2R_L2LOSS_SVC_DUAL, MCSVM_CS...) */
+    double C;                 /* liblinear cost */
+    double calib_a, calib_b;  /* confidence = 1 / (1 + exp(-calib_a * (s - calib_b))) */
+    double should_bonus;      /* added to the decision value per "should" keyword found */
+} cg_matcher_opts;
+
+void cg_matcher_opts_default(cg_matcher_opts *o);
+/* cg_matcher_train() with explicit options; same contract. */
+cg_matcher *cg_matcher_train_opts(const cg_intents *t, const cg_matcher_opts *o, cg_diags *d);
+
 #endif

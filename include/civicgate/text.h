@@ -39,4 +39,18 @@ void cg_tokens_free(cg_tokens *t);
 /* Snowball algorithm name for an ISO 639-1 code ("en" → "english"), or NULL. */
 const char *cg_text_stemmer_name(const char *lang);
 
+/* Added by the matcher (engine/matcher.c) for speed; both are additions. */
+
+/* Stem one token (normalised, UTF-8, len bytes) for lang. Returns a pointer
+ * borrowed from c, valid until the next call on c, with its length in
+ * *out_len; when lang has no stemmer (or the word is longer than 64 bytes)
+ * returns word itself unchanged. Never NULL except on allocation failure. */
+const char *cg_text_stem(cg_text_ctx *c, const char *lang, const char *word, size_t len,
+                         size_t *out_len);
+
+/* 1 when cg_text_normalize strips accents for lang (Latin-script languages,
+ * and NULL / unknown codes), 0 for scripts where marks carry letters
+ * (Cyrillic, Greek, Indic...). Arabic harakat are stripped either way. */
+int cg_text_strips_accents(const char *lang);
+
 #endif
