@@ -1,0 +1,397 @@
+/*
+ * loadgen.c: the gateway benchmark's load generator and fake Bot API in one
+ * single-threaded libuv process, so that neither is the bottleneck.
+ *
+ * It sends signed Telegram webhooks (X-Telegram-Bot-Api-Secret-Token) for
+ * many distinct chats to a running gateway over keep-alive connections, and
+ * serves the Bot API's sendMessage / answerCallbackQuery on --api-port,
+ * recording each reply. Replies are matched to messages per chat in order
+ * (the gateway keeps per-conversation order), which gives end-to-end latency,
+ * lost replies (acknowledged, never answered) and duplicates.
+ *
+ *   closed loop: --concurrency C   C connections, each sends its next message
+ *                                  when the previous webhook is acknowledged
+ *   open loop:   --rate R          R messages/s on a schedule; latency counts
+ *                                  from the scheduled time (no coordinated omission)
+ *
+ * Bounded: --messages N and --duration S (whichever first), then --drain S to
+ * wait for the last replies. Targets 127.0.0.1 only. Output: one JSON object.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#define MAX_CONNS 1024
+#define MAX_CHATS 100000
+#define BUF_CAP   (64 * 1024)
+
+typedef struct {
+    const char *gw_host; int gw_port; int api_port;
+    const char *secret, *token, *text;
+    int chats, messages, concurrency; double rate, duration, drain;
+} opts_t;
+
+static opts_t O = {"127.0.0.1", 8080, 18081, "bench-secret", "123:bench", "medicaid",
+                   500, 20000, 32, 0, 30, 10};
+static uv_loop_t *loop;
+
+/* ---- statistics --------------------------------------------------------- */
+typedef struct { double *v; size_t n, cap; } samples_t;
+static samples_t ack_lat, e2e_lat;
+static void sample(samples_t *s, double x)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 4096;
+        s->v = realloc(s->v, s->cap * sizeof *s->v);
+        if (!s->v) abort();
+    }
+    s->v[s->n++] = x;
+}
+static int dcmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+static double pct(samples_t *s, double p)
+{
+    if (!s->n) return 0;
+    size_t i = (size_t)(p * (double)(s->n - 1) + 0.5);
+    return s->v[i];
+}
+
+/* Per chat: send times of acknowledged messages, FIFO matched by replies. */
+typedef struct { double *sent; int nsent, cap, replies, dup; } chat_t;
+static chat_t *chats;
+static long sent_total, acked_total, rejected_total, replies_total, dup_total, sched_total;
+static double t_start, t_last_reply, t_load_end;
+static int load_done;
+
+static double now_ms(void) { return (double)uv_hrtime() / 1e6; }
+
+/* ---- minimal HTTP/1.1 framing --------------------------------------------- */
+/* Returns the total length of one complete message in buf (headers + body),
+ * 0 when incomplete, -1 when malformed. status/path out as found. */
+static long http_frame(const char *buf, size_t len, int *status, char *path, size_t pcap,
+                       const char **body, long *blen)
+{
+    const char *end = NULL;
+    for (size_t i = 3; i < len; i++)
+        if (buf[i - 3] == '\r' && buf[i - 2] == '\n' && buf[i - 1] == '\r' && buf[i] == '\n') {
+            end = buf + i + 1;
+            break;
+        }
+    if (!end) return len > BUF_CAP - 1 ? -1 : 0;
+    long cl = 0;
+    const char *p = buf;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl) break;
+        if (!strncasecmp(p, "content-length:", 15)) cl = strtol(p + 15, NULL, 10);
+        p = nl + 1;
+    }
+    if (status && !strncmp(buf, "HTTP/1.", 7)) *status = atoi(buf + 9);
+    if (path) {
+        const char *sp = memchr(buf, ' ', (size_t)(end - buf));
+        const char *sp2 = sp ? memchr(sp + 1, ' ', (size_t)(end - sp - 1)) : NULL;
+        size_t n = sp && sp2 ? (size_t)(sp2 - sp - 1) : 0;
+        if (n >= pcap) n = pcap - 1;
+        if (n) memcpy(path, sp + 1, n);
+        path[n] = '\0';
+    }
+    long total = (long)(end - buf) + cl;
+    if ((size_t)total > len) return 0;
+    *body = end;
+    *blen = cl;
+    return total;
+}
+
+/* ---- fake Bot API ---------------------------------------------------------- */
+typedef struct { uv_tcp_t tcp; char buf[BUF_CAP]; size_t len; long msgid; } api_conn_t;
+typedef struct { uv_write_t w; char data[256]; } wreq_t;
+
+static void on_close_free(uv_handle_t *h) { free(h->data); }
+static void alloc_api(uv_handle_t *h, size_t sz, uv_buf_t *b)
+{
+    api_conn_t *c = h->data;
+    b->base = c->buf + c->len;
+    b->len = sizeof c->buf - c->len;
+}
+static void after_write(uv_write_t *w, int st) { free(w); }
+
+static void api_reply(api_conn_t *c, const char *json)
+{
+    wreq_t *w = malloc(sizeof *w);
+    int bl = (int)strlen(json);
+    int n = snprintf(w->data, sizeof w->data,
+                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", bl, json);
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)n);
+    uv_write(&w->w, (uv_stream_t *)&c->tcp, &b, 1, after_write);
+}
+
+static void record_reply(const char *body, long blen)
+{
+    const char *k = NULL;
+    for (long i = 0; i + 9 < blen; i++)
+        if (!memcmp(body + i, "\"chat_id\"", 9)) { k = body + i + 9; break; }
+    if (!k) return;
+    while (*k == ':' || *k == ' ' || *k == '"') k++;
+    long chat = strtol(k, NULL, 10) - 1000000;
+    if (chat < 0 || chat >= O.chats) return;
+    chat_t *c = &chats[chat];
+    double t = now_ms();
+    replies_total++;
+    t_last_reply = t;
+    if (c->replies < c->nsent) sample(&e2e_lat, t - c->sent[c->replies]);
+    else { c->dup++; dup_total++; }
+    c->replies++;
+}
+
+static void api_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    api_conn_t *c = s->data;
+    if (n < 0) { uv_close((uv_handle_t *)s, on_close_free); return; }
+    c->len += (size_t)n;
+    for (;;) {
+        char path[256];
+        const char *body;
+        long blen;
+        long m = http_frame(c->buf, c->len, NULL, path, sizeof path, &body, &blen);
+        if (m < 0) { uv_close((uv_handle_t *)s, on_close_free); return; }
+        if (m == 0) break;
+        if (strstr(path, "/sendMessage")) {
+            record_reply(body, blen);
+            char js[128];
+            snprintf(js, sizeof js, "{\"ok\":true,\"result\":{\"message_id\":%ld}}", ++c->msgid);
+            api_reply(c, js);
+        } else {
+            api_reply(c, "{\"ok\":true,\"result\":true}");
+        }
+        memmove(c->buf, c->buf + m, c->len - (size_t)m);
+        c->len -= (size_t)m;
+    }
+}
+
+static void api_accept(uv_stream_t *srv, int st)
+{
+    if (st < 0) return;
+    api_conn_t *c = calloc(1, sizeof *c);
+    uv_tcp_init(loop, &c->tcp);
+    c->tcp.data = c;
+    if (uv_accept(srv, (uv_stream_t *)&c->tcp) == 0) {
+        uv_tcp_nodelay(&c->tcp, 1);
+        uv_read_start((uv_stream_t *)&c->tcp, alloc_api, api_read);
+    } else uv_close((uv_handle_t *)&c->tcp, on_close_free);
+}
+
+/* ---- webhook client ---------------------------------------------------------- */
+typedef struct client {
+    uv_tcp_t tcp; uv_connect_t conn;
+    char buf[BUF_CAP]; size_t len;
+    int busy, connected;
+    double t_sched;      /* when this request was due (open loop) or sent */
+    long chat;
+    char req[2048];
+} client_t;
+
+static client_t *clients;
+static int nclients;
+static long next_msg;
+static uv_timer_t tick;
+
+static void client_send(client_t *c, double due);
+
+static int pick_free(void)
+{
+    for (int i = 0; i < nclients; i++)
+        if (clients[i].connected && !clients[i].busy) return i;
+    return -1;
+}
+
+static void maybe_finish(void)
+{
+    if (!load_done && (sent_total >= O.messages || now_ms() - t_start > O.duration * 1000)) {
+        load_done = 1;
+        t_load_end = now_ms();
+    }
+}
+
+static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    client_t *c = s->data;
+    if (n < 0) { fprintf(stderr, "loadgen: gateway closed a connection: %s\n", uv_strerror((int)n)); c->connected = 0; return; }
+    c->len += (size_t)n;
+    for (;;) {
+        int status = 0;
+        const char *body;
+        long blen;
+        long m = http_frame(c->buf, c->len, &status, NULL, 0, &body, &blen);
+        if (m <= 0) break;
+        double t = now_ms();
+        if (status == 200) {
+            acked_total++;
+            sample(&ack_lat, t - c->t_sched);
+            chat_t *ch = &chats[c->chat];
+            if (ch->nsent == ch->cap) {
+                ch->cap = ch->cap ? 2 * ch->cap : 8;
+                ch->sent = realloc(ch->sent, (size_t)ch->cap * sizeof *ch->sent);
+            }
+            ch->sent[ch->nsent++] = c->t_sched;
+        } else rejected_total++;
+        memmove(c->buf, c->buf + m, c->len - (size_t)m);
+        c->len -= (size_t)m;
+        c->busy = 0;
+        maybe_finish();
+        if (!load_done && O.rate <= 0) client_send(c, now_ms());
+    }
+}
+
+static void alloc_client(uv_handle_t *h, size_t sz, uv_buf_t *b)
+{
+    client_t *c = h->data;
+    b->base = c->buf + c->len;
+    b->len = sizeof c->buf - c->len;
+}
+
+static void client_send(client_t *c, double due)
+{
+    long i = next_msg++;
+    long chat = i % O.chats;
+    /* With many connections and few chats, keep one message in flight per chat. */
+    c->chat = chat;
+    c->busy = 1;
+    c->t_sched = due;
+    char body[1024];
+    int bl = snprintf(body, sizeof body,
+        "{\"update_id\":%ld,\"message\":{\"message_id\":%ld,\"from\":{\"id\":%ld,\"is_bot\":false,"
+        "\"first_name\":\"Load\",\"language_code\":\"en\"},\"chat\":{\"id\":%ld,\"first_name\":\"Load\","
+        "\"type\":\"private\"},\"date\":1764194400,\"text\":\"%s\"}}",
+        900000000L + i, i + 1, 1000000 + chat, 1000000 + chat, O.text);
+    int n = snprintf(c->req, sizeof c->req,
+        "POST /webhooks/telegram HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "X-Telegram-Bot-Api-Secret-Token: %s\r\nContent-Length: %d\r\n\r\n%s", O.secret, bl, body);
+    uv_write_t *w = malloc(sizeof *w);
+    uv_buf_t b = uv_buf_init(c->req, (unsigned)n);
+    uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, after_write);
+    sent_total++;
+}
+
+static void on_connect(uv_connect_t *r, int st)
+{
+    client_t *c = r->data;
+    if (st < 0) { fprintf(stderr, "loadgen: connect: %s\n", uv_strerror(st)); exit(2); }
+    c->connected = 1;
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_read_start((uv_stream_t *)&c->tcp, alloc_client, on_client_read);
+    if (O.rate <= 0 && !load_done) client_send(c, now_ms());
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    double now = now_ms();
+    maybe_finish();
+    if (!load_done && O.rate > 0) {
+        long due = (long)((now - t_start) * O.rate / 1000.0);
+        while (sched_total < due && sent_total < O.messages) {
+            int i = pick_free();
+            if (i < 0) break;   /* all busy: the schedule slips; latency counts from due time */
+            double due_t = t_start + (double)sched_total * 1000.0 / O.rate;
+            sched_total++;
+            client_send(&clients[i], due_t);
+        }
+    }
+    if (load_done) {
+        int inflight = 0;
+        for (int i = 0; i < nclients; i++) inflight += clients[i].busy;
+        long outstanding = acked_total - (replies_total - dup_total);
+        if ((!inflight && outstanding <= 0) || now - t_load_end > O.drain * 1000) uv_stop(loop);
+    }
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+        "usage: loadgen [--gateway HOST:PORT] [--api-port P] [--secret S] [--token T] [--chats N]\n"
+        "               [--messages N] [--concurrency C | --rate R] [--duration S] [--drain S] [--text T]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) usage();
+        if (!strcmp(a, "--gateway")) {
+            static char host[64];
+            const char *colon = strrchr(v, ':');
+            if (!colon || (size_t)(colon - v) >= sizeof host) usage();
+            memcpy(host, v, (size_t)(colon - v));
+            O.gw_host = host;
+            O.gw_port = atoi(colon + 1);
+        } else if (!strcmp(a, "--api-port")) O.api_port = atoi(v);
+        else if (!strcmp(a, "--secret")) O.secret = v;
+        else if (!strcmp(a, "--token")) O.token = v;
+        else if (!strcmp(a, "--chats")) O.chats = atoi(v);
+        else if (!strcmp(a, "--messages")) O.messages = atoi(v);
+        else if (!strcmp(a, "--concurrency")) O.concurrency = atoi(v);
+        else if (!strcmp(a, "--rate")) O.rate = atof(v);
+        else if (!strcmp(a, "--duration")) O.duration = atof(v);
+        else if (!strcmp(a, "--drain")) O.drain = atof(v);
+        else if (!strcmp(a, "--text")) O.text = v;
+        else usage();
+        i++;
+    }
+    if (O.chats < 1 || O.chats > MAX_CHATS || O.concurrency < 1 || O.concurrency > MAX_CONNS) usage();
+    if (strcmp(O.gw_host, "127.0.0.1") && strcmp(O.gw_host, "localhost")) {
+        fprintf(stderr, "loadgen: loopback targets only\n");
+        return 2;
+    }
+    loop = uv_default_loop();
+    chats = calloc((size_t)O.chats, sizeof *chats);
+
+    uv_tcp_t api;
+    struct sockaddr_in a;
+    uv_tcp_init(loop, &api);
+    uv_ip4_addr("127.0.0.1", O.api_port, &a);
+    if (uv_tcp_bind(&api, (const struct sockaddr *)&a, 0) || uv_listen((uv_stream_t *)&api, 1024, api_accept)) {
+        fprintf(stderr, "loadgen: cannot listen on 127.0.0.1:%d\n", O.api_port);
+        return 2;
+    }
+    /* Open loop needs enough connections for the rate at a few ms of ack latency. */
+    nclients = O.concurrency;
+    clients = calloc((size_t)nclients, sizeof *clients);
+    struct sockaddr_in g;
+    uv_ip4_addr("127.0.0.1", O.gw_port, &g);
+    t_start = now_ms();
+    for (int i = 0; i < nclients; i++) {
+        client_t *c = &clients[i];
+        uv_tcp_init(loop, &c->tcp);
+        c->tcp.data = c;
+        c->conn.data = c;
+        uv_tcp_connect(&c->conn, &c->tcp, (const struct sockaddr *)&g, on_connect);
+    }
+    uv_timer_init(loop, &tick);
+    uv_timer_start(&tick, on_tick, 1, 1);
+    uv_run(loop, UV_RUN_DEFAULT);
+
+    double load_s = (t_load_end - t_start) / 1000.0;
+    double span_s = ((t_last_reply > t_start ? t_last_reply : t_load_end) - t_start) / 1000.0;
+    long lost = 0;
+    for (int i = 0; i < O.chats; i++)
+        if (chats[i].replies < chats[i].nsent) lost += chats[i].nsent - chats[i].replies;
+    qsort(ack_lat.v, ack_lat.n, sizeof(double), dcmp);
+    qsort(e2e_lat.v, e2e_lat.n, sizeof(double), dcmp);
+    printf("{\"mode\":\"%s\",\"rate\":%g,\"concurrency\":%d,\"chats\":%d,\"sent\":%ld,\"acked\":%ld,"
+           "\"rejected\":%ld,\"replies\":%ld,\"lost\":%ld,\"duplicates\":%ld,\"load_seconds\":%.3f,"
+           "\"replies_per_second\":%.1f,"
+           "\"ack_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f},"
+           "\"e2e_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f}}\n",
+           O.rate > 0 ? "open" : "closed", O.rate, O.concurrency, O.chats, sent_total, acked_total,
+           rejected_total, replies_total, lost, dup_total, load_s,
+           span_s > 0 ? (double)(replies_total - dup_total) / span_s : 0,
+           pct(&ack_lat, .5), pct(&ack_lat, .99), pct(&ack_lat, .999),
+           pct(&e2e_lat, .5), pct(&e2e_lat, .99), pct(&e2e_lat, .999));
+    return lost ? 1 : 0;
+}
