@@ -1,0 +1,548 @@
+/*
+ * test_telegram.c: the Telegram connector against its case tables.
+ *
+ *   tests/connectors/telegram/parse/<case>.json     headers + update body → status, messages
+ *   tests/connectors/telegram/render/<case>.json    cg_reply → requests (url + JSON body)
+ *   tests/connectors/telegram/classify/<case>.json  HTTP status + Bot API body → send result
+ *
+ * Case format (documented here because the files are data, not code):
+ *   parse:    {"name", "headers":{name:value}, "body": <update object> | "<raw
+ *             string>", or "body_hex": "<bytes in hex>", "expect":{"status":
+ *             "ok"|"auth"|"bad_request", "reason_contains"?, "messages":[{"kind",
+ *             "user", "msg_id", "text"?, "payload"?, "callback_id"?, "name"?,
+ *             "lang_hint"?, "media"?, "lat"?, "lon"?, "ts"?}]}}
+ *             text/payload/callback_id absent or null mean NULL is expected.
+ *   render:   {"name", "cfg":{"token","api_base"}, "reply":{"user","text"?,
+ *             "buttons"?:[{"title","payload"|"url"}], "callback_id"?},
+ *             "expect":{"status":"ok"|"internal", "requests":[{"url","body"}]}}
+ *   classify: {"name", "status", "body": <object> | "<raw>", "expect":{"kind",
+ *             "retry_after_ms", "platform_id", "reason_contains"?}}
+ * Anywhere a text is expected, an array of segments may stand for it: a
+ * string is literal, {"repeat":s,"times":n} is s repeated n times.
+ *
+ * Every case runs through the same calls the gateway makes (verify, then
+ * parse; render; classify); a failing case is named in the output.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "civicgate/connector.h"
+#include "civicgate/message.h"
+
+#define CASES CG_SOURCE_DIR "/tests/connectors/telegram"
+
+static const cg_connector *tg(void)
+{
+    const cg_connector *c = cg_connector_find("telegram");
+    assert_non_null(c);
+    return c;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
+    fclose(f);
+    if (b) { b[n] = '\0'; if (len) *len = (size_t)n; }
+    return b;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted list of the .json files of dir; *n set. */
+static char **list_cases(const char *dir, size_t *n)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    char **v = NULL;
+    size_t cnt = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l < 6 || strcmp(e->d_name + l - 5, ".json") != 0) continue;
+        v = realloc(v, (cnt + 1) * sizeof *v);
+        size_t need = strlen(dir) + l + 2;
+        v[cnt] = malloc(need);
+        snprintf(v[cnt], need, "%s/%s", dir, e->d_name);
+        cnt++;
+    }
+    closedir(d);
+    qsort(v, cnt, sizeof *v, cmp_str);
+    *n = cnt;
+    return v;
+}
+
+static cJSON *load_case(const char *path)
+{
+    char *s = slurp(path, NULL);
+    assert_non_null(s);
+    cJSON *c = cJSON_Parse(s);
+    free(s);
+    if (!c) fail_msg("%s: case file is not JSON", path);
+    return c;
+}
+
+/* Expands a text spec (string or segment array) into a malloc'd string;
+ * NULL for JSON null or absent. */
+static char *expand(const cJSON *spec)
+{
+    if (!spec || cJSON_IsNull(spec)) return NULL;
+    if (cJSON_IsString(spec)) return strdup(spec->valuestring);
+    assert_true(cJSON_IsArray(spec));
+    size_t cap = 64, len = 0;
+    char *out = malloc(cap);
+    const cJSON *seg;
+    cJSON_ArrayForEach(seg, spec) {
+        const char *s;
+        int times = 1;
+        if (cJSON_IsString(seg)) s = seg->valuestring;
+        else {
+            s = cJSON_GetObjectItem(seg, "repeat")->valuestring;
+            times = cJSON_GetObjectItem(seg, "times")->valueint;
+        }
+        size_t sl = strlen(s);
+        for (int i = 0; i < times; i++) {
+            if (len + sl + 1 > cap) { cap = (len + sl + 1) * 2; out = realloc(out, cap); }
+            memcpy(out + len, s, sl);
+            len += sl;
+        }
+    }
+    out[len] = '\0';
+    return out;
+}
+
+/* Replaces every "text" member holding a segment array by its expansion. */
+static void expand_texts(cJSON *node)
+{
+    cJSON *ch;
+    cJSON_ArrayForEach(ch, node) {
+        if (ch->string && strcmp(ch->string, "text") == 0 && cJSON_IsArray(ch)) {
+            char *s = expand(ch);
+            cJSON_ReplaceItemInObjectCaseSensitive(node, "text", cJSON_CreateString(s));
+            free(s);
+            return expand_texts(node);   /* the list changed under us: restart */
+        }
+        if (cJSON_IsObject(ch) || cJSON_IsArray(ch)) expand_texts(ch);
+    }
+}
+
+static const char *kind_name(cg_msg_kind k)
+{
+    static const char *const names[] = { "text", "button", "start", "language", "location", "media",
+                                         "edited", "blocked", "unblocked", "status", "unsupported" };
+    return (size_t)k < sizeof names / sizeof names[0] ? names[k] : "?";
+}
+
+static const char *status_name(cg_err e)
+{
+    switch (e) {
+    case CG_OK: return "ok";
+    case CG_E_AUTH: return "auth";
+    case CG_E_BAD_REQUEST: return "bad_request";
+    case CG_E_TOO_LARGE: return "too_large";
+    case CG_E_INTERNAL: return "internal";
+    case CG_E_NOMEM: return "nomem";
+    default: return "other";
+    }
+}
+
+static const char *send_name(cg_send_kind k)
+{
+    static const char *const names[] = { "ok", "retry", "throttled", "contact_gone", "bad_config", "failed" };
+    return (size_t)k < 6 ? names[k] : "?";
+}
+
+static void check_str(const char *cname, const char *field, const char *want, const char *got)
+{
+    if (!want && !got) return;
+    if (!want || !got || strcmp(want, got) != 0) {
+        fail_msg("%s: %s: want %.80s%s, got %.80s%s", cname, field, want ? want : "NULL",
+                 want && strlen(want) > 80 ? "..." : "", got ? got : "NULL",
+                 got && strlen(got) > 80 ? "..." : "");
+    }
+}
+
+static cg_channel_cfg cfg_default(void)
+{
+    cg_channel_cfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.name = "telegram";
+    cfg.enabled = 1;
+    cfg.token = "7012345678:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
+    cfg.secret = "s3cret-Token_42";
+    cfg.api_base = "https://api.telegram.org";
+    return cfg;
+}
+
+static unsigned char *from_hex(const char *hex, size_t *len)
+{
+    size_t n = strlen(hex) / 2;
+    unsigned char *b = malloc(n + 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        sscanf(hex + 2 * i, "%2x", &v);
+        b[i] = (unsigned char)v;
+    }
+    *len = n;
+    return b;
+}
+
+static void run_parse_case(const char *path)
+{
+    cJSON *c = load_case(path);
+    const char *cname = cJSON_GetObjectItem(c, "name")->valuestring;
+    cg_channel_cfg cfg = cfg_default();
+    cg_http_in req;
+    memset(&req, 0, sizeof req);
+    req.method = "POST";
+    req.path = "/webhooks/telegram";
+    req.query = "";
+    const cJSON *h;
+    cJSON_ArrayForEach(h, cJSON_GetObjectItem(c, "headers")) {
+        assert_true(req.nheaders < CG_HTTP_MAX_HEADERS);
+        req.headers[req.nheaders].name = h->string;
+        req.headers[req.nheaders].value = h->valuestring;
+        req.nheaders++;
+    }
+    req.headers[req.nheaders].name = "content-type";
+    req.headers[req.nheaders++].value = "application/json";
+    const cJSON *body = cJSON_GetObjectItem(c, "body");
+    char *owned = NULL;
+    unsigned char *bytes = NULL;
+    if (cJSON_GetObjectItem(c, "body_hex")) {
+        bytes = from_hex(cJSON_GetObjectItem(c, "body_hex")->valuestring, &req.body_len);
+        req.body = bytes;
+    } else if (cJSON_IsString(body)) {
+        req.body = (const unsigned char *)body->valuestring;
+        req.body_len = strlen(body->valuestring);
+    } else {
+        owned = cJSON_PrintUnformatted(body);
+        req.body = (const unsigned char *)owned;
+        req.body_len = strlen(owned);
+    }
+    const cJSON *expect = cJSON_GetObjectItem(c, "expect");
+    const char *want_status = cJSON_GetObjectItem(expect, "status")->valuestring;
+
+    cg_msg out[4];
+    memset(out, 0xA5, sizeof out);   /* the connector must not rely on zeroed output */
+    size_t n = 99;
+    char reason[160] = "";
+    cg_err e = tg()->verify(&cfg, &req);
+    if (e == CG_OK) {
+        assert_true(req.body_len <= tg()->max_body);
+        e = tg()->parse(&cfg, &req, out, 4, &n, reason, sizeof reason);
+    } else {
+        n = 0;
+    }
+    if (strcmp(status_name(e), want_status) != 0)
+        fail_msg("%s: status: want %s, got %s (%s)", cname, want_status, status_name(e), reason);
+    const cJSON *rc = cJSON_GetObjectItem(expect, "reason_contains");
+    if (rc && !strstr(reason, rc->valuestring))
+        fail_msg("%s: reason \"%s\" lacks \"%s\"", cname, reason, rc->valuestring);
+    if (e != CG_OK) assert_int_equal(n, 0);
+
+    const cJSON *msgs = cJSON_GetObjectItem(expect, "messages");
+    if ((size_t)cJSON_GetArraySize(msgs) != n)
+        fail_msg("%s: want %d messages, got %zu", cname, cJSON_GetArraySize(msgs), n);
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *w = cJSON_GetArrayItem(msgs, (int)i);
+        cg_msg *m = &out[i];
+        check_str(cname, "kind", cJSON_GetObjectItem(w, "kind")->valuestring, kind_name(m->kind));
+        check_str(cname, "channel", "telegram", m->channel);
+        check_str(cname, "user", cJSON_GetObjectItem(w, "user")->valuestring, m->user);
+        check_str(cname, "msg_id", cJSON_GetObjectItem(w, "msg_id")->valuestring, m->msg_id);
+        static const char *const owned_fields[] = { "text", "payload", "callback_id" };
+        const char *got_owned[] = { m->text, m->payload, m->callback_id };
+        for (size_t k = 0; k < 3; k++) {
+            char *want = expand(cJSON_GetObjectItem(w, owned_fields[k]));
+            check_str(cname, owned_fields[k], want, got_owned[k]);
+            free(want);
+        }
+        const cJSON *v;
+        if ((v = cJSON_GetObjectItem(w, "name"))) check_str(cname, "name", cJSON_IsNull(v) ? NULL : v->valuestring, m->name);
+        if ((v = cJSON_GetObjectItem(w, "lang_hint"))) check_str(cname, "lang_hint", v->valuestring, m->lang_hint);
+        check_str(cname, "media", cJSON_GetObjectItem(w, "media") ? cJSON_GetObjectItem(w, "media")->valuestring : "",
+                  m->media);
+        if ((v = cJSON_GetObjectItem(w, "ts")) && (int64_t)v->valuedouble != m->ts)
+            fail_msg("%s: ts: want %.0f, got %lld", cname, v->valuedouble, (long long)m->ts);
+        if ((v = cJSON_GetObjectItem(w, "lat")) && fabs(v->valuedouble - m->lat) > 1e-9)
+            fail_msg("%s: lat: want %f, got %f", cname, v->valuedouble, m->lat);
+        if ((v = cJSON_GetObjectItem(w, "lon")) && fabs(v->valuedouble - m->lon) > 1e-9)
+            fail_msg("%s: lon: want %f, got %f", cname, v->valuedouble, m->lon);
+        cg_msg_free(m);
+        cg_msg_free(m);   /* idempotent */
+    }
+    free(owned);
+    free(bytes);
+    cJSON_Delete(c);
+}
+
+static void run_render_case(const char *path)
+{
+    cJSON *c = load_case(path);
+    const char *cname = cJSON_GetObjectItem(c, "name")->valuestring;
+    cg_channel_cfg cfg = cfg_default();
+    const cJSON *jc = cJSON_GetObjectItem(c, "cfg");
+    cfg.token = cJSON_GetObjectItem(jc, "token")->valuestring;
+    cfg.api_base = cJSON_GetObjectItem(jc, "api_base")->valuestring;
+
+    const cJSON *jr = cJSON_GetObjectItem(c, "reply");
+    cg_reply r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.channel, sizeof r.channel, "telegram");
+    snprintf(r.user, sizeof r.user, "%s", cJSON_GetObjectItem(jr, "user")->valuestring);
+    r.text = expand(cJSON_GetObjectItem(jr, "text"));
+    if (cJSON_GetObjectItem(jr, "callback_id"))
+        r.callback_id = strdup(cJSON_GetObjectItem(jr, "callback_id")->valuestring);
+    const cJSON *b;
+    cJSON_ArrayForEach(b, cJSON_GetObjectItem(jr, "buttons")) {
+        cg_reply_btn *rb = &r.buttons[r.nbuttons++];
+        rb->title = strdup(cJSON_GetObjectItem(b, "title")->valuestring);
+        if (cJSON_GetObjectItem(b, "payload")) rb->payload = strdup(cJSON_GetObjectItem(b, "payload")->valuestring);
+        if (cJSON_GetObjectItem(b, "url")) rb->url = strdup(cJSON_GetObjectItem(b, "url")->valuestring);
+    }
+    cJSON *expect = cJSON_GetObjectItem(c, "expect");
+    expand_texts(expect);
+    cg_http_out out[CG_MAX_OUT_REQUESTS];
+    memset(out, 0, sizeof out);
+    size_t n = 99;
+    cg_err e = tg()->render(&cfg, &r, out, CG_MAX_OUT_REQUESTS, &n);
+    const char *want_status = cJSON_GetObjectItem(expect, "status")->valuestring;
+    if (strcmp(status_name(e), want_status) != 0)
+        fail_msg("%s: status: want %s, got %s", cname, want_status, status_name(e));
+    if (e != CG_OK) assert_int_equal(n, 0);
+    const cJSON *reqs = cJSON_GetObjectItem(expect, "requests");
+    if ((size_t)cJSON_GetArraySize(reqs) != n)
+        fail_msg("%s: want %d requests, got %zu", cname, cJSON_GetArraySize(reqs), n);
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *w = cJSON_GetArrayItem(reqs, (int)i);
+        check_str(cname, "method", "POST", out[i].method);
+        check_str(cname, "url", cJSON_GetObjectItem(w, "url")->valuestring, out[i].url);
+        assert_int_equal(out[i].secret_in_url, 1);
+        assert_int_equal(out[i].nheaders, 1);
+        check_str(cname, "header", "Content-Type: application/json", out[i].headers[0]);
+        assert_int_equal(out[i].body_len, strlen(out[i].body));
+        cJSON *got = cJSON_Parse(out[i].body);
+        if (!got) fail_msg("%s: request %zu body is not JSON", cname, i);
+        if (!cJSON_Compare(got, cJSON_GetObjectItem(w, "body"), 1)) {
+            char *want = cJSON_PrintUnformatted(cJSON_GetObjectItem(w, "body"));
+            fail_msg("%s: request %zu body:\n want %.300s\n got  %.300s", cname, i, want, out[i].body);
+        }
+        cJSON_Delete(got);
+        cg_http_out_free(&out[i]);
+        cg_http_out_free(&out[i]);
+    }
+    cg_reply_free(&r);
+    cg_reply_free(&r);
+    cJSON_Delete(c);
+}
+
+static void run_classify_case(const char *path)
+{
+    cJSON *c = load_case(path);
+    const char *cname = cJSON_GetObjectItem(c, "name")->valuestring;
+    long status = (long)cJSON_GetObjectItem(c, "status")->valuedouble;
+    const cJSON *body = cJSON_GetObjectItem(c, "body");
+    char *owned = cJSON_IsString(body) ? strdup(body->valuestring) : cJSON_PrintUnformatted(body);
+    cg_send_result res;
+    memset(&res, 0x5A, sizeof res);
+    tg()->classify(status, owned, strlen(owned), &res);
+    const cJSON *expect = cJSON_GetObjectItem(c, "expect");
+    check_str(cname, "kind", cJSON_GetObjectItem(expect, "kind")->valuestring, send_name(res.kind));
+    long want_ra = (long)cJSON_GetObjectItem(expect, "retry_after_ms")->valuedouble;
+    if (want_ra != res.retry_after_ms)
+        fail_msg("%s: retry_after_ms: want %ld, got %ld", cname, want_ra, res.retry_after_ms);
+    assert_non_null(memchr(res.reason, '\0', sizeof res.reason));
+    assert_non_null(memchr(res.platform_id, '\0', sizeof res.platform_id));
+    check_str(cname, "platform_id", cJSON_GetObjectItem(expect, "platform_id")->valuestring, res.platform_id);
+    const cJSON *rc = cJSON_GetObjectItem(expect, "reason_contains");
+    if (rc && !strstr(res.reason, rc->valuestring))
+        fail_msg("%s: reason \"%s\" lacks \"%s\"", cname, res.reason, rc->valuestring);
+    free(owned);
+    cJSON_Delete(c);
+}
+
+static void run_dir(const char *dir, void (*fn)(const char *), size_t min_cases)
+{
+    size_t n;
+    char **files = list_cases(dir, &n);
+    if (n < min_cases) fail_msg("%s: only %zu cases", dir, n);
+    for (size_t i = 0; i < n; i++) {
+        fn(files[i]);
+        free(files[i]);
+    }
+    free(files);
+    print_message("%zu cases in %s passed\n", n, dir);
+}
+
+static void test_parse_cases(void **state) { (void)state; run_dir(CASES "/parse", run_parse_case, 25); }
+static void test_render_cases(void **state) { (void)state; run_dir(CASES "/render", run_render_case, 10); }
+static void test_classify_cases(void **state) { (void)state; run_dir(CASES "/classify", run_classify_case, 10); }
+
+/* Properties no single case file can show. */
+static void test_split_pieces_fit(void **state)
+{
+    (void)state;
+    /* mixed text with lines, sentences and astral characters; every piece
+     * must be within 4096 UTF-16 units and the pieces must rebuild the text */
+    size_t cap = 40000, len = 0;
+    char *text = malloc(cap);
+    static const char *const parts[] = { "Line one is short.\n", "Ünïcödé sentence here. ", "😀😀 ",
+                                         "a&b<c>d ", "longwordwithoutanyspaces" };
+    for (unsigned i = 0; len < 20000; i = i * 7 + 3) {
+        const char *p = parts[i % 5];
+        memcpy(text + len, p, strlen(p));
+        len += strlen(p);
+    }
+    text[len] = '\0';
+    cg_reply r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.user, sizeof r.user, "42");
+    r.text = text;
+    cg_channel_cfg cfg = cfg_default();
+    cg_http_out out[CG_MAX_OUT_REQUESTS];
+    size_t n = 0;
+    assert_int_equal(tg()->render(&cfg, &r, out, CG_MAX_OUT_REQUESTS, &n), CG_OK);
+    assert_true(n >= 5);
+    char *rebuilt = calloc(1, cap);
+    for (size_t i = 0; i < n; i++) {
+        cJSON *b = cJSON_Parse(out[i].body);
+        const char *t = cJSON_GetObjectItem(b, "text")->valuestring;
+        size_t units = 0;
+        for (const unsigned char *p = (const unsigned char *)t; *p; p++) {
+            if ((*p & 0xC0) == 0x80) continue;
+            units += (*p >= 0xF0) ? 2 : 1;
+        }
+        /* escaped entities count as one character for Telegram */
+        for (const char *p = t; (p = strchr(p, '&')); p++) units -= strncmp(p, "&amp;", 5) == 0 ? 4 : 3;
+        assert_true(units <= 4096);
+        strcat(rebuilt, t);
+        cJSON_Delete(b);
+        cg_http_out_free(&out[i]);
+    }
+    /* compare ignoring blanks, after unescaping */
+    char *a = text, *b2 = rebuilt;
+    size_t ia = 0, ib = 0;
+    for (;;) {
+        while (a[ia] == ' ' || a[ia] == '\n') ia++;
+        while (b2[ib] == ' ' || b2[ib] == '\n') ib++;
+        if (!a[ia] || !b2[ib]) break;
+        char ca = a[ia++], cb = b2[ib++];
+        if (cb == '&') {
+            if (strncmp(b2 + ib, "amp;", 4) == 0) { cb = '&'; ib += 4; }
+            else if (strncmp(b2 + ib, "lt;", 3) == 0) { cb = '<'; ib += 3; }
+            else if (strncmp(b2 + ib, "gt;", 3) == 0) { cb = '>'; ib += 3; }
+        }
+        assert_int_equal(ca, cb);
+    }
+    assert_int_equal(a[ia], '\0');
+    assert_int_equal(b2[ib], '\0');
+    free(rebuilt);
+    free(text);
+}
+
+static void test_secure_equal(void **state)
+{
+    (void)state;
+    assert_true(cg_secure_equal("abc", 3, "abc", 3));
+    assert_false(cg_secure_equal("abc", 3, "abd", 3));
+    assert_false(cg_secure_equal("abc", 3, "abc", 2));
+    assert_false(cg_secure_equal("abc", 3, "abcd", 4));
+    assert_true(cg_secure_equal("", 0, NULL, 0));
+    assert_false(cg_secure_equal("", 0, "a", 1));
+    assert_false(cg_secure_equal(NULL, 3, "abc", 3));
+    /* embedded NUL bytes are compared too */
+    assert_false(cg_secure_equal("ab\0c", 4, "ab\0d", 4));
+    assert_true(cg_secure_equal("ab\0c", 4, "ab\0c", 4));
+}
+
+static void test_verify_fails_closed(void **state)
+{
+    (void)state;
+    cg_channel_cfg cfg = cfg_default();
+    cg_http_in req;
+    memset(&req, 0, sizeof req);
+    req.headers[0].name = "x-telegram-bot-api-secret-token";
+    req.headers[0].value = "";
+    req.nheaders = 1;
+    cfg.secret = "";
+    assert_int_equal(tg()->verify(&cfg, &req), CG_E_AUTH);
+    cfg.secret = NULL;
+    assert_int_equal(tg()->verify(&cfg, &req), CG_E_AUTH);
+}
+
+static void test_http_helpers(void **state)
+{
+    (void)state;
+    static const struct { const char *query, *name; int rc; const char *value; } rows[] = {
+        { "hub.mode=subscribe&hub.verify_token=abc%20d&hub.challenge=1158201444", "hub.challenge", 0, "1158201444" },
+        { "hub.mode=subscribe&hub.verify_token=abc%20d", "hub.verify_token", 0, "abc d" },
+        { "a=1+2&b", "a", 0, "1 2" },
+        { "a=1&b", "b", 0, "" },
+        { "a=1", "c", -1, "" },
+        { "a=%zz", "a", -1, "" },
+        { "a=%4", "a", -1, "" },
+        { "a=%00", "a", -1, "" },
+        { "x%2Ey=7", "x.y", 0, "7" },
+        { "a=0123456789abcdef", "a", -1, "" },     /* does not fit the 16-byte buffer */
+        { "", "a", -1, "" },
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        cg_http_in req;
+        memset(&req, 0, sizeof req);
+        req.query = rows[i].query;
+        char buf[16];
+        int rc = cg_http_in_query(&req, rows[i].name, buf, sizeof buf);
+        if (rc != rows[i].rc || strcmp(buf, rows[i].value) != 0)
+            fail_msg("query %s name %s: rc %d value '%s'", rows[i].query, rows[i].name, rc, buf);
+    }
+    cg_http_in req;
+    memset(&req, 0, sizeof req);
+    req.headers[0] = (cg_header){ "content-type", "application/json" };
+    req.headers[1] = (cg_header){ "x-hub-signature-256", "sha256=ab" };
+    req.nheaders = 2;
+    assert_string_equal(cg_http_in_header(&req, "x-hub-signature-256"), "sha256=ab");
+    assert_null(cg_http_in_header(&req, "x-missing"));
+    static const struct { cg_err e; int status; } map[] = {
+        { CG_OK, 200 }, { CG_E_AUTH, 401 }, { CG_E_FORBIDDEN, 403 }, { CG_E_BAD_REQUEST, 400 },
+        { CG_E_TOO_LARGE, 413 }, { CG_E_UNAVAILABLE, 503 }, { CG_E_NOMEM, 500 }, { CG_E_INTERNAL, 500 },
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        assert_int_equal(cg_err_http_status(map[i].e), map[i].status);
+    assert_ptr_equal(cg_connector_find("telegram"), cg_connectors[0]);
+    assert_null(cg_connector_find("Telegram"));
+    assert_null(cg_connector_find(NULL));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_cases),
+        cmocka_unit_test(test_render_cases),
+        cmocka_unit_test(test_classify_cases),
+        cmocka_unit_test(test_split_pieces_fit),
+        cmocka_unit_test(test_secure_equal),
+        cmocka_unit_test(test_verify_fails_closed),
+        cmocka_unit_test(test_http_helpers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
