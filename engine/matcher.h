@@ -30,6 +30,7 @@ typedef struct cg_matcher_opts {
     double char_weight;       /* share of the char block in the unit vector, (0, 1) */
     int solver;               /* liblinear solver_type (L2R_L2LOSS_SVC_DUAL, MCSVM_CS...) */
     double C;                 /* liblinear cost */
+    double eps;               /* liblinear stopping tolerance */
     double calib_a, calib_b;  /* confidence = 1 / (1 + exp(-calib_a * (s - calib_b))) */
     double should_bonus;      /* added to the decision value per "should" keyword found */
 } cg_matcher_opts;

@@ -1,0 +1,431 @@
+/*
+ * matchbench.c: the matcher's own benchmark harness (not part of the build;
+ * bench/intents/run.sh compiles it against the engine library).
+ *
+ * Builds a cg_intents in memory straight from dataset CSV files (no loader,
+ * no intent files), trains the matcher with cg_matcher_train_opts, and
+ * reports accuracy, out-of-scope rejection, training time, memory and
+ * classifications per second on one thread. The end-to-end figures in
+ * docs/benchmarks.md come from `civicgate intents eval`; this harness is for
+ * the speed figures and for tuning the model's knobs.
+ *
+ * Usage:
+ *   matchbench [knobs] --train FILE[:lang[:prefix[:max_per_intent[:max_intents]]]] ...
+ *              [--test FILE[:lang[:prefix]]] [--holdout N] [--valid K]
+ *              [--threshold X] [--sweep] [--speed SECONDS]
+ * CSV: header "text,category" or "label,text" (column order from the header).
+ * --holdout N   drop every (nintents/N)-th intent from training; their test
+ *               rows are out of scope (must fall back)
+ * --valid K     no --test: every K-th training row per intent is held out as
+ *               the test set (for choosing thresholds without the test set)
+ * knobs: --char MIN-MAX --cw X --C X --solver N --nostem --nobigram
+ *        --calib-a X --calib-b X
+ */
+#define _GNU_SOURCE
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "civicgate/intents.h"
+#include "matcher.h"
+
+#define MAX_FILES 8
+
+typedef struct row { char *text; char *label; char lang[CG_LANG_MAX]; } row;
+typedef struct rows { row *v; size_t n, cap; } rows;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        perror(path);
+        exit(2);
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (!b || fread(b, 1, (size_t)n, f) != (size_t)n)
+        exit(2);
+    b[n] = 0;
+    fclose(f);
+    *len = (size_t)n;
+    return b;
+}
+
+/* RFC 4180 field reader; returns 1 at end of record, 0 more fields, -1 EOF. */
+static int csv_field(const char **pp, const char *end, char **out)
+{
+    const char *p = *pp;
+    if (p >= end)
+        return -1;
+    size_t cap = 64, n = 0;
+    char *b = malloc(cap);
+    int quoted = 0;
+    if (*p == '"') {
+        quoted = 1;
+        p++;
+    }
+    for (;;) {
+        if (p >= end)
+            break;
+        char c = *p;
+        if (quoted) {
+            if (c == '"') {
+                if (p + 1 < end && p[1] == '"') {
+                    p += 2;
+                    c = '"';
+                } else {
+                    quoted = 0;
+                    p++;
+                    continue;
+                }
+            } else
+                p++;
+        } else {
+            if (c == ',' || c == '\n' || c == '\r')
+                break;
+            p++;
+        }
+        if (n + 2 > cap)
+            b = realloc(b, cap *= 2);
+        b[n++] = c;
+    }
+    b[n] = 0;
+    *out = b;
+    int eor = 1;
+    if (p < end && *p == ',') {
+        p++;
+        eor = 0;
+    } else {
+        while (p < end && (*p == '\r' || *p == '\n'))
+            p++;
+    }
+    *pp = p;
+    return eor;
+}
+
+static void read_csv(const char *path, const char *lang, const char *prefix, rows *r)
+{
+    size_t len;
+    char *data = slurp(path, &len);
+    const char *p = data, *end = data + len;
+    char *h1 = NULL, *h2 = NULL;
+    csv_field(&p, end, &h1);
+    csv_field(&p, end, &h2);
+    int text_first = strcmp(h1, "text") == 0;
+    free(h1);
+    free(h2);
+    for (;;) {
+        char *a = NULL, *b = NULL;
+        if (csv_field(&p, end, &a) < 0)
+            break;
+        if (csv_field(&p, end, &b) < 0) {
+            free(a);
+            break;
+        }
+        if (r->n == r->cap) {
+            r->cap = r->cap ? r->cap * 2 : 1024;
+            r->v = realloc(r->v, r->cap * sizeof *r->v);
+        }
+        row *w = &r->v[r->n++];
+        w->text = text_first ? a : b;
+        char *lab = text_first ? b : a;
+        /* intent ids: prefix + label, lower-cased, spaces → '-' */
+        char *id = NULL;
+        if (asprintf(&id, "%s%s", prefix, lab) < 0)
+            exit(2);
+        free(lab);
+        w->label = id;
+        snprintf(w->lang, sizeof w->lang, "%s", lang);
+    }
+    free(data);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* sorted unique labels */
+static char **labels_of(const rows *r, size_t *n)
+{
+    char **v = malloc((r->n + 1) * sizeof *v);
+    for (size_t i = 0; i < r->n; i++)
+        v[i] = r->v[i].label;
+    qsort(v, r->n, sizeof *v, cmp_str);
+    size_t k = 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (k == 0 || strcmp(v[k - 1], v[i]) != 0)
+            v[k++] = v[i];
+    *n = k;
+    return v;
+}
+
+static long find_label(char **v, size_t n, const char *s)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(v[mid], s);
+        if (c == 0)
+            return (long)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    cg_matcher_opts o;
+    cg_matcher_opts_default(&o);
+    const char *trains[MAX_FILES], *tests[MAX_FILES];
+    size_t ntrain = 0, ntest = 0;
+    int holdout = 0, valid = 0, sweep = 0;
+    double threshold = 0.5, margin = 0.08, speed = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : "";
+        if (!strcmp(a, "--train") && ntrain < MAX_FILES) trains[ntrain++] = v, i++;
+        else if (!strcmp(a, "--test") && ntest < MAX_FILES) tests[ntest++] = v, i++;
+        else if (!strcmp(a, "--holdout")) holdout = atoi(v), i++;
+        else if (!strcmp(a, "--valid")) valid = atoi(v), i++;
+        else if (!strcmp(a, "--threshold")) threshold = atof(v), i++;
+        else if (!strcmp(a, "--margin")) margin = atof(v), i++;
+        else if (!strcmp(a, "--sweep")) sweep = 1;
+        else if (!strcmp(a, "--speed")) speed = atof(v), i++;
+        else if (!strcmp(a, "--char")) { sscanf(v, "%d-%d", &o.char_min, &o.char_max); i++; }
+        else if (!strcmp(a, "--cw")) o.char_weight = atof(v), i++;
+        else if (!strcmp(a, "--C")) o.C = atof(v), i++;
+        else if (!strcmp(a, "--eps")) o.eps = atof(v), i++;
+        else if (!strcmp(a, "--solver")) o.solver = atoi(v), i++;
+        else if (!strcmp(a, "--calib-a")) o.calib_a = atof(v), i++;
+        else if (!strcmp(a, "--calib-b")) o.calib_b = atof(v), i++;
+        else if (!strcmp(a, "--nostem")) o.stem = 0;
+        else if (!strcmp(a, "--nobigram")) o.word_bigrams = 0;
+        else {
+            fprintf(stderr, "unknown argument %s\n", a);
+            return 2;
+        }
+    }
+    if (!ntrain) {
+        fprintf(stderr, "usage: see the comment at the top of matchbench.c\n");
+        return 2;
+    }
+
+    /* training rows, with per-file caps */
+    rows tr = {0}, te = {0};
+    char langs[MAX_FILES][CG_LANG_MAX];
+    size_t nlangs = 0;
+    for (size_t f = 0; f < ntrain; f++) {
+        char spec[1024], *parts[5] = {0};
+        snprintf(spec, sizeof spec, "%s", trains[f]);
+        size_t np = 0;
+        for (char *tok = strtok(spec, ":"); tok && np < 5; tok = strtok(NULL, ":"))
+            parts[np++] = tok;
+        const char *lang = np > 1 ? parts[1] : "en";
+        const char *prefix = np > 2 && strcmp(parts[2], "-") ? parts[2] : "";
+        size_t cap = np > 3 ? (size_t)atol(parts[3]) : 0;
+        size_t maxi = np > 4 ? (size_t)atol(parts[4]) : 0;
+        rows r = {0};
+        read_csv(parts[0], lang, prefix, &r);
+        size_t nl;
+        char **labs = labels_of(&r, &nl);
+        size_t *cnt = calloc(nl, sizeof *cnt);
+        for (size_t i = 0; i < r.n; i++) {
+            long li = find_label(labs, nl, r.v[i].label);
+            if ((maxi && (size_t)li >= maxi) || (cap && cnt[li] >= cap))
+                continue;
+            cnt[li]++;
+            if (tr.n == tr.cap) {
+                tr.cap = tr.cap ? tr.cap * 2 : 1024;
+                tr.v = realloc(tr.v, tr.cap * sizeof *tr.v);
+            }
+            tr.v[tr.n++] = r.v[i];
+        }
+        free(cnt);
+        free(labs);
+        free(r.v);
+        size_t k = 0;
+        while (k < nlangs && strcmp(langs[k], lang))
+            k++;
+        if (k == nlangs)
+            snprintf(langs[nlangs++], CG_LANG_MAX, "%s", lang);
+    }
+    for (size_t f = 0; f < ntest; f++) {
+        char spec[1024], *parts[3] = {0};
+        snprintf(spec, sizeof spec, "%s", tests[f]);
+        size_t np = 0;
+        for (char *tok = strtok(spec, ":"); tok && np < 3; tok = strtok(NULL, ":"))
+            parts[np++] = tok;
+        read_csv(parts[0], np > 1 ? parts[1] : "en", np > 2 && strcmp(parts[2], "-") ? parts[2] : "",
+                 &te);
+    }
+    if (ntest == 0 && valid > 1) {
+        /* every valid-th row of each intent becomes a test row */
+        size_t nl;
+        char **labs = labels_of(&tr, &nl);
+        size_t *cnt = calloc(nl, sizeof *cnt);
+        rows keep = {0};
+        keep.v = malloc(tr.n * sizeof *keep.v);
+        te.v = malloc(tr.n * sizeof *te.v);
+        for (size_t i = 0; i < tr.n; i++) {
+            long li = find_label(labs, nl, tr.v[i].label);
+            if (cnt[li]++ % (size_t)valid == (size_t)valid - 1)
+                te.v[te.n++] = tr.v[i];
+            else
+                keep.v[keep.n++] = tr.v[i];
+        }
+        free(tr.v);
+        tr = keep;
+        free(cnt);
+        free(labs);
+    }
+
+    /* intents: every label of the training rows, minus the held-out ones */
+    size_t nl;
+    char **labs = labels_of(&tr, &nl);
+    char *is_out = calloc(nl, 1);
+    if (holdout > 0)
+        for (size_t k = 0; k < (size_t)holdout; k++)
+            is_out[(k * nl) / (size_t)holdout + (nl / (size_t)holdout) / 2] = 1;
+    cg_intents t;
+    memset(&t, 0, sizeof t);
+    t.intents = calloc(nl, sizeof *t.intents);
+    size_t *in_of = malloc(nl * sizeof *in_of);
+    for (size_t i = 0; i < nl; i++) {
+        if (is_out[i])
+            continue;
+        cg_intent *in = &t.intents[t.nintents];
+        in_of[i] = t.nintents++;
+        in->id = labs[i];
+        in->examples = calloc(nlangs, sizeof *in->examples);
+        in->nexamples = nlangs;
+        for (size_t l = 0; l < nlangs; l++) {
+            memcpy(in->examples[l].lang, langs[l], CG_LANG_MAX);
+            in->examples[l].v = malloc(tr.n * sizeof(char *));
+        }
+    }
+    for (size_t i = 0; i < tr.n; i++) {
+        long li = find_label(labs, nl, tr.v[i].label);
+        if (is_out[li])
+            continue;
+        cg_intent *in = &t.intents[in_of[li]];
+        for (size_t l = 0; l < nlangs; l++)
+            if (!strcmp(langs[l], tr.v[i].lang))
+                in->examples[l].v[in->examples[l].n++] = tr.v[i].text;
+    }
+    char *langv[MAX_FILES];
+    for (size_t l = 0; l < nlangs; l++)
+        langv[l] = langs[l];
+    t.settings.languages = langv;
+    t.settings.nlanguages = nlangs;
+    snprintf(t.settings.default_language, CG_LANG_MAX, "%s", langs[0]);
+    t.settings.threshold = threshold;
+    t.settings.ambiguity_margin = margin;
+
+    size_t nex = 0;
+    for (size_t i = 0; i < t.nintents; i++)
+        for (size_t l = 0; l < nlangs; l++)
+            nex += t.intents[i].examples[l].n;
+    double t0 = now();
+    t.matcher = cg_matcher_train_opts(&t, &o, NULL);
+    double t1 = now();
+    if (!t.matcher) {
+        fprintf(stderr, "training failed\n");
+        return 1;
+    }
+    printf("table: %zu intents, %zu examples, %zu language(s); train %.3f s; memory %.1f MiB\n",
+           t.nintents, nex, nlangs, t1 - t0, cg_matcher_memory(t.matcher) / 1048576.0);
+
+    if (te.n) {
+        /* decide each test row once; keep the top confidence */
+        size_t n_in = 0, n_oos = 0, correct = 0, lang_ok = 0;
+        double *conf = malloc(te.n * sizeof *conf);
+        char *ok = malloc(te.n), *oos = malloc(te.n);
+        for (size_t i = 0; i < te.n; i++) {
+            long li = find_label(labs, nl, te.v[i].label);
+            oos[i] = li < 0 || is_out[li];
+            cg_match mt;
+            if (cg_intents_match(&t, te.v[i].text, strlen(te.v[i].text), NULL, &mt) != 0) {
+                conf[i] = 0;
+                ok[i] = 0;
+                continue;
+            }
+            conf[i] = mt.nalt ? mt.alt[0].score : 0;
+            ok[i] = !oos[i] && mt.nalt && !strcmp(mt.alt[0].intent->id, te.v[i].label);
+            lang_ok += strcmp(mt.lang, te.v[i].lang) == 0;
+            if (oos[i])
+                n_oos++;
+            else {
+                n_in++;
+                correct += (size_t)ok[i];
+            }
+        }
+        printf("test: %zu in scope, %zu out of scope; language detected right %.2f%%\n", n_in, n_oos,
+               100.0 * lang_ok / te.n);
+        printf("accuracy (top-1, no threshold): %.2f%%\n", n_in ? 100.0 * correct / n_in : 0);
+        double ths[64];
+        size_t nth = 0;
+        if (sweep)
+            for (double th = 0.1; th < 0.91 && nth < 64; th += 0.05)
+                ths[nth++] = th;
+        else
+            ths[nth++] = threshold;
+        for (size_t k = 0; k < nth; k++) {
+            size_t c = 0, rej = 0, in_rej = 0;
+            for (size_t i = 0; i < te.n; i++) {
+                int fb = conf[i] < ths[k];
+                if (oos[i])
+                    rej += (size_t)fb;
+                else {
+                    c += (size_t)(ok[i] && !fb);
+                    in_rej += (size_t)fb;
+                }
+            }
+            printf("threshold %.2f: in-scope accuracy %.2f%% (lost %.2f), in-scope fallback %.2f%%, "
+                   "out-of-scope fallback (recall) %.2f%%\n",
+                   ths[k], n_in ? 100.0 * c / n_in : 0,
+                   n_in ? 100.0 * (correct - c) / n_in : 0, n_in ? 100.0 * in_rej / n_in : 0,
+                   n_oos ? 100.0 * rej / n_oos : 0);
+        }
+        free(conf);
+        free(ok);
+        free(oos);
+    }
+
+    if (speed > 0 && te.n) {
+        size_t *lens = malloc(te.n * sizeof *lens);
+        for (size_t i = 0; i < te.n; i++)
+            lens[i] = strlen(te.v[i].text);
+        size_t done = 0;
+        double s0 = now(), s1;
+        volatile double sink = 0;
+        do {
+            for (size_t i = 0; i < te.n; i++) {
+                cg_match mt;
+                cg_intents_match(&t, te.v[i].text, lens[i], NULL, &mt);
+                sink += mt.score;
+            }
+            done += te.n;
+            s1 = now();
+        } while (s1 - s0 < speed);
+        printf("speed: %.0f classifications/s on one thread (%zu in %.2f s, language detection on)\n",
+               done / (s1 - s0), done, s1 - s0);
+        free(lens);
+    }
+    cg_matcher_free(t.matcher);
+    return 0;
+}

@@ -1,0 +1,1249 @@
+/*
+ * matcher.c: what did the citizen ask? A discriminative linear classifier
+ * over the intent table's examples, trained when the table loads.
+ *
+ * Model. Each text is normalised (cg_text_normalize), split into words,
+ * rewritten by the table's synonyms (longest match first), and turned into
+ * two blocks of hashed features:
+ *   - word block: Snowball stems (unigrams) and stem bigrams;
+ *   - char block: character n-grams (opts.char_min..char_max code points) of
+ *     each unstemmed word padded as "<word>", which is what tolerates typos.
+ * Only features seen in training are kept (a dictionary from 64-bit hash to
+ * index). Values are sublinear TF x smoothed IDF, each block L2-normalised
+ * and weighted so that the whole vector has unit norm. liblinear trains a
+ * one-vs-rest L2-regularised SVM (dual coordinate descent: its weights are
+ * exactly sparse, stored CSR by feature) with one model for all languages
+ * (each example stemmed with its own language's stemmer).
+ *
+ * Confidence. The decision value s of each intent is mapped to [0, 1] by a
+ * fixed logistic: 1 / (1 + exp(-a (s - b))). The top decision value alone is
+ * the out-of-scope signal (a text far from every intent has every s < 0);
+ * settings.threshold cuts on it (chosen on validation data, see
+ * docs/benchmarks.md). Keywords: an intent with "must" keywords none of which
+ * appears cannot be the answer; each "should" keyword present adds
+ * opts.should_bonus to s. Intents with special == fallback (or no examples)
+ * are not classes at all.
+ *
+ * Language. Script first: a text mostly in Arabic letters goes to the
+ * table's Arabic-script language; otherwise a naive Bayes model of character
+ * 1-3-grams learned from the table's own examples picks among the others, and
+ * the default language wins unless another is clearly more likely.
+ *
+ * API in call order: cg_matcher_train() (the loader), cg_intents_match() /
+ * cg_intents_detect_lang() (any thread, concurrently), cg_matcher_memory(),
+ * cg_matcher_free(). After training the matcher is read-only; per-call scratch
+ * (buffers and the stemmer cache) is thread-local.
+ *
+ * Extending: a new feature family goes in analyse() (both training and
+ * matching go through it, so they cannot drift); a new knob in
+ * cg_matcher_opts (engine/matcher.h) with its default in
+ * cg_matcher_opts_default(); measure with bench/intents/run.sh.
+ */
+#include "matcher.h"
+
+#include <linear.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "civicgate/text.h"
+
+#define M_MAX_TOKENS    512          /* words of one text considered */
+#define M_MAX_LANGS     16
+#define M_LM_BUCKETS    (1u << 14)   /* language model: hashed char 1-3-grams */
+#define M_LM_MARGIN     1.5          /* nats another language must beat the default by */
+#define M_MAX_SYN_TOKENS 8           /* words in one synonym phrase */
+#define M_MAX_KW_TOKENS  8           /* words in one keyword phrase */
+
+/* ---- hashing ----------------------------------------------------------- */
+
+#define H_SEED_WORD   0x1111u
+#define H_SEED_BIGRAM 0x2222u
+#define H_SEED_CHAR   0x3333u
+#define H_SEED_LM     0x4444u
+
+static inline uint64_t h_init(uint64_t seed)
+{
+    return 0xcbf29ce484222325ULL ^ (seed * 0x9E3779B97F4A7C15ULL);
+}
+static inline uint64_t h_byte(uint64_t h, unsigned char c)
+{
+    return (h ^ c) * 0x100000001b3ULL;
+}
+static inline uint64_t h_mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+static uint64_t h_bytes(uint64_t seed, const char *s, size_t n)
+{
+    uint64_t h = h_init(seed);
+    for (size_t i = 0; i < n; i++)
+        h = h_byte(h, (unsigned char)s[i]);
+    return h_mix(h);
+}
+
+/* ---- the model --------------------------------------------------------- */
+
+typedef struct kw {            /* one keyword phrase */
+    uint64_t words[M_MAX_KW_TOKENS];               /* unstemmed word hashes */
+    uint64_t stems[M_MAX_LANGS][M_MAX_KW_TOKENS];  /* per table language */
+    uint8_t n;
+} kw;
+
+typedef struct cls_kw {        /* keywords of one class */
+    uint32_t cls;
+    kw *must; size_t nmust;
+    kw *should; size_t nshould;
+} cls_kw;
+
+typedef struct syn {           /* variant phrase → canonical words */
+    uint64_t from[M_MAX_SYN_TOKENS];
+    uint8_t nfrom;
+    const char *to[M_MAX_SYN_TOKENS];   /* into the matcher's copy of syn_to */
+    uint32_t tolen[M_MAX_SYN_TOKENS];
+    uint8_t nto;
+} syn;
+
+struct cg_matcher {
+    cg_matcher_opts o;
+    double char_scale, word_scale;
+
+    /* feature dictionary: open addressing, key 0 = empty */
+    uint64_t *keys; uint32_t *vals; size_t cap;     /* vals: index | block << 31 */
+    size_t nfeat;
+    float *idf;
+
+    /* weights, CSR by feature */
+    uint32_t *row;   /* nfeat + 1 */
+    uint16_t *wcls;
+    float *wval;
+    size_t nnz;
+    float *bias;     /* per class */
+    size_t nclass;
+    uint32_t *cls_intent;   /* class → index in t->intents */
+
+    cls_kw *kws; size_t nkws;
+    syn *syns; size_t nsyns;
+    char **syn_text; size_t nsyn_text;
+
+    /* languages */
+    size_t nlang;
+    char lang[M_MAX_LANGS][CG_LANG_MAX];
+    int lang_arabic[M_MAX_LANGS];   /* examples mostly in Arabic script */
+    int def_lang;                   /* index of the default language */
+    float *lm;                      /* [nlang][M_LM_BUCKETS] log P(gram | lang) */
+
+    size_t memory;
+};
+
+void cg_matcher_opts_default(cg_matcher_opts *o)
+{
+    o->char_min = 2;
+    o->char_max = 5;
+    o->word_bigrams = 1;
+    o->stem = 1;
+    o->char_weight = 0.5;
+    o->solver = L2R_L2LOSS_SVC_DUAL;
+    o->C = 1.0;
+    o->eps = 0.1;
+    o->calib_a = 4.0;
+    o->calib_b = 0.0;
+    o->should_bonus = 0.1;
+}
+
+/* ---- per-thread scratch ------------------------------------------------ */
+
+typedef struct word {
+    const char *s; uint32_t len;
+    uint64_t h;      /* hash of the unstemmed word */
+    uint64_t stem;   /* hash of its stem */
+} word;
+
+typedef struct fentry { uint64_t h; uint32_t tf; uint32_t block; } fentry;
+
+typedef struct scratch {
+    cg_text_ctx *text;
+    word words[M_MAX_TOKENS];
+    word raw[M_MAX_TOKENS];
+    size_t nwords;
+    fentry *tab; size_t tabcap;      /* feature counts of one text (open addressing) */
+    uint32_t *used; size_t nused;    /* occupied slots of tab */
+    uint32_t *kf; float *kv; uint8_t *kb;   /* known features of one text */
+    float *scores; size_t scap;
+} scratch;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+    scratch *s = p;
+    if (!s)
+        return;
+    cg_text_ctx_free(s->text);
+    free(s->tab);
+    free(s->used);
+    free(s->kf);
+    free(s->kv);
+    free(s->kb);
+    free(s->scores);
+    free(s);
+}
+
+static void scratch_key_init(void)
+{
+    (void)pthread_key_create(&scratch_key, scratch_free);
+}
+
+/* This thread's scratch; NULL on ENOMEM. */
+static scratch *scratch_get(void)
+{
+    pthread_once(&scratch_once, scratch_key_init);
+    scratch *s = pthread_getspecific(scratch_key);
+    if (s)
+        return s;
+    s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->text = cg_text_ctx_new();
+    if (!s->text || pthread_setspecific(scratch_key, s) != 0) {
+        scratch_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* ---- analysis: normalised text → words → features ---------------------- */
+
+/* Split norm into words, apply synonyms, stem. Fills s->words. */
+static void split_words(const cg_matcher *m, scratch *s, const char *norm, const char *lang)
+{
+    size_t nraw = 0;
+    for (const char *p = norm; *p && nraw < M_MAX_TOKENS;) {
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            break;
+        const char *e = p;
+        while (*e && *e != ' ')
+            e++;
+        s->raw[nraw].s = p;
+        s->raw[nraw].len = (uint32_t)(e - p);
+        s->raw[nraw].h = h_bytes(H_SEED_WORD, p, (size_t)(e - p));
+        nraw++;
+        p = e;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < nraw && n < M_MAX_TOKENS;) {
+        const syn *best = NULL;
+        for (size_t k = 0; k < m->nsyns; k++) {   /* sorted longest first */
+            const syn *y = &m->syns[k];
+            if (y->from[0] != s->raw[i].h || i + y->nfrom > nraw)
+                continue;
+            size_t j = 1;
+            while (j < y->nfrom && y->from[j] == s->raw[i + j].h)
+                j++;
+            if (j == y->nfrom) {
+                best = y;
+                break;
+            }
+        }
+        if (!best) {
+            s->words[n++] = s->raw[i++];
+            continue;
+        }
+        for (size_t j = 0; j < best->nto && n < M_MAX_TOKENS; j++) {
+            s->words[n].s = best->to[j];
+            s->words[n].len = best->tolen[j];
+            s->words[n].h = h_bytes(H_SEED_WORD, best->to[j], best->tolen[j]);
+            n++;
+        }
+        i += best->nfrom;
+    }
+    for (size_t i = 0; i < n; i++) {
+        word *w = &s->words[i];
+        size_t sl = w->len;
+        const char *st = w->s;
+        if (m->o.stem) {
+            st = cg_text_stem(s->text, lang, w->s, w->len, &sl);
+            if (!st) {
+                st = w->s;
+                sl = w->len;
+            }
+        }
+        w->stem = h_bytes(H_SEED_WORD, st, sl);
+    }
+    s->nwords = n;
+}
+
+static int tab_reserve(scratch *s, size_t want)
+{
+    size_t cap = 1024;
+    while (cap < want * 2)
+        cap <<= 1;
+    if (cap <= s->tabcap)
+        return 0;
+    fentry *t = calloc(cap, sizeof *t);
+    uint32_t *u = malloc(cap * sizeof *u);
+    uint32_t *kf = malloc(cap * sizeof *kf);
+    float *kv = malloc(cap * sizeof *kv);
+    uint8_t *kb = malloc(cap);
+    if (!t || !u || !kf || !kv || !kb) {
+        free(t);
+        free(u);
+        free(kf);
+        free(kv);
+        free(kb);
+        return -1;
+    }
+    free(s->tab);
+    free(s->used);
+    free(s->kf);
+    free(s->kv);
+    free(s->kb);
+    s->tab = t;
+    s->used = u;
+    s->kf = kf;
+    s->kv = kv;
+    s->kb = kb;
+    s->tabcap = cap;
+    s->nused = 0;
+    return 0;
+}
+
+static inline void tab_add(scratch *s, uint64_t h, uint32_t block)
+{
+    if (h == 0)
+        h = 1;
+    size_t mask = s->tabcap - 1;
+    size_t i = (size_t)h & mask;
+    while (s->tab[i].h && s->tab[i].h != h)
+        i = (i + 1) & mask;
+    if (!s->tab[i].h) {
+        s->tab[i].h = h;
+        s->tab[i].tf = 0;
+        s->tab[i].block = block;
+        s->used[s->nused++] = (uint32_t)i;
+    }
+    s->tab[i].tf++;
+}
+
+static void tab_clear(scratch *s)
+{
+    for (size_t i = 0; i < s->nused; i++)
+        s->tab[s->used[i]].h = 0;
+    s->nused = 0;
+}
+
+/* Features of s->words into s->tab (cleared first). -1 on ENOMEM. */
+static int features(const cg_matcher *m, scratch *s)
+{
+    size_t chars = 0;
+    for (size_t i = 0; i < s->nwords; i++)
+        chars += s->words[i].len + 2;
+    size_t span = (size_t)(m->o.char_max - m->o.char_min + 1);
+    if (tab_reserve(s, s->nwords * 2 + chars * span + 16) != 0)
+        return -1;
+    tab_clear(s);
+    for (size_t i = 0; i < s->nwords; i++) {
+        tab_add(s, s->words[i].stem, 0);
+        if (m->o.word_bigrams && i + 1 < s->nwords)
+            tab_add(s, h_mix(s->words[i].stem * 0x9E3779B97F4A7C15ULL ^ s->words[i + 1].stem ^
+                             H_SEED_BIGRAM), 0);
+    }
+    /* char n-grams of "<word>", counted in code points */
+    uint32_t off[CG_MAX_TEXT_BYTES + 3];
+    char buf[CG_MAX_TEXT_BYTES + 3];
+    for (size_t i = 0; i < s->nwords; i++) {
+        const word *w = &s->words[i];
+        if (w->len > CG_MAX_TEXT_BYTES)
+            continue;
+        size_t bl = 0, np = 0;
+        buf[bl++] = '<';
+        memcpy(buf + bl, w->s, w->len);
+        bl += w->len;
+        buf[bl++] = '>';
+        for (size_t b = 0; b < bl; b++)
+            if (((unsigned char)buf[b] & 0xC0) != 0x80)
+                off[np++] = (uint32_t)b;
+        off[np] = (uint32_t)bl;
+        for (size_t st = 0; st < np; st++) {
+            uint64_t h = h_init(H_SEED_CHAR);
+            size_t b = off[st];
+            for (int n = 1; n <= m->o.char_max && st + (size_t)n <= np; n++) {
+                for (; b < off[st + (size_t)n]; b++)
+                    h = h_byte(h, (unsigned char)buf[b]);
+                if (n >= m->o.char_min)
+                    tab_add(s, h_mix(h ^ (uint64_t)n), 1);
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- dictionary -------------------------------------------------------- */
+
+static inline int64_t dict_get(const cg_matcher *m, uint64_t h)
+{
+    if (h == 0)
+        h = 1;
+    size_t mask = m->cap - 1;
+    size_t i = (size_t)h & mask;
+    while (m->keys[i]) {
+        if (m->keys[i] == h)
+            return m->vals[i];
+        i = (i + 1) & mask;
+    }
+    return -1;
+}
+
+static int dict_grow(cg_matcher *m)
+{
+    size_t ncap = m->cap ? m->cap * 2 : 1 << 16;
+    uint64_t *k = calloc(ncap, sizeof *k);
+    uint32_t *v = malloc(ncap * sizeof *v);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return -1;
+    }
+    for (size_t i = 0; i < m->cap; i++) {
+        if (!m->keys[i])
+            continue;
+        size_t j = (size_t)m->keys[i] & (ncap - 1);
+        while (k[j])
+            j = (j + 1) & (ncap - 1);
+        k[j] = m->keys[i];
+        v[j] = m->vals[i];
+    }
+    free(m->keys);
+    free(m->vals);
+    m->keys = k;
+    m->vals = v;
+    m->cap = ncap;
+    return 0;
+}
+
+/* Index of h (with its block in bit 31), inserted if new; -1 on ENOMEM. */
+static int64_t dict_put(cg_matcher *m, uint64_t h, uint32_t block)
+{
+    if (h == 0)
+        h = 1;
+    if ((m->nfeat + 1) * 2 > m->cap && dict_grow(m) != 0)
+        return -1;
+    size_t mask = m->cap - 1;
+    size_t i = (size_t)h & mask;
+    while (m->keys[i]) {
+        if (m->keys[i] == h)
+            return m->vals[i];
+        i = (i + 1) & mask;
+    }
+    m->keys[i] = h;
+    m->vals[i] = (uint32_t)m->nfeat | (block << 31);
+    return (int64_t)m->nfeat++ | ((int64_t)block << 31);
+}
+
+/* ---- language model ---------------------------------------------------- */
+
+static int is_arabic_lead(const unsigned char *p)
+{
+    /* U+0600..U+06FF and U+0750..U+077F: lead bytes D8..DB, DD */
+    return *p == 0xD8 || *p == 0xD9 || *p == 0xDA || *p == 0xDB || *p == 0xDD;
+}
+
+/* Letters of norm in Arabic script vs others (ASCII letters and other
+ * non-ASCII letters counted as "other"). */
+static void script_counts(const char *norm, size_t *arabic, size_t *other)
+{
+    *arabic = *other = 0;
+    for (const unsigned char *p = (const unsigned char *)norm; *p; p++) {
+        if ((*p & 0xC0) == 0x80 || *p == ' ' || (*p >= '0' && *p <= '9'))
+            continue;
+        if (is_arabic_lead(p))
+            (*arabic)++;
+        else
+            (*other)++;
+    }
+}
+
+/* Calls fn(bucket) for each char 1-3-gram of " norm " (bytes of code points). */
+static void lm_grams(const char *norm, void (*fn)(void *, uint32_t), void *arg)
+{
+    uint32_t cps[3] = {0, 0, 0};   /* last code points as packed bytes */
+    size_t have = 0;
+    const unsigned char *p = (const unsigned char *)norm;
+    int done = 0;
+    uint32_t cur = ' ';
+    int first = 1;
+    while (!done) {
+        if (first) {
+            cur = ' ';
+            first = 0;
+        } else if (!*p) {
+            cur = ' ';
+            done = 1;
+        } else {
+            cur = *p++;
+            while ((*p & 0xC0) == 0x80)
+                cur = (cur << 8) | *p++;
+        }
+        cps[0] = cps[1];
+        cps[1] = cps[2];
+        cps[2] = cur;
+        if (have < 3)
+            have++;
+        for (size_t n = 1; n <= have; n++) {
+            uint64_t h = h_init(H_SEED_LM + n);
+            for (size_t k = 3 - n; k < 3; k++)
+                h = (h ^ cps[k]) * 0x100000001b3ULL;
+            fn(arg, (uint32_t)(h_mix(h) & (M_LM_BUCKETS - 1)));
+        }
+    }
+}
+
+typedef struct lm_acc { float *row; double sum; } lm_acc;
+static void lm_count(void *arg, uint32_t b)
+{
+    lm_acc *a = arg;
+    a->row[b] += 1.0f;
+    a->sum += 1.0;
+}
+
+typedef struct lm_score { const float *lm; size_t nlang; const int *cand; double *sc; } lm_score;
+static void lm_add(void *arg, uint32_t b)
+{
+    lm_score *a = arg;
+    for (size_t l = 0; l < a->nlang; l++)
+        if (a->cand[l])
+            a->sc[l] += a->lm[l * M_LM_BUCKETS + b];
+}
+
+static int lang_index(const cg_matcher *m, const char *lang)
+{
+    for (size_t i = 0; i < m->nlang; i++)
+        if (strcmp(m->lang[i], lang) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Detect the language of normalised text; returns an index into m->lang. */
+static int detect(const cg_matcher *m, const char *norm)
+{
+    if (m->nlang <= 1)
+        return m->def_lang;
+    size_t ar, other;
+    script_counts(norm, &ar, &other);
+    if (ar + other == 0)
+        return m->def_lang;
+    int want_ar = ar > other;
+    int cand[M_MAX_LANGS];
+    size_t ncand = 0;
+    for (size_t l = 0; l < m->nlang; l++) {
+        cand[l] = m->lang_arabic[l] == want_ar;
+        ncand += (size_t)cand[l];
+    }
+    if (ncand == 0) {
+        for (size_t l = 0; l < m->nlang; l++)
+            cand[l] = 1;
+        ncand = m->nlang;
+    }
+    if (ncand == 1) {
+        for (size_t l = 0; l < m->nlang; l++)
+            if (cand[l])
+                return (int)l;
+    }
+    double sc[M_MAX_LANGS] = {0};
+    lm_score a = {m->lm, m->nlang, cand, sc};
+    lm_grams(norm, lm_add, &a);
+    int best = -1;
+    for (size_t l = 0; l < m->nlang; l++)
+        if (cand[l] && (best < 0 || sc[l] > sc[best]))
+            best = (int)l;
+    if (best != m->def_lang && cand[m->def_lang] && sc[best] - sc[m->def_lang] < M_LM_MARGIN)
+        return m->def_lang;
+    return best;
+}
+
+/* ---- keywords and synonyms --------------------------------------------- */
+
+/* Tokenise a normalised phrase into hashes; returns the count (≤ max). */
+static size_t phrase_hashes(const char *s, uint64_t *out, const char **ptr, uint32_t *len,
+                            size_t max)
+{
+    size_t n = 0;
+    for (const char *p = s; *p && n < max;) {
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            break;
+        const char *e = p;
+        while (*e && *e != ' ')
+            e++;
+        out[n] = h_bytes(H_SEED_WORD, p, (size_t)(e - p));
+        if (ptr)
+            ptr[n] = p;
+        if (len)
+            len[n] = (uint32_t)(e - p);
+        n++;
+        p = e;
+    }
+    return n;
+}
+
+static int syn_cmp(const void *a, const void *b)
+{
+    const syn *x = a, *y = b;
+    return (int)y->nfrom - (int)x->nfrom;
+}
+
+static int build_synonyms(cg_matcher *m, const cg_intents *t)
+{
+    if (t->nsyn == 0)
+        return 0;
+    m->syns = calloc(t->nsyn, sizeof *m->syns);
+    m->syn_text = calloc(t->nsyn, sizeof *m->syn_text);
+    if (!m->syns || !m->syn_text)
+        return -1;
+    m->memory += t->nsyn * (sizeof *m->syns + sizeof *m->syn_text);
+    for (size_t i = 0; i < t->nsyn; i++) {
+        if (!t->syn_from[i] || !t->syn_to[i])
+            continue;
+        char *to = strdup(t->syn_to[i]);
+        if (!to)
+            return -1;
+        m->syn_text[m->nsyn_text++] = to;
+        m->memory += strlen(to) + 1;
+        syn *y = &m->syns[m->nsyns];
+        uint64_t th[M_MAX_SYN_TOKENS];
+        y->nfrom = (uint8_t)phrase_hashes(t->syn_from[i], y->from, NULL, NULL, M_MAX_SYN_TOKENS);
+        y->nto = (uint8_t)phrase_hashes(to, th, y->to, y->tolen, M_MAX_SYN_TOKENS);
+        if (y->nfrom > 0)
+            m->nsyns++;
+    }
+    qsort(m->syns, m->nsyns, sizeof *m->syns, syn_cmp);
+    return 0;
+}
+
+/* Keyword phrase: words after synonyms, and stems per table language. */
+static void build_kw(cg_matcher *m, scratch *s, const char *phrase, kw *k)
+{
+    memset(k, 0, sizeof *k);
+    for (size_t l = 0; l < m->nlang; l++) {
+        split_words(m, s, phrase, m->lang[l]);
+        size_t n = s->nwords < M_MAX_KW_TOKENS ? s->nwords : M_MAX_KW_TOKENS;
+        k->n = (uint8_t)n;
+        for (size_t j = 0; j < n; j++) {
+            k->words[j] = s->words[j].h;
+            k->stems[l][j] = s->words[j].stem;
+        }
+    }
+}
+
+static int kw_present(const kw *k, const scratch *s, int li)
+{
+    if (k->n == 0 || s->nwords < k->n)
+        return 0;
+    for (size_t i = 0; i + k->n <= s->nwords; i++) {
+        size_t j = 0;
+        while (j < k->n && s->words[i + j].h == k->words[j])
+            j++;
+        if (j == k->n)
+            return 1;
+        if (li < 0)
+            continue;
+        j = 0;
+        while (j < k->n && s->words[i + j].stem == k->stems[li][j])
+            j++;
+        if (j == k->n)
+            return 1;
+    }
+    return 0;
+}
+
+static int build_keywords(cg_matcher *m, const cg_intents *t, scratch *s)
+{
+    size_t with = 0;
+    for (size_t c = 0; c < m->nclass; c++) {
+        const cg_intent *in = &t->intents[m->cls_intent[c]];
+        with += (in->nmust || in->nshould);
+    }
+    if (!with)
+        return 0;
+    m->kws = calloc(with, sizeof *m->kws);
+    if (!m->kws)
+        return -1;
+    m->memory += with * sizeof *m->kws;
+    for (size_t c = 0; c < m->nclass; c++) {
+        const cg_intent *in = &t->intents[m->cls_intent[c]];
+        if (!in->nmust && !in->nshould)
+            continue;
+        cls_kw *ck = &m->kws[m->nkws++];
+        ck->cls = (uint32_t)c;
+        ck->must = calloc(in->nmust ? in->nmust : 1, sizeof *ck->must);
+        ck->should = calloc(in->nshould ? in->nshould : 1, sizeof *ck->should);
+        if (!ck->must || !ck->should)
+            return -1;
+        m->memory += (in->nmust + in->nshould) * sizeof(kw);
+        for (size_t i = 0; i < in->nmust; i++)
+            build_kw(m, s, in->must[i] ? in->must[i] : "", &ck->must[ck->nmust++]);
+        for (size_t i = 0; i < in->nshould; i++)
+            build_kw(m, s, in->should[i] ? in->should[i] : "", &ck->should[ck->nshould++]);
+    }
+    return 0;
+}
+
+/* ---- training ---------------------------------------------------------- */
+
+void cg_matcher_free(cg_matcher *m)
+{
+    if (!m)
+        return;
+    free(m->keys);
+    free(m->vals);
+    free(m->idf);
+    free(m->row);
+    free(m->wcls);
+    free(m->wval);
+    free(m->bias);
+    free(m->cls_intent);
+    for (size_t i = 0; i < m->nkws; i++) {
+        free(m->kws[i].must);
+        free(m->kws[i].should);
+    }
+    free(m->kws);
+    free(m->syns);
+    for (size_t i = 0; i < m->nsyn_text; i++)
+        free(m->syn_text[i]);
+    free(m->syn_text);
+    free(m->lm);
+    free(m);
+}
+
+size_t cg_matcher_memory(const cg_matcher *m)
+{
+    return m ? m->memory : 0;
+}
+
+static void quiet(const char *s)
+{
+    (void)s;
+}
+
+/* One training example's sparse features. */
+typedef struct ex { uint32_t off, n; uint32_t cls; } ex;
+
+static int build_langs(cg_matcher *m, const cg_intents *t)
+{
+    for (size_t i = 0; i < t->settings.nlanguages && m->nlang < M_MAX_LANGS; i++) {
+        const char *l = t->settings.languages[i];
+        if (l && lang_index(m, l) < 0)
+            snprintf(m->lang[m->nlang++], CG_LANG_MAX, "%s", l);
+    }
+    for (size_t i = 0; i < t->nintents; i++)
+        for (size_t e = 0; e < t->intents[i].nexamples; e++) {
+            const char *l = t->intents[i].examples[e].lang;
+            if (lang_index(m, l) < 0 && m->nlang < M_MAX_LANGS)
+                snprintf(m->lang[m->nlang++], CG_LANG_MAX, "%s", l);
+        }
+    if (m->nlang == 0)
+        snprintf(m->lang[m->nlang++], CG_LANG_MAX, "%s",
+                 t->settings.default_language[0] ? t->settings.default_language : "en");
+    m->def_lang = lang_index(m, t->settings.default_language);
+    if (m->def_lang < 0)
+        m->def_lang = 0;
+    m->lm = calloc(m->nlang * M_LM_BUCKETS, sizeof *m->lm);
+    if (!m->lm)
+        return -1;
+    m->memory += m->nlang * M_LM_BUCKETS * sizeof *m->lm;
+    return 0;
+}
+
+static void finish_lm(cg_matcher *m, const double *sum, const size_t *ar, const size_t *other)
+{
+    for (size_t l = 0; l < m->nlang; l++) {
+        float *row = m->lm + l * M_LM_BUCKETS;
+        double denom = sum[l] + 0.5 * M_LM_BUCKETS;
+        for (size_t b = 0; b < M_LM_BUCKETS; b++)
+            row[b] = (float)log((row[b] + 0.5) / denom);
+        m->lang_arabic[l] = ar[l] > other[l];
+        if (ar[l] + other[l] == 0)   /* no examples: judge by the code */
+            m->lang_arabic[l] = !cg_text_strips_accents(m->lang[l]) &&
+                                (strncmp(m->lang[l], "ar", 2) == 0 ||
+                                 strncmp(m->lang[l], "fa", 2) == 0 ||
+                                 strncmp(m->lang[l], "ur", 2) == 0);
+    }
+}
+
+cg_matcher *cg_matcher_train(const cg_intents *t, cg_diags *d)
+{
+    cg_matcher_opts o;
+    cg_matcher_opts_default(&o);
+    return cg_matcher_train_opts(t, &o, d);
+}
+
+#define TRAIN_FAIL(...) do { \
+        if (d) cg_diags_add(d, CG_DIAG_ERROR, "matcher", 0, 0, __VA_ARGS__); \
+        goto fail; } while (0)
+
+cg_matcher *cg_matcher_train_opts(const cg_intents *t, const cg_matcher_opts *o, cg_diags *d)
+{
+    cg_matcher *m = calloc(1, sizeof *m);
+    ex *exs = NULL;
+    uint32_t *fidx = NULL, *ftf = NULL, *df = NULL;
+    struct feature_node *nodes = NULL, **xs = NULL;
+    double *ys = NULL;
+    struct model *model = NULL;
+    size_t nex = 0, exscap = 0, fn = 0, fcap = 0;
+    if (!m)
+        return NULL;
+    m->o = *o;
+    if (m->o.char_min < 1)
+        m->o.char_min = 1;
+    if (m->o.char_max < m->o.char_min)
+        m->o.char_max = m->o.char_min;
+    if (m->o.char_max > 8)
+        m->o.char_max = 8;
+    double cw = m->o.char_weight < 0 ? 0 : m->o.char_weight > 1 ? 1 : m->o.char_weight;
+    m->char_scale = sqrt(cw);
+    m->word_scale = sqrt(1.0 - cw);
+    m->memory = sizeof *m;
+
+    scratch *s = scratch_get();
+    if (!s)
+        TRAIN_FAIL("matcher: out of memory");
+    if (build_langs(m, t) != 0 || build_synonyms(m, t) != 0)
+        TRAIN_FAIL("matcher: out of memory");
+
+    /* classes */
+    m->cls_intent = malloc((t->nintents ? t->nintents : 1) * sizeof *m->cls_intent);
+    if (!m->cls_intent)
+        TRAIN_FAIL("matcher: out of memory");
+    for (size_t i = 0; i < t->nintents; i++) {
+        const cg_intent *in = &t->intents[i];
+        size_t n = 0;
+        for (size_t e = 0; e < in->nexamples; e++)
+            n += in->examples[e].n;
+        if (in->special != CG_SPECIAL_FALLBACK && n > 0)
+            m->cls_intent[m->nclass++] = (uint32_t)i;
+    }
+    if (m->nclass > 65535)
+        TRAIN_FAIL("matcher: too many intents (%zu)", m->nclass);
+    m->memory += m->nclass * sizeof *m->cls_intent;
+
+    /* features of every example, language statistics */
+    double lmsum[M_MAX_LANGS] = {0};
+    size_t lm_ar[M_MAX_LANGS] = {0}, lm_other[M_MAX_LANGS] = {0};
+    for (size_t c = 0; c < m->nclass; c++) {
+        const cg_intent *in = &t->intents[m->cls_intent[c]];
+        for (size_t e = 0; e < in->nexamples; e++) {
+            const cg_examples *ce = &in->examples[e];
+            int li = lang_index(m, ce->lang);
+            for (size_t k = 0; k < ce->n; k++) {
+                const char *txt = ce->v[k];
+                if (!txt)
+                    continue;
+                size_t len = strlen(txt);
+                if (len > CG_MAX_TEXT_BYTES)
+                    len = CG_MAX_TEXT_BYTES;
+                while (len > 0 && len < strlen(txt) && ((unsigned char)txt[len] & 0xC0) == 0x80)
+                    len--;
+                char *norm = cg_text_normalize(txt, len, ce->lang);
+                if (!norm)
+                    continue;   /* the loader reports invalid UTF-8 */
+                if (li >= 0) {
+                    lm_acc a = {m->lm + (size_t)li * M_LM_BUCKETS, 0};
+                    lm_grams(norm, lm_count, &a);
+                    lmsum[li] += a.sum;
+                    size_t ar, ot;
+                    script_counts(norm, &ar, &ot);
+                    lm_ar[li] += ar;
+                    lm_other[li] += ot;
+                }
+                split_words(m, s, norm, ce->lang);
+                int rc = features(m, s);
+                free(norm);
+                if (rc != 0)
+                    TRAIN_FAIL("matcher: out of memory");
+                if (nex == exscap) {
+                    exscap = exscap ? exscap * 2 : 1024;
+                    ex *ne = realloc(exs, exscap * sizeof *ne);
+                    if (!ne)
+                        TRAIN_FAIL("matcher: out of memory");
+                    exs = ne;
+                }
+                if (fn + s->nused > fcap) {
+                    size_t nc = fcap ? fcap * 2 : 1 << 16;
+                    while (nc < fn + s->nused)
+                        nc *= 2;
+                    uint32_t *a = realloc(fidx, nc * sizeof *a);
+                    if (!a)
+                        TRAIN_FAIL("matcher: out of memory");
+                    fidx = a;
+                    uint32_t *b = realloc(ftf, nc * sizeof *b);
+                    if (!b)
+                        TRAIN_FAIL("matcher: out of memory");
+                    ftf = b;
+                    fcap = nc;
+                }
+                exs[nex].off = (uint32_t)fn;
+                exs[nex].cls = (uint32_t)c;
+                for (size_t u = 0; u < s->nused; u++) {
+                    const fentry *f = &s->tab[s->used[u]];
+                    int64_t id = dict_put(m, f->h, f->block);
+                    if (id < 0)
+                        TRAIN_FAIL("matcher: out of memory");
+                    fidx[fn] = (uint32_t)id;
+                    ftf[fn] = f->tf;
+                    fn++;
+                }
+                exs[nex].n = (uint32_t)(fn - exs[nex].off);
+                nex++;
+            }
+        }
+    }
+    finish_lm(m, lmsum, lm_ar, lm_other);
+    if (build_keywords(m, t, s) != 0)
+        TRAIN_FAIL("matcher: out of memory");
+    m->memory += m->cap * (sizeof *m->keys + sizeof *m->vals);
+
+    /* idf */
+    m->idf = malloc((m->nfeat ? m->nfeat : 1) * sizeof *m->idf);
+    df = calloc(m->nfeat ? m->nfeat : 1, sizeof *df);
+    if (!m->idf || !df)
+        TRAIN_FAIL("matcher: out of memory");
+    m->memory += m->nfeat * sizeof *m->idf;
+    for (size_t i = 0; i < fn; i++)
+        df[fidx[i] & 0x7fffffffu]++;
+    for (size_t f = 0; f < m->nfeat; f++)
+        m->idf[f] = (float)(log((1.0 + (double)nex) / (1.0 + df[f])) + 1.0);
+
+    m->bias = calloc(m->nclass ? m->nclass : 1, sizeof *m->bias);
+    m->row = calloc(m->nfeat + 1, sizeof *m->row);
+    if (!m->bias || !m->row)
+        TRAIN_FAIL("matcher: out of memory");
+    m->memory += m->nclass * sizeof *m->bias + (m->nfeat + 1) * sizeof *m->row;
+    if (m->nclass == 0 || nex == 0)
+        goto done;   /* nothing to learn: every text falls back */
+
+    /* liblinear problem: x_i = weighted, block-normalised features + bias */
+    nodes = malloc((fn + 2 * nex) * sizeof *nodes);
+    xs = malloc(nex * sizeof *xs);
+    ys = malloc(nex * sizeof *ys);
+    if (!nodes || !xs || !ys)
+        TRAIN_FAIL("matcher: out of memory");
+    size_t nn = 0;
+    for (size_t i = 0; i < nex; i++) {
+        xs[i] = nodes + nn;
+        ys[i] = (double)exs[i].cls;
+        double ssq[2] = {0, 0};
+        size_t start = nn;
+        for (size_t k = exs[i].off; k < exs[i].off + exs[i].n; k++) {
+            uint32_t f = fidx[k] & 0x7fffffffu;
+            double v = (1.0 + log((double)ftf[k])) * m->idf[f];
+            ssq[fidx[k] >> 31] += v * v;
+            nodes[nn].index = (int)f + 1;
+            nodes[nn].value = v;
+            nn++;
+        }
+        double sc[2];
+        sc[0] = ssq[0] > 0 ? (ssq[1] > 0 ? m->word_scale : 1.0) / sqrt(ssq[0]) : 0;
+        sc[1] = ssq[1] > 0 ? (ssq[0] > 0 ? m->char_scale : 1.0) / sqrt(ssq[1]) : 0;
+        for (size_t k = start, j = exs[i].off; k < nn; k++, j++)
+            nodes[k].value *= sc[fidx[j] >> 31];
+        /* liblinear wants ascending indices */
+        for (size_t a = start + 1; a < nn; a++) {
+            struct feature_node key = nodes[a];
+            size_t b = a;
+            while (b > start && nodes[b - 1].index > key.index) {
+                nodes[b] = nodes[b - 1];
+                b--;
+            }
+            nodes[b] = key;
+        }
+        nodes[nn].index = (int)m->nfeat + 1;
+        nodes[nn].value = 1.0;
+        nn++;
+        nodes[nn].index = -1;
+        nodes[nn].value = 0;
+        nn++;
+    }
+    free(fidx);
+    fidx = NULL;
+    free(ftf);
+    ftf = NULL;
+
+    if (m->nclass == 1) {
+        /* One intent: nothing to discriminate against. Score by similarity
+         * to the centroid of its examples (s = 2 cos - 1, so s > 0 when the
+         * text shares most of its features with the examples). */
+        double *cen = calloc(m->nfeat, sizeof *cen);
+        if (!cen)
+            TRAIN_FAIL("matcher: out of memory");
+        for (size_t i = 0; i < nex; i++)
+            for (struct feature_node *x = xs[i]; x->index > 0 && x->index <= (int)m->nfeat; x++)
+                cen[x->index - 1] += x->value;
+        double nrm = 0;
+        for (size_t f = 0; f < m->nfeat; f++)
+            nrm += cen[f] * cen[f];
+        nrm = nrm > 0 ? sqrt(nrm) : 1;
+        m->wcls = malloc(m->nfeat * sizeof *m->wcls);
+        m->wval = malloc(m->nfeat * sizeof *m->wval);
+        if (!m->wcls || !m->wval) {
+            free(cen);
+            TRAIN_FAIL("matcher: out of memory");
+        }
+        for (size_t f = 0; f < m->nfeat; f++) {
+            m->row[f] = (uint32_t)m->nnz;
+            if (cen[f] != 0) {
+                m->wcls[m->nnz] = 0;
+                m->wval[m->nnz++] = (float)(2.0 * cen[f] / nrm);
+            }
+        }
+        m->row[m->nfeat] = (uint32_t)m->nnz;
+        m->bias[0] = -1.0f;
+        free(cen);
+    } else {
+        struct problem prob = {.l = (int)nex, .n = (int)m->nfeat + 1, .y = ys, .x = xs,
+                               .bias = 1.0};
+        struct parameter par = {.solver_type = m->o.solver, .eps = m->o.eps, .C = m->o.C};
+        set_print_string_function(quiet);
+        const char *err = check_parameter(&prob, &par);
+        if (err)
+            TRAIN_FAIL("matcher: liblinear: %s", err);
+        model = train(&prob, &par);
+        if (!model)
+            TRAIN_FAIL("matcher: liblinear failed");
+        int nr = model->nr_class;
+        int cols = (nr == 2 && m->o.solver != MCSVM_CS) ? 1 : nr;
+        /* count nonzeros */
+        size_t nnz = 0;
+        for (size_t f = 0; f < m->nfeat; f++)
+            for (int k = 0; k < cols; k++)
+                if (model->w[f * (size_t)cols + (size_t)k] != 0)
+                    nnz += (cols == 1) ? 2 : 1;
+        m->wcls = malloc((nnz ? nnz : 1) * sizeof *m->wcls);
+        m->wval = malloc((nnz ? nnz : 1) * sizeof *m->wval);
+        if (!m->wcls || !m->wval)
+            TRAIN_FAIL("matcher: out of memory");
+        for (size_t f = 0; f < m->nfeat; f++) {
+            m->row[f] = (uint32_t)m->nnz;
+            for (int k = 0; k < cols; k++) {
+                double w = model->w[f * (size_t)cols + (size_t)k];
+                if (w == 0)
+                    continue;
+                m->wcls[m->nnz] = (uint16_t)model->label[k];
+                m->wval[m->nnz++] = (float)w;
+                if (cols == 1) {
+                    m->wcls[m->nnz] = (uint16_t)model->label[1];
+                    m->wval[m->nnz++] = (float)-w;
+                }
+            }
+        }
+        m->row[m->nfeat] = (uint32_t)m->nnz;
+        for (int k = 0; k < cols; k++) {
+            double b = model->w[m->nfeat * (size_t)cols + (size_t)k];
+            m->bias[model->label[k]] = (float)b;
+            if (cols == 1)
+                m->bias[model->label[1]] = (float)-b;
+        }
+    }
+    m->memory += m->nnz * (sizeof *m->wcls + sizeof *m->wval);
+
+done:
+    if (model)
+        free_and_destroy_model(&model);
+    free(nodes);
+    free(xs);
+    free(ys);
+    free(exs);
+    free(fidx);
+    free(ftf);
+    free(df);
+    return m;
+
+fail:
+    if (model)
+        free_and_destroy_model(&model);
+    free(nodes);
+    free(xs);
+    free(ys);
+    free(exs);
+    free(fidx);
+    free(ftf);
+    free(df);
+    cg_matcher_free(m);
+    return NULL;
+}
+
+/* ---- matching ---------------------------------------------------------- */
+
+/* Longest prefix of text[0..len) within CG_MAX_TEXT_BYTES, cut at a code
+ * point boundary. */
+static size_t clip(const char *text, size_t len)
+{
+    if (len <= CG_MAX_TEXT_BYTES)
+        return len;
+    size_t n = CG_MAX_TEXT_BYTES;
+    while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
+static const char *lang_of(const cg_intents *t, int i)
+{
+    return t->matcher->lang[i];
+}
+
+const char *cg_intents_detect_lang(const cg_intents *t, const char *text, size_t len)
+{
+    static const char en[] = "en";
+    const char *def = t && t->settings.default_language[0] ? t->settings.default_language : en;
+    if (!t || !t->matcher || !text)
+        return def;
+    len = clip(text, len);
+    char *norm = cg_text_normalize(text, len, NULL);
+    if (!norm)
+        return def;
+    int li = detect(t->matcher, norm);
+    free(norm);
+    return lang_of(t, li);
+}
+
+static double conf_of(const cg_matcher *m, double s)
+{
+    return 1.0 / (1.0 + exp(-m->o.calib_a * (s - m->o.calib_b)));
+}
+
+int cg_intents_match(const cg_intents *t, const char *text, size_t len, const char *lang,
+                     cg_match *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!t || (!text && len))
+        return -1;
+    len = clip(text ? text : "", len);
+    const cg_matcher *m = t->matcher;
+    const char *def = t->settings.default_language[0] ? t->settings.default_language : "en";
+    if (!cg_text_valid_utf8(text, len))
+        return -1;
+    if (!m) {
+        snprintf(out->lang, sizeof out->lang, "%s", lang ? lang : def);
+        return 0;
+    }
+    char *norm = cg_text_normalize(text ? text : "", len, lang);
+    if (!norm)
+        return -1;
+    int li = lang ? lang_index(m, lang) : detect(m, norm);
+    const char *use = lang ? lang : lang_of(t, li);
+    snprintf(out->lang, sizeof out->lang, "%s", use);
+    if (!lang && !cg_text_strips_accents(use)) {
+        /* detected a language whose marks matter: redo without stripping */
+        char *again = cg_text_normalize(text, len, use);
+        if (again) {
+            free(norm);
+            norm = again;
+        }
+    }
+    scratch *s = scratch_get();
+    if (!s) {
+        free(norm);
+        return -1;
+    }
+    split_words(m, s, norm, use);
+    int rc = features(m, s);
+    free(norm);
+    if (rc != 0)
+        return -1;
+    if (m->nclass == 0)
+        return 0;
+
+    if (s->scap < m->nclass) {
+        float *ns = realloc(s->scores, m->nclass * sizeof *ns);
+        if (!ns)
+            return -1;
+        s->scores = ns;
+        s->scap = m->nclass;
+    }
+    float *sc = s->scores;
+    memcpy(sc, m->bias, m->nclass * sizeof *sc);
+
+    /* weights of known features, block norms */
+    double ssq[2] = {0, 0};
+    size_t nk = 0;
+    for (size_t u = 0; u < s->nused; u++) {
+        const fentry *f = &s->tab[s->used[u]];
+        int64_t id = dict_get(m, f->h);
+        if (id < 0)
+            continue;
+        uint32_t fi = (uint32_t)id & 0x7fffffffu;
+        double v = (1.0 + log((double)f->tf)) * m->idf[fi];
+        ssq[(uint32_t)id >> 31] += v * v;
+        s->kf[nk] = fi;
+        s->kv[nk] = (float)v;
+        s->kb[nk] = (uint8_t)((uint32_t)id >> 31);
+        nk++;
+    }
+    tab_clear(s);
+    float bs[2];
+    bs[0] = ssq[0] > 0 ? (float)((ssq[1] > 0 ? m->word_scale : 1.0) / sqrt(ssq[0])) : 0;
+    bs[1] = ssq[1] > 0 ? (float)((ssq[0] > 0 ? m->char_scale : 1.0) / sqrt(ssq[1])) : 0;
+    for (size_t u = 0; u < nk; u++) {
+        float v = s->kv[u] * bs[s->kb[u]];
+        uint32_t fi = s->kf[u];
+        for (uint32_t k = m->row[fi]; k < m->row[fi + 1]; k++)
+            sc[m->wcls[k]] += v * m->wval[k];
+    }
+
+    /* keywords */
+    for (size_t i = 0; i < m->nkws; i++) {
+        const cls_kw *ck = &m->kws[i];
+        if (ck->nmust) {
+            int any = 0;
+            for (size_t k = 0; k < ck->nmust && !any; k++)
+                any = kw_present(&ck->must[k], s, li);
+            if (!any) {
+                sc[ck->cls] = -INFINITY;
+                continue;
+            }
+        }
+        for (size_t k = 0; k < ck->nshould; k++)
+            if (kw_present(&ck->should[k], s, li))
+                sc[ck->cls] += (float)m->o.should_bonus;
+    }
+
+    /* top candidates */
+    size_t top[CG_MAX_ALTERNATIVES];
+    size_t ntop = 0;
+    for (size_t c = 0; c < m->nclass; c++) {
+        if (sc[c] == -INFINITY)
+            continue;
+        if (ntop == CG_MAX_ALTERNATIVES && sc[c] <= sc[top[ntop - 1]])
+            continue;
+        size_t p = ntop < CG_MAX_ALTERNATIVES ? ntop++ : ntop - 1;
+        while (p > 0 && sc[top[p - 1]] < sc[c]) {
+            top[p] = top[p - 1];
+            p--;
+        }
+        top[p] = c;
+    }
+    for (size_t i = 0; i < ntop; i++) {
+        out->alt[i].intent = &t->intents[m->cls_intent[top[i]]];
+        out->alt[i].score = conf_of(m, sc[top[i]]);
+    }
+    out->nalt = ntop;
+    if (ntop == 0)
+        return 0;
+    out->score = out->alt[0].score;
+    if (out->score >= t->settings.threshold) {
+        out->intent = out->alt[0].intent;
+        out->ambiguous = ntop > 1 && out->alt[0].score - out->alt[1].score < t->settings.ambiguity_margin;
+    }
+    return 0;
+}
