@@ -20,7 +20,8 @@
  *   (cg_intents_detect_lang); otherwise the last language used in this
  *   conversation (remembered in state.lang with lang_chosen = 0, so that a
  *   "3" typed in the middle of a Spanish flow is answered in Spanish); else
- *   the table's default. Any missing translation falls back to the default
+ *   the table's default. Text that falls back does not switch a remembered
+ *   language (detection on text nobody understood is a guess). Any missing translation falls back to the default
  *   language (cg_i18n_get / cg_settings_phrase).
  *
  * Answers. A matched intent says its answer, then "<source phrase>: <url>"
@@ -67,7 +68,8 @@
  *   decimals) or text within the length bounds. Every stored value is at
  *   most DLG_VAR_MAX bytes and vars_json at most DLG_VARS_MAX; an answer
  *   that would exceed either is invalid. Branching by choice.next, else
- *   step.next, else the end. Back pops the history and forgets the answers
+ *   step.next, else the following step in the array (the format's rule;
+ *   the loader may already have filled it in), else the end. Back pops the history and forgets the answers
  *   of the step left and the step returned to. At the end the flow's done
  *   text is said with {{var}} (a choice's title in the reply language, else
  *   the stored value, "-" when unset) and {{reference}} (in->reference or
@@ -140,6 +142,8 @@ typedef struct turn {
     const cg_turn_in *in;
     cg_turn_out *out;
     const char *lang;         /* reply language: one of t->settings.languages */
+    const char *prev_lang;    /* language before this turn, or NULL */
+    int detected;             /* lang was detected from this turn's text */
     char *text; size_t n, cap;
     int oom;
 } turn;
@@ -678,8 +682,14 @@ static void flow_advance(turn *c, const cg_intent *it, const cg_flow_step *st, c
         flow_ask(c, it, st);
         return;
     }
-    const char *next_id = choice_next ? choice_next : st->next;
-    const cg_flow_step *next = flow_find_step(it->flow, next_id);
+    const cg_flow_step *next;
+    if (choice_next || st->next) {
+        next = flow_find_step(it->flow, choice_next ? choice_next : st->next);
+    } else {
+        /* the format's default: the following step in the array */
+        size_t i = (size_t)(st - it->flow->steps);
+        next = i + 1 < it->flow->nsteps ? &it->flow->steps[i + 1] : NULL;
+    }
     s->fallbacks = 0;
     if (!next) { flow_finish(c, it); return; }
     if (s->nhistory >= CG_MAX_FLOW_STEPS) {
@@ -908,13 +918,24 @@ static void offer_ambiguous(turn *c, const cg_match *m)
     c->out->score = m->score;
 }
 
+/* Text the bot did not understand does not switch the conversation's
+ * language: detection on it is a guess. */
+static void fallback_text(turn *c)
+{
+    if (c->detected && c->prev_lang && c->prev_lang != c->lang) {
+        c->lang = c->prev_lang;
+        copy_str(c->s->lang, sizeof c->s->lang, c->prev_lang);
+    }
+    fallback(c);
+}
+
 static void on_plain_text(turn *c, const char *text)
 {
-    if (!*text) { fallback(c); return; }
+    if (!*text) { fallback_text(c); return; }
     cg_match m;
-    if (cg_intents_match(c->t, text, strlen(text), c->lang, &m) != 0) { fallback(c); return; }
+    if (cg_intents_match(c->t, text, strlen(text), c->lang, &m) != 0) { fallback_text(c); return; }
     c->out->score = m.score;
-    if (!m.intent) { fallback(c); return; }
+    if (!m.intent) { fallback_text(c); return; }
     if (m.ambiguous && m.nalt >= 2 && m.alt[1].intent &&
         m.alt[1].score >= c->t->settings.threshold) {
         offer_ambiguous(c, &m);
@@ -1128,7 +1149,7 @@ static void on_location(turn *c)
 
 /* Reply language for this turn (see the top of the file). */
 static const char *pick_lang(const cg_intents *t, cg_dialog_state *s, const cg_turn_in *in,
-                             const char *text)
+                             const char *text, int *detected)
 {
     const char *l;
     if (s->lang_chosen) {
@@ -1146,7 +1167,7 @@ static const char *pick_lang(const cg_intents *t, cg_dialog_state *s, const cg_t
     }
     if (in->kind == CG_IN_TEXT && *text && !s->flow[0] && !s->pending[0]) {
         l = offered(t, cg_intents_detect_lang(t, text, strlen(text)));
-        if (l) { copy_str(s->lang, sizeof s->lang, l); return l; }
+        if (l) { copy_str(s->lang, sizeof s->lang, l); *detected = 1; return l; }
     }
     if ((l = offered(t, s->lang))) return l;
     l = offered(t, t->settings.default_language);
@@ -1220,7 +1241,8 @@ int cg_dialog_turn(const cg_intents *t, cg_dialog_state *s, const cg_turn_in *in
     if (!text) { free(w.vars_json); return -1; }
 
     turn c = { .t = t, .s = &w, .in = in, .out = out };
-    c.lang = pick_lang(t, &w, in, text);
+    c.prev_lang = offered(t, w.lang);
+    c.lang = pick_lang(t, &w, in, text, &c.detected);
     switch (in->kind) {
     case CG_IN_TEXT:     on_text(&c, text); break;
     case CG_IN_BUTTON:   on_button(&c, in->payload ? in->payload : ""); break;
