@@ -335,8 +335,11 @@ static void ambiguous_pick(const char *text, const char *lang, int by_number, si
     assert_string_equal(o.intent->id, a[pick] + 2);
     assert_int_equal(o.ambiguous, 0);
     assert_string_equal(s.pending, "");
-    assert_non_null(strstr(o.text, strcmp(a[pick] + 2, "parking-ticket") == 0 ? "contest a parking ticket"
-                                                                              : "parking permit online"));
+    int es = strcmp(lang, "es") == 0, ticket = strcmp(a[pick] + 2, "parking-ticket") == 0;
+    const char *want = ticket ? (es ? "impugnar una multa" : "contest a parking ticket")
+                              : (es ? "permiso de estacionamiento en línea" : "parking permit online");
+    if (!strstr(o.text, want)) fail_msg("reply \"%s\" lacks \"%s\"", o.text, want);
+    assert_string_equal(o.lang, lang);
     cg_turn_out_free(&o);
     cg_dialog_state_free(&s);
 }
