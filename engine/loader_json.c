@@ -65,14 +65,30 @@ static size_t too_deep_at(const char *s, size_t n)
     return SIZE_MAX;
 }
 
-/* ---- position scanner (input already accepted by cJSON) ------------------ */
+/* ---- scanner: positions, and syntax errors cJSON cannot place -------------
+ *
+ * Run on input cJSON accepted, it records where each value and key is. Run
+ * on input cJSON refused, it finds the first error with a precise offset
+ * and a reason (cJSON's own offset often points past the mistake, e.g. after
+ * the brace that follows a trailing comma). It accepts what cJSON accepts
+ * (raw control characters in strings, loose numbers). */
 
 typedef struct scan {
     const char *s; size_t n, i;
     uint32_t *koff, *voff; size_t cnt, cap;
     size_t nul_escape;        /* offset of a "\u0000" escape, or SIZE_MAX */
     int fail;
+    size_t err_off;           /* first error: offset and reason */
+    const char *why;
 } scan;
+
+static void sc_fail(scan *c, size_t off, const char *why)
+{
+    if (c->fail) return;
+    c->fail = 1;
+    c->err_off = off;
+    c->why = why;
+}
 
 static void sc_ws(scan *c)
 {
@@ -86,10 +102,10 @@ static void sc_emit(scan *c, size_t koff, size_t voff)
     if (c->cnt == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 256;
         uint32_t *k = realloc(c->koff, cap * sizeof *k);
-        if (!k) { c->fail = 1; return; }
+        if (!k) { sc_fail(c, voff, "out of memory"); return; }
         c->koff = k;
         uint32_t *v = realloc(c->voff, cap * sizeof *v);
-        if (!v) { c->fail = 1; return; }
+        if (!v) { sc_fail(c, voff, "out of memory"); return; }
         c->voff = v;
         c->cap = cap;
     }
@@ -100,56 +116,103 @@ static void sc_emit(scan *c, size_t koff, size_t voff)
 
 static void sc_string(scan *c)
 {
-    c->i++;   /* opening quote */
+    size_t start = c->i++;
     while (c->i < c->n && c->s[c->i] != '"') {
         if (c->s[c->i] == '\\') {
-            if (c->i + 5 < c->n && strncmp(c->s + c->i, "\\u0000", 6) == 0 && c->nul_escape == SIZE_MAX)
+            if (c->i + 1 >= c->n) break;
+            char e = c->s[c->i + 1];
+            if (!strchr("\"\\/bfnrtu", e)) {
+                sc_fail(c, c->i, "invalid escape in a string (write \\\\ for a backslash)");
+                return;
+            }
+            if (e == 'u' && c->i + 5 < c->n && strncmp(c->s + c->i, "\\u0000", 6) == 0 &&
+                c->nul_escape == SIZE_MAX)
                 c->nul_escape = c->i;
             c->i++;
         }
         c->i++;
     }
-    c->i++;   /* closing quote */
+    if (c->i >= c->n) { sc_fail(c, start, "unterminated string (no closing '\"')"); return; }
+    c->i++;
+}
+
+static int sc_alnum(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+}
+
+/* A character that cannot start what was expected. */
+static void sc_unexpected(scan *c, const char *expected)
+{
+    char ch = c->s[c->i];
+    if (ch == '/') sc_fail(c, c->i, "comments are not allowed in JSON");
+    else if (ch == '\'') sc_fail(c, c->i, "strings need double quotes");
+    else sc_fail(c, c->i, expected);
 }
 
 static void sc_value(scan *c, size_t koff, int depth)
 {
     sc_ws(c);
-    if (c->fail || c->i >= c->n || depth > CG_LD_MAX_DEPTH + 1) { c->fail = 1; return; }
+    if (c->fail) return;
+    if (c->i >= c->n) { sc_fail(c, c->n, "unexpected end of file"); return; }
+    if (depth > CG_LD_MAX_DEPTH + 1) { sc_fail(c, c->i, "nested too deep"); return; }
     sc_emit(c, koff, c->i);
     char ch = c->s[c->i];
     if (ch == '{' || ch == '[') {
-        char close = ch == '{' ? '}' : ']';
+        int obj = ch == '{';
+        char close = obj ? '}' : ']';
         c->i++;
         sc_ws(c);
         if (c->i < c->n && c->s[c->i] == close) { c->i++; return; }
-        while (!c->fail && c->i < c->n) {
+        size_t comma = SIZE_MAX;
+        while (!c->fail) {
             size_t k = SIZE_MAX;
-            if (ch == '{') {
-                sc_ws(c);
-                if (c->i >= c->n || c->s[c->i] != '"') { c->fail = 1; return; }
+            sc_ws(c);
+            if (c->i >= c->n) { sc_fail(c, c->n, "unexpected end of file"); return; }
+            if (comma != SIZE_MAX && c->s[c->i] == close) {
+                sc_fail(c, comma, obj ? "trailing comma before '}'" : "trailing comma before ']'");
+                return;
+            }
+            if (obj) {
+                if (c->s[c->i] != '"') { sc_unexpected(c, "expected a key in double quotes"); return; }
                 k = c->i;
                 sc_string(c);
+                if (c->fail) return;
                 sc_ws(c);
-                if (c->i >= c->n || c->s[c->i] != ':') { c->fail = 1; return; }
+                if (c->i >= c->n) { sc_fail(c, c->n, "unexpected end of file"); return; }
+                if (c->s[c->i] != ':') { sc_unexpected(c, "expected ':' after the key"); return; }
                 c->i++;
             }
             sc_value(c, k, depth + 1);
+            if (c->fail) return;
             sc_ws(c);
-            if (c->i >= c->n) { c->fail = 1; return; }
-            if (c->s[c->i] == ',') { c->i++; continue; }
+            if (c->i >= c->n) {
+                sc_fail(c, c->n, obj ? "unexpected end of file (missing '}')" : "unexpected end of file (missing ']')");
+                return;
+            }
+            if (c->s[c->i] == ',') { comma = c->i++; continue; }
             if (c->s[c->i] == close) { c->i++; return; }
-            c->fail = 1;
+            sc_unexpected(c, obj ? "expected ',' or '}' (a missing comma?)" : "expected ',' or ']' (a missing comma?)");
             return;
         }
-        c->fail = 1;
     } else if (ch == '"') {
         sc_string(c);
-    } else {
-        while (c->i < c->n && (strchr("+-.eE", c->s[c->i]) ||
-                               (c->s[c->i] >= '0' && c->s[c->i] <= '9') ||
-                               (c->s[c->i] >= 'a' && c->s[c->i] <= 'z')))
+    } else if (ch == '-' || (ch >= '0' && ch <= '9')) {
+        while (c->i < c->n && (sc_alnum(c->s[c->i]) || c->s[c->i] == '+' || c->s[c->i] == '-' ||
+                               c->s[c->i] == '.'))
             c->i++;
+    } else {
+        static const char *const lit[] = { "true", "false", "null" };
+        for (int q = 0; q < 3; q++) {
+            size_t n = strlen(lit[q]);
+            if (c->n - c->i >= n && memcmp(c->s + c->i, lit[q], n) == 0 &&
+                (c->i + n == c->n || !sc_alnum(c->s[c->i + n]))) {
+                c->i += n;
+                return;
+            }
+        }
+        sc_unexpected(c, "expected a value (a string in double quotes, a number, an object, an array, "
+                         "true, false or null)");
     }
 }
 
@@ -310,25 +373,21 @@ const char *cg_ld_type_name(const cJSON *j)
 
 /* ---- opening a file ------------------------------------------------------------ */
 
+/* cJSON refused the file at off: find the real first error with the
+ * scanner; fall back to cJSON's offset when they disagree. */
 static void syntax_error(cg_ld *L, cg_jfile *f, size_t off)
 {
-    const char *s = f->buf;
-    size_t i = off;
-    while (i < f->len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) i++;
-    if (i >= f->len) { emit_off(L, CG_DIAG_ERROR, f->len, "syntax error: unexpected end of file"); return; }
-    size_t p = off;   /* previous significant byte */
-    while (p > f->base && (s[p - 1] == ' ' || s[p - 1] == '\t' || s[p - 1] == '\n' || s[p - 1] == '\r')) p--;
-    if ((s[off] == '}' || s[off] == ']') && p > f->base && s[p - 1] == ',') {
-        emit_off(L, CG_DIAG_ERROR, p - 1, "syntax error: trailing comma before '%c'", s[off]);
+    scan c = { .s = f->buf, .n = f->len, .i = f->base, .nul_escape = SIZE_MAX };
+    sc_value(&c, SIZE_MAX, 1);
+    free(c.koff);
+    free(c.voff);
+    if (c.fail) {
+        emit_off(L, CG_DIAG_ERROR, c.err_off, "syntax error: %s", c.why);
         return;
     }
-    if (s[off] == '/') { emit_off(L, CG_DIAG_ERROR, off, "syntax error: comments are not allowed in JSON"); return; }
-    if (s[off] == '\'') { emit_off(L, CG_DIAG_ERROR, off, "syntax error: strings need double quotes"); return; }
-    unsigned char c = (unsigned char)s[off];
-    if (c >= 0x21 && c < 0x7f)
-        emit_off(L, CG_DIAG_ERROR, off, "syntax error near '%c'", c);
-    else
-        emit_off(L, CG_DIAG_ERROR, off, "syntax error");
+    unsigned char ch = off < f->len ? (unsigned char)f->buf[off] : 0;
+    if (ch >= 0x21 && ch < 0x7f) emit_off(L, CG_DIAG_ERROR, off, "syntax error near '%c'", ch);
+    else emit_off(L, CG_DIAG_ERROR, off, "syntax error");
 }
 
 int cg_jfile_open(cg_ld *L, cg_jfile *f, const cg_intents_file *src)
