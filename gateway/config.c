@@ -144,12 +144,6 @@ bad:
     return -1;
 }
 
-static int check_http_url(const char *v, char *why, size_t cap)
-{
-    static const char *const s[] = {"https://", "http://", NULL};
-    return check_url_generic(v, s, 1, why, cap, "an http(s) URL");
-}
-
 static int check_api_base(const char *v, char *why, size_t cap)
 {
     static const char *const s[] = {"https://", "http://", NULL};

@@ -71,6 +71,9 @@ void cg_outbox_stop(cg_outbox *o, void (*done)(void *ud), void *ud);
 cg_http *cg_http_start(cg_gateway *gw, char *err, size_t errcap);
 /* Stop accepting; existing requests finish. */
 void cg_http_stop_accepting(cg_http *h);
+/* HTTP requests accepted but not yet answered in full (serve.c waits for 0
+ * before cg_http_free during a graceful stop). */
+size_t cg_http_inflight(const cg_http *h);
 void cg_http_free(cg_http *h);
 
 /* ---- serve.c ---------------------------------------------------------- */

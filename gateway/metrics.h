@@ -29,6 +29,11 @@ void cg_metrics_observe(cg_histogram h, const char *channel, double seconds);
 void cg_metrics_redis_error(void);
 /* Gauges set by their owners: queue depths. */
 void cg_metrics_set_gauge(const char *name, double v);
+/* Intent table loads (start and SIGHUP): ok 1 → civicgate_intent_reloads_total{result="ok"},
+ * ok 0 → {result="failed"}. */
+void cg_metrics_intent_reload(int ok);
+/* One HTTP response sent: civicgate_http_responses_total{code="2xx"|...}. */
+void cg_metrics_http_status(int status);
 /* Render all as Prometheus text into a malloc'd buffer; caller frees. */
 char *cg_metrics_render(size_t *len);
 

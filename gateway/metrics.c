@@ -1,0 +1,202 @@
+/*
+ * metrics.c: Prometheus counters, histograms and gauges, rendered in the
+ * text exposition format (version 0.0.4) on GET /metrics.
+ *
+ * Everything is a fixed-size array updated on the event loop thread only, so
+ * there is no lock and no allocation on the hot path. Channel labels come from
+ * a closed list (metric_channels[]); anything else counts as "other", so a
+ * caller can never create unbounded label sets. Gauges are named by their
+ * owners (cg_metrics_set_gauge("civicgate_inbox_pending", n)); at most
+ * METRIC_MAX_GAUGES names, each a valid Prometheus name, others ignored.
+ *
+ * API: cg_metrics_inc(), cg_metrics_observe(), cg_metrics_redis_error(),
+ * cg_metrics_set_gauge(), cg_metrics_intent_reload(), cg_metrics_http_status()
+ * at any time; cg_metrics_render() for the scrape.
+ *
+ * Extending: a new counter needs its enum value in metrics.h and a row in
+ * counter_meta[] (same order); a new channel a name in metric_channels[].
+ */
+#include "metrics.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const metric_channels[] = {"telegram", "whatsapp", "messenger", "webchat", "other"};
+#define NCHAN (sizeof metric_channels / sizeof metric_channels[0])
+
+static const struct { const char *name, *help; } counter_meta[CG_M__COUNT] = {
+    [CG_M_RECEIVED] = {"civicgate_messages_received_total", "Messages accepted from webhooks and the web chat."},
+    [CG_M_DUPLICATE] = {"civicgate_messages_duplicate_total", "Messages skipped as duplicates of one already received."},
+    [CG_M_PROCESSED] = {"civicgate_messages_processed_total", "Messages taken through the pipeline."},
+    [CG_M_SENT] = {"civicgate_messages_sent_total", "Replies delivered to the platform."},
+    [CG_M_FAILED] = {"civicgate_messages_failed_total", "Replies dead-lettered after permanent failure or too many attempts."},
+    [CG_M_RETRIED] = {"civicgate_deliveries_retried_total", "Delivery attempts retried after a transient error."},
+    [CG_M_THROTTLED] = {"civicgate_deliveries_throttled_total", "Delivery attempts throttled by the platform (429)."},
+    [CG_M_WEBHOOK_REJECTED] = {"civicgate_webhooks_rejected_total", "Webhook requests refused (auth, size, malformed)."},
+    [CG_M_MATCHED] = {"civicgate_intent_matches_total", "Citizen messages answered by a matched intent."},
+    [CG_M_FALLBACK] = {"civicgate_intent_fallbacks_total", "Citizen messages no intent matched."},
+    [CG_M_ESCALATED] = {"civicgate_escalations_total", "Conversations handed to a human agent."},
+};
+
+static const struct { const char *name, *help; } hist_meta[CG_H__COUNT] = {
+    [CG_H_WEBHOOK] = {"civicgate_webhook_duration_seconds", "Time from webhook request to response."},
+    [CG_H_E2E] = {"civicgate_reply_latency_seconds", "Time from receiving a message to delivering its reply."},
+};
+
+static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                 0.25, 0.5, 1, 2.5, 5, 10};
+#define NBUCKETS (sizeof buckets / sizeof buckets[0])
+
+typedef struct hist { unsigned long long b[NBUCKETS]; unsigned long long count; double sum; } hist;
+
+#define METRIC_MAX_GAUGES 32
+#define METRIC_NAME_MAX 64
+
+static unsigned long long counters[CG_M__COUNT][NCHAN];
+static hist hists[CG_H__COUNT][NCHAN];
+static unsigned long long redis_errors;
+static unsigned long long reloads_ok, reloads_failed;
+static unsigned long long http_status[6];   /* 1xx..5xx, [0] other */
+static struct { char name[METRIC_NAME_MAX]; double v; } gauges[METRIC_MAX_GAUGES];
+static size_t ngauges;
+
+static size_t chan_index(const char *channel)
+{
+    if (channel)
+        for (size_t i = 0; i + 1 < NCHAN; i++)
+            if (!strcmp(channel, metric_channels[i])) return i;
+    return NCHAN - 1;
+}
+
+void cg_metrics_inc(cg_metric m, const char *channel)
+{
+    if ((unsigned)m >= CG_M__COUNT) return;
+    counters[m][chan_index(channel)]++;
+}
+
+void cg_metrics_observe(cg_histogram h, const char *channel, double seconds)
+{
+    if ((unsigned)h >= CG_H__COUNT || !(seconds >= 0)) return;   /* also drops NaN */
+    hist *x = &hists[h][chan_index(channel)];
+    for (size_t i = 0; i < NBUCKETS; i++)
+        if (seconds <= buckets[i]) x->b[i]++;
+    x->count++;
+    x->sum += seconds;
+}
+
+void cg_metrics_redis_error(void) { redis_errors++; }
+
+void cg_metrics_intent_reload(int ok)
+{
+    if (ok) reloads_ok++;
+    else reloads_failed++;
+}
+
+void cg_metrics_http_status(int status)
+{
+    int c = status / 100;
+    http_status[c >= 1 && c <= 5 ? c : 0]++;
+}
+
+static int valid_name(const char *n)
+{
+    size_t len = strlen(n);
+    if (len == 0 || len >= METRIC_NAME_MAX) return 0;
+    if (!isalpha((unsigned char)n[0]) && n[0] != '_' && n[0] != ':') return 0;
+    for (size_t i = 1; i < len; i++)
+        if (!isalnum((unsigned char)n[i]) && n[i] != '_' && n[i] != ':') return 0;
+    return 1;
+}
+
+void cg_metrics_set_gauge(const char *name, double v)
+{
+    if (!name || !valid_name(name)) return;
+    for (size_t i = 0; i < ngauges; i++) {
+        if (!strcmp(gauges[i].name, name)) { gauges[i].v = v; return; }
+    }
+    if (ngauges >= METRIC_MAX_GAUGES) return;
+    snprintf(gauges[ngauges].name, METRIC_NAME_MAX, "%s", name);
+    gauges[ngauges++].v = v;
+}
+
+/* ---- rendering ---------------------------------------------------------- */
+
+typedef struct rbuf { char *p; size_t n, cap; int oom; } rbuf;
+
+static void out(rbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out(rbuf *b, const char *fmt, ...)
+{
+    if (b->oom) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
+        va_end(ap);
+        if (n < 0) { b->oom = 1; return; }
+        if ((size_t)n < b->cap - b->n) { b->n += (size_t)n; return; }
+        size_t ncap = b->cap * 2 + (size_t)n;
+        char *np = realloc(b->p, ncap);
+        if (!np) { b->oom = 1; return; }
+        b->p = np;
+        b->cap = ncap;
+    }
+}
+
+static void fmt_num(char *dst, size_t cap, double v)
+{
+    snprintf(dst, cap, "%.10g", v);
+}
+
+char *cg_metrics_render(size_t *len)
+{
+    rbuf b = {malloc(16384), 0, 16384, 0};
+    if (!b.p) return NULL;
+    b.p[0] = '\0';
+    char num[40];
+
+    for (int m = 0; m < CG_M__COUNT; m++) {
+        out(&b, "# HELP %s %s\n# TYPE %s counter\n", counter_meta[m].name, counter_meta[m].help,
+            counter_meta[m].name);
+        for (size_t c = 0; c < NCHAN; c++)
+            out(&b, "%s{channel=\"%s\"} %llu\n", counter_meta[m].name, metric_channels[c], counters[m][c]);
+    }
+    for (int h = 0; h < CG_H__COUNT; h++) {
+        const char *n = hist_meta[h].name;
+        out(&b, "# HELP %s %s\n# TYPE %s histogram\n", n, hist_meta[h].help, n);
+        for (size_t c = 0; c < NCHAN; c++) {
+            const hist *x = &hists[h][c];
+            for (size_t i = 0; i < NBUCKETS; i++) {
+                fmt_num(num, sizeof num, buckets[i]);
+                out(&b, "%s_bucket{channel=\"%s\",le=\"%s\"} %llu\n", n, metric_channels[c], num, x->b[i]);
+            }
+            out(&b, "%s_bucket{channel=\"%s\",le=\"+Inf\"} %llu\n", n, metric_channels[c], x->count);
+            fmt_num(num, sizeof num, x->sum);
+            out(&b, "%s_sum{channel=\"%s\"} %s\n", n, metric_channels[c], num);
+            out(&b, "%s_count{channel=\"%s\"} %llu\n", n, metric_channels[c], x->count);
+        }
+    }
+    out(&b, "# HELP civicgate_redis_errors_total Redis commands that failed or connections lost.\n"
+            "# TYPE civicgate_redis_errors_total counter\ncivicgate_redis_errors_total %llu\n",
+        redis_errors);
+    out(&b, "# HELP civicgate_intent_reloads_total Intent table loads by result.\n"
+            "# TYPE civicgate_intent_reloads_total counter\n"
+            "civicgate_intent_reloads_total{result=\"ok\"} %llu\n"
+            "civicgate_intent_reloads_total{result=\"failed\"} %llu\n",
+        reloads_ok, reloads_failed);
+    out(&b, "# HELP civicgate_http_responses_total HTTP responses sent by status class.\n"
+            "# TYPE civicgate_http_responses_total counter\n");
+    static const char *const cls[] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    for (int i = 1; i <= 6; i++)
+        out(&b, "civicgate_http_responses_total{code=\"%s\"} %llu\n", cls[i % 6], http_status[i % 6]);
+    for (size_t i = 0; i < ngauges; i++) {
+        fmt_num(num, sizeof num, gauges[i].v);
+        out(&b, "# HELP %s Set by its owner (see docs/operations.md).\n# TYPE %s gauge\n%s %s\n",
+            gauges[i].name, gauges[i].name, gauges[i].name, num);
+    }
+    if (b.oom) { free(b.p); return NULL; }
+    if (len) *len = b.n;
+    return b.p;
+}
