@@ -1,0 +1,1152 @@
+/*
+ * outbox.c: cg:outbox → connector.render → libcurl → connector.classify.
+ *
+ * Every instance is a consumer (gw->instance) of the group "outbox" on the
+ * stream cg:outbox. Delivery is in order per conversation, as the pipeline is:
+ * the commit script gives each reply the conversation's next out seq
+ * (cg:seq:{c:u} "out"); "sent" is the last seq finished (delivered,
+ * dead-lettered or dropped because the contact is gone). Reply n is sent only
+ * when sent == n-1 (the "begin" script checks; a reply whose predecessor is
+ * with another consumer waits) and "finish" advances sent with a compare and
+ * set, so a reply finished twice (two instances after a claim) is finished
+ * once. The HTTP send itself is at-least-once: a crash between a send and
+ * its finish sends it again.
+ *
+ * Per entry:
+ *   begin  (1 round trip)  sequence check; the retry state of the head reply
+ *                          (cur, try, due, part) lives in cg:seq:{c:u}, so it
+ *                          survives a crash: a claimed reply does not retry
+ *                          sooner than due nor resend delivered parts.
+ *   render the connector's requests (or, for webchat, the frame).
+ *   send   parts [part, n) in order through libcurl multi on the uv loop
+ *          (uv_poll per socket, one uv_timer for curl's timeouts);
+ *          responses capped at RESP_MAX bytes; timeout cfg->outbox_timeout_ms.
+ *          After each part but the last, "part" records progress.
+ *   classify → finish (1 round trip):
+ *     OK            sent = n, XACK; metrics sent + e2e latency
+ *     RETRY         try+1, due = now + backoff (1 s · 2^(try-1), full jitter
+ *                   in [½, 1], ≤ 5 min); the entry stays pending with us
+ *     THROTTLED     try+1, due = now + max(retry_after, 1 s)
+ *     (either, at outbox.max_attempts) → dead letter "max attempts: <reason>"
+ *     CONTACT_GONE  session blocked = 1, sent = n, XACK
+ *     BAD_CONFIG / FAILED / no connector / render error
+ *                   XADD cg:deadletter (the reply, the reason), sent = n, XACK
+ *   webchat: no HTTP: PUBLISH cg:webchat {"user","frame"} and finish OK in
+ *   the same script.
+ * Rate limits (in process): a token bucket per channel (Telegram 30/s) and
+ * per chat (1/s, burst 3). With several instances each has its own buckets;
+ * docs/redis.md says what that means.
+ * A crashed consumer's entries are claimed with XAUTOCLAIM after
+ * CG_STORE_CLAIM_IDLE_MS; held entries are re-touched every CG_STORE_KEEP_MS.
+ *
+ * API: cg_outbox_start → (cg_outbox_wake) → cg_outbox_stop.
+ * Extending: a new channel needs its connector (connectors/registry.c), its
+ * rate in rate_table[] and nothing else here.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+
+#include "store.h"
+#include "log.h"
+#include "metrics.h"
+#include "civicgate/webchat.h"
+
+#define ACTIVE_MAX      64         /* replies in begin/send/finish at once */
+#define HELD_MAX        512        /* replies held in memory */
+#define POLL_IDLE_MS    50
+#define TICK_MS         10
+#define WAIT_MIN_MS     50         /* predecessor with another consumer */
+#define WAIT_MAX_MS     1000
+#define GAP_TIMEOUT_MS  (3 * CG_STORE_CLAIM_IDLE_MS + 30000)
+#define CLAIM_EVERY_MS  5000
+#define STATS_EVERY_MS  5000
+#define RESP_MAX        (64 * 1024)
+#define BACKOFF_BASE_MS 1000
+#define BACKOFF_MAX_MS  300000
+#define CHAT_SLOTS      1024
+
+typedef enum { OB_QUEUED = 0, OB_BEGIN, OB_SENDING, OB_FINISH } ob_state;
+
+typedef struct ob_entry {
+    struct ob_entry *next;
+    struct cg_outbox *o;
+    char id[48];
+    long long seq;
+    char channel[CG_CHANNEL_MAX];
+    char user[CG_USER_MAX];
+    char lang[CG_LANG_MAX];
+    char *text, *buttons, *callback_id;
+    int from_agent;
+    int64_t created_at, received_at;
+    ob_state state;
+    uint64_t not_before;       /* uv_now */
+    uint64_t waiting_since;
+    unsigned waits;
+    int force;
+    int attempt, part;
+    /* sending */
+    cg_http_out reqs[CG_MAX_OUT_REQUESTS];
+    size_t nreq;
+    const cg_connector *conn;
+    CURL *easy;
+    struct curl_slist *hdrs;
+    char *resp;
+    size_t resp_len;
+    int dead;                  /* dropped (lost to another consumer / stopped) */
+} ob_entry;
+
+typedef struct bucket { double tokens; uint64_t last; uint64_t key; } bucket;
+
+typedef struct rate { const char *channel; double per_s, burst, chat_per_s, chat_burst; } rate;
+
+/* Platform limits; a channel not listed is not limited. */
+static const rate rate_table[] = {
+    { "telegram", 30, 30, 1, 3 },
+    { "whatsapp", 80, 80, 1, 3 },
+    { "messenger", 40, 40, 1, 3 },
+    { NULL, 0, 0, 0, 0 },
+};
+
+struct cg_outbox {
+    cg_gateway *gw;
+    cg_store *store;
+    CURLM *multi;
+    uv_timer_t tick, curl_timer;
+    ob_entry *head, *tail;     /* stream order */
+    size_t n, active;
+    int reading;
+    uint64_t next_read, next_claim, next_stats, next_keep;
+    char claim_cursor[48];
+    int keeping;
+    unsigned inflight;         /* Redis commands referencing us */
+    int handles;               /* open uv handles (timers + sockets) */
+    bucket chan[sizeof rate_table / sizeof *rate_table];
+    bucket chat[CHAT_SLOTS];
+    int stopping, done_called, closed;
+    uint64_t stop_deadline;
+    void (*done)(void *ud);
+    void *done_ud;
+};
+
+typedef struct ob_sock { uv_poll_t poll; curl_socket_t fd; cg_outbox *o; } ob_sock;
+
+static void settle(cg_outbox *o);
+static void pump(cg_outbox *o);
+static void send_part(ob_entry *e);
+
+/* ---- entries ----------------------------------------------------------- */
+
+static void entry_clear_reqs(ob_entry *e)
+{
+    for (size_t i = 0; i < e->nreq; i++) cg_http_out_free(&e->reqs[i]);
+    e->nreq = 0;
+}
+
+static void entry_free(ob_entry *e)
+{
+    if (!e) return;
+    entry_clear_reqs(e);
+    free(e->text);
+    free(e->buttons);
+    free(e->callback_id);
+    free(e->resp);
+    free(e);
+}
+
+static void unlink_entry(cg_outbox *o, ob_entry *e)
+{
+    ob_entry **pp = &o->head, *prev = NULL;
+    while (*pp && *pp != e) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (!*pp) return;
+    *pp = e->next;
+    if (o->tail == e) o->tail = prev;
+    o->n--;
+    e->next = NULL;
+}
+
+static ob_entry *find(cg_outbox *o, const char *id)
+{
+    for (ob_entry *e = o->head; e; e = e->next)
+        if (strcmp(e->id, id) == 0) return e;
+    return NULL;
+}
+
+static void drop(cg_outbox *o, ob_entry *e)
+{
+    if (e->state != OB_QUEUED && o->active) o->active--;
+    unlink_entry(o, e);
+    entry_free(e);
+}
+
+static ob_entry *entry_parse(cg_outbox *o, const redisReply *x)
+{
+    if (x->type != REDIS_REPLY_ARRAY || x->elements != 2 ||
+        x->element[0]->type != REDIS_REPLY_STRING || x->element[0]->len >= 48)
+        return NULL;
+    const redisReply *f = x->element[1];
+    ob_entry *e = calloc(1, sizeof *e);
+    if (!e) return NULL;
+    e->o = o;
+    memcpy(e->id, x->element[0]->str, x->element[0]->len + 1);
+    if (f->type != REDIS_REPLY_ARRAY) {
+        e->seq = -1;
+        return e;
+    }
+    char b[16];
+    e->seq = cg_store_field_i64(f, "seq");
+    cg_store_field_str(f, "channel", e->channel, sizeof e->channel);
+    cg_store_field_str(f, "user", e->user, sizeof e->user);
+    cg_store_field_str(f, "lang", e->lang, sizeof e->lang);
+    e->text = cg_store_field_dup(f, "text");
+    e->buttons = cg_store_field_dup(f, "buttons");
+    e->callback_id = cg_store_field_dup(f, "callback_id");
+    e->from_agent = strcmp(cg_store_field_str(f, "from_agent", b, sizeof b), "1") == 0;
+    e->created_at = cg_store_field_i64(f, "created_at");
+    e->received_at = cg_store_field_i64(f, "received_at");
+    return e;
+}
+
+/* cg_reply from the entry; 0 or -1 (allocation). The caller frees it. */
+static int entry_reply(const ob_entry *e, cg_reply *r)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->channel, sizeof r->channel, "%s", e->channel);
+    snprintf(r->user, sizeof r->user, "%s", e->user);
+    r->text = strdup(e->text ? e->text : "");
+    r->callback_id = e->callback_id ? strdup(e->callback_id) : NULL;
+    r->from_agent = e->from_agent;
+    if (!r->text || (e->callback_id && !r->callback_id)) return -1;
+    cJSON *arr = e->buttons ? cJSON_Parse(e->buttons) : NULL;
+    const cJSON *b;
+    cJSON_ArrayForEach(b, arr) {
+        if (r->nbuttons >= CG_REPLY_MAX_BUTTONS) break;
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(b, "title");
+        const cJSON *pl = cJSON_GetObjectItemCaseSensitive(b, "payload");
+        const cJSON *u = cJSON_GetObjectItemCaseSensitive(b, "url");
+        if (!cJSON_IsString(t)) continue;
+        cg_reply_btn *rb = &r->buttons[r->nbuttons++];
+        rb->title = strdup(t->valuestring);
+        rb->payload = cJSON_IsString(pl) ? strdup(pl->valuestring) : NULL;
+        rb->url = cJSON_IsString(u) ? strdup(u->valuestring) : NULL;
+    }
+    cJSON_Delete(arr);
+    return 0;
+}
+
+/* ---- rate limits ------------------------------------------------------- */
+
+static const rate *rate_for(const char *channel, size_t *idx)
+{
+    for (size_t i = 0; rate_table[i].channel; i++)
+        if (strcmp(rate_table[i].channel, channel) == 0) {
+            *idx = i;
+            return &rate_table[i];
+        }
+    return NULL;
+}
+
+static void refill(bucket *b, double per_s, double burst, uint64_t now)
+{
+    if (!b->last) {
+        b->tokens = burst;
+    } else if (now > b->last) {
+        b->tokens += (double)(now - b->last) * per_s / 1000.0;
+        if (b->tokens > burst) b->tokens = burst;
+    }
+    b->last = now;
+}
+
+static uint64_t fnv(const char *a, const char *b)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = a; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    h = (h ^ ':') * 1099511628211ULL;
+    for (const char *p = b; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return h | 1;
+}
+
+/* 0 when a token of the channel and of the chat was taken, else ms to wait. */
+static uint64_t rate_take(cg_outbox *o, const ob_entry *e, uint64_t now)
+{
+    size_t ci;
+    const rate *r = rate_for(e->channel, &ci);
+    if (!r) return 0;
+    bucket *cb = &o->chan[ci];
+    uint64_t key = fnv(e->channel, e->user);
+    bucket *ub = &o->chat[key % CHAT_SLOTS];
+    if (ub->key != key) {          /* a slot shared by two chats starts full */
+        memset(ub, 0, sizeof *ub);
+        ub->key = key;
+    }
+    refill(cb, r->per_s, r->burst, now);
+    refill(ub, r->chat_per_s, r->chat_burst, now);
+    if (cb->tokens >= 1 && ub->tokens >= 1) {
+        cb->tokens -= 1;
+        ub->tokens -= 1;
+        return 0;
+    }
+    double w1 = cb->tokens >= 1 ? 0 : (1 - cb->tokens) * 1000.0 / r->per_s;
+    double w2 = ub->tokens >= 1 ? 0 : (1 - ub->tokens) * 1000.0 / r->chat_per_s;
+    double w = w1 > w2 ? w1 : w2;
+    return (uint64_t)w + 1;
+}
+
+/* ---- finish ------------------------------------------------------------ */
+
+/*
+ * KEYS: 1 cg:seq:{c:u}  2 cg:sess:{c:u}  3 cg:outbox  4 cg:deadletter
+ * ARGV: 1 group  2 entry id  3 seq  4 outcome  5 session TTL, then
+ *   retry: 6 try  7 due (ms)  8 part        part: 6 part
+ *   ok:    6 pub channel or ""  7 message   gone: -
+ *   dead:  6.. dead-letter fields
+ * Returns "ok" or "dup" (finished before: acknowledged).
+ */
+static cg_store_script finish_script = {
+    .name = "outbox_finish",
+    .src =
+        "local sent = tonumber(redis.call('HGET', KEYS[1], 'sent') or '0')\n"
+        "local seq, oc = tonumber(ARGV[3]), ARGV[4]\n"
+        "if seq <= sent then\n"
+        "  redis.call('XACK', KEYS[3], ARGV[1], ARGV[2]); return 'dup'\n"
+        "end\n"
+        "if oc == 'retry' then\n"
+        "  redis.call('HSET', KEYS[1], 'cur', ARGV[3], 'try', ARGV[6], 'due', ARGV[7], 'part', ARGV[8])\n"
+        "  return 'ok'\n"
+        "end\n"
+        "if oc == 'part' then\n"
+        "  redis.call('HSET', KEYS[1], 'cur', ARGV[3], 'part', ARGV[6]); return 'ok'\n"
+        "end\n"
+        "if oc == 'dead' then\n"
+        "  local f = {}\n"
+        "  for i = 6, #ARGV do f[#f + 1] = ARGV[i] end\n"
+        "  redis.call('XADD', KEYS[4], '*', unpack(f))\n"
+        "elseif oc == 'gone' then\n"
+        "  redis.call('HSET', KEYS[2], 'blocked', '1'); redis.call('EXPIRE', KEYS[2], ARGV[5])\n"
+        "elseif oc == 'ok' and ARGV[6] ~= '' then\n"
+        "  redis.call('PUBLISH', ARGV[6], ARGV[7])\n"
+        "end\n"
+        "redis.call('HSET', KEYS[1], 'sent', seq)\n"
+        "redis.call('HDEL', KEYS[1], 'cur', 'try', 'due', 'part')\n"
+        "redis.call('XACK', KEYS[3], ARGV[1], ARGV[2])\n"
+        "return 'ok'\n",
+};
+
+typedef struct fin_req {
+    ob_entry *e;
+    int terminal;     /* ok / dead / gone: the entry is done after this */
+    uint64_t delay;   /* retry: ms until the next attempt */
+} fin_req;
+
+static void finish_reply(cg_store *s, redisReply *r, void *ud)
+{
+    fin_req *f = ud;
+    ob_entry *e = f->e;
+    cg_outbox *o = e->o;
+    (void)s;
+    o->inflight--;
+    int ok = r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
+    if (e->dead) {
+        drop(o, e);
+    } else if (f->terminal) {
+        /* on a Redis error the entry stays pending in Redis: claimed again
+         * later (and sent again: at-least-once) */
+        drop(o, e);
+    } else {
+        /* retry (when !ok the state was not written: this process still
+         * waits the delay; a claimer would retry at once) */
+        (void)ok;
+        e->state = OB_QUEUED;
+        o->active--;
+        e->not_before = uv_now(o->gw->loop) + f->delay;
+        entry_clear_reqs(e);
+    }
+    free(f);
+    settle(o);
+}
+
+/* Sends the finish script; extra holds outcome-specific arguments. */
+static void finish(ob_entry *e, const char *outcome, const char *const *extra, size_t nextra,
+                   int terminal, uint64_t delay)
+{
+    cg_outbox *o = e->o;
+    const cg_config *cfg = o->gw->cfg;
+    char k1[CG_KEY_MAX], k2[CG_KEY_MAX], seq[24], ttl[24];
+    const char *av[48];
+    size_t n = 0;
+    fin_req *f = calloc(1, sizeof *f);
+    if (!f) goto fail;
+    f->e = e;
+    f->terminal = terminal;
+    f->delay = delay;
+    if (cg_store_key(k1, sizeof k1, "seq", e->channel, e->user) ||
+        cg_store_key(k2, sizeof k2, "sess", e->channel, e->user))
+        goto fail;
+    snprintf(seq, sizeof seq, "%lld", e->seq);
+    snprintf(ttl, sizeof ttl, "%d", cfg->session_ttl_s > 0 ? cfg->session_ttl_s : 2592000);
+    av[n++] = k1; av[n++] = k2; av[n++] = CG_K_OUTBOX; av[n++] = CG_K_DEADLETTER;
+    av[n++] = CG_G_OUTBOX; av[n++] = e->id; av[n++] = seq; av[n++] = outcome; av[n++] = ttl;
+    for (size_t i = 0; i < nextra && n < sizeof av / sizeof *av; i++) av[n++] = extra[i];
+    e->state = OB_FINISH;
+    if (cg_store_eval(o->store, &finish_script, 4, (int)n, av, NULL, finish_reply, f) != 0)
+        goto fail;
+    o->inflight++;
+    return;
+fail:
+    free(f);
+    /* Redis unreachable: leave it pending; retry from here after a pause */
+    e->state = OB_QUEUED;
+    o->active--;
+    e->not_before = uv_now(o->gw->loop) + 1000;
+    entry_clear_reqs(e);
+}
+
+static void finish_dead(ob_entry *e, const char *kind, const char *reason)
+{
+    char seq[24], created[24], received[24], failed[24], att[16];
+    snprintf(seq, sizeof seq, "%lld", e->seq);
+    snprintf(created, sizeof created, "%lld", (long long)e->created_at);
+    snprintf(received, sizeof received, "%lld", (long long)e->received_at);
+    snprintf(failed, sizeof failed, "%lld", (long long)cg_store_now_ms());
+    snprintf(att, sizeof att, "%d", e->attempt);
+    const char *x[] = {
+        "channel", e->channel, "user", e->user, "text", e->text ? e->text : "",
+        "buttons", e->buttons ? e->buttons : "[]", "callback_id", e->callback_id ? e->callback_id : "",
+        "lang", e->lang, "created_at", created, "received_at", received, "seq", seq,
+        "entry", e->id, "kind", kind, "reason", reason, "attempts", att, "failed_at", failed,
+    };
+    cg_metrics_inc(CG_M_FAILED, e->channel);
+    cg_log(CG_LOG_WARN, "outbox_dead_letter", "channel", e->channel, "user", cg_log_user(e->user),
+           "kind", kind, "reason", reason, NULL);
+    finish(e, "dead", x, sizeof x / sizeof *x, 1, 0);
+}
+
+static void finish_ok(ob_entry *e, const char *pub_channel, const char *pub_msg)
+{
+    const char *x[] = { pub_channel ? pub_channel : "", pub_msg ? pub_msg : "" };
+    cg_metrics_inc(CG_M_SENT, e->channel);
+    if (e->received_at > 0) {
+        int64_t d = cg_store_now_ms() - e->received_at;
+        cg_metrics_observe(CG_H_E2E, e->channel, d > 0 ? (double)d / 1000.0 : 0.0);
+    }
+    finish(e, "ok", x, 2, 1, 0);
+}
+
+static void finish_gone(ob_entry *e)
+{
+    cg_log(CG_LOG_INFO, "outbox_contact_gone", "channel", e->channel, "user",
+           cg_log_user(e->user), NULL);
+    finish(e, "gone", NULL, 0, 1, 0);
+}
+
+static void finish_retry(ob_entry *e, const cg_send_result *res)
+{
+    cg_outbox *o = e->o;
+    const cg_config *cfg = o->gw->cfg;
+    int max = cfg->outbox_max_attempts > 0 ? cfg->outbox_max_attempts : 8;
+    e->attempt++;
+    if (e->attempt >= max) {
+        char reason[200];
+        snprintf(reason, sizeof reason, "max attempts: %s", res->reason[0] ? res->reason : "retry");
+        finish_dead(e, "max_attempts", reason);
+        return;
+    }
+    uint64_t delay;
+    if (res->kind == CG_SEND_THROTTLED) {
+        cg_metrics_inc(CG_M_THROTTLED, e->channel);
+        delay = res->retry_after_ms > 1000 ? (uint64_t)res->retry_after_ms : 1000;
+    } else {
+        cg_metrics_inc(CG_M_RETRIED, e->channel);
+        double d = BACKOFF_BASE_MS * pow(2.0, e->attempt - 1);
+        if (d > BACKOFF_MAX_MS) d = BACKOFF_MAX_MS;
+        d *= 0.5 + 0.5 * ((double)rand() / RAND_MAX);
+        delay = (uint64_t)d;
+    }
+    char t[16], due[24], part[16];
+    snprintf(t, sizeof t, "%d", e->attempt);
+    snprintf(due, sizeof due, "%lld", (long long)(cg_store_now_ms() + (int64_t)delay));
+    snprintf(part, sizeof part, "%d", e->part);
+    const char *x[] = { t, due, part };
+    finish(e, "retry", x, 3, 0, delay);
+}
+
+static void progress_reply(cg_store *s, redisReply *r, void *ud)
+{
+    cg_outbox *o = ud;
+    (void)s; (void)r;
+    o->inflight--;
+    settle(o);
+}
+
+/* Record that parts [0, part) are delivered; fire and forget. */
+static void record_part(ob_entry *e)
+{
+    cg_outbox *o = e->o;
+    char k1[CG_KEY_MAX], k2[CG_KEY_MAX], seq[24], ttl[8] = "0", part[16];
+    if (cg_store_key(k1, sizeof k1, "seq", e->channel, e->user) ||
+        cg_store_key(k2, sizeof k2, "sess", e->channel, e->user))
+        return;
+    snprintf(seq, sizeof seq, "%lld", e->seq);
+    snprintf(part, sizeof part, "%d", e->part);
+    const char *av[] = { k1, k2, CG_K_OUTBOX, CG_K_DEADLETTER, CG_G_OUTBOX, e->id, seq, "part",
+                         ttl, part };
+    if (cg_store_eval(o->store, &finish_script, 4, 10, av, NULL, progress_reply, o) == 0)
+        o->inflight++;
+}
+
+/* ---- HTTP (libcurl multi on the uv loop) -------------------------------- */
+
+static void poll_cb(uv_poll_t *h, int status, int events);
+
+static void sock_closed(uv_handle_t *h)
+{
+    ob_sock *cs = (ob_sock *)(void *)h;
+    cg_outbox *o = cs->o;
+    free(cs);
+    o->handles--;
+    settle(o);
+}
+
+static void check_done(cg_outbox *o);
+
+static int sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    cg_outbox *o = userp;
+    ob_sock *cs = socketp;
+    (void)easy;
+    if (what == CURL_POLL_REMOVE) {
+        if (cs) {
+            curl_multi_assign(o->multi, fd, NULL);
+            uv_poll_stop(&cs->poll);
+            uv_close((uv_handle_t *)&cs->poll, sock_closed);
+        }
+        return 0;
+    }
+    if (!cs) {
+        cs = calloc(1, sizeof *cs);
+        if (!cs) return -1;
+        cs->fd = fd;
+        cs->o = o;
+        if (uv_poll_init_socket(o->gw->loop, &cs->poll, fd) != 0) {
+            free(cs);
+            return -1;
+        }
+        cs->poll.data = cs;
+        o->handles++;
+        curl_multi_assign(o->multi, fd, cs);
+    }
+    int ev = 0;
+    if (what & CURL_POLL_IN) ev |= UV_READABLE;
+    if (what & CURL_POLL_OUT) ev |= UV_WRITABLE;
+    uv_poll_start(&cs->poll, ev, poll_cb);
+    return 0;
+}
+
+static void poll_cb(uv_poll_t *h, int status, int events)
+{
+    ob_sock *cs = h->data;
+    cg_outbox *o = cs->o;
+    int flags = 0, running;
+    if (status < 0) flags = CURL_CSELECT_ERR;
+    if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
+    curl_multi_socket_action(o->multi, cs->fd, flags, &running);
+    check_done(o);
+}
+
+static void curl_timeout_cb(uv_timer_t *t)
+{
+    cg_outbox *o = t->data;
+    int running;
+    curl_multi_socket_action(o->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(o);
+}
+
+static int timer_cb(CURLM *m, long timeout_ms, void *userp)
+{
+    cg_outbox *o = userp;
+    (void)m;
+    if (timeout_ms < 0) uv_timer_stop(&o->curl_timer);
+    else uv_timer_start(&o->curl_timer, curl_timeout_cb, (uint64_t)timeout_ms, 0);
+    return 0;
+}
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    ob_entry *e = ud;
+    size_t n = size * nmemb;
+    size_t room = RESP_MAX - e->resp_len;
+    size_t take = n < room ? n : room;       /* beyond the cap: read, not kept */
+    if (take) {
+        if (!e->resp) {
+            e->resp = malloc(RESP_MAX + 1);
+            if (!e->resp) return n;
+        }
+        memcpy(e->resp + e->resp_len, ptr, take);
+        e->resp_len += take;
+        e->resp[e->resp_len] = '\0';
+    }
+    return n;
+}
+
+static void transfer_done(ob_entry *e, CURLcode rc)
+{
+    cg_outbox *o = e->o;
+    long status = 0;
+    if (rc == CURLE_OK) curl_easy_getinfo(e->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_multi_remove_handle(o->multi, e->easy);
+    curl_easy_cleanup(e->easy);
+    e->easy = NULL;
+    curl_slist_free_all(e->hdrs);
+    e->hdrs = NULL;
+    if (e->dead) {
+        drop(o, e);
+        return;
+    }
+    cg_send_result res;
+    memset(&res, 0, sizeof res);
+    e->conn->classify(status, e->resp ? e->resp : "", e->resp_len, &res);
+    if (rc != CURLE_OK && !res.reason[0])
+        snprintf(res.reason, sizeof res.reason, "%s", curl_easy_strerror(rc));
+    free(e->resp);
+    e->resp = NULL;
+    e->resp_len = 0;
+    switch (res.kind) {
+    case CG_SEND_OK:
+        e->part++;
+        if ((size_t)e->part < e->nreq) {
+            record_part(e);
+            send_part(e);
+        } else {
+            finish_ok(e, NULL, NULL);
+        }
+        break;
+    case CG_SEND_RETRY:
+    case CG_SEND_THROTTLED:
+        finish_retry(e, &res);
+        break;
+    case CG_SEND_CONTACT_GONE:
+        finish_gone(e);
+        break;
+    case CG_SEND_BAD_CONFIG:
+        finish_dead(e, "bad_config", res.reason[0] ? res.reason : "bad config");
+        break;
+    default:
+        finish_dead(e, "failed", res.reason[0] ? res.reason : "failed");
+        break;
+    }
+}
+
+static void check_done(cg_outbox *o)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(o->multi, &left))) {
+        if (m->msg != CURLMSG_DONE) continue;
+        ob_entry *e = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&e);
+        CURLcode rc = m->data.result;
+        if (e) transfer_done(e, rc);
+    }
+    settle(o);
+}
+
+static void send_part(ob_entry *e)
+{
+    cg_outbox *o = e->o;
+    const cg_config *cfg = o->gw->cfg;
+    const cg_http_out *r = &e->reqs[e->part];
+    CURL *c = curl_easy_init();
+    if (!c) {
+        cg_send_result res = { .kind = CG_SEND_RETRY };
+        snprintf(res.reason, sizeof res.reason, "curl_easy_init failed");
+        finish_retry(e, &res);
+        return;
+    }
+    e->easy = c;
+    for (size_t i = 0; i < r->nheaders; i++) e->hdrs = curl_slist_append(e->hdrs, r->headers[i]);
+    e->hdrs = curl_slist_append(e->hdrs, "Expect:");
+    curl_easy_setopt(c, CURLOPT_URL, r->url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, r->method[0] ? r->method : "POST");
+    if (r->body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)r->body_len);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, r->body);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, e->hdrs);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(cfg->outbox_timeout_ms > 0 ? cfg->outbox_timeout_ms : 10000));
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "civicgate");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, e);
+    curl_easy_setopt(c, CURLOPT_PRIVATE, (char *)e);
+    e->state = OB_SENDING;
+    if (curl_multi_add_handle(o->multi, c) != CURLM_OK) {
+        curl_easy_cleanup(c);
+        e->easy = NULL;
+        curl_slist_free_all(e->hdrs);
+        e->hdrs = NULL;
+        cg_send_result res = { .kind = CG_SEND_RETRY };
+        snprintf(res.reason, sizeof res.reason, "curl_multi_add_handle failed");
+        finish_retry(e, &res);
+    }
+}
+
+/* ---- begin ------------------------------------------------------------- */
+
+/*
+ * KEYS: 1 cg:seq:{c:u}  2 cg:sess:{c:u}  3 cg:outbox
+ * ARGV: 1 group  2 entry id  3 seq  4 "force" or ""
+ * → {"dup"} (acknowledged) | {"wait"} | {"go", try, due, part, blocked}
+ */
+static cg_store_script begin_script = {
+    .name = "outbox_begin",
+    .src =
+        "local sent = tonumber(redis.call('HGET', KEYS[1], 'sent') or '0')\n"
+        "local seq = tonumber(ARGV[3])\n"
+        "if seq <= sent then\n"
+        "  redis.call('XACK', KEYS[3], ARGV[1], ARGV[2]); return {'dup'}\n"
+        "end\n"
+        "if seq ~= sent + 1 and ARGV[4] ~= 'force' then return {'wait'} end\n"
+        "local blocked = redis.call('HGET', KEYS[2], 'blocked') or '0'\n"
+        "local st = redis.call('HMGET', KEYS[1], 'cur', 'try', 'due', 'part')\n"
+        "if st[1] ~= ARGV[3] then\n"
+        "  redis.call('HSET', KEYS[1], 'cur', ARGV[3], 'try', 0, 'due', 0, 'part', 0)\n"
+        "  return {'go', '0', '0', '0', blocked}\n"
+        "end\n"
+        "return {'go', st[2] or '0', st[3] or '0', st[4] or '0', blocked}\n",
+};
+
+static void start_send(ob_entry *e)
+{
+    cg_outbox *o = e->o;
+    cg_reply r;
+    if (entry_reply(e, &r) != 0) {
+        cg_reply_free(&r);
+        finish_dead(e, "failed", "out of memory rendering the reply");
+        return;
+    }
+    if (strcmp(e->channel, "webchat") == 0) {
+        char *frame = cg_webchat_render_reply(&r, e->lang);
+        cJSON *msg = cJSON_CreateObject();
+        cJSON *fj = frame ? cJSON_Parse(frame) : NULL;
+        char *payload = NULL;
+        if (msg && fj) {
+            cJSON_AddStringToObject(msg, "user", e->user);
+            cJSON_AddItemToObject(msg, "frame", fj);
+            fj = NULL;
+            payload = cJSON_PrintUnformatted(msg);
+        }
+        cJSON_Delete(fj);
+        cJSON_Delete(msg);
+        free(frame);
+        cg_reply_free(&r);
+        if (payload) finish_ok(e, CG_CH_WEBCHAT, payload);
+        else finish_dead(e, "failed", "web-chat frame could not be rendered");
+        free(payload);
+        return;
+    }
+    const cg_connector *conn = cg_connector_find(e->channel);
+    const cg_channel_cfg *cc = cg_config_channel(o->gw->cfg, e->channel);
+    if (!conn || !conn->render || !conn->classify || !cc || !cc->enabled) {
+        cg_reply_free(&r);
+        finish_dead(e, "bad_config", "channel not configured or not enabled");
+        return;
+    }
+    e->conn = conn;
+    size_t n = 0;
+    cg_err rc = conn->render(cc, &r, e->reqs, CG_MAX_OUT_REQUESTS, &n);
+    cg_reply_free(&r);
+    if (rc != CG_OK || n == 0) {
+        e->nreq = n;
+        entry_clear_reqs(e);
+        finish_dead(e, rc == CG_OK ? "failed" : "bad_config", "connector could not render the reply");
+        return;
+    }
+    e->nreq = n;
+    if ((size_t)e->part >= n) {        /* every part went out before a crash */
+        finish_ok(e, NULL, NULL);
+        return;
+    }
+    send_part(e);
+}
+
+static void begin_reply(cg_store *s, redisReply *r, void *ud)
+{
+    ob_entry *e = ud;
+    cg_outbox *o = e->o;
+    (void)s;
+    o->inflight--;
+    if (e->dead) {
+        drop(o, e);
+        settle(o);
+        return;
+    }
+    uint64_t now = uv_now(o->gw->loop);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
+        e->state = OB_QUEUED;
+        o->active--;
+        e->not_before = now + 1000;
+    } else if (strcmp(r->element[0]->str, "dup") == 0) {
+        drop(o, e);
+    } else if (strcmp(r->element[0]->str, "wait") == 0) {
+        e->state = OB_QUEUED;
+        o->active--;
+        if (!e->waiting_since) e->waiting_since = now;
+        unsigned d = WAIT_MIN_MS << (e->waits < 5 ? e->waits : 5);
+        e->waits++;
+        e->not_before = now + (d > WAIT_MAX_MS ? WAIT_MAX_MS : d);
+        if (now - e->waiting_since >= GAP_TIMEOUT_MS) e->force = 1;
+    } else if (r->elements == 5) {
+        e->attempt = atoi(r->element[1]->str);
+        long long due = atoll(r->element[2]->str);
+        e->part = atoi(r->element[3]->str);
+        int blocked = strcmp(r->element[4]->str, "1") == 0;
+        long long wait = due - (long long)cg_store_now_ms();
+        if (blocked) {
+            finish_gone(e);
+        } else if (wait > 0) {
+            e->state = OB_QUEUED;
+            o->active--;
+            e->not_before = now + (uint64_t)wait;
+        } else {
+            start_send(e);
+        }
+    }
+    settle(o);
+}
+
+static void begin(ob_entry *e)
+{
+    cg_outbox *o = e->o;
+    char k1[CG_KEY_MAX], k2[CG_KEY_MAX], seq[24];
+    if (cg_store_key(k1, sizeof k1, "seq", e->channel, e->user) ||
+        cg_store_key(k2, sizeof k2, "sess", e->channel, e->user))
+        return;
+    snprintf(seq, sizeof seq, "%lld", e->seq);
+    const char *av[] = { k1, k2, CG_K_OUTBOX, CG_G_OUTBOX, e->id, seq, e->force ? "force" : "" };
+    e->state = OB_BEGIN;
+    o->active++;
+    if (cg_store_eval(o->store, &begin_script, 3, 7, av, NULL, begin_reply, e) != 0) {
+        e->state = OB_QUEUED;
+        o->active--;
+        e->not_before = uv_now(o->gw->loop) + 1000;
+        return;
+    }
+    o->inflight++;
+}
+
+/* ---- reading, claiming, keeping ------------------------------------------ */
+
+static void ack_reply(cg_store *s, redisReply *r, void *ud)
+{
+    cg_outbox *o = ud;
+    (void)s; (void)r;
+    o->inflight--;
+    settle(o);
+}
+
+static void add_entries(cg_outbox *o, const redisReply *arr)
+{
+    if (!arr || arr->type != REDIS_REPLY_ARRAY) return;
+    for (size_t i = 0; i < arr->elements; i++) {
+        const redisReply *x = arr->element[i];
+        if (x->type != REDIS_REPLY_ARRAY || x->elements < 1 ||
+            x->element[0]->type != REDIS_REPLY_STRING || find(o, x->element[0]->str))
+            continue;
+        ob_entry *e = entry_parse(o, x);
+        if (!e) continue;
+        if (e->seq <= 0 || !e->channel[0] || !e->user[0]) {
+            /* deleted from the stream, or not written by our pipeline */
+            const char *av[] = { "XACK", CG_K_OUTBOX, CG_G_OUTBOX, e->id };
+            if (cg_store_cmd(o->store, ack_reply, o, 4, av, NULL) == 0) o->inflight++;
+            entry_free(e);
+            continue;
+        }
+        if (o->tail) o->tail->next = e;
+        else o->head = e;
+        o->tail = e;
+        o->n++;
+    }
+}
+
+static void read_reply(cg_store *s, redisReply *r, void *ud)
+{
+    cg_outbox *o = ud;
+    o->inflight--;
+    o->reading = 0;
+    size_t before = o->n;
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOGROUP", 7) == 0) {
+        cg_store_ensure_group(s, CG_K_OUTBOX, CG_G_OUTBOX);
+    } else if (r && r->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *st = r->element[i];
+            if (st->type == REDIS_REPLY_ARRAY && st->elements == 2) add_entries(o, st->element[1]);
+        }
+    }
+    uint64_t now = uv_now(o->gw->loop);
+    o->next_read = o->n > before ? now : now + POLL_IDLE_MS;
+    settle(o);
+}
+
+static void read_more(cg_outbox *o, const char *from, const char *count)
+{
+    const char *av[] = { "XREADGROUP", "GROUP", CG_G_OUTBOX, o->gw->instance, "COUNT", count,
+                         "STREAMS", CG_K_OUTBOX, from };
+    if (cg_store_cmd(o->store, read_reply, o, 9, av, NULL) == 0) {
+        o->reading = 1;
+        o->inflight++;
+    } else {
+        o->next_read = uv_now(o->gw->loop) + POLL_IDLE_MS;
+    }
+}
+
+static void claim_reply(cg_store *s, redisReply *r, void *ud)
+{
+    cg_outbox *o = ud;
+    (void)s;
+    o->inflight--;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[0]->len < sizeof o->claim_cursor) {
+        memcpy(o->claim_cursor, r->element[0]->str, r->element[0]->len + 1);
+        size_t before = o->n;
+        add_entries(o, r->element[1]);
+        if (o->n > before) {
+            char n[24];
+            snprintf(n, sizeof n, "%zu", o->n - before);
+            cg_log(CG_LOG_INFO, "outbox_claimed", "count", n, NULL);
+        }
+    }
+    settle(o);
+}
+
+static void claim(cg_outbox *o)
+{
+    char idle[16], cnt[16];
+    snprintf(idle, sizeof idle, "%d", CG_STORE_CLAIM_IDLE_MS);
+    snprintf(cnt, sizeof cnt, "%d", CG_STORE_READ_COUNT);
+    const char *av[] = { "XAUTOCLAIM", CG_K_OUTBOX, CG_G_OUTBOX, o->gw->instance, idle,
+                         o->claim_cursor, "COUNT", cnt };
+    if (cg_store_cmd(o->store, claim_reply, o, 8, av, NULL) == 0) o->inflight++;
+}
+
+static void lost_cb(const char *id, void *ud)
+{
+    cg_outbox *o = ud;
+    if (!id) {
+        o->keeping = 0;
+        o->inflight--;
+        settle(o);
+        return;
+    }
+    ob_entry *e = find(o, id);
+    if (!e) return;
+    if (e->state == OB_QUEUED) drop(o, e);
+    else e->dead = 1;         /* dropped when its current step returns */
+}
+
+static void keep(cg_outbox *o)
+{
+    const char *ids[HELD_MAX];
+    size_t n = 0;
+    for (ob_entry *e = o->head; e && n < HELD_MAX; e = e->next) ids[n++] = e->id;
+    if (!n) return;
+    o->keeping = 1;
+    o->inflight++;
+    cg_store_keep(o->store, CG_K_OUTBOX, CG_G_OUTBOX, o->gw->instance, ids, n, lost_cb, o);
+}
+
+/* ---- the loop ---------------------------------------------------------- */
+
+/* Open-addressing set of conversation hashes seen in one pass of pump(). */
+typedef struct seen_set { uint64_t k[2 * HELD_MAX]; } seen_set;
+
+/* 1 when key was already in the set (and adds it otherwise). */
+static int seen_add(seen_set *s, uint64_t key)
+{
+    size_t cap = sizeof s->k / sizeof *s->k;
+    for (size_t i = key % cap, n = 0; n < cap; i = (i + 1) % cap, n++) {
+        if (s->k[i] == key) return 1;
+        if (!s->k[i]) {
+            s->k[i] = key;
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void pump(cg_outbox *o)
+{
+    if (o->closed || o->stopping || !cg_store_ready(o->store)) return;
+    uint64_t now = uv_now(o->gw->loop);
+    static seen_set seen;      /* loop thread only */
+    memset(&seen, 0, sizeof seen);
+    for (ob_entry *e = o->head, *next; e && o->active < ACTIVE_MAX; e = next) {
+        next = e->next;
+        /* only the first held reply of a conversation may go */
+        if (seen_add(&seen, fnv(e->channel, e->user))) continue;
+        if (e->state != OB_QUEUED || e->not_before > now) continue;
+        uint64_t w = rate_take(o, e, now);
+        if (w) {
+            e->not_before = now + w;
+            continue;
+        }
+        begin(e);
+    }
+    if (!o->reading && now >= o->next_read && o->n < HELD_MAX) {
+        char cnt[16];
+        snprintf(cnt, sizeof cnt, "%d", CG_STORE_READ_COUNT);
+        read_more(o, ">", cnt);
+    }
+}
+
+static void finish_stop(cg_outbox *o);
+
+static void settle(cg_outbox *o)
+{
+    if (!o->stopping) {
+        pump(o);
+        return;
+    }
+    finish_stop(o);
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+    cg_outbox *o = t->data;
+    uint64_t now = uv_now(o->gw->loop);
+    if (o->stopping) {
+        finish_stop(o);
+        return;
+    }
+    if (cg_store_ready(o->store)) {
+        if (now >= o->next_claim) {
+            o->next_claim = now + CLAIM_EVERY_MS;
+            claim(o);
+        }
+        if (now >= o->next_stats) {
+            o->next_stats = now + STATS_EVERY_MS;
+            cg_store_stream_gauges(o->store, CG_K_OUTBOX, CG_G_OUTBOX, "civicgate_outbox", 1);
+            cg_store_stream_gauges(o->store, CG_K_DEADLETTER, "-", "civicgate_deadletter", 0);
+        }
+        if (now >= o->next_keep && !o->keeping) {
+            o->next_keep = now + CG_STORE_KEEP_MS;
+            keep(o);
+        }
+    }
+    pump(o);
+}
+
+void cg_outbox_wake(cg_outbox *o)
+{
+    if (!o || o->stopping) return;
+    o->next_read = 0;
+    pump(o);
+}
+
+cg_outbox *cg_outbox_start(cg_gateway *gw)
+{
+    static int curl_ready;
+    if (!curl_ready) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return NULL;
+        curl_ready = 1;
+    }
+    cg_outbox *o = calloc(1, sizeof *o);
+    if (!o) return NULL;
+    o->gw = gw;
+    o->store = gw->store;
+    o->multi = curl_multi_init();
+    if (!o->multi) {
+        free(o);
+        return NULL;
+    }
+    curl_multi_setopt(o->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+    curl_multi_setopt(o->multi, CURLMOPT_SOCKETDATA, o);
+    curl_multi_setopt(o->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(o->multi, CURLMOPT_TIMERDATA, o);
+    strcpy(o->claim_cursor, "0-0");
+    uv_timer_init(gw->loop, &o->tick);
+    uv_timer_init(gw->loop, &o->curl_timer);
+    o->tick.data = o->curl_timer.data = o;
+    o->handles = 2;
+    uv_timer_start(&o->tick, tick_cb, TICK_MS, TICK_MS);
+    cg_store_ensure_group(o->store, CG_K_OUTBOX, CG_G_OUTBOX);
+    read_more(o, "0", "512");      /* what this consumer name held before */
+    return o;
+}
+
+/* ---- stop -------------------------------------------------------------- */
+
+static void timer_closed(uv_handle_t *h)
+{
+    cg_outbox *o = h->data;
+    o->handles--;
+    settle(o);
+}
+
+static void finish_stop(cg_outbox *o)
+{
+    uint64_t now = uv_now(o->gw->loop);
+    if (!o->done_called) {
+        if (o->active > 0 && now < o->stop_deadline) return;
+        /* grace over or idle: abort transfers; Redis keeps the entries pending */
+        ob_entry *e;
+        while ((e = o->head)) {
+            if (e->easy) {
+                curl_multi_remove_handle(o->multi, e->easy);
+                curl_easy_cleanup(e->easy);
+                e->easy = NULL;
+            }
+            curl_slist_free_all(e->hdrs);
+            e->hdrs = NULL;
+            if (e->state == OB_BEGIN || e->state == OB_FINISH) {
+                /* a Redis reply will come back for it: let that free it */
+                unlink_entry(o, e);
+                e->dead = 1;
+                e->next = NULL;
+                continue;
+            }
+            unlink_entry(o, e);
+            entry_free(e);
+        }
+        o->active = 0;
+        o->done_called = 1;
+        curl_multi_cleanup(o->multi);       /* closes sockets: sock_cb REMOVE */
+        o->multi = NULL;
+        uv_timer_stop(&o->tick);
+        uv_timer_stop(&o->curl_timer);
+        o->closed = 1;
+        uv_close((uv_handle_t *)&o->tick, timer_closed);
+        uv_close((uv_handle_t *)&o->curl_timer, timer_closed);
+        if (o->done) o->done(o->done_ud);
+        return;
+    }
+    if (o->handles == 0 && o->inflight == 0 && o->closed == 1) {
+        o->closed = 2;
+        free(o);
+    }
+}
+
+void cg_outbox_stop(cg_outbox *o, void (*done)(void *ud), void *ud)
+{
+    if (!o) {
+        if (done) done(ud);
+        return;
+    }
+    if (o->stopping) return;
+    o->stopping = 1;
+    o->done = done;
+    o->done_ud = ud;
+    int grace = o->gw->cfg && o->gw->cfg->shutdown_grace_ms > 0 ? o->gw->cfg->shutdown_grace_ms
+                                                                 : 5000;
+    o->stop_deadline = uv_now(o->gw->loop) + (uint64_t)grace;
+    finish_stop(o);
+}

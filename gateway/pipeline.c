@@ -1,0 +1,968 @@
+/*
+ * pipeline.c: cg:inbox → dialog turn → session + transcript + cg:outbox.
+ *
+ * Every instance is a consumer (named gw->instance) of the group "pipeline"
+ * on the one stream cg:inbox; Redis hands each entry to one consumer.
+ *
+ * Order per conversation across instances. The ingest script gives every
+ * new message the conversation's next sequence number (HINCRBY
+ * cg:seq:{c:u} in) in the same step as its XADD, so stream order and seq order
+ * agree. cg:seq:{c:u} "done" is the last seq whose effects are committed.
+ * Entry n may be committed only when done == n-1; the commit script checks it
+ * atomically (compare and set), so:
+ *   seq <= done     a duplicate (re-delivered after a crash past the commit,
+ *                   or processed by two instances): just XACK;
+ *   seq >  done+1   the predecessor is still with another consumer: the entry
+ *                   stays pending with us and is retried in DEFER_MIN..MAX ms;
+ *   seq == done+1   run the turn and commit.
+ * A consumer that dies holding entries stops re-touching them (cg_store_keep
+ * every CG_STORE_KEEP_MS); after CG_STORE_CLAIM_IDLE_MS a live instance
+ * claims them with XAUTOCLAIM. If a predecessor never shows up (lost by a
+ * Redis failover) an entry deferred for GAP_TIMEOUT_MS is committed anyway
+ * ("force") and a warning is logged, so a conversation cannot stall forever.
+ *
+ * One entry at a time, per instance: load (1 round trip: the "load" script
+ * reads done, dialog, blocked, agent) → cg_dialog_turn (pure, in process) →
+ * commit (1 round trip: the "commit" script writes the session, the
+ * transcript, the outbox entry, the escalation, and XACKs). A crash before
+ * the commit leaves the entry pending: it is processed again (at-least-once);
+ * after the commit it is a duplicate and only acknowledged.
+ *
+ * Message kinds: TEXT/BUTTON/START/LANGUAGE/LOCATION/MEDIA/UNSUPPORTED run a
+ * turn (UNSUPPORTED as media "unsupported"); EDITED is recorded in the
+ * transcript and not answered (answering edits double-answers typo fixes);
+ * BLOCKED/UNBLOCKED set/clear the session's blocked flag; STATUS is
+ * acknowledged and ignored. A message the citizen sends clears "blocked":
+ * platforms deliver a citizen's message only when the bot can answer.
+ * While a session has "agent" set (by the agents module) messages go to the
+ * transcript and to pub/sub cg:agents instead of the bot.
+ *
+ * API: cg_pipeline_start → (cg_pipeline_wake) → cg_pipeline_stop.
+ * Extending: a new message kind needs a case in build_turn() and docs/redis.md.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "store.h"
+#include "log.h"
+#include "metrics.h"
+
+#define HELD_MAX        256      /* entries held in memory (queue + deferred) */
+#define POLL_IDLE_MS    50       /* XREADGROUP poll when the last read was empty */
+#define TICK_MS         10
+#define DEFER_MIN_MS    50
+#define DEFER_MAX_MS    1000
+#define GAP_TIMEOUT_MS  (3 * CG_STORE_CLAIM_IDLE_MS)
+#define CLAIM_EVERY_MS  5000
+#define STATS_EVERY_MS  5000
+#define FIELD_MAX       (CG_MSG_TEXT_MAX + 1)
+
+typedef struct pl_entry {
+    struct pl_entry *next;
+    char id[48];
+    long long seq;
+    cg_msg msg;
+    int64_t received_at;
+    uint64_t deferred_since;     /* uv_now of the first deferral, 0 = never */
+    uint64_t due;                /* uv_now when a deferred entry is retried */
+    unsigned defers;
+    int force;
+} pl_entry;
+
+typedef struct pl_list { pl_entry *head, *tail; size_t n; } pl_list;
+
+struct cg_pipeline {
+    cg_gateway *gw;
+    cg_store *store;
+    uv_timer_t tick;
+    pl_list queue;               /* ready to process, stream order */
+    pl_list deferred;            /* waiting for a predecessor, insertion order */
+    pl_entry *cur;               /* being processed */
+    int reading;
+    uint64_t next_read;
+    uint64_t next_claim, next_stats, next_keep;
+    char claim_cursor[48];
+    int keeping;
+    unsigned inflight;           /* commands whose callback references us */
+    int stopping, done_called, closed;
+    uint64_t stop_deadline;
+    void (*done)(void *ud);
+    void *done_ud;
+};
+
+static const char *const kind_names[] = {
+    "text", "button", "start", "language", "location", "media", "edited",
+    "blocked", "unblocked", "status", "unsupported",
+};
+
+/* ---- lists ------------------------------------------------------------- */
+
+static void list_push(pl_list *l, pl_entry *e)
+{
+    e->next = NULL;
+    if (l->tail) l->tail->next = e;
+    else l->head = e;
+    l->tail = e;
+    l->n++;
+}
+
+static pl_entry *list_pop(pl_list *l)
+{
+    pl_entry *e = l->head;
+    if (!e) return NULL;
+    l->head = e->next;
+    if (!l->head) l->tail = NULL;
+    l->n--;
+    e->next = NULL;
+    return e;
+}
+
+static int list_has(const pl_list *l, const char *id)
+{
+    for (const pl_entry *e = l->head; e; e = e->next)
+        if (strcmp(e->id, id) == 0) return 1;
+    return 0;
+}
+
+static void list_remove_id(pl_list *l, const char *id, void (*fr)(pl_entry *))
+{
+    pl_entry **pp = &l->head, *prev = NULL;
+    while (*pp) {
+        pl_entry *e = *pp;
+        if (strcmp(e->id, id) == 0) {
+            *pp = e->next;
+            if (l->tail == e) l->tail = prev;
+            l->n--;
+            fr(e);
+            return;
+        }
+        prev = e;
+        pp = &e->next;
+    }
+}
+
+static void entry_free(pl_entry *e)
+{
+    if (!e) return;
+    cg_msg_free(&e->msg);
+    free(e);
+}
+
+static void list_clear(pl_list *l)
+{
+    pl_entry *e;
+    while ((e = list_pop(l))) entry_free(e);
+}
+
+static int held(const cg_pipeline *p, const char *id)
+{
+    return (p->cur && strcmp(p->cur->id, id) == 0) || list_has(&p->queue, id) ||
+           list_has(&p->deferred, id);
+}
+
+static void maybe_finish(cg_pipeline *p);
+static void pump(cg_pipeline *p);
+
+/* Last call of every callback: go on, or finish stopping (may free p). */
+static void settle(cg_pipeline *p)
+{
+    if (!p->stopping) pump(p);
+    maybe_finish(p);
+}
+
+/* ---- entries ----------------------------------------------------------- */
+
+static cg_msg_kind kind_parse(const char *s)
+{
+    for (size_t i = 0; i < sizeof kind_names / sizeof *kind_names; i++)
+        if (strcmp(s, kind_names[i]) == 0) return (cg_msg_kind)i;
+    return CG_MSG_UNSUPPORTED;
+}
+
+/* XREAD entry [id, [field, value, ...]] → pl_entry; NULL when deleted. */
+static pl_entry *entry_parse(const redisReply *e)
+{
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+        e->element[0]->type != REDIS_REPLY_STRING || e->element[0]->len >= 48)
+        return NULL;
+    const redisReply *f = e->element[1];
+    pl_entry *x = calloc(1, sizeof *x);
+    if (!x) return NULL;
+    memcpy(x->id, e->element[0]->str, e->element[0]->len + 1);
+    if (f->type != REDIS_REPLY_ARRAY) {   /* deleted from the stream: ack it */
+        x->seq = -1;
+        return x;
+    }
+    char b[64];
+    cg_msg *m = &x->msg;
+    x->seq = cg_store_field_i64(f, "seq");
+    m->kind = kind_parse(cg_store_field_str(f, "kind", b, sizeof b));
+    cg_store_field_str(f, "channel", m->channel, sizeof m->channel);
+    cg_store_field_str(f, "user", m->user, sizeof m->user);
+    cg_store_field_str(f, "msg_id", m->msg_id, sizeof m->msg_id);
+    cg_store_field_str(f, "lang_hint", m->lang_hint, sizeof m->lang_hint);
+    cg_store_field_str(f, "media", m->media, sizeof m->media);
+    m->text = cg_store_field_dup(f, "text");
+    if (m->text && strlen(m->text) > CG_MSG_TEXT_MAX) m->text[CG_MSG_TEXT_MAX] = '\0';
+    m->payload = cg_store_field_dup(f, "payload");
+    m->callback_id = cg_store_field_dup(f, "callback_id");
+    m->name = cg_store_field_dup(f, "name");
+    m->lat = strtod(cg_store_field_str(f, "lat", b, sizeof b), NULL);
+    m->lon = strtod(cg_store_field_str(f, "lon", b, sizeof b), NULL);
+    m->ts = cg_store_field_i64(f, "ts");
+    x->received_at = cg_store_field_i64(f, "received_at");
+    return x;
+}
+
+/* Reference for flows that give one: "R-" + the entry's id in base 36. */
+static void make_reference(const char *id, char *out, size_t cap)
+{
+    static const char digits[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    unsigned long long ms = strtoull(id, NULL, 10);
+    const char *dash = strchr(id, '-');
+    unsigned long long sq = dash ? strtoull(dash + 1, NULL, 10) : 0;
+    char tmp[32];
+    int n = 0;
+    do {
+        tmp[n++] = digits[ms % 36];
+        ms /= 36;
+    } while (ms && n < 30);
+    size_t o = 0;
+    if (cap < 4) return;
+    out[o++] = 'R';
+    out[o++] = '-';
+    while (n > 0 && o + 1 < cap) out[o++] = tmp[--n];
+    out[o] = '\0';
+    if (sq) {
+        size_t l = strlen(out);
+        snprintf(out + l, cap - l, "-%llu", sq);
+    }
+}
+
+
+static void ack_reply(cg_store *s, redisReply *r, void *ud)
+{
+    cg_pipeline *p = ud;
+    (void)s; (void)r;
+    p->inflight--;
+    maybe_finish(p);
+}
+
+static void ack(cg_pipeline *p, const char *id)
+{
+    const char *av[] = { "XACK", CG_K_INBOX, CG_G_PIPELINE, id };
+    if (cg_store_cmd(p->store, ack_reply, p, 4, av, NULL) == 0) p->inflight++;
+}
+
+static void defer(cg_pipeline *p, pl_entry *e)
+{
+    uint64_t now = uv_now(p->gw->loop);
+    if (!e->deferred_since) e->deferred_since = now;
+    unsigned d = DEFER_MIN_MS << (e->defers < 5 ? e->defers : 5);
+    if (d > DEFER_MAX_MS) d = DEFER_MAX_MS;
+    e->defers++;
+    e->due = now + d;
+    if (now - e->deferred_since >= GAP_TIMEOUT_MS) e->force = 1;
+    list_push(&p->deferred, e);
+}
+
+/* The entry is done with (committed, duplicate, or left pending on error). */
+static void finish_cur(cg_pipeline *p)
+{
+    entry_free(p->cur);
+    p->cur = NULL;
+}
+
+/* A Redis error while processing: keep the entry pending in Redis (it is
+ * re-read by the claim) and drop it here after a short pause. */
+static void cur_failed(cg_pipeline *p)
+{
+    pl_entry *e = p->cur;
+    p->cur = NULL;
+    if (e) defer(p, e);
+}
+
+/* ---- commit ------------------------------------------------------------ */
+
+/*
+ * KEYS: 1 cg:seq:{c:u}  2 cg:sess:{c:u}  3 cg:conv:{c:u}  4 cg:outbox
+ *       5 cg:inbox  6 cg:queue:agents
+ * ARGV: 1 group  2 entry id  3 seq  4 session TTL  5 transcript max
+ *       6 transcript TTL  7 "force" or ""  then operations, each
+ *       name, argument count, arguments:
+ *   del                      delete session and transcript (keeps cg:seq)
+ *   hset  f v ...            session fields (+ EXPIRE)
+ *   conv  f v ...            a transcript entry (MAXLEN ~, + EXPIRE)
+ *   out   f v ...            an outbox entry; gets the next out seq
+ *   zadd  score member       escalation (ZADD NX)
+ *   pub   channel message    PUBLISH
+ * Returns "ok", "dup" (already committed: acknowledged) or "wait".
+ */
+static cg_store_script commit_script = {
+    .name = "commit",
+    .src =
+        "local done = tonumber(redis.call('HGET', KEYS[1], 'done') or '0')\n"
+        "local seq = tonumber(ARGV[3])\n"
+        "if seq <= done then\n"
+        "  redis.call('XACK', KEYS[5], ARGV[1], ARGV[2]); return 'dup'\n"
+        "end\n"
+        "if seq ~= done + 1 and ARGV[7] ~= 'force' then return 'wait' end\n"
+        "local i = 8\n"
+        "while i <= #ARGV do\n"
+        "  local op, n, a = ARGV[i], tonumber(ARGV[i + 1]), {}\n"
+        "  for j = 1, n do a[j] = ARGV[i + 1 + j] end\n"
+        "  i = i + 2 + n\n"
+        "  if op == 'del' then redis.call('DEL', KEYS[2], KEYS[3])\n"
+        "  elseif op == 'hset' then\n"
+        "    redis.call('HSET', KEYS[2], unpack(a)); redis.call('EXPIRE', KEYS[2], ARGV[4])\n"
+        "  elseif op == 'conv' then\n"
+        "    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', unpack(a))\n"
+        "    redis.call('EXPIRE', KEYS[3], ARGV[6])\n"
+        "  elseif op == 'out' then\n"
+        "    local o = redis.call('HINCRBY', KEYS[1], 'out', 1)\n"
+        "    a[#a + 1] = 'seq'; a[#a + 1] = tostring(o)\n"
+        "    redis.call('XADD', KEYS[4], '*', unpack(a))\n"
+        "  elseif op == 'zadd' then redis.call('ZADD', KEYS[6], 'NX', a[1], a[2])\n"
+        "  elseif op == 'pub' then redis.call('PUBLISH', a[1], a[2])\n"
+        "  end\n"
+        "end\n"
+        "redis.call('HSET', KEYS[1], 'done', seq)\n"
+        "redis.call('EXPIRE', KEYS[1], ARGV[4])\n"
+        "redis.call('XACK', KEYS[5], ARGV[1], ARGV[2])\n"
+        "return 'ok'\n",
+};
+
+typedef struct argv_b {
+    char *v[160];
+    size_t len[160];
+    int n;
+    int oom;
+} argv_b;
+
+static void av_addn(argv_b *a, const char *s, size_t n)
+{
+    if (a->oom || a->n >= (int)(sizeof a->v / sizeof *a->v)) {
+        a->oom = 1;
+        return;
+    }
+    char *c = malloc(n + 1);
+    if (!c) {
+        a->oom = 1;
+        return;
+    }
+    memcpy(c, s, n);
+    c[n] = '\0';
+    a->v[a->n] = c;
+    a->len[a->n++] = n;
+}
+
+static void av_add(argv_b *a, const char *s) { av_addn(a, s ? s : "", s ? strlen(s) : 0); }
+
+static void av_addi(argv_b *a, long long v)
+{
+    char b[32];
+    snprintf(b, sizeof b, "%lld", v);
+    av_add(a, b);
+}
+
+static void av_free(argv_b *a)
+{
+    for (int i = 0; i < a->n; i++) free(a->v[i]);
+    a->n = 0;
+}
+
+/* Starts an operation; returns the index of its count to patch with op_end. */
+static int op_begin(argv_b *a, const char *name)
+{
+    av_add(a, name);
+    av_add(a, "0");
+    return a->n - 1;
+}
+
+static void op_end(argv_b *a, int at)
+{
+    if (a->oom) return;
+    char b[16];
+    snprintf(b, sizeof b, "%d", a->n - at - 1);
+    free(a->v[at]);
+    a->v[at] = strdup(b);
+    if (!a->v[at]) {
+        a->oom = 1;
+        a->v[at] = NULL;
+        return;
+    }
+    a->len[at] = strlen(b);
+}
+
+static char *buttons_json(const cg_turn_out *o)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; arr && i < o->nbuttons; i++) {
+        cJSON *b = cJSON_CreateObject();
+        if (!b) break;
+        cJSON_AddStringToObject(b, "title", o->buttons[i].title ? o->buttons[i].title : "");
+        if (o->buttons[i].url) cJSON_AddStringToObject(b, "url", o->buttons[i].url);
+        else cJSON_AddStringToObject(b, "payload", o->buttons[i].payload ? o->buttons[i].payload : "");
+        cJSON_AddItemToArray(arr, b);
+    }
+    char *s = arr ? cJSON_PrintUnformatted(arr) : NULL;
+    cJSON_Delete(arr);
+    return s;
+}
+
+static char *agents_event(const char *type, const pl_entry *e, const char *text, int priority)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddStringToObject(o, "type", type);
+    cJSON_AddStringToObject(o, "channel", e->msg.channel);
+    cJSON_AddStringToObject(o, "user", e->msg.user);
+    if (text) cJSON_AddStringToObject(o, "text", text);
+    if (strcmp(type, "queued") == 0) cJSON_AddNumberToObject(o, "priority", priority);
+    cJSON_AddNumberToObject(o, "ts", (double)cg_store_now_ms());
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+typedef struct loaded {
+    long long done;
+    char *dialog;        /* owned or NULL */
+    int blocked;
+    int agent;
+} loaded;
+
+/* Fills turn input from the message; 0 when the kind runs a turn. */
+static int build_turn(const pl_entry *e, cg_turn_in *in, const char *ref)
+{
+    const cg_msg *m = &e->msg;
+    memset(in, 0, sizeof *in);
+    in->lang_hint = m->lang_hint[0] ? m->lang_hint : NULL;
+    in->reference = ref;
+    in->text = m->text;
+    in->len = m->text ? strlen(m->text) : 0;
+    switch (m->kind) {
+    case CG_MSG_TEXT: in->kind = CG_IN_TEXT; return m->text ? 0 : -1;
+    case CG_MSG_BUTTON: in->kind = CG_IN_BUTTON; in->payload = m->payload; return 0;
+    case CG_MSG_START: in->kind = CG_IN_START; return 0;
+    case CG_MSG_LANGUAGE: in->kind = CG_IN_LANGUAGE; return 0;
+    case CG_MSG_LOCATION: in->kind = CG_IN_LOCATION; in->lat = m->lat; in->lon = m->lon; return 0;
+    case CG_MSG_MEDIA: in->kind = CG_IN_MEDIA; in->media = m->media[0] ? m->media : "document"; return 0;
+    case CG_MSG_UNSUPPORTED: in->kind = CG_IN_MEDIA; in->media = "unsupported"; return 0;
+    default: return -1;
+    }
+}
+
+static void commit_reply(cg_store *s, redisReply *r, void *ud);
+
+static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
+{
+    cg_gateway *gw = p->gw;
+    const cg_config *cfg = gw->cfg;
+    const cg_msg *m = &e->msg;
+    argv_b a = { .n = 0 };
+    cg_turn_out out;
+    int have_out = 0;
+    char ref[32], now_s[32], b[64];
+    int64_t now = cg_store_now_ms();
+    snprintf(now_s, sizeof now_s, "%lld", (long long)now);
+    memset(&out, 0, sizeof out);
+
+    static const char *const kinds[] = { "seq", "sess", "conv" };
+    for (int i = 0; i < 3; i++) {
+        char key[CG_KEY_MAX];
+        if (cg_store_key(key, sizeof key, kinds[i], m->channel, m->user)) a.oom = 1;
+        av_add(&a, key);
+    }
+    av_add(&a, CG_K_OUTBOX);
+    av_add(&a, CG_K_INBOX);
+    av_add(&a, CG_K_AGENTS_Q);
+    av_add(&a, CG_G_PIPELINE);
+    av_add(&a, e->id);
+    av_addi(&a, e->seq);
+    av_addi(&a, cfg->session_ttl_s > 0 ? cfg->session_ttl_s : 2592000);
+    av_addi(&a, cfg->transcript_max > 0 ? cfg->transcript_max : 500);
+    av_addi(&a, cfg->transcript_ttl_s > 0 ? cfg->transcript_ttl_s : 7776000);
+    av_add(&a, e->force ? "force" : "");
+
+    int op;
+    snprintf(b, sizeof b, "%lld", (long long)(e->received_at ? e->received_at : now));
+    /* the citizen's side of the transcript */
+    int citizen = m->kind != CG_MSG_STATUS && m->kind != CG_MSG_BLOCKED &&
+                  m->kind != CG_MSG_UNBLOCKED;
+    if (citizen) {
+        op = op_begin(&a, "conv");
+        av_add(&a, "dir"); av_add(&a, "in");
+        av_add(&a, "kind"); av_add(&a, kind_names[m->kind]);
+        if (m->text) { av_add(&a, "text"); av_add(&a, m->text); }
+        if (m->payload) { av_add(&a, "payload"); av_add(&a, m->payload); }
+        if (m->media[0]) { av_add(&a, "media"); av_add(&a, m->media); }
+        if (m->kind == CG_MSG_LOCATION) {
+            char ll[64];
+            snprintf(ll, sizeof ll, "%.7f,%.7f", m->lat, m->lon);
+            av_add(&a, "location"); av_add(&a, ll);
+        }
+        av_add(&a, "ts"); av_add(&a, b);
+        av_add(&a, "entry"); av_add(&a, e->id);
+        op_end(&a, op);
+    }
+
+    switch (m->kind) {
+    case CG_MSG_BLOCKED:
+    case CG_MSG_UNBLOCKED:
+        op = op_begin(&a, "hset");
+        av_add(&a, "blocked"); av_add(&a, m->kind == CG_MSG_BLOCKED ? "1" : "0");
+        op_end(&a, op);
+        op = op_begin(&a, "conv");
+        av_add(&a, "dir"); av_add(&a, "note");
+        av_add(&a, "text"); av_add(&a, m->kind == CG_MSG_BLOCKED ? "blocked" : "unblocked");
+        av_add(&a, "ts"); av_add(&a, b);
+        op_end(&a, op);
+        break;
+    case CG_MSG_STATUS:
+    case CG_MSG_EDITED:
+        break;
+    default:
+        if (ld->agent) {
+            char *ev = agents_event("message", e, m->text ? m->text : m->payload, 0);
+            op = op_begin(&a, "pub");
+            av_add(&a, CG_CH_AGENTS); av_add(&a, ev ? ev : "{}");
+            op_end(&a, op);
+            free(ev);
+            op = op_begin(&a, "hset");
+            av_add(&a, "last_in"); av_add(&a, b);
+            if (ld->blocked) { av_add(&a, "blocked"); av_add(&a, "0"); }
+            op_end(&a, op);
+            break;
+        }
+        cg_turn_in in;
+        make_reference(e->id, ref, sizeof ref);
+        if (build_turn(e, &in, ref) != 0) break;
+        cg_dialog_state st;
+        cg_dialog_state_init(&st);
+        if (ld->dialog) cg_dialog_state_from_json(ld->dialog, strlen(ld->dialog), &st);
+        cg_intents *t = cg_intents_ref(gw->intents);
+        int rc = cg_dialog_turn(t, &st, &in, &out);
+        cg_intents_unref(t);
+        if (rc != 0 || !out.text) {
+            cg_dialog_state_free(&st);
+            cg_turn_out_free(&out);
+            memset(&out, 0, sizeof out);
+            a.oom = 1;
+            break;
+        }
+        have_out = 1;
+        cg_metrics_inc(CG_M_PROCESSED, m->channel);
+        if (out.fallback) cg_metrics_inc(CG_M_FALLBACK, m->channel);
+        else if (out.intent) cg_metrics_inc(CG_M_MATCHED, m->channel);
+        char *btn = buttons_json(&out);
+        if (out.action == CG_ACT_DELETE_DATA) {
+            op = op_begin(&a, "del");
+            op_end(&a, op);
+            cg_log(CG_LOG_INFO, "data_deleted", "channel", m->channel, "user",
+                   cg_log_user(m->user), NULL);
+        } else {
+            char *dj = cg_dialog_state_to_json(&st);
+            op = op_begin(&a, "hset");
+            av_add(&a, "dialog"); av_add(&a, dj ? dj : "{}");
+            av_add(&a, "last_in"); av_add(&a, b);
+            av_add(&a, "lang"); av_add(&a, out.lang);
+            if (ld->blocked) { av_add(&a, "blocked"); av_add(&a, "0"); }
+            if (m->name) { av_add(&a, "name"); av_add(&a, m->name); }
+            op_end(&a, op);
+            free(dj);
+            op = op_begin(&a, "conv");
+            av_add(&a, "dir"); av_add(&a, "out");
+            av_add(&a, "text"); av_add(&a, out.text);
+            av_add(&a, "buttons"); av_add(&a, btn ? btn : "[]");
+            av_add(&a, "lang"); av_add(&a, out.lang);
+            if (out.intent) { av_add(&a, "intent"); av_add(&a, out.intent->id); }
+            av_add(&a, "ts"); av_add(&a, now_s);
+            op_end(&a, op);
+        }
+        op = op_begin(&a, "out");
+        av_add(&a, "channel"); av_add(&a, m->channel);
+        av_add(&a, "user"); av_add(&a, m->user);
+        av_add(&a, "text"); av_add(&a, out.text);
+        av_add(&a, "buttons"); av_add(&a, btn ? btn : "[]");
+        if (m->callback_id) { av_add(&a, "callback_id"); av_add(&a, m->callback_id); }
+        av_add(&a, "lang"); av_add(&a, out.lang);
+        av_add(&a, "created_at"); av_add(&a, now_s);
+        av_add(&a, "received_at"); av_add(&a, b);
+        op_end(&a, op);
+        free(btn);
+        if (out.action == CG_ACT_ESCALATE) {
+            char score[32], member[CG_CHANNEL_MAX + CG_USER_MAX + 2];
+            /* earlier first; each priority point is an hour's head start */
+            snprintf(score, sizeof score, "%lld", (long long)now - (long long)out.priority * 3600000LL);
+            snprintf(member, sizeof member, "%s:%s", m->channel, m->user);
+            op = op_begin(&a, "zadd");
+            av_add(&a, score); av_add(&a, member);
+            op_end(&a, op);
+            op = op_begin(&a, "conv");
+            av_add(&a, "dir"); av_add(&a, "note");
+            av_add(&a, "text"); av_add(&a, "escalated");
+            av_add(&a, "ts"); av_add(&a, now_s);
+            op_end(&a, op);
+            char *ev = agents_event("queued", e, NULL, out.priority);
+            op = op_begin(&a, "pub");
+            av_add(&a, CG_CH_AGENTS); av_add(&a, ev ? ev : "{}");
+            op_end(&a, op);
+            free(ev);
+            cg_metrics_inc(CG_M_ESCALATED, m->channel);
+        }
+        cg_dialog_state_free(&st);
+        break;
+    }
+    if (!have_out && m->kind != CG_MSG_STATUS) cg_metrics_inc(CG_M_PROCESSED, m->channel);
+    cg_turn_out_free(&out);
+
+    if (a.oom || cg_store_eval(p->store, &commit_script, 6, a.n, (const char **)a.v, a.len,
+                               commit_reply, p) != 0) {
+        av_free(&a);
+        cur_failed(p);
+        return;
+    }
+    p->inflight++;
+    av_free(&a);
+}
+
+static void commit_reply(cg_store *s, redisReply *r, void *ud)
+{
+    cg_pipeline *p = ud;
+    (void)s;
+    p->inflight--;
+    if (!p->cur) {           /* stopped hard meanwhile */
+        maybe_finish(p);
+        return;
+    }
+    if (r && r->type == REDIS_REPLY_STATUS) r->type = REDIS_REPLY_STRING;
+    if (!r || r->type != REDIS_REPLY_STRING) {
+        cur_failed(p);
+    } else if (strcmp(r->str, "wait") == 0) {
+        pl_entry *e = p->cur;
+        p->cur = NULL;
+        defer(p, e);
+    } else {
+        if (p->cur->force)
+            cg_log(CG_LOG_WARN, "pipeline_gap_skipped", "entry", p->cur->id, NULL);
+        finish_cur(p);
+        if (p->gw->outbox) cg_outbox_wake(p->gw->outbox);
+    }
+    settle(p);
+}
+
+/* ---- load -------------------------------------------------------------- */
+
+/* KEYS 1 cg:seq:{c:u} 2 cg:sess:{c:u} → {done, dialog, blocked, agent} */
+static cg_store_script load_script = {
+    .name = "load",
+    .src =
+        "local done = redis.call('HGET', KEYS[1], 'done') or '0'\n"
+        "local s = redis.call('HMGET', KEYS[2], 'dialog', 'blocked', 'agent')\n"
+        "return {done, s[1] or '', s[2] or '0', s[3] or ''}\n",
+};
+
+static void load_reply(cg_store *s, redisReply *r, void *ud)
+{
+    cg_pipeline *p = ud;
+    (void)s;
+    p->inflight--;
+    pl_entry *e = p->cur;
+    if (!e) {
+        maybe_finish(p);
+        return;
+    }
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
+        cur_failed(p);
+        settle(p);
+        return;
+    }
+    loaded ld = { 0 };
+    ld.done = strtoll(r->element[0]->str ? r->element[0]->str : "0", NULL, 10);
+    if (e->seq <= ld.done) {                  /* committed before: only ack */
+        ack(p, e->id);
+        finish_cur(p);
+        settle(p);
+        return;
+    }
+    if (e->seq != ld.done + 1 && !e->force) {
+        p->cur = NULL;
+        defer(p, e);
+        settle(p);
+        return;
+    }
+    if (r->element[1]->len > 0) ld.dialog = r->element[1]->str;
+    ld.blocked = r->element[2]->str && strcmp(r->element[2]->str, "1") == 0;
+    ld.agent = r->element[3]->len > 0;
+    commit(p, e, &ld);
+}
+
+static void process(cg_pipeline *p, pl_entry *e)
+{
+    p->cur = e;
+    if (e->seq < 0) {                 /* deleted from the stream */
+        ack(p, e->id);
+        finish_cur(p);
+        return;
+    }
+    char k1[CG_KEY_MAX], k2[CG_KEY_MAX];
+    if (cg_store_key(k1, sizeof k1, "seq", e->msg.channel, e->msg.user) ||
+        cg_store_key(k2, sizeof k2, "sess", e->msg.channel, e->msg.user) || e->seq == 0) {
+        /* not written by our ingest: dead weight; acknowledge and log */
+        cg_log(CG_LOG_WARN, "pipeline_bad_entry", "entry", e->id, NULL);
+        ack(p, e->id);
+        finish_cur(p);
+        return;
+    }
+    const char *av[] = { k1, k2 };
+    if (cg_store_eval(p->store, &load_script, 2, 2, av, NULL, load_reply, p) != 0) {
+        cur_failed(p);
+        return;
+    }
+    p->inflight++;
+}
+
+/* ---- reading and claiming ---------------------------------------------- */
+
+static void add_entries(cg_pipeline *p, const redisReply *arr)
+{
+    if (!arr || arr->type != REDIS_REPLY_ARRAY) return;
+    for (size_t i = 0; i < arr->elements; i++) {
+        const redisReply *e = arr->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 1 ||
+            e->element[0]->type != REDIS_REPLY_STRING)
+            continue;
+        if (held(p, e->element[0]->str)) continue;
+        pl_entry *x = entry_parse(e);
+        if (x) list_push(&p->queue, x);
+    }
+}
+
+static void read_reply(cg_store *s, redisReply *r, void *ud)
+{
+    cg_pipeline *p = ud;
+    p->inflight--;
+    p->reading = 0;
+    size_t before = p->queue.n;
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOGROUP", 7) == 0) {
+        cg_store_ensure_group(s, CG_K_INBOX, CG_G_PIPELINE);
+    } else if (r && r->type == REDIS_REPLY_ARRAY) {
+        /* [[stream, [entries]]] */
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *st = r->element[i];
+            if (st->type == REDIS_REPLY_ARRAY && st->elements == 2) add_entries(p, st->element[1]);
+        }
+    }
+    uint64_t now = uv_now(p->gw->loop);
+    p->next_read = p->queue.n > before ? now : now + POLL_IDLE_MS;
+    settle(p);
+}
+
+static void read_more(cg_pipeline *p)
+{
+    char cnt[16];
+    snprintf(cnt, sizeof cnt, "%d", CG_STORE_READ_COUNT);
+    const char *av[] = { "XREADGROUP", "GROUP", CG_G_PIPELINE, p->gw->instance, "COUNT", cnt,
+                         "STREAMS", CG_K_INBOX, ">" };
+    if (cg_store_cmd(p->store, read_reply, p, 9, av, NULL) == 0) {
+        p->reading = 1;
+        p->inflight++;
+    } else {
+        p->next_read = uv_now(p->gw->loop) + POLL_IDLE_MS;
+    }
+}
+
+static void claim_reply(cg_store *s, redisReply *r, void *ud)
+{
+    cg_pipeline *p = ud;
+    (void)s;
+    p->inflight--;
+    /* [next cursor, [entries], [deleted ids]] */
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[0]->len < sizeof p->claim_cursor) {
+        memcpy(p->claim_cursor, r->element[0]->str, r->element[0]->len + 1);
+        size_t before = p->queue.n;
+        add_entries(p, r->element[1]);
+        if (p->queue.n > before) {
+            char n[24];
+            snprintf(n, sizeof n, "%zu", p->queue.n - before);
+            cg_log(CG_LOG_INFO, "pipeline_claimed", "count", n, NULL);
+        }
+    }
+    settle(p);
+}
+
+static void claim(cg_pipeline *p)
+{
+    char idle[16], cnt[16];
+    snprintf(idle, sizeof idle, "%d", CG_STORE_CLAIM_IDLE_MS);
+    snprintf(cnt, sizeof cnt, "%d", CG_STORE_READ_COUNT);
+    const char *av[] = { "XAUTOCLAIM", CG_K_INBOX, CG_G_PIPELINE, p->gw->instance, idle,
+                         p->claim_cursor, "COUNT", cnt };
+    if (cg_store_cmd(p->store, claim_reply, p, 8, av, NULL) == 0) p->inflight++;
+}
+
+static void lost_cb(const char *id, void *ud)
+{
+    cg_pipeline *p = ud;
+    if (!id) {
+        p->keeping = 0;
+        p->inflight--;
+        maybe_finish(p);
+        return;
+    }
+    list_remove_id(&p->queue, id, entry_free);
+    list_remove_id(&p->deferred, id, entry_free);
+}
+
+static void keep(cg_pipeline *p)
+{
+    const char *ids[HELD_MAX + 1];
+    size_t n = 0;
+    for (pl_entry *e = p->queue.head; e && n < HELD_MAX; e = e->next) ids[n++] = e->id;
+    for (pl_entry *e = p->deferred.head; e && n < HELD_MAX; e = e->next) ids[n++] = e->id;
+    if (p->cur) ids[n++] = p->cur->id;
+    if (!n) return;
+    p->keeping = 1;
+    p->inflight++;
+    cg_store_keep(p->store, CG_K_INBOX, CG_G_PIPELINE, p->gw->instance, ids, n, lost_cb, p);
+}
+
+/* ---- the loop ---------------------------------------------------------- */
+
+static void pump(cg_pipeline *p)
+{
+    if (p->closed) return;
+    uint64_t now = uv_now(p->gw->loop);
+    /* deferred entries whose time came go back to the front, in order */
+    if (p->deferred.head && !p->stopping) {
+        pl_list due = { 0 }, rest = { 0 };
+        pl_entry *e;
+        while ((e = list_pop(&p->deferred))) list_push(e->due <= now ? &due : &rest, e);
+        p->deferred = rest;
+        if (due.head) {
+            due.tail->next = p->queue.head;
+            if (!p->queue.head) p->queue.tail = due.tail;
+            p->queue.head = due.head;
+            p->queue.n += due.n;
+        }
+    }
+    if (p->stopping || !cg_store_ready(p->store) || !p->gw->intents) return;
+    while (!p->cur && p->queue.head) process(p, list_pop(&p->queue));
+    if (!p->reading && now >= p->next_read && p->queue.n + p->deferred.n < HELD_MAX)
+        read_more(p);
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+    cg_pipeline *p = t->data;
+    uint64_t now = uv_now(p->gw->loop);
+    if (p->stopping) {
+        if (now >= p->stop_deadline) {
+            /* grace over: leave what is in flight; Redis keeps it pending */
+            p->stop_deadline = UINT64_MAX;
+            if (p->cur) {
+                entry_free(p->cur);
+                p->cur = NULL;
+            }
+        }
+        maybe_finish(p);
+        return;
+    }
+    if (cg_store_ready(p->store)) {
+        if (now >= p->next_claim) {
+            p->next_claim = now + CLAIM_EVERY_MS;
+            claim(p);
+        }
+        if (now >= p->next_stats) {
+            p->next_stats = now + STATS_EVERY_MS;
+            cg_store_stream_gauges(p->store, CG_K_INBOX, CG_G_PIPELINE, "civicgate_inbox", 1);
+        }
+        if (now >= p->next_keep && !p->keeping) {
+            p->next_keep = now + CG_STORE_KEEP_MS;
+            keep(p);
+        }
+    }
+    pump(p);
+}
+
+void cg_pipeline_wake(cg_pipeline *p)
+{
+    if (!p || p->stopping) return;
+    p->next_read = 0;
+    pump(p);
+}
+
+static void wake_cb(void *ud) { cg_pipeline_wake(ud); }
+
+cg_pipeline *cg_pipeline_start(cg_gateway *gw)
+{
+    cg_pipeline *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->gw = gw;
+    p->store = gw->store;
+    strcpy(p->claim_cursor, "0-0");
+    uv_timer_init(gw->loop, &p->tick);
+    p->tick.data = p;
+    uv_timer_start(&p->tick, tick_cb, TICK_MS, TICK_MS);
+    cg_store_ensure_group(p->store, CG_K_INBOX, CG_G_PIPELINE);
+    cg_store_set_wake(p->store, wake_cb, p);
+    /* entries this consumer name held before a restart come back first */
+    const char *av[] = { "XREADGROUP", "GROUP", CG_G_PIPELINE, gw->instance, "COUNT", "256",
+                         "STREAMS", CG_K_INBOX, "0" };
+    if (cg_store_cmd(p->store, read_reply, p, 9, av, NULL) == 0) {
+        p->reading = 1;
+        p->inflight++;
+    }
+    return p;
+}
+
+static void closed_cb(uv_handle_t *h)
+{
+    cg_pipeline *p = h->data;
+    p->closed = 2;
+    if (p->inflight == 0) free(p);
+}
+
+static void maybe_finish(cg_pipeline *p)
+{
+    if (!p->stopping) return;
+    if (p->closed == 2) {
+        if (p->inflight == 0) free(p);
+        return;
+    }
+    int busy = p->cur != NULL || p->inflight > 0;
+    if (busy && p->stop_deadline != UINT64_MAX) return;
+    if (!p->done_called) {
+        p->done_called = 1;
+        list_clear(&p->queue);
+        list_clear(&p->deferred);
+        if (p->store) cg_store_set_wake(p->store, NULL, NULL);
+        void (*done)(void *) = p->done;
+        void *ud = p->done_ud;
+        p->closed = 1;
+        uv_close((uv_handle_t *)&p->tick, closed_cb);
+        if (done) done(ud);
+    }
+}
+
+void cg_pipeline_stop(cg_pipeline *p, void (*done)(void *ud), void *ud)
+{
+    if (!p) {
+        if (done) done(ud);
+        return;
+    }
+    if (p->stopping) return;
+    p->stopping = 1;
+    p->done = done;
+    p->done_ud = ud;
+    int grace = p->gw->cfg && p->gw->cfg->shutdown_grace_ms > 0 ? p->gw->cfg->shutdown_grace_ms
+                                                                 : 5000;
+    p->stop_deadline = uv_now(p->gw->loop) + (uint64_t)grace;
+    maybe_finish(p);
+}

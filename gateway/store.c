@@ -1,0 +1,1076 @@
+/*
+ * store.c: every Redis command of the gateway goes through here (hiredis
+ * async, attached to the gateway's uv loop with adapters/libuv.h).
+ *
+ * What it does
+ *   - parses redis.url (redis://[[user]:password@]host[:port][/db] or
+ *     unix:///path/to.sock[?db=N]), connects, sends AUTH / SELECT / PING
+ *     first on every connection; ready once PING answers;
+ *   - reconnects after any loss with capped exponential backoff
+ *     (100 ms doubling to 5 s); commands issued while disconnected fail at
+ *     once (cg_store_cmd returns -1) so that callers answer 503;
+ *   - a watchdog frees a connection that has had commands outstanding for
+ *     CMD_TIMEOUT_MS with no reply (a hung or black-holed Redis), which
+ *     fails those commands (callbacks get NULL) and reconnects;
+ *   - runs Lua scripts by EVALSHA with one EVAL fallback on NOSCRIPT;
+ *   - cg_store_ingest: dedupe + append to cg:inbox in ONE script call;
+ *   - a second connection SUBSCRIBEs to cg:webchat once cg_store_on_webchat
+ *     registers a callback (replies for web-chat sockets on any instance);
+ *   - cg_store_history: a conversation's transcript as JSON for the widget.
+ *
+ * API in call order: cg_store_new → cg_store_ready / cg_store_ingest /
+ * cg_store_on_webchat / cg_store_history (gateway.h) and cg_store_cmd /
+ * cg_store_eval / cg_store_keep (store.h, for pipeline.c and outbox.c) →
+ * cg_store_close.
+ *
+ * Extending: a new message field is written in ingest_fields() here and read
+ * in pipeline.c (entry_to_msg); document it in docs/redis.md.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <hiredis/async.h>
+#include <hiredis/adapters/libuv.h>
+#include <openssl/sha.h>
+
+#include "store.h"
+#include "log.h"
+#include "metrics.h"
+#include "civicgate/webchat.h"
+
+#define BACKOFF_MIN_MS   100u
+#define BACKOFF_MAX_MS   5000u
+#define CMD_TIMEOUT_MS   5000u
+#define WATCHDOG_MS      1000u
+#define HISTORY_MAX      200
+#define PUSH_MAX_BYTES   (64 * 1024)
+
+struct cg_store {
+    cg_gateway *gw;
+    uv_loop_t *loop;
+    /* parsed redis.url */
+    char host[256];
+    int port;
+    char unix_path[108];
+    char user[128];
+    char password[256];
+    int db;
+    int url_ok;
+
+    redisAsyncContext *ac;       /* command connection, NULL while down */
+    int ready;
+    unsigned backoff_ms;
+    uv_timer_t retry_timer;
+    uv_timer_t watchdog;
+    unsigned outstanding;        /* commands sent, reply not yet seen */
+    uint64_t last_progress;      /* uv_now of the last reply or of going busy */
+
+    redisAsyncContext *sub;      /* SUBSCRIBE connection, when on_webchat set */
+    unsigned sub_backoff_ms;
+    uv_timer_t sub_timer;
+    cg_webchat_push_cb wc_cb;
+    void *wc_ud;
+
+    void (*wake)(void *ud);
+    void *wake_ud;
+
+    int closing;
+    void (*close_done)(void *ud);
+    void *close_ud;
+    uv_timer_t close_timer;
+    uint64_t close_deadline;
+    int handles_open;
+};
+
+/* ---- small helpers --------------------------------------------------- */
+
+int64_t cg_store_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int cg_store_key(char *buf, size_t cap, const char *kind, const char *channel, const char *user)
+{
+    int n = snprintf(buf, cap, "cg:%s:{%s:%s}", kind, channel, user);
+    return (n < 0 || (size_t)n >= cap) ? -1 : 0;
+}
+
+const redisReply *cg_store_field(const redisReply *f, const char *name)
+{
+    if (!f || f->type != REDIS_REPLY_ARRAY) return NULL;
+    for (size_t i = 0; i + 1 < f->elements; i += 2) {
+        const redisReply *k = f->element[i];
+        if (k->type == REDIS_REPLY_STRING && strcmp(k->str, name) == 0) {
+            const redisReply *v = f->element[i + 1];
+            return v->type == REDIS_REPLY_STRING ? v : NULL;
+        }
+    }
+    return NULL;
+}
+
+const char *cg_store_field_str(const redisReply *f, const char *name, char *buf, size_t cap)
+{
+    const redisReply *v = cg_store_field(f, name);
+    size_t n = v ? v->len : 0;
+    if (n >= cap) n = cap - 1;
+    if (n) memcpy(buf, v->str, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+char *cg_store_field_dup(const redisReply *f, const char *name)
+{
+    const redisReply *v = cg_store_field(f, name);
+    if (!v) return NULL;
+    char *p = malloc(v->len + 1);
+    if (!p) return NULL;
+    memcpy(p, v->str, v->len);
+    p[v->len] = '\0';
+    return p;
+}
+
+int64_t cg_store_field_i64(const redisReply *f, const char *name)
+{
+    char b[32];
+    cg_store_field_str(f, name, b, sizeof b);
+    return strtoll(b, NULL, 10);
+}
+
+static void count_error(const char *what, const char *detail)
+{
+    cg_metrics_redis_error();
+    cg_log(CG_LOG_WARN, "redis_error", "what", what, "detail", detail ? detail : "", NULL);
+}
+
+/* ---- URL ------------------------------------------------------------- */
+
+static int pct_decode(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%' && i + 2 < n + 0 && isxdigit((unsigned char)s[i + 1]) &&
+            isxdigit((unsigned char)s[i + 2])) {
+            char hex[3] = { s[i + 1], s[i + 2], 0 };
+            c = (char)strtol(hex, NULL, 16);
+            i += 2;
+        }
+        if (o + 1 >= cap) return -1;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+/* Fill host/port/unix_path/user/password/db from url; -1 when malformed. */
+static int parse_url(cg_store *s, const char *url)
+{
+    s->port = 6379;
+    s->db = 0;
+    if (!url || !*url) url = "redis://127.0.0.1:6379/0";
+    if (strncmp(url, "unix://", 7) == 0 || strncmp(url, "unix:", 5) == 0) {
+        const char *p = url + (url[5] == '/' && url[6] == '/' ? 7 : 5);
+        const char *q = strchr(p, '?');
+        size_t n = q ? (size_t)(q - p) : strlen(p);
+        if (n == 0 || n >= sizeof s->unix_path) return -1;
+        memcpy(s->unix_path, p, n);
+        s->unix_path[n] = '\0';
+        if (q && strncmp(q, "?db=", 4) == 0) s->db = atoi(q + 4);
+        return 0;
+    }
+    if (strncmp(url, "redis://", 8) != 0) return -1;
+    const char *p = url + 8;
+    const char *slash = strchr(p, '/');
+    const char *end = slash ? slash : p + strlen(p);
+    const char *at = NULL;
+    for (const char *c = p; c < end; c++)
+        if (*c == '@') at = c;
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (colon) {
+            if (pct_decode(p, (size_t)(colon - p), s->user, sizeof s->user) ||
+                pct_decode(colon + 1, (size_t)(at - colon - 1), s->password, sizeof s->password))
+                return -1;
+        } else if (pct_decode(p, (size_t)(at - p), s->password, sizeof s->password)) {
+            return -1;
+        }
+        p = at + 1;
+    }
+    const char *hend = end;
+    if (*p == '[') {                       /* [ipv6]:port */
+        const char *rb = memchr(p, ']', (size_t)(end - p));
+        if (!rb) return -1;
+        if ((size_t)(rb - p - 1) >= sizeof s->host) return -1;
+        memcpy(s->host, p + 1, (size_t)(rb - p - 1));
+        s->host[rb - p - 1] = '\0';
+        if (rb + 1 < end && rb[1] == ':') s->port = atoi(rb + 2);
+    } else {
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        if (colon) {
+            hend = colon;
+            s->port = atoi(colon + 1);
+        }
+        size_t hn = (size_t)(hend - p);
+        if (hn == 0) memcpy(s->host, "127.0.0.1", 10);
+        else {
+            if (hn >= sizeof s->host) return -1;
+            memcpy(s->host, p, hn);
+            s->host[hn] = '\0';
+        }
+    }
+    if (s->port <= 0 || s->port > 65535) return -1;
+    if (slash && slash[1]) {
+        char *e;
+        long db = strtol(slash + 1, &e, 10);
+        if (db < 0 || db > 1000000 || (*e && *e != '?')) return -1;
+        s->db = (int)db;
+    }
+    return 0;
+}
+
+/* ---- commands -------------------------------------------------------- */
+
+typedef struct store_req {
+    cg_store *s;
+    cg_store_reply_fn fn;
+    void *ud;
+    cg_store_script *script;   /* EVALSHA: kept to retry as EVAL */
+    int argc;
+    char **argv;
+    size_t *lens;
+} store_req;
+
+static void req_free(store_req *q)
+{
+    if (q->argv) {
+        for (int i = 0; i < q->argc; i++) free(q->argv[i]);
+        free(q->argv);
+    }
+    free(q->lens);
+    free(q);
+}
+
+static int send_req(cg_store *s, store_req *q, int argc, const char **argv, const size_t *lens);
+
+static void on_reply(redisAsyncContext *ac, void *r_, void *priv)
+{
+    store_req *q = priv;
+    cg_store *s = q->s;
+    redisReply *r = r_;
+    (void)ac;
+    if (s->outstanding) s->outstanding--;
+    s->last_progress = uv_now(s->loop);
+    if (!r) {
+        s->ready = 0;
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        if (q->script && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+            /* EVAL script nkeys args...: same args with the body for the sha */
+            const char **av = malloc(sizeof *av * (size_t)q->argc);
+            size_t *ln = malloc(sizeof *ln * (size_t)q->argc);
+            if (av && ln) {
+                for (int i = 0; i < q->argc; i++) {
+                    av[i] = q->argv[i];
+                    ln[i] = q->lens[i];
+                }
+                av[0] = "EVAL";
+                ln[0] = 4;
+                av[1] = q->script->src;
+                ln[1] = strlen(q->script->src);
+                store_req *q2 = calloc(1, sizeof *q2);
+                if (q2) {
+                    q2->s = s;
+                    q2->fn = q->fn;
+                    q2->ud = q->ud;
+                    if (send_req(s, q2, q->argc, av, ln) == 0) {
+                        free(av);
+                        free(ln);
+                        req_free(q);
+                        return;
+                    }
+                    free(q2);
+                }
+            }
+            free(av);
+            free(ln);
+            q->fn(s, NULL, q->ud);
+            req_free(q);
+            return;
+        }
+        count_error(q->script ? q->script->name : "command", r->str);
+    } else {
+        s->ready = 1;
+    }
+    if (!r) count_error(q->script ? q->script->name : "command", "connection lost");
+    q->fn(s, r, q->ud);
+    req_free(q);
+}
+
+/* Copies argv into q (when q->script, so NOSCRIPT can resend) and sends. */
+static int send_req(cg_store *s, store_req *q, int argc, const char **argv, const size_t *lens)
+{
+    if (!s->ac || s->closing) return -1;
+    if (q->script) {
+        q->argc = argc;
+        q->argv = calloc((size_t)argc, sizeof *q->argv);
+        q->lens = calloc((size_t)argc, sizeof *q->lens);
+        if (!q->argv || !q->lens) return -1;
+        for (int i = 0; i < argc; i++) {
+            q->argv[i] = malloc(lens[i] + 1);
+            if (!q->argv[i]) return -1;
+            memcpy(q->argv[i], argv[i], lens[i]);
+            q->argv[i][lens[i]] = '\0';
+            q->lens[i] = lens[i];
+        }
+    }
+    if (redisAsyncCommandArgv(s->ac, on_reply, q, argc, argv, lens) != REDIS_OK) return -1;
+    if (s->outstanding++ == 0) s->last_progress = uv_now(s->loop);
+    return 0;
+}
+
+int cg_store_cmd(cg_store *s, cg_store_reply_fn fn, void *ud, int argc, const char **argv,
+                 const size_t *lens)
+{
+    store_req *q = calloc(1, sizeof *q);
+    if (!q) return -1;
+    q->s = s;
+    q->fn = fn;
+    q->ud = ud;
+    size_t *ln = NULL;
+    if (!lens) {
+        ln = malloc(sizeof *ln * (size_t)argc);
+        if (!ln) {
+            free(q);
+            return -1;
+        }
+        for (int i = 0; i < argc; i++) ln[i] = strlen(argv[i]);
+        lens = ln;
+    }
+    int rc = send_req(s, q, argc, argv, lens);
+    free(ln);
+    if (rc) req_free(q);
+    return rc;
+}
+
+static void script_sha(cg_store_script *sc)
+{
+    if (sc->sha[0]) return;
+    unsigned char d[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)sc->src, strlen(sc->src), d);
+    for (int i = 0; i < SHA_DIGEST_LENGTH; i++) snprintf(sc->sha + 2 * i, 3, "%02x", d[i]);
+}
+
+int cg_store_eval(cg_store *s, cg_store_script *sc, int nkeys, int argc, const char **argv,
+                  const size_t *lens, cg_store_reply_fn fn, void *ud)
+{
+    script_sha(sc);
+    int n = argc + 3;
+    const char **av = malloc(sizeof *av * (size_t)n);
+    size_t *ln = malloc(sizeof *ln * (size_t)n);
+    store_req *q = calloc(1, sizeof *q);
+    char nk[16];
+    int rc = -1;
+    if (!av || !ln || !q) goto out;
+    snprintf(nk, sizeof nk, "%d", nkeys);
+    av[0] = "EVALSHA"; ln[0] = 7;
+    av[1] = sc->sha;   ln[1] = 40;
+    av[2] = nk;        ln[2] = strlen(nk);
+    for (int i = 0; i < argc; i++) {
+        av[3 + i] = argv[i];
+        ln[3 + i] = lens ? lens[i] : strlen(argv[i]);
+    }
+    q->s = s;
+    q->fn = fn;
+    q->ud = ud;
+    q->script = sc;
+    rc = send_req(s, q, n, av, ln);
+    if (rc == 0) q = NULL;
+out:
+    if (q) req_free(q);
+    free(av);
+    free(ln);
+    return rc;
+}
+
+static void group_reply(cg_store *s, redisReply *r, void *ud)
+{
+    (void)s; (void)ud;
+    /* BUSYGROUP is the normal case; on_reply already counted it as an error
+     * reply, which is harmless but we say so in docs/redis.md. */
+    (void)r;
+}
+
+void cg_store_ensure_group(cg_store *s, const char *stream, const char *group)
+{
+    const char *av[] = { "XGROUP", "CREATE", stream, group, "0", "MKSTREAM" };
+    cg_store_cmd(s, group_reply, NULL, 6, av, NULL);
+}
+
+/* ---- keep: re-touch entries we still own --------------------------------- */
+
+static cg_store_script keep_script = {
+    .name = "keep",
+    .src =
+        "local lost = {}\n"
+        "for i = 3, #ARGV do\n"
+        "  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)\n"
+        "  if p[1] and p[1][2] == ARGV[2] then\n"
+        "    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')\n"
+        "  else lost[#lost + 1] = ARGV[i] end\n"
+        "end\n"
+        "return lost\n",
+};
+
+typedef struct keep_req { cg_store_lost_fn lost; void *ud; } keep_req;
+
+static void keep_reply(cg_store *s, redisReply *r, void *ud)
+{
+    keep_req *k = ud;
+    (void)s;
+    if (r && r->type == REDIS_REPLY_ARRAY && k->lost)
+        for (size_t i = 0; i < r->elements; i++)
+            if (r->element[i]->type == REDIS_REPLY_STRING) k->lost(r->element[i]->str, k->ud);
+    if (k->lost) k->lost(NULL, k->ud);
+    free(k);
+}
+
+void cg_store_keep(cg_store *s, const char *stream, const char *group, const char *consumer,
+                   const char *const *ids, size_t n, cg_store_lost_fn lost, void *ud)
+{
+    if (n == 0) {
+        if (lost) lost(NULL, ud);
+        return;
+    }
+    const char **av = malloc(sizeof *av * (n + 3));
+    keep_req *k = calloc(1, sizeof *k);
+    if (!av || !k) goto fail;
+    av[0] = stream;
+    av[1] = group;
+    av[2] = consumer;
+    for (size_t i = 0; i < n; i++) av[3 + i] = ids[i];
+    k->lost = lost;
+    k->ud = ud;
+    if (cg_store_eval(s, &keep_script, 1, (int)n + 3, av, NULL, keep_reply, k) == 0) {
+        free(av);
+        return;
+    }
+fail:
+    free(av);
+    free(k);
+    if (lost) lost(NULL, ud);
+}
+
+void cg_store_set_wake(cg_store *s, void (*fn)(void *ud), void *ud)
+{
+    s->wake = fn;
+    s->wake_ud = ud;
+}
+
+/* ---- connection ------------------------------------------------------ */
+
+static void connect_main(cg_store *s);
+static void connect_sub(cg_store *s);
+static void retry_cb(uv_timer_t *t) { connect_main(t->data); }
+static void sub_retry_cb(uv_timer_t *t) { connect_sub(t->data); }
+
+static void schedule_reconnect(cg_store *s)
+{
+    if (s->closing) return;
+    unsigned d = s->backoff_ms ? s->backoff_ms : BACKOFF_MIN_MS;
+    s->backoff_ms = d * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : d * 2;
+    uv_timer_stop(&s->retry_timer);
+    uv_timer_start(&s->retry_timer, retry_cb, d, 0);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    cg_store *s = ac->data;
+    if (status != REDIS_OK) {
+        if (s->ac == ac) s->ac = NULL;
+        s->ready = 0;
+        s->outstanding = 0;
+        count_error("connect", ac->errstr);
+        schedule_reconnect(s);
+    }
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    cg_store *s = ac->data;
+    if (s->ac == ac) s->ac = NULL;
+    s->ready = 0;
+    s->outstanding = 0;
+    if (status != REDIS_OK) count_error("disconnect", ac->errstr);
+    if (!s->closing) {
+        cg_log(CG_LOG_WARN, "redis_down", NULL);
+        schedule_reconnect(s);
+    }
+}
+
+static void hello_reply(cg_store *s, redisReply *r, void *ud)
+{
+    const char *what = ud;
+    if (!r) return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        cg_log(CG_LOG_ERROR, "redis_handshake_failed", "step", what, NULL);
+        if (s->ac) redisAsyncDisconnect(s->ac);
+        return;
+    }
+    if (strcmp(what, "ping") == 0) {
+        s->backoff_ms = 0;
+        s->ready = 1;
+        cg_log(CG_LOG_INFO, "redis_up", NULL);
+        if (s->wake) s->wake(s->wake_ud);
+    }
+}
+
+static redisAsyncContext *open_ctx(cg_store *s)
+{
+    redisAsyncContext *ac = s->unix_path[0] ? redisAsyncConnectUnix(s->unix_path)
+                                            : redisAsyncConnect(s->host, s->port);
+    if (!ac) return NULL;
+    if (ac->err) {
+        count_error("connect", ac->errstr);
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    ac->data = s;
+    if (redisLibuvAttach(ac, s->loop) != REDIS_OK) {
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    if (!s->unix_path[0]) redisEnableKeepAlive(&ac->c);
+    return ac;
+}
+
+static int send_hello(cg_store *s, redisAsyncContext *ac, cg_store_reply_fn fn)
+{
+    /* Sent before anything else on the connection, so they run first. */
+    redisAsyncContext *save = s->ac;
+    s->ac = ac;
+    int rc = 0;
+    if (s->password[0]) {
+        const char *a3[] = { "AUTH", s->user, s->password };
+        const char *a2[] = { "AUTH", s->password };
+        rc |= s->user[0] ? cg_store_cmd(s, fn, "auth", 3, a3, NULL)
+                         : cg_store_cmd(s, fn, "auth", 2, a2, NULL);
+    }
+    if (s->db) {
+        char db[16];
+        snprintf(db, sizeof db, "%d", s->db);
+        const char *av[] = { "SELECT", db };
+        rc |= cg_store_cmd(s, fn, "select", 2, av, NULL);
+    }
+    s->ac = save;
+    return rc;
+}
+
+static void connect_main(cg_store *s)
+{
+    if (s->closing || s->ac) return;
+    redisAsyncContext *ac = open_ctx(s);
+    if (!ac) {
+        schedule_reconnect(s);
+        return;
+    }
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    s->ac = ac;
+    s->outstanding = 0;
+    send_hello(s, ac, hello_reply);
+    const char *ping[] = { "PING" };
+    cg_store_cmd(s, hello_reply, "ping", 1, ping, NULL);
+}
+
+static void watchdog_cb(uv_timer_t *t)
+{
+    cg_store *s = t->data;
+    if (s->ac && s->outstanding && uv_now(s->loop) - s->last_progress > CMD_TIMEOUT_MS) {
+        cg_log(CG_LOG_WARN, "redis_timeout", NULL);
+        count_error("timeout", "no reply");
+        redisAsyncContext *ac = s->ac;
+        redisAsyncFree(ac);   /* pending callbacks get NULL; on_disconnect reconnects */
+        if (s->ac == ac) {
+            s->ac = NULL;
+            schedule_reconnect(s);
+        }
+    }
+}
+
+/* ---- web-chat pub/sub ------------------------------------------------ */
+
+static void schedule_sub(cg_store *s)
+{
+    if (s->closing || !s->wc_cb) return;
+    unsigned d = s->sub_backoff_ms ? s->sub_backoff_ms : BACKOFF_MIN_MS;
+    s->sub_backoff_ms = d * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : d * 2;
+    uv_timer_stop(&s->sub_timer);
+    uv_timer_start(&s->sub_timer, sub_retry_cb, d, 0);
+}
+
+static void sub_on_connect(const redisAsyncContext *ac, int status)
+{
+    cg_store *s = ac->data;
+    if (status != REDIS_OK) {
+        if (s->sub == ac) s->sub = NULL;
+        schedule_sub(s);
+    }
+}
+
+static void sub_on_disconnect(const redisAsyncContext *ac, int status)
+{
+    cg_store *s = ac->data;
+    (void)status;
+    if (s->sub == ac) s->sub = NULL;
+    schedule_sub(s);
+}
+
+/* Pub/sub payload: {"user":"...","frame":{...}}. */
+static void sub_message(redisAsyncContext *ac, void *r_, void *priv)
+{
+    cg_store *s = ac->data;
+    redisReply *r = r_;
+    (void)priv;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3) return;
+    if (r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "message") != 0) {
+        if (strcmp(r->element[0]->str, "subscribe") == 0) s->sub_backoff_ms = 0;
+        return;
+    }
+    const redisReply *p = r->element[2];
+    if (p->type != REDIS_REPLY_STRING || p->len > PUSH_MAX_BYTES || !s->wc_cb) return;
+    cJSON *j = cJSON_ParseWithLength(p->str, p->len);
+    const cJSON *user = cJSON_GetObjectItemCaseSensitive(j, "user");
+    const cJSON *frame = cJSON_GetObjectItemCaseSensitive(j, "frame");
+    if (cJSON_IsString(user) && frame) {
+        char *f = cJSON_PrintUnformatted(frame);
+        if (f) s->wc_cb(user->valuestring, f, strlen(f), s->wc_ud);
+        free(f);
+    }
+    cJSON_Delete(j);
+}
+
+static void connect_sub(cg_store *s)
+{
+    if (s->closing || s->sub || !s->wc_cb) return;
+    redisAsyncContext *ac = open_ctx(s);
+    if (!ac) {
+        schedule_sub(s);
+        return;
+    }
+    redisAsyncSetConnectCallback(ac, sub_on_connect);
+    redisAsyncSetDisconnectCallback(ac, sub_on_disconnect);
+    s->sub = ac;
+    /* AUTH before SUBSCRIBE; the db number does not matter to pub/sub. Sent
+     * with plain hiredis calls: cg_store_cmd is for the command connection. */
+    if (s->password[0]) {
+        if (s->user[0]) redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s", s->user, s->password);
+        else redisAsyncCommand(ac, NULL, NULL, "AUTH %s", s->password);
+    }
+    redisAsyncCommand(ac, sub_message, NULL, "SUBSCRIBE %s", CG_CH_WEBCHAT);
+}
+
+void cg_store_on_webchat(cg_store *s, cg_webchat_push_cb cb, void *ud)
+{
+    s->wc_cb = cb;
+    s->wc_ud = ud;
+    if (cb) connect_sub(s);
+}
+
+/* ---- lifecycle ------------------------------------------------------- */
+
+cg_store *cg_store_new(cg_gateway *gw)
+{
+    cg_store *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->gw = gw;
+    s->loop = gw->loop;
+    if (parse_url(s, gw->cfg ? gw->cfg->redis_url : NULL) != 0) {
+        cg_log(CG_LOG_ERROR, "redis_url_invalid", NULL);
+        s->url_ok = 0;
+    } else {
+        s->url_ok = 1;
+    }
+    uv_timer_init(s->loop, &s->retry_timer);
+    uv_timer_init(s->loop, &s->watchdog);
+    uv_timer_init(s->loop, &s->sub_timer);
+    uv_timer_init(s->loop, &s->close_timer);
+    s->retry_timer.data = s->watchdog.data = s->sub_timer.data = s->close_timer.data = s;
+    s->handles_open = 4;
+    uv_timer_start(&s->watchdog, watchdog_cb, WATCHDOG_MS, WATCHDOG_MS);
+    if (s->url_ok) connect_main(s);
+    return s;
+}
+
+int cg_store_ready(const cg_store *s)
+{
+    return s && s->ac && s->ready;
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    cg_store *s = h->data;
+    if (--s->handles_open == 0) {
+        void (*done)(void *) = s->close_done;
+        void *ud = s->close_ud;
+        free(s);
+        if (done) done(ud);
+    }
+}
+
+static void close_step(uv_timer_t *t)
+{
+    cg_store *s = t->data;
+    if (s->ac && s->outstanding && uv_now(s->loop) < s->close_deadline) {
+        uv_timer_start(&s->close_timer, close_step, 10, 0);
+        return;
+    }
+    if (s->ac) {
+        redisAsyncContext *ac = s->ac;
+        s->ac = NULL;
+        redisAsyncFree(ac);
+    }
+    if (s->sub) {
+        redisAsyncContext *ac = s->sub;
+        s->sub = NULL;
+        redisAsyncFree(ac);
+    }
+    uv_close((uv_handle_t *)&s->retry_timer, handle_closed);
+    uv_close((uv_handle_t *)&s->watchdog, handle_closed);
+    uv_close((uv_handle_t *)&s->sub_timer, handle_closed);
+    uv_close((uv_handle_t *)&s->close_timer, handle_closed);
+}
+
+void cg_store_close(cg_store *s, void (*done)(void *ud), void *ud)
+{
+    if (!s) {
+        if (done) done(ud);
+        return;
+    }
+    if (s->closing) return;
+    s->closing = 1;
+    s->close_done = done;
+    s->close_ud = ud;
+    int grace = s->gw && s->gw->cfg && s->gw->cfg->shutdown_grace_ms > 0
+                    ? s->gw->cfg->shutdown_grace_ms : 5000;
+    s->close_deadline = uv_now(s->loop) + (uint64_t)grace;
+    uv_timer_stop(&s->retry_timer);
+    uv_timer_stop(&s->sub_timer);
+    uv_timer_stop(&s->watchdog);
+    uv_timer_start(&s->close_timer, close_step, 0, 0);
+}
+
+/* ---- ingest ---------------------------------------------------------- */
+
+/*
+ * KEYS[1] = cg:inbox; then per message i: KEYS[2i] = dedupe key,
+ * KEYS[2i+1] = cg:seq:{c:u}. ARGV[1] = dedupe TTL s, ARGV[2] = seq TTL s,
+ * then per message: dedupe flag ("1" when it has a platform id), field count
+ * n, n name/value pairs. A new message gets the conversation's next sequence
+ * number (seq) and is appended; a known one is skipped. Returns the number
+ * appended.
+ */
+static cg_store_script ingest_script = {
+    .name = "ingest",
+    .src =
+        "local p, added = 3, 0\n"
+        "for i = 1, (#KEYS - 1) / 2 do\n"
+        "  local dd, nf = ARGV[p], tonumber(ARGV[p + 1])\n"
+        "  p = p + 2\n"
+        "  local fresh = true\n"
+        "  if dd == '1' then\n"
+        "    fresh = redis.call('SET', KEYS[2 * i], '1', 'NX', 'EX', ARGV[1])\n"
+        "  end\n"
+        "  if fresh then\n"
+        "    local seq = redis.call('HINCRBY', KEYS[2 * i + 1], 'in', 1)\n"
+        "    redis.call('EXPIRE', KEYS[2 * i + 1], ARGV[2])\n"
+        "    local f = {'seq', tostring(seq)}\n"
+        "    for j = p, p + 2 * nf - 1 do f[#f + 1] = ARGV[j] end\n"
+        "    redis.call('XADD', KEYS[1], '*', unpack(f))\n"
+        "    added = added + 1\n"
+        "  end\n"
+        "  p = p + 2 * nf\n"
+        "end\n"
+        "return added\n",
+};
+
+static const char *const kind_names[] = {
+    "text", "button", "start", "language", "location", "media", "edited",
+    "blocked", "unblocked", "status", "unsupported",
+};
+
+/* Growable argv with owned strings. */
+typedef struct argbuf {
+    char **v;
+    size_t *len;
+    int n, cap;
+    int oom;
+} argbuf;
+
+static void arg_addn(argbuf *a, const char *s, size_t n)
+{
+    if (a->oom) return;
+    if (a->n == a->cap) {
+        int cap = a->cap ? a->cap * 2 : 64;
+        char **v = realloc(a->v, sizeof *v * (size_t)cap);
+        if (!v) { a->oom = 1; return; }
+        a->v = v;
+        size_t *l = realloc(a->len, sizeof *l * (size_t)cap);
+        if (!l) { a->oom = 1; return; }
+        a->len = l;
+        a->cap = cap;
+    }
+    char *c = malloc(n + 1);
+    if (!c) { a->oom = 1; return; }
+    memcpy(c, s, n);
+    c[n] = '\0';
+    a->v[a->n] = c;
+    a->len[a->n] = n;
+    a->n++;
+}
+
+static void arg_add(argbuf *a, const char *s) { arg_addn(a, s, strlen(s)); }
+
+static void arg_free(argbuf *a)
+{
+    for (int i = 0; i < a->n; i++) free(a->v[i]);
+    free(a->v);
+    free(a->len);
+}
+
+/* Appends name/value pairs for m to a; returns how many pairs. */
+static int ingest_fields(argbuf *a, const cg_msg *m, int64_t now)
+{
+    int n = 0;
+    char b[64];
+#define F(k, v) do { arg_add(a, k); arg_add(a, v); n++; } while (0)
+    F("channel", m->channel);
+    F("user", m->user);
+    F("kind", (unsigned)m->kind < sizeof kind_names / sizeof *kind_names ? kind_names[m->kind]
+                                                                          : "unsupported");
+    if (m->msg_id[0]) F("msg_id", m->msg_id);
+    if (m->text) F("text", m->text);
+    if (m->payload) F("payload", m->payload);
+    if (m->callback_id) F("callback_id", m->callback_id);
+    if (m->lang_hint[0]) F("lang_hint", m->lang_hint);
+    if (m->media[0]) F("media", m->media);
+    if (m->kind == CG_MSG_LOCATION) {
+        snprintf(b, sizeof b, "%.7f", m->lat);
+        F("lat", b);
+        snprintf(b, sizeof b, "%.7f", m->lon);
+        F("lon", b);
+    }
+    if (m->name) F("name", m->name);
+    snprintf(b, sizeof b, "%lld", (long long)m->ts);
+    F("ts", b);
+    snprintf(b, sizeof b, "%lld", (long long)now);
+    F("received_at", b);
+#undef F
+    return n;
+}
+
+typedef struct ingest_req {
+    cg_store_done_cb cb;
+    void *ud;
+    size_t n;
+    char channel[CG_CHANNEL_MAX];
+} ingest_req;
+
+static void ingest_reply(cg_store *s, redisReply *r, void *ud)
+{
+    ingest_req *q = ud;
+    cg_err e = CG_OK;
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        e = CG_E_UNAVAILABLE;
+    } else {
+        for (long long i = r->integer; i < (long long)q->n; i++)
+            cg_metrics_inc(CG_M_DUPLICATE, q->channel);
+        if (r->integer > 0 && s->wake) s->wake(s->wake_ud);
+    }
+    q->cb(e, q->ud);
+    free(q);
+}
+
+void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb cb, void *ud)
+{
+    argbuf a = { 0 };
+    ingest_req *q = NULL;
+    char key[CG_KEY_MAX], num[32];
+    int64_t now = cg_store_now_ms();
+    cg_err fail = CG_E_UNAVAILABLE;
+    if (n > CG_MAX_MSGS_PER_WEBHOOK) {
+        fail = CG_E_BAD_REQUEST;
+        goto fail;
+    }
+    if (n == 0) {
+        cb(CG_OK, ud);
+        return;
+    }
+    if (!s || !s->ac || s->closing) goto fail;
+    fail = CG_E_NOMEM;
+    q = calloc(1, sizeof *q);
+    if (!q) goto fail;
+    q->cb = cb;
+    q->ud = ud;
+    q->n = n;
+    snprintf(q->channel, sizeof q->channel, "%s", msgs[0].channel);
+    /* keys first */
+    arg_add(&a, CG_K_INBOX);
+    for (size_t i = 0; i < n; i++) {
+        char tag[CG_KEY_MAX];
+        if (cg_store_key(tag, sizeof tag, "dedupe", msgs[i].channel, msgs[i].user)) goto fail;
+        int k = snprintf(key, sizeof key, "%s:%s", tag, msgs[i].msg_id);
+        if (k < 0 || (size_t)k >= sizeof key) goto fail;
+        arg_add(&a, key);
+        if (cg_store_key(key, sizeof key, "seq", msgs[i].channel, msgs[i].user)) goto fail;
+        arg_add(&a, key);
+    }
+    const cg_config *cfg = s->gw->cfg;
+    snprintf(num, sizeof num, "%d", cfg && cfg->dedupe_ttl_s > 0 ? cfg->dedupe_ttl_s : 172800);
+    arg_add(&a, num);
+    snprintf(num, sizeof num, "%d", cfg && cfg->session_ttl_s > 0 ? cfg->session_ttl_s : 2592000);
+    arg_add(&a, num);
+    for (size_t i = 0; i < n; i++) {
+        arg_add(&a, msgs[i].msg_id[0] ? "1" : "0");
+        int at = a.n;
+        arg_add(&a, "0");                 /* field count, patched below */
+        int nf = ingest_fields(&a, &msgs[i], now);
+        if (a.oom) goto fail;
+        snprintf(num, sizeof num, "%d", nf);
+        free(a.v[at]);
+        a.v[at] = strdup(num);
+        if (!a.v[at]) { a.oom = 1; goto fail; }
+        a.len[at] = strlen(num);
+    }
+    if (a.oom) goto fail;
+    fail = CG_E_UNAVAILABLE;
+    if (cg_store_eval(s, &ingest_script, 1 + 2 * (int)n, a.n, (const char **)a.v, a.len,
+                      ingest_reply, q) != 0)
+        goto fail;
+    arg_free(&a);
+    return;
+fail:
+    arg_free(&a);
+    free(q);
+    cb(fail, ud);
+}
+
+/* ---- history --------------------------------------------------------- */
+
+typedef struct hist_req {
+    cg_store_json_cb cb;
+    void *ud;
+} hist_req;
+
+static void history_reply(cg_store *s, redisReply *r, void *ud)
+{
+    hist_req *q = ud;
+    (void)s;
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        q->cb(NULL, 0, q->ud);
+        free(q);
+        return;
+    }
+    cJSON *arr = cJSON_CreateArray();
+    /* XREVRANGE: newest first; the widget wants oldest first. */
+    for (size_t i = r->elements; arr && i-- > 0;) {
+        const redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) continue;
+        const redisReply *f = e->element[1];
+        char dir[8];
+        cg_store_field_str(f, "dir", dir, sizeof dir);
+        if (strcmp(dir, "in") != 0 && strcmp(dir, "out") != 0) continue;
+        cJSON *o = cJSON_CreateObject();
+        if (!o) break;
+        cJSON_AddStringToObject(o, "dir", dir);
+        char *text = cg_store_field_dup(f, "text");
+        cJSON_AddStringToObject(o, "text", text ? text : "");
+        free(text);
+        char *btn = cg_store_field_dup(f, "buttons");
+        cJSON *b = btn ? cJSON_Parse(btn) : NULL;
+        free(btn);
+        cJSON_AddItemToObject(o, "buttons", b && cJSON_IsArray(b) ? b : cJSON_CreateArray());
+        if (b && !cJSON_IsArray(b)) cJSON_Delete(b);
+        cJSON_AddNumberToObject(o, "ts", (double)cg_store_field_i64(f, "ts"));
+        cJSON_AddItemToArray(arr, o);
+    }
+    char *out = arr ? cJSON_PrintUnformatted(arr) : NULL;
+    cJSON_Delete(arr);
+    q->cb(out, out ? strlen(out) : 0, q->ud);
+    free(out);
+    free(q);
+}
+
+void cg_store_history(cg_store *s, const char *channel, const char *user, size_t max,
+                      cg_store_json_cb cb, void *ud)
+{
+    char key[CG_KEY_MAX], cnt[16];
+    hist_req *q = calloc(1, sizeof *q);
+    if (!q || cg_store_key(key, sizeof key, "conv", channel, user)) goto fail;
+    if (max > HISTORY_MAX) max = HISTORY_MAX;
+    snprintf(cnt, sizeof cnt, "%zu", max);
+    q->cb = cb;
+    q->ud = ud;
+    const char *av[] = { "XREVRANGE", key, "+", "-", "COUNT", cnt };
+    if (cg_store_cmd(s, history_reply, q, 6, av, NULL) == 0) return;
+fail:
+    free(q);
+    cb(NULL, 0, ud);
+}
+
+/* ---- queue depth ------------------------------------------------------ */
+
+/* KEYS[1] stream; ARGV[1] group, ARGV[2] "1" to trim what every consumer
+ * acknowledged. Returns {length, pending, lag}. */
+static cg_store_script stats_script = {
+    .name = "stats",
+    .src =
+        "if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, 0} end\n"
+        "local len = redis.call('XLEN', KEYS[1])\n"
+        "local pending, lag, last = 0, 0, nil\n"
+        "for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do\n"
+        "  local t = {}\n"
+        "  for i = 1, #g, 2 do t[g[i]] = g[i + 1] end\n"
+        "  if t['name'] == ARGV[1] then\n"
+        "    pending = t['pending']; lag = t['lag'] or 0; last = t['last-delivered-id']\n"
+        "  end\n"
+        "end\n"
+        "if last and ARGV[2] == '1' then\n"
+        "  local minid = last\n"
+        "  if pending > 0 then minid = redis.call('XPENDING', KEYS[1], ARGV[1])[2] end\n"
+        "  redis.call('XTRIM', KEYS[1], 'MINID', '~', minid)\n"
+        "end\n"
+        "return {len, pending, lag}\n",
+};
+
+typedef struct gauge_req { char prefix[64]; } gauge_req;
+
+static void gauges_reply(cg_store *s, redisReply *r, void *ud)
+{
+    gauge_req *g = ud;
+    static const char *const suffix[] = { "length", "pending", "lag" };
+    (void)s;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3) {
+        for (int i = 0; i < 3; i++) {
+            char name[96];
+            snprintf(name, sizeof name, "%s_%s", g->prefix, suffix[i]);
+            const redisReply *e = r->element[i];
+            cg_metrics_set_gauge(name, e->type == REDIS_REPLY_INTEGER ? (double)e->integer : 0);
+        }
+    }
+    free(g);
+}
+
+void cg_store_stream_gauges(cg_store *s, const char *stream, const char *group,
+                            const char *prefix, int trim)
+{
+    gauge_req *g = calloc(1, sizeof *g);
+    if (!g) return;
+    snprintf(g->prefix, sizeof g->prefix, "%s", prefix);
+    const char *av[] = { stream, group, trim ? "1" : "0" };
+    if (cg_store_eval(s, &stats_script, 1, 3, av, NULL, gauges_reply, g) != 0) free(g);
+}

@@ -1,0 +1,110 @@
+/*
+ * store.h: the Redis layer shared by store.c, pipeline.c and outbox.c
+ * (internal to the gateway; gateway.h is the public contract).
+ *
+ * Key schema (docs/redis.md has the whole story). Every per-conversation key
+ * carries the hash tag {channel:user}:
+ *   cg:inbox               stream, group "pipeline"    citizen messages
+ *   cg:outbox              stream, group "outbox"      replies to deliver
+ *   cg:deadletter          stream                      replies given up on
+ *   cg:seq:{c:u}           hash: in, done, out, sent, cur, try, due, part
+ *   cg:sess:{c:u}          hash: dialog, blocked, last_in, agent, name
+ *   cg:conv:{c:u}          stream (capped): the transcript
+ *   cg:dedupe:{c:u}:<id>   string, SET NX EX: webhook deduplication
+ *   cg:queue:agents        sorted set of escalated conversations
+ *   cg:webchat, cg:agents  pub/sub channels
+ *
+ * API in call order: cg_store_cmd() / cg_store_eval() send one command or
+ * script; the callback gets the reply (borrowed for the duration of the
+ * callback) or NULL when the connection is gone. Extending: a new script is a
+ * static cg_store_script in the module that uses it; a new key goes in
+ * docs/redis.md and, if per conversation, through cg_store_key().
+ */
+#ifndef CG_STORE_H
+#define CG_STORE_H
+
+#include <stdint.h>
+#include <hiredis/hiredis.h>
+#include "gateway.h"
+
+#define CG_K_INBOX      "cg:inbox"
+#define CG_K_OUTBOX     "cg:outbox"
+#define CG_K_DEADLETTER "cg:deadletter"
+#define CG_K_AGENTS_Q   "cg:queue:agents"
+#define CG_CH_WEBCHAT   "cg:webchat"
+#define CG_CH_AGENTS    "cg:agents"
+#define CG_G_PIPELINE   "pipeline"
+#define CG_G_OUTBOX     "outbox"
+
+#define CG_KEY_MAX 256
+
+/* Entries read per XREADGROUP / XAUTOCLAIM: bounds every stream reply. */
+#define CG_STORE_READ_COUNT 32
+/* A pending entry idle this long belongs to a dead consumer: claim it. */
+#define CG_STORE_CLAIM_IDLE_MS 30000
+/* Live consumers re-touch their held entries this often (< CLAIM_IDLE). */
+#define CG_STORE_KEEP_MS 5000
+
+/* "cg:<kind>:{channel:user}" into buf; -1 when it does not fit. */
+int cg_store_key(char *buf, size_t cap, const char *kind, const char *channel, const char *user);
+
+/* Wall clock in milliseconds since the epoch. */
+int64_t cg_store_now_ms(void);
+
+/* r: the reply, borrowed for the duration of the call; NULL when the
+ * connection failed or closed before it arrived. Error replies are passed as
+ * REDIS_REPLY_ERROR (already counted in cg_metrics_redis_error). */
+typedef void (*cg_store_reply_fn)(cg_store *s, redisReply *r, void *ud);
+
+/* Send one command (argv copied). 0: fn will be called exactly once.
+ * -1: not connected or out of memory; fn is not called. */
+int cg_store_cmd(cg_store *s, cg_store_reply_fn fn, void *ud, int argc, const char **argv,
+                 const size_t *lens);
+
+/* A Lua script: src static text; sha filled on first use. */
+typedef struct cg_store_script {
+    const char *name;
+    const char *src;
+    char sha[41];
+} cg_store_script;
+
+/* EVALSHA sha nkeys argv..., falling back to EVAL once on NOSCRIPT. argv
+ * holds keys then arguments (copied). Same return contract as cg_store_cmd. */
+int cg_store_eval(cg_store *s, cg_store_script *sc, int nkeys, int argc, const char **argv,
+                  const size_t *lens, cg_store_reply_fn fn, void *ud);
+
+/* Consumers: create the group (from the stream's start, MKSTREAM) if it is
+ * missing; fire and forget. Called again on every NOGROUP error. */
+void cg_store_ensure_group(cg_store *s, const char *stream, const char *group);
+
+/* Re-touch pending entries still owned by consumer (resets their idle time so
+ * that no other instance claims them); ids no longer ours are reported to lost
+ * (may be NULL) one by one, then lost(NULL) once when done. */
+typedef void (*cg_store_lost_fn)(const char *id, void *ud);
+void cg_store_keep(cg_store *s, const char *stream, const char *group, const char *consumer,
+                   const char *const *ids, size_t n, cg_store_lost_fn lost, void *ud);
+
+/* Queue depth of a stream and its group as gauges <prefix>_length,
+ * <prefix>_pending and <prefix>_lag; with trim, also drops the entries every
+ * consumer has acknowledged (XTRIM MINID ~ oldest pending or last delivered).
+ * Fire and forget. */
+void cg_store_stream_gauges(cg_store *s, const char *stream, const char *group,
+                            const char *prefix, int trim);
+
+/* In-process wake-ups: the ingest wakes the pipeline, the pipeline wakes the
+ * outbox, so a single instance does not wait for its poll timer. */
+void cg_store_set_wake(cg_store *s, void (*fn)(void *ud), void *ud);
+void cg_pipeline_wake(cg_pipeline *p);
+void cg_outbox_wake(cg_outbox *o);
+
+/* Stream entry helpers: field value by name in an XREAD entry's field array
+ * (REDIS_REPLY_ARRAY of name, value, ...); NULL when absent. */
+const redisReply *cg_store_field(const redisReply *fields, const char *name);
+/* Copy of a field as a NUL-terminated string into buf (truncated to cap-1);
+ * "" when absent. Returns buf. */
+const char *cg_store_field_str(const redisReply *fields, const char *name, char *buf, size_t cap);
+/* malloc'd copy of a field, or NULL when absent. */
+char *cg_store_field_dup(const redisReply *fields, const char *name);
+int64_t cg_store_field_i64(const redisReply *fields, const char *name);
+
+#endif
