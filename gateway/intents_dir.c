@@ -197,7 +197,7 @@ int cg_intents_load_dir(const char *dir, const cg_build_opts *opts, cg_intents *
     if (stat(root, &st) != 0) cg_diags_add(d, CG_DIAG_ERROR, root, 0, 0, "cannot open directory: %s", strerror(errno));
     else if (!S_ISDIR(st.st_mode)) cg_diags_add(d, CG_DIAG_ERROR, root, 0, 0, "not a directory");
     else walk(strcmp(root, "/") == 0 ? "" : root, 0, &p, d);
-    qsort(p.v, p.n, sizeof *p.v, path_cmp);
+    if (p.n) qsort(p.v, p.n, sizeof *p.v, path_cmp);
 
     cg_intents_file *files = calloc(p.n ? p.n : 1, sizeof *files);
     size_t nf = 0, total = 0;
