@@ -26,7 +26,9 @@
  *
  * Answers. A matched intent says its answer, then "<source phrase>: <url>"
  *   when it names a source, with its buttons ("i:<id>" or URL buttons). A
- *   greeting without buttons of its own borrows the menu intent's buttons.
+ *   greeting without buttons of its own borrows the menu intent's buttons,
+ *   and until the citizen has chosen a language it also offers the table's
+ *   other languages ("l:<code>", titled in their own names).
  *   Escalating intents and the "human" special return CG_ACT_ESCALATE with the
  *   intent's priority and end any flow. Any understood turn resets the
  *   fallback counter.
@@ -80,9 +82,10 @@
  * Questions in the middle of a flow (my call): typed text is first checked
  *   for the cancel / back words. Then the matcher runs. The "human",
  *   "language" and "delete_data" specials interrupt at the table threshold on
- *   any step (asking for a person always works); any other intent interrupts
- *   only at DLG_INTERRUPT_SCORE (0.8), never when ambiguous, never the flow's
- *   own intent. On text and location steps this check comes before
+ *   any step (asking for a person always works); greeting, thanks and menu
+ *   never do ("fine, thanks" is an answer; the Menu button leaves a flow);
+ *   any other intent interrupts only at DLG_INTERRUPT_SCORE (0.8), never when
+ *   ambiguous, never the flow's own intent. On text and location steps this check comes before
  *   validation (almost any text is a valid answer there); on choice and
  *   number steps after it (a valid answer wins). An interruption by an
  *   ordinary intent answers it and then repeats the current question, the
@@ -410,6 +413,8 @@ static void nav_buttons(turn *c)
     button(c, phrase(c, "human"), "h", NULL);
 }
 
+static const char *autonym(const char *code);
+
 static void say_intent(turn *c, const cg_intent *it, double score)
 {
     say(c, tr(c, &it->answer));
@@ -430,6 +435,13 @@ static void say_intent(turn *c, const cg_intent *it, double score)
         if (!title || !*title) title = b->target;
         if (b->kind == CG_BUTTON_URL) button(c, title, NULL, b->target);
         else button_fmt(c, title, "i:", b->target);
+    }
+    if (it->special == CG_SPECIAL_GREETING && !c->s->lang_chosen) {
+        /* a citizen who cannot read this language can switch at once */
+        for (size_t i = 0; i < c->t->settings.nlanguages; i++) {
+            const char *code = c->t->settings.languages[i];
+            if (code != c->lang) button_fmt(c, autonym(code), "l:", code);
+        }
     }
     c->out->intent = it;
     c->out->score = score;
@@ -819,6 +831,8 @@ static int flow_try_interrupt(turn *c, const cg_intent *fit, const cg_flow_step 
     if (cg_intents_match(c->t, text, strlen(text), c->lang, &m) != 0 || !m.intent) return 0;
     if (m.ambiguous || m.intent == fit) return 0;
     cg_special sp = m.intent->special;
+    /* "fine, thanks" or "hi" is an answer here, not a new topic */
+    if (sp == CG_SPECIAL_GREETING || sp == CG_SPECIAL_THANKS || sp == CG_SPECIAL_MENU) return 0;
     double bar = (sp == CG_SPECIAL_HUMAN || sp == CG_SPECIAL_LANGUAGE ||
                   sp == CG_SPECIAL_DELETE_DATA) ? c->t->settings.threshold : DLG_INTERRUPT_SCORE;
     if (m.score < bar) return 0;

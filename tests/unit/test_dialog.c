@@ -264,10 +264,10 @@ static void run(const char *scen, const turn_case *v, size_t n, cg_dialog_state 
 static void test_specials(void **state)
 {
     RUN("start greets with the menu's buttons",
-        { .kind = CG_IN_START, .has = {HELLO_EN}, .buttons = MENU_BTNS,
-          .titles = "Passport renewal|Report a street problem|Trash pickup", .intent = "greeting",
+        { .kind = CG_IN_START, .has = {HELLO_EN}, .buttons = MENU_BTNS "|l:es",
+          .titles = "Passport renewal|Report a street problem|Trash pickup|Español", .intent = "greeting",
           .lang = "en" },
-        { TXT("hello"), .has = {HELLO_EN}, .buttons = MENU_BTNS, .intent = "greeting" },
+        { TXT("hello"), .has = {HELLO_EN}, .buttons = MENU_BTNS "|l:es", .intent = "greeting" },
         { TXT("menu"), .has = {"I can help with these topics:"}, .buttons = MENU_BTNS, .intent = "menu" },
         { TXT("thank you very much"), .has = {"You are welcome."}, .buttons = "", .intent = "thanks" },
         { TXT("talk to a person"), .has = {HUMAN_EN}, .action = CG_ACT_ESCALATE, .priority = 1,
@@ -421,6 +421,7 @@ static void test_language(void **state)
         { TXT("renovar pasaporte"), .has = {PASSPORT_EN}, .lang = "en" });
     RUN("platform hint",
         { TXT("hello"), .hint = "es-MX", .has = {"¡Hola! Soy el asistente"}, .lang = "es",
+          .titles = "Renovar el pasaporte|Reportar un problema en la calle|Recolección de basura|English",
           .check_lc = 1, .lang_chosen = 0 },
         { BTN("m"), .hint = "fr-FR", .has = {"Puedo ayudar"}, .lang = "es" },
         { TXT("renew passport"), .hint = "en_US", .has = {PASSPORT_EN}, .lang = "en" });
@@ -501,6 +502,45 @@ static void test_flow_number_and_invalid(void **state)
           .priority = 3, .vars = "\"phone\":\"+1 (555) 123-4567\"", .step = "" });
 }
 
+#define OFFICE_BTNS "c:north|c#2|c:south|c:east|c:west|c:central|c:airport|c:harbor|x"
+
+static void test_flow_many_choices(void **state)
+{
+    RUN("more choices than buttons: numbered in the text; long values by index",
+        { TXT("book an appointment"), .has = {"Which office?\n1. North\n2. Motor Vehicles Annex", "\n9. University"},
+          .buttons = OFFICE_BTNS, .step = "office" },
+        { TXT("9"), .has = {"See you at the University office."}, .action = CG_ACT_FLOW_DONE,
+          .vars = "\"office\":\"university\"", .step = "" });
+    RUN("the index payload",
+        { TXT("book an appointment"), .step = "office" },
+        { BTN("c#2"), .has = {"See you at the Motor Vehicles Annex office."}, .action = CG_ACT_FLOW_DONE,
+          .vars = "motor-vehicles-annex-building-2", .step = "" });
+    RUN("out-of-range number and index payload are invalid",
+        { TXT("book an appointment"), .step = "office" },
+        { TXT("10"), .has = {"not a valid answer", "Which office?"}, .buttons = OFFICE_BTNS, .step = "office" },
+        { BTN("c#0"), .has = {"not a valid answer"}, .step = "office" },
+        { TXT("harbor"), .has = {"See you at the Harbor office."}, .action = CG_ACT_FLOW_DONE,
+          .vars = "harbor" });
+}
+
+static void test_hostile_text(void **state)
+{
+    static char big[10001], wide[2 * 260 + 1];
+    memset(big, 'a', sizeof big - 1);
+    for (size_t i = 0; i < 260; i++) memcpy(wide + 2 * i, "\xc3\xa9", 2);   /* 260 x e-acute: 520 bytes */
+    RUN("invalid UTF-8 and oversized text",
+        { TXT("\xff\xfe renew passport"), .has = {FALLBACK_EN}, .fallback = 1 },
+        { TXT(big), .fallback = 1, .check_fb = 1, .fallbacks = 2, .pending = "human_offer" });
+    RUN("a flow answer over 500 bytes is refused though under max_length characters",
+        { TXT("report a pothole"), .step = "what" },
+        { TXT("1"), .step = "size" },
+        { TXT("2.5"), .step = "where" },
+        { TXT("Oak Road"), .step = "details" },
+        { TXT(wide), .has = {"not a valid answer"}, .step = "details" },
+        { TXT("\xff\xfe"), .has = {"not a valid answer"}, .step = "details" },
+        { TXT("fine, thanks"), .action = CG_ACT_FLOW_DONE, .vars = "\"details\":\"fine, thanks\"" });
+}
+
 static void test_flow_interruptions(void **state)
 {
     RUN("a person, media, another question, a stale button, /start",
@@ -514,7 +554,8 @@ static void test_flow_interruptions(void **state)
         { BTN("i:gone-after-reload"), .has = {FALLBACK_EN, "About how wide"}, .fallback = 1, .step = "size" },
         { .kind = CG_IN_LANGUAGE, .pending = "language", .step = "size" },
         { BTN("l:es"), .has = {"responderé en español", "¿Qué ancho tiene"}, .step = "size", .lang = "es" },
-        { .kind = CG_IN_START, .has = {"¡Hola!"}, .step = "", .intent = "greeting", .lang = "es" });
+        { .kind = CG_IN_START, .has = {"¡Hola!"}, .step = "", .intent = "greeting", .lang = "es",
+          .buttons = MENU_BTNS });
     RUN("a free-text step: another confident question is answered, the question repeated",
         { TXT("report a pothole"), .step = "what" },
         { TXT("pothole"), .step = "size" },
@@ -713,6 +754,8 @@ int main(void)
         cmocka_unit_test(test_flow_pothole),
         cmocka_unit_test(test_flow_streetlight),
         cmocka_unit_test(test_flow_number_and_invalid),
+        cmocka_unit_test(test_flow_many_choices),
+        cmocka_unit_test(test_hostile_text),
         cmocka_unit_test(test_flow_interruptions),
         cmocka_unit_test(test_stale_and_unsupported),
         cmocka_unit_test(test_stale_flow_state),
