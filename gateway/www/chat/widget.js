@@ -7,7 +7,8 @@
  *
  * Attributes (all optional): data-title (panel title), data-lang (language
  * sent in hello; default <html lang>), data-open="true" (open at load),
- * data-ws (WebSocket path on the same host, default /chat/ws), data-css
+ * data-ws (WebSocket path on the same host, default /chat/ws), data-intro (the
+ * greeting shown in an empty conversation), data-css
  * ("none" to skip loading widget.css when the page styles the widget itself).
  *
  * What it does, in order: loads widget.css next to this script, builds a
@@ -22,7 +23,8 @@
  * next welcome. Reconnects back off 1 s, 2 s, 4 s ... 30 s with jitter.
  * The protocol is documented in docs/webchat.md.
  *
- * A page can drive it through window.CivicgateChat.open() / close() / toggle().
+ * A page can drive it through window.CivicgateChat.open() / close() / toggle(),
+ * or mark any element with data-civicgate-open to make it open the chat.
  */
 (function () {
   'use strict';
@@ -43,22 +45,26 @@
   var baseLang = lang.split('-')[0];
 
   var STRINGS = {
-    en: { open: 'Open chat', close: 'Close chat', send: 'Send', input: 'Type your question',
+    en: { intro: 'Ask a question in your own words. If I cannot help, I can pass you to an adviser.',
+          open: 'Open chat', close: 'Close chat', send: 'Send', input: 'Type your question',
           log: 'Conversation', connecting: 'Connecting…', online: 'Online', reconnecting: 'Reconnecting…',
           offline: 'Offline: your messages will be sent when the connection is back',
           you: 'You', bot: 'Assistant', agent: 'Agent', typing: 'The assistant is typing',
           error: 'Something went wrong', newTab: '(opens in a new tab)', queued: 'waiting to send' },
-    es: { open: 'Abrir chat', close: 'Cerrar chat', send: 'Enviar', input: 'Escriba su pregunta',
+    es: { intro: 'Haga su pregunta con sus propias palabras. Si no puedo ayudarle, le pasaré con un asesor.',
+          open: 'Abrir chat', close: 'Cerrar chat', send: 'Enviar', input: 'Escriba su pregunta',
           log: 'Conversación', connecting: 'Conectando…', online: 'En línea', reconnecting: 'Reconectando…',
           offline: 'Sin conexión: sus mensajes se enviarán al volver la conexión',
           you: 'Usted', bot: 'Asistente', agent: 'Agente', typing: 'El asistente está escribiendo',
           error: 'Algo salió mal', newTab: '(se abre en una pestaña nueva)', queued: 'pendiente de envío' },
-    fr: { open: 'Ouvrir la discussion', close: 'Fermer la discussion', send: 'Envoyer', input: 'Posez votre question',
+    fr: { intro: 'Posez votre question avec vos mots. Si je ne peux pas vous aider, je vous mets en relation avec un conseiller.',
+          open: 'Ouvrir la discussion', close: 'Fermer la discussion', send: 'Envoyer', input: 'Posez votre question',
           log: 'Conversation', connecting: 'Connexion…', online: 'En ligne', reconnecting: 'Reconnexion…',
           offline: 'Hors ligne : vos messages partiront au retour de la connexion',
           you: 'Vous', bot: 'Assistant', agent: 'Conseiller', typing: "L'assistant écrit",
           error: 'Une erreur est survenue', newTab: '(ouvre un nouvel onglet)', queued: "en attente d'envoi" },
-    ar: { open: 'افتح المحادثة', close: 'أغلق المحادثة', send: 'إرسال', input: 'اكتب سؤالك',
+    ar: { intro: 'اكتب سؤالك بكلماتك. إذا لم أستطع مساعدتك، يمكنني تحويلك إلى موظف.',
+          open: 'افتح المحادثة', close: 'أغلق المحادثة', send: 'إرسال', input: 'اكتب سؤالك',
           log: 'المحادثة', connecting: 'جارٍ الاتصال…', online: 'متصل', reconnecting: 'جارٍ إعادة الاتصال…',
           offline: 'غير متصل: سترسل رسائلك عند عودة الاتصال',
           you: 'أنت', bot: 'المساعد', agent: 'موظف', typing: 'المساعد يكتب',
@@ -83,12 +89,28 @@
   }
 
   /* ---- DOM ------------------------------------------------------------- */
+  function bubbleIcon() {   // a speech bubble drawn in SVG (no emoji font needed)
+    var NS = 'http://www.w3.org/2000/svg';
+    var svg = document.createElementNS(NS, 'svg');
+    svg.setAttribute('viewBox', '0 0 24 24');
+    svg.setAttribute('width', '22');
+    svg.setAttribute('height', '22');
+    svg.setAttribute('aria-hidden', 'true');
+    svg.setAttribute('focusable', 'false');
+    svg.setAttribute('class', 'cgw-launcher-icon');
+    var path = document.createElementNS(NS, 'path');
+    path.setAttribute('d', 'M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z');
+    path.setAttribute('fill', 'currentColor');
+    svg.appendChild(path);
+    return svg;
+  }
+
   var uid = 'cgw' + Math.random().toString(36).slice(2, 8);
   var title = ds.title || 'Chat with us';
   var root = el('div', { 'class': 'cgw-root', lang: lang, dir: RTL[baseLang] ? 'rtl' : 'ltr' });
   var launcher = el('button', { type: 'button', 'class': 'cgw-launcher', 'aria-expanded': 'false',
     'aria-controls': uid + '-panel' });
-  launcher.appendChild(el('span', { 'class': 'cgw-launcher-icon', 'aria-hidden': 'true' }, '\u{1F4AC}'));
+  launcher.appendChild(bubbleIcon());
   launcher.appendChild(el('span', { 'class': 'cgw-launcher-text' }, title));
   var panel = el('section', { 'class': 'cgw-panel', id: uid + '-panel', role: 'dialog',
     'aria-labelledby': uid + '-title', hidden: '' });
@@ -201,11 +223,20 @@
 
   function clearLog() { while (log.firstChild) log.removeChild(log.firstChild); }
 
+  /* The greeting shown while the conversation is empty (data-intro overrides). */
+  function showIntro() {
+    var intro = ds.intro || T.intro;
+    if (!intro || log.firstChild) return;
+    var item = el('div', { 'class': 'cgw-msg cgw-bot cgw-intro' });
+    item.appendChild(el('p', { 'class': 'cgw-text' }, intro));
+    log.appendChild(item);
+  }
+
   /* History entries come from the gateway's transcript; accept the usual shapes:
    * {"from"|"role"|"dir": "user"|"citizen"|"in"|"bot"|"agent"|"out", "text", "buttons", "lang"}. */
   function renderHistory(history) {
     clearLog();
-    if (!Array.isArray(history)) return;
+    if (!Array.isArray(history) || !history.length) { showIntro(); return; }
     history.forEach(function (e, i) {
       if (!e || typeof e !== 'object') return;
       var who = String(e.from || e.role || e.dir || e.who || (e.type === 'reply' ? 'bot' : '')).toLowerCase();
@@ -397,6 +428,12 @@
   input.addEventListener('input', function () {   // grow with the text, up to the CSS max-height
     input.style.height = 'auto';
     input.style.height = input.scrollHeight + 'px';
+  });
+
+  /* Any element with data-civicgate-open opens the chat (no inline script needed). */
+  document.addEventListener('click', function (e) {
+    var t = e.target && e.target.closest ? e.target.closest('[data-civicgate-open]') : null;
+    if (t) { e.preventDefault(); open(true); }
   });
 
   function mount() {
