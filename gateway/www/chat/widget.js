@@ -180,7 +180,7 @@
   /* who: "user" | "bot" | "agent" | "system". Returns the message element. */
   function addMessage(who, text, opts) {
     opts = opts || {};
-    var item = el('div', { 'class': 'cgw-msg cgw-' + who, lang: opts.lang || null, dir: dirFor(opts.lang) || (who === 'user' ? 'auto' : null) });
+    var item = el('div', { 'class': 'cgw-msg cgw-' + who, lang: opts.lang || null, dir: dirFor(opts.lang) || 'auto' });
     if (who !== 'system') {
       item.appendChild(el('span', { 'class': 'cgw-sr' }, (who === 'user' ? T.you : who === 'agent' ? T.agent : T.bot) + ': '));
     }
@@ -317,6 +317,12 @@
         addMessage(f.agent ? 'agent' : 'bot', f.text, { lang: f.lang, buttons: f.buttons, live: true });
       } else if (f.type === 'error') {
         showTyping(false);
+        if (typeof f.reason === 'string' && /^unavailable/.test(f.reason)) {
+          // the gateway could not store a message: send the recent ones again with
+          // the same ids (the gateway drops duplicates), once, after a pause
+          resendRecent();
+          return;
+        }
         addMessage('system', T.error + (typeof f.reason === 'string' && f.reason ? ': ' + f.reason : ''));
         if (!ready && typeof f.reason === 'string' && /token/i.test(f.reason)) {
           storageSet('localStorage', TOKEN_KEY, null);   // a token the server refuses: start afresh
@@ -362,12 +368,27 @@
     }, 25000);
   }
 
+  var recent = [];                // frames sent in the last 30 s, for resendRecent
+  var resendTimer = null;
+  function resendRecent() {
+    if (resendTimer) return;
+    resendTimer = setTimeout(function () {
+      resendTimer = null;
+      var now = Date.now();
+      recent = recent.filter(function (r) { return now - r.at < 30000 && !r.resent; });
+      if (!ws || !ready || ws.readyState !== 1) return;
+      recent.forEach(function (r) { r.resent = true; ws.send(JSON.stringify(r.frame)); });
+    }, 2000);
+  }
+
   /* frame: {type:"message"|"button", ...}; shown: what the citizen sees. */
   function sendFrame(frame, shown) {
     frame.id = nextId();
     if (ws && ready && ws.readyState === 1) {
       addMessage('user', shown);
       ws.send(JSON.stringify(frame));
+      recent.push({ frame: frame, at: Date.now() });
+      if (recent.length > 10) recent.shift();
       showTyping(true);
     } else {
       queue.push({ frame: frame, shown: shown });
