@@ -2,7 +2,7 @@
  * store.c: every Redis command of the gateway goes through here (hiredis
  * async, attached to the gateway's uv loop with adapters/libuv.h).
  *
- * What it does
+ * What it does (hiredis's libuv adapter is replaced by uvev_* below: see there)
  *   - parses redis.url (redis://[[user]:password@]host[:port][/db] or
  *     unix:///path/to.sock[?db=N]), connects, sends AUTH / SELECT / PING
  *     first on every connection; ready once PING answers;
@@ -34,7 +34,6 @@
 
 #include <cjson/cJSON.h>
 #include <hiredis/async.h>
-#include <hiredis/adapters/libuv.h>
 #include <openssl/sha.h>
 
 #include "store.h"
@@ -471,6 +470,77 @@ void cg_store_set_wake(cg_store *s, void (*fn)(void *ud), void *ud)
     s->wake_ud = ud;
 }
 
+/* ---- libuv glue ------------------------------------------------------ */
+
+/*
+ * Our own hiredis event hooks on libuv instead of hiredis 0.14.1's
+ * adapters/libuv.h: that adapter ignores a poll error status, and libuv
+ * reports a refused connect as exactly that (status UV_EBADF, poll stopped),
+ * so a connect to a dead Redis never failed and its commands hung. Here an
+ * error status is handed to hiredis as a read/write event, which makes it
+ * find the socket error and fail the connection.
+ */
+typedef struct uvev {
+    redisAsyncContext *ac;
+    uv_poll_t poll;
+    int events;
+} uvev;
+
+static void uvev_poll(uv_poll_t *h, int status, int events)
+{
+    uvev *p = h->data;
+    if (!p->ac) return;
+    if (status < 0) {
+        if (p->ac->c.flags & REDIS_CONNECTED) redisAsyncHandleRead(p->ac);
+        else redisAsyncHandleWrite(p->ac);
+        return;
+    }
+    if (events & UV_READABLE) redisAsyncHandleRead(p->ac);
+    if (p->ac && (events & UV_WRITABLE)) redisAsyncHandleWrite(p->ac);
+}
+
+static void uvev_update(uvev *p, int add, int ev)
+{
+    if (add) p->events |= ev;
+    else p->events &= ~ev;
+    if (p->events) uv_poll_start(&p->poll, p->events, uvev_poll);
+    else uv_poll_stop(&p->poll);
+}
+
+static void uvev_add_read(void *d) { uvev_update(d, 1, UV_READABLE); }
+static void uvev_del_read(void *d) { uvev_update(d, 0, UV_READABLE); }
+static void uvev_add_write(void *d) { uvev_update(d, 1, UV_WRITABLE); }
+static void uvev_del_write(void *d) { uvev_update(d, 0, UV_WRITABLE); }
+
+static void uvev_closed(uv_handle_t *h) { free(h->data); }
+
+static void uvev_cleanup(void *d)
+{
+    uvev *p = d;
+    p->ac = NULL;
+    uv_close((uv_handle_t *)&p->poll, uvev_closed);
+}
+
+static int uvev_attach(redisAsyncContext *ac, uv_loop_t *loop)
+{
+    if (ac->ev.data) return -1;
+    uvev *p = calloc(1, sizeof *p);
+    if (!p) return -1;
+    if (uv_poll_init_socket(loop, &p->poll, ac->c.fd) != 0) {
+        free(p);
+        return -1;
+    }
+    p->ac = ac;
+    p->poll.data = p;
+    ac->ev.addRead = uvev_add_read;
+    ac->ev.delRead = uvev_del_read;
+    ac->ev.addWrite = uvev_add_write;
+    ac->ev.delWrite = uvev_del_write;
+    ac->ev.cleanup = uvev_cleanup;
+    ac->ev.data = p;
+    return 0;
+}
+
 /* ---- connection ------------------------------------------------------ */
 
 static void connect_main(cg_store *s);
@@ -540,7 +610,7 @@ static redisAsyncContext *open_ctx(cg_store *s)
         return NULL;
     }
     ac->data = s;
-    if (redisLibuvAttach(ac, s->loop) != REDIS_OK) {
+    if (uvev_attach(ac, s->loop) != 0) {
         redisAsyncFree(ac);
         return NULL;
     }

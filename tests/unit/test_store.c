@@ -1,0 +1,806 @@
+/*
+ * test_store.c: the durable message path against a real redis-server.
+ *
+ * Starts redis-server on a free loopback port (no persistence, temp dir),
+ * drives store.c / pipeline.c / outbox.c on a uv loop, and checks the result
+ * with a synchronous hiredis client. The outbox talks to a tiny HTTP server
+ * in this file (on the same loop) that answers each chat with a scripted
+ * list of Telegram Bot API responses.
+ *
+ *   ingest        stored once, second time deduplicated; seq numbers
+ *   ingest down   CG_E_UNAVAILABLE when Redis is not there
+ *   history       transcript → widget JSON, oldest first
+ *   webchat       pub/sub frames reach the registered callback
+ *   pipeline      inbox entry → session + transcript + outbox entry, in order;
+ *                 a re-delivered entry is only acknowledged; an entry whose
+ *                 predecessor is not committed waits for it
+ *   outbox        200 → acked; 429 retry_after → not retried sooner;
+ *                 500 → retried; 403 blocked → session blocked, no dead
+ *                 letter; 400 → dead letter; webchat → PUBLISH
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+#include <uv.h>
+
+#include "gateway.h"
+#include "store.h"
+#include "log.h"
+
+static pid_t redis_pid;
+static int redis_port;
+static char redis_dir[64];
+static redisContext *rc;      /* synchronous checker */
+static uv_loop_t loop;
+static cg_config cfg;
+static cg_gateway gw;
+static char url[64];
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t l = sizeof a;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0) return -1;
+    getsockname(fd, (struct sockaddr *)&a, &l);
+    int p = ntohs(a.sin_port);
+    close(fd);
+    return p;
+}
+
+static redisReply *cmd(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(rc, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    return r;
+}
+
+static long long cmd_int(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(rc, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer
+                : r->type == REDIS_REPLY_STRING  ? atoll(r->str) : -1;
+    freeReplyObject(r);
+    return v;
+}
+
+/* HGET key field as a string into buf ("" when absent). */
+static const char *hget(char *buf, size_t cap, const char *key, const char *field)
+{
+    redisReply *r = cmd("HGET %s %s", key, field);
+    snprintf(buf, cap, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+    freeReplyObject(r);
+    return buf;
+}
+
+typedef int (*cond_fn)(void *ud);
+typedef struct waiter { cond_fn fn; void *ud; int met; uint64_t deadline; } waiter;
+
+static void wait_tick(uv_timer_t *t)
+{
+    waiter *w = t->data;
+    if (w->fn(w->ud)) {
+        w->met = 1;
+        uv_stop(&loop);
+    } else if (uv_now(&loop) >= w->deadline) {
+        uv_stop(&loop);
+    }
+}
+
+/* Run the loop until fn(ud) holds or timeout_ms passes; returns fn's result. */
+static int run_until(cond_fn fn, void *ud, unsigned timeout_ms)
+{
+    waiter w = { fn, ud, 0, 0 };
+    uv_timer_t t;
+    uv_update_time(&loop);
+    w.deadline = uv_now(&loop) + timeout_ms;
+    uv_timer_init(&loop, &t);
+    t.data = &w;
+    uv_timer_start(&t, wait_tick, 5, 5);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    return w.met;
+}
+
+static int never(void *ud) { (void)ud; return 0; }
+static void run_for(unsigned ms) { run_until(never, NULL, ms); }
+
+static int store_ready(void *ud) { return cg_store_ready(ud); }
+
+/* condition: "cmd_int(fmt) == want" */
+typedef struct int_cond { const char *q; long long want; } int_cond;
+static int int_is(void *ud)
+{
+    int_cond *c = ud;
+    return cmd_int(c->q) == c->want;
+}
+
+static int wait_int(const char *q, long long want, unsigned ms)
+{
+    int_cond c = { q, want };
+    return run_until(int_is, &c, ms);
+}
+
+/* port 0: a free one */
+static void start_redis(int port_want)
+{
+    snprintf(redis_dir, sizeof redis_dir, "/tmp/cg-test-redis-XXXXXX");
+    assert_non_null(mkdtemp(redis_dir));
+    redis_port = port_want ? port_want : free_port();
+    char port[16];
+    snprintf(port, sizeof port, "%d", redis_port);
+    redis_pid = fork();
+    if (redis_pid == 0) {
+        int nul = open("/dev/null", 1);
+        if (nul >= 0) dup2(nul, 1);
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
+               "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", redis_dir,
+               (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 200; i++) {
+        rc = redisConnect("127.0.0.1", redis_port);
+        if (rc && !rc->err) {
+            redisReply *r = redisCommand(rc, "PING");
+            if (r) {
+                freeReplyObject(r);
+                return;
+            }
+        }
+        if (rc) redisFree(rc);
+        rc = NULL;
+        usleep(25000);
+    }
+    fail_msg("redis-server did not start");
+}
+
+static void stop_redis(void)
+{
+    if (rc) redisFree(rc);
+    rc = NULL;
+    if (redis_pid > 0) {
+        kill(redis_pid, SIGTERM);
+        waitpid(redis_pid, NULL, 0);
+        redis_pid = 0;
+    }
+    char path[128];
+    snprintf(path, sizeof path, "%s/dump.rdb", redis_dir);
+    unlink(path);
+    rmdir(redis_dir);
+}
+
+static void store_closed(void *ud) { *(int *)ud = 1; }
+static int flag_set(void *ud) { return *(int *)ud; }
+
+static void close_store(cg_store *s)
+{
+    int done = 0;
+    cg_store_close(s, store_closed, &done);
+    assert_true(run_until(flag_set, &done, 3000));
+}
+
+/* ---- fake Telegram ------------------------------------------------------ */
+
+typedef struct script {
+    const char *chat;              /* chat id the requests carry */
+    int status[4];
+    const char *body[4];
+    int n, next;
+    uint64_t at[8];                /* uv_now of each request */
+    int count;
+    char last_path[128];
+} script;
+
+static script *scripts;
+static size_t nscripts;
+static uv_tcp_t http_server;
+static int http_port;
+
+typedef struct hconn {
+    uv_tcp_t tcp;
+    char buf[65536];
+    size_t len;
+    int answered;
+} hconn;
+
+static void hconn_closed(uv_handle_t *h) { free(h->data); }
+
+static void write_done(uv_write_t *w, int status)
+{
+    (void)status;
+    hconn *c = w->data;
+    free(w);
+    uv_close((uv_handle_t *)&c->tcp, hconn_closed);
+}
+
+static void respond(hconn *c)
+{
+    const char *hdr_end = strstr(c->buf, "\r\n\r\n");
+    const char *body = hdr_end + 4;
+    script *s = NULL;
+    for (size_t i = 0; i < nscripts; i++)
+        if (strstr(body, scripts[i].chat)) s = &scripts[i];
+    int status = 500;
+    const char *rbody = "{\"ok\":false,\"error_code\":500,\"description\":\"no script\"}";
+    if (s) {
+        if (s->count < 8) s->at[s->count] = uv_now(&loop);
+        s->count++;
+        sscanf(c->buf, "POST %127s", s->last_path);
+        int k = s->next < s->n ? s->next++ : s->n - 1;
+        status = s->status[k];
+        rbody = s->body[k];
+    }
+    static char out[4096];
+    int n = snprintf(out, sizeof out,
+                     "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n%s", status, strlen(rbody), rbody);
+    uv_write_t *w = malloc(sizeof *w);
+    w->data = c;
+    uv_buf_t b = uv_buf_init(out, (unsigned)n);
+    c->answered = 1;
+    uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, write_done);
+}
+
+static void h_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b)
+{
+    hconn *c = h->data;
+    (void)sz;
+    *b = uv_buf_init(c->buf + c->len, (unsigned)(sizeof c->buf - 1 - c->len));
+}
+
+static void h_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+    hconn *c = st->data;
+    (void)b;
+    if (n < 0) {
+        if (!c->answered) uv_close((uv_handle_t *)&c->tcp, hconn_closed);
+        return;
+    }
+    c->len += (size_t)n;
+    c->buf[c->len] = '\0';
+    const char *e = strstr(c->buf, "\r\n\r\n");
+    if (!e || c->answered) return;
+    const char *cl = strstr(c->buf, "Content-Length:");
+    size_t want = cl ? (size_t)atol(cl + 15) : 0;
+    if (c->len >= (size_t)(e + 4 - c->buf) + want) {
+        uv_read_stop(st);
+        respond(c);
+    }
+}
+
+static void h_conn(uv_stream_t *srv, int status)
+{
+    if (status < 0) return;
+    hconn *c = calloc(1, sizeof *c);
+    uv_tcp_init(&loop, &c->tcp);
+    c->tcp.data = c;
+    if (uv_accept(srv, (uv_stream_t *)&c->tcp) == 0) uv_read_start((uv_stream_t *)&c->tcp, h_alloc, h_read);
+    else uv_close((uv_handle_t *)&c->tcp, hconn_closed);
+}
+
+static void start_http(void)
+{
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    uv_tcp_init(&loop, &http_server);
+    assert_int_equal(uv_tcp_bind(&http_server, (struct sockaddr *)&a, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&http_server, 64, h_conn), 0);
+    int l = sizeof a;
+    uv_tcp_getsockname(&http_server, (struct sockaddr *)&a, &l);
+    http_port = ntohs(a.sin_port);
+}
+
+/* ---- fixture ------------------------------------------------------------ */
+
+static char api_base[64];
+
+static int setup(void **state)
+{
+    (void)state;
+    start_redis(0);
+    uv_loop_init(&loop);
+    cg_log_init(getenv("CG_TEST_LOG") ? CG_LOG_DEBUG : CG_LOG_ERROR, 0);
+    cg_config_defaults(&cfg);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", redis_port);
+    free(cfg.redis_url);
+    cfg.redis_url = strdup(url);
+    cfg.shutdown_grace_ms = 1000;
+    cfg.outbox_timeout_ms = 3000;
+    start_http();
+    snprintf(api_base, sizeof api_base, "http://127.0.0.1:%d", http_port);
+    cfg.telegram.enabled = 1;
+    cfg.telegram.token = "123:TEST";
+    cfg.telegram.api_base = api_base;
+    memset(&gw, 0, sizeof gw);
+    gw.loop = &loop;
+    gw.cfg = &cfg;
+    snprintf(gw.instance, sizeof gw.instance, "test-%d", (int)getpid());
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    uv_close((uv_handle_t *)&http_server, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    cg_config_free(&cfg);
+    uv_loop_close(&loop);
+    stop_redis();
+    return 0;
+}
+
+static cg_msg text_msg(const char *user, const char *id, const char *text)
+{
+    cg_msg m;
+    memset(&m, 0, sizeof m);
+    m.kind = CG_MSG_TEXT;
+    snprintf(m.channel, sizeof m.channel, "telegram");
+    snprintf(m.user, sizeof m.user, "%s", user);
+    snprintf(m.msg_id, sizeof m.msg_id, "%s", id);
+    m.text = (char *)text;      /* borrowed: ingest copies */
+    m.ts = 1764190000;
+    return m;
+}
+
+typedef struct ingest_res { int called; cg_err err; } ingest_res;
+static void ingest_cb(cg_err e, void *ud)
+{
+    ingest_res *r = ud;
+    r->called = 1;
+    r->err = e;
+}
+static int ingest_called(void *ud) { return ((ingest_res *)ud)->called; }
+
+static cg_err ingest(cg_store *s, const cg_msg *m, size_t n)
+{
+    ingest_res r = { 0, CG_OK };
+    cg_store_ingest(s, m, n, ingest_cb, &r);
+    assert_true(run_until(ingest_called, &r, 5000));
+    return r.err;
+}
+
+/* ---- store -------------------------------------------------------------- */
+
+static void test_ingest_dedupe(void **state)
+{
+    (void)state;
+    cmd_int("FLUSHALL");
+    cg_store *s = cg_store_new(&gw);
+    assert_non_null(s);
+    assert_true(run_until(store_ready, s, 3000));
+
+    cg_msg m[2] = { text_msg("501", "m1", "hello"), text_msg("501", "m2", "second") };
+    assert_int_equal(ingest(s, m, 2), CG_OK);
+    assert_int_equal(cmd_int("XLEN cg:inbox"), 2);
+    char b[64];
+    assert_string_equal(hget(b, sizeof b, "cg:seq:{telegram:501}", "in"), "2");
+    assert_true(cmd_int("TTL cg:dedupe:{telegram:501}:m1") > 0);
+
+    /* the platform retries the same webhook: nothing new */
+    assert_int_equal(ingest(s, m, 2), CG_OK);
+    assert_int_equal(cmd_int("XLEN cg:inbox"), 2);
+    assert_string_equal(hget(b, sizeof b, "cg:seq:{telegram:501}", "in"), "2");
+
+    /* one new, one known */
+    cg_msg m3[2] = { text_msg("501", "m2", "second"), text_msg("501", "m3", "third") };
+    assert_int_equal(ingest(s, m3, 2), CG_OK);
+    assert_int_equal(cmd_int("XLEN cg:inbox"), 3);
+
+    /* the stored fields */
+    redisReply *r = cmd("XRANGE cg:inbox - + COUNT 1");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    const redisReply *f = r->element[0]->element[1];
+    assert_string_equal(cg_store_field_str(f, "text", b, sizeof b), "hello");
+    assert_string_equal(cg_store_field_str(f, "kind", b, sizeof b), "text");
+    assert_string_equal(cg_store_field_str(f, "seq", b, sizeof b), "1");
+    assert_true(cg_store_field_i64(f, "received_at") > 1700000000000LL);
+    freeReplyObject(r);
+    close_store(s);
+}
+
+static void test_ingest_unavailable(void **state)
+{
+    (void)state;
+    char bad[64];
+    snprintf(bad, sizeof bad, "redis://127.0.0.1:%d/0", free_port());
+    char *good = cfg.redis_url;
+    cfg.redis_url = bad;
+    cg_store *s = cg_store_new(&gw);
+    cfg.redis_url = good;
+    assert_non_null(s);
+    run_for(100);
+    assert_false(cg_store_ready(s));
+    cg_msg m = text_msg("502", "x1", "hello");
+    assert_int_equal(ingest(s, &m, 1), CG_E_UNAVAILABLE);
+    close_store(s);
+}
+
+static void test_ingest_after_redis_restart(void **state)
+{
+    (void)state;
+    cg_store *s = cg_store_new(&gw);
+    assert_true(run_until(store_ready, s, 3000));
+    /* kill Redis under the store: ingest fails, then recovers on restart */
+    stop_redis();
+    run_for(200);
+    cg_msg m = text_msg("503", "y1", "hello");
+    assert_int_equal(ingest(s, &m, 1), CG_E_UNAVAILABLE);
+    /* same port again: the store reconnects by itself */
+    start_redis(redis_port);
+    assert_true(run_until(store_ready, s, 8000));
+    assert_int_equal(ingest(s, &m, 1), CG_OK);
+    assert_int_equal(cmd_int("XLEN cg:inbox"), 1);
+    close_store(s);
+}
+
+typedef struct hist { int called; char json[4096]; } hist;
+static void hist_cb(const char *json, size_t len, void *ud)
+{
+    hist *h = ud;
+    h->called = 1;
+    snprintf(h->json, sizeof h->json, "%.*s", (int)len, json ? json : "NULL");
+}
+static int hist_called(void *ud) { return ((hist *)ud)->called; }
+
+static void test_history(void **state)
+{
+    (void)state;
+    cmd_int("FLUSHALL");
+    cmd_int("XADD cg:conv:{webchat:wc1} * dir in text first ts 1000");
+    cmd_int("XADD cg:conv:{webchat:wc1} * dir note text escalated ts 1500");
+    cmd_int("XADD cg:conv:{webchat:wc1} * dir out text second buttons %s ts 2000",
+            "[{\"title\":\"Menu\",\"payload\":\"menu\"}]");
+    cg_store *s = cg_store_new(&gw);
+    assert_true(run_until(store_ready, s, 3000));
+    hist h = { 0 };
+    cg_store_history(s, "webchat", "wc1", 10, hist_cb, &h);
+    assert_true(run_until(hist_called, &h, 3000));
+    assert_string_equal(h.json,
+        "[{\"dir\":\"in\",\"text\":\"first\",\"buttons\":[],\"ts\":1000},"
+        "{\"dir\":\"out\",\"text\":\"second\",\"buttons\":[{\"title\":\"Menu\",\"payload\":\"menu\"}],\"ts\":2000}]");
+    /* max counts the newest entries */
+    hist h2 = { 0 };
+    cg_store_history(s, "webchat", "wc1", 1, hist_cb, &h2);
+    assert_true(run_until(hist_called, &h2, 3000));
+    assert_non_null(strstr(h2.json, "second"));
+    assert_null(strstr(h2.json, "first"));
+    close_store(s);
+}
+
+typedef struct push { int n; char user[64]; char frame[1024]; } push;
+static void push_cb(const char *user, const char *frame, size_t len, void *ud)
+{
+    push *p = ud;
+    p->n++;
+    snprintf(p->user, sizeof p->user, "%s", user);
+    snprintf(p->frame, sizeof p->frame, "%.*s", (int)len, frame);
+}
+static int pushed(void *ud) { return ((push *)ud)->n > 0; }
+
+typedef struct pub_try { const char *msg; } pub_try;
+static int publish_until_heard(void *ud)
+{
+    pub_try *t = ud;
+    return cmd_int("PUBLISH cg:webchat %s", t->msg) > 0;
+}
+
+static void test_webchat_pubsub(void **state)
+{
+    (void)state;
+    cg_store *s = cg_store_new(&gw);
+    push p = { 0 };
+    cg_store_on_webchat(s, push_cb, &p);
+    pub_try t = { "{\"user\":\"wc9\",\"frame\":{\"type\":\"reply\",\"text\":\"hi\"}}" };
+    assert_true(run_until(publish_until_heard, &t, 3000));
+    assert_true(run_until(pushed, &p, 3000));
+    assert_string_equal(p.user, "wc9");
+    assert_string_equal(p.frame, "{\"type\":\"reply\",\"text\":\"hi\"}");
+    /* hostile payloads are ignored, not crashed on */
+    cmd_int("PUBLISH cg:webchat %s", "not json");
+    cmd_int("PUBLISH cg:webchat %s", "{\"user\":5,\"frame\":{}}");
+    run_for(100);
+    assert_int_equal(p.n, 1);
+    close_store(s);
+}
+
+/* ---- pipeline ----------------------------------------------------------- */
+
+static cg_intents *load_fixture(void)
+{
+    cg_intents *t = NULL;
+    cg_diags d = { 0 };
+    cg_build_opts o = { 0 };
+    int rc2 = cg_intents_load_dir("tests/fixtures/dialog", &o, &t, &d);
+    if (rc2 != 0) cg_diags_print(&d, stderr);
+    cg_diags_free(&d);
+    assert_int_equal(rc2, 0);
+    return t;
+}
+
+static void stopped(void *ud) { (*(int *)ud)++; }
+
+static void test_pipeline(void **state)
+{
+    (void)state;
+    cmd_int("FLUSHALL");
+    gw.intents = load_fixture();
+    gw.store = cg_store_new(&gw);
+    assert_true(run_until(store_ready, gw.store, 3000));
+    gw.pipeline = cg_pipeline_start(&gw);
+    assert_non_null(gw.pipeline);
+
+    cg_msg m[3] = { text_msg("601", "a1", "hello"), text_msg("601", "a2", "how much is a passport"),
+                    text_msg("601", "a3", "thanks") };
+    assert_int_equal(ingest(gw.store, m, 3), CG_OK);
+    assert_true(wait_int("XLEN cg:outbox", 3, 5000));
+    char b[256];
+    assert_string_equal(hget(b, sizeof b, "cg:seq:{telegram:601}", "done"), "3");
+    assert_string_equal(hget(b, sizeof b, "cg:seq:{telegram:601}", "out"), "3");
+    assert_true(cmd_int("XLEN cg:conv:{telegram:601}") >= 6);
+    assert_true(cmd_int("TTL cg:sess:{telegram:601}") > 0);
+    assert_true(cmd_int("TTL cg:conv:{telegram:601}") > 0);
+    assert_true(strlen(hget(b, sizeof b, "cg:sess:{telegram:601}", "dialog")) > 2);
+    /* nothing left pending */
+    redisReply *r = cmd("XPENDING cg:inbox pipeline");
+    assert_int_equal(r->element[0]->integer, 0);
+    freeReplyObject(r);
+
+    /* outbox entries in order, seq 1..3, with the citizen's texts answered in order */
+    r = cmd("XRANGE cg:outbox - +");
+    assert_int_equal(r->elements, 3);
+    for (size_t i = 0; i < 3; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        assert_int_equal(cg_store_field_i64(f, "seq"), (long long)i + 1);
+        assert_string_equal(cg_store_field_str(f, "user", b, sizeof b), "601");
+        assert_true(strlen(cg_store_field_str(f, "text", b, sizeof b)) > 0);
+        assert_true(cg_store_field_i64(f, "received_at") > 0);
+    }
+    freeReplyObject(r);
+    /* transcript: in, out, in, out ... with the citizen's texts in order */
+    r = cmd("XRANGE cg:conv:{telegram:601} - +");
+    const char *want[] = { "hello", "how much is a passport", "thanks" };
+    size_t k = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        if (strcmp(cg_store_field_str(f, "dir", b, sizeof b), "in") == 0) {
+            assert_true(k < 3);
+            assert_string_equal(cg_store_field_str(f, "text", b, sizeof b), want[k++]);
+        }
+    }
+    assert_int_equal(k, 3);
+    freeReplyObject(r);
+
+    /* a re-delivered entry (seq already committed) is only acknowledged */
+    cmd_int("XADD cg:inbox * seq 2 channel telegram user 601 kind text text again");
+    run_for(300);
+    assert_int_equal(cmd_int("XLEN cg:outbox"), 3);
+    r = cmd("XPENDING cg:inbox pipeline");
+    assert_int_equal(r->element[0]->integer, 0);
+    freeReplyObject(r);
+
+    /* seq 5 arrives before seq 4 (4 still with another consumer): 5 waits */
+    cmd_int("HSET cg:seq:{telegram:601} in 5");
+    cmd_int("XADD cg:inbox * seq 5 channel telegram user 601 kind text text fifth received_at 1");
+    run_for(400);
+    assert_int_equal(cmd_int("XLEN cg:outbox"), 3);
+    assert_string_equal(hget(b, sizeof b, "cg:seq:{telegram:601}", "done"), "3");
+    cmd_int("XADD cg:inbox * seq 4 channel telegram user 601 kind text text fourth received_at 1");
+    assert_true(wait_int("XLEN cg:outbox", 5, 5000));
+    assert_string_equal(hget(b, sizeof b, "cg:seq:{telegram:601}", "done"), "5");
+    r = cmd("XREVRANGE cg:conv:{telegram:601} + - COUNT 10");
+    /* newest first: the last "in" is fifth, the one before is fourth */
+    const char *ins[2] = { 0 };
+    size_t ni = 0;
+    for (size_t i = 0; i < r->elements && ni < 2; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        const redisReply *dir = cg_store_field(f, "dir");
+        if (dir && strcmp(dir->str, "in") == 0) ins[ni++] = cg_store_field(f, "text")->str;
+    }
+    assert_int_equal(ni, 2);
+    assert_string_equal(ins[0], "fifth");
+    assert_string_equal(ins[1], "fourth");
+    freeReplyObject(r);
+
+    /* crash recovery: an entry a dead consumer read and never committed is
+     * claimed by this instance (XAUTOCLAIM) and processed */
+    cmd_int("HSET cg:seq:{telegram:602} in 1");
+    cmd_int("XADD cg:inbox * seq 1 channel telegram user 602 kind text text orphan received_at 1");
+    r = cmd("XREADGROUP GROUP pipeline dead-1 COUNT 1 STREAMS cg:inbox >");
+    freeReplyObject(r);
+    /* whatever dead-1 got, make every entry it holds look long idle */
+    r = cmd("XPENDING cg:inbox pipeline - + 10 dead-1");
+    for (size_t i = 0; i < r->elements; i++)
+        freeReplyObject(cmd("XCLAIM cg:inbox pipeline dead-1 0 %s IDLE 600000",
+                            r->element[i]->element[0]->str));
+    freeReplyObject(r);
+    assert_true(wait_int("HGET cg:seq:{telegram:602} done", 1, 12000));
+    assert_true(wait_int("XLEN cg:outbox", 6, 3000));
+
+    /* blocked / unblocked set the flag and send nothing */
+    cg_msg bl = text_msg("601", "a9", NULL);
+    bl.kind = CG_MSG_BLOCKED;
+    assert_int_equal(ingest(gw.store, &bl, 1), CG_OK);
+    assert_true(wait_int("HGET cg:sess:{telegram:601} blocked", 1, 3000));
+    assert_int_equal(cmd_int("XLEN cg:outbox"), 6);
+
+    int n = 0;
+    cg_pipeline_stop(gw.pipeline, stopped, &n);
+    assert_true(run_until(flag_set, &n, 3000));
+    gw.pipeline = NULL;
+    close_store(gw.store);
+    gw.store = NULL;
+    cg_intents_unref(gw.intents);
+    gw.intents = NULL;
+}
+
+/* ---- outbox ------------------------------------------------------------- */
+
+static void add_reply(const char *channel, const char *user, const char *text)
+{
+    char key[128];
+    snprintf(key, sizeof key, "cg:seq:{%s:%s}", channel, user);
+    long long seq = cmd_int("HINCRBY %s out 1", key);
+    char s[24];
+    snprintf(s, sizeof s, "%lld", seq);
+    cmd_int("XADD cg:outbox * channel %s user %s text %s buttons [] lang en seq %s received_at 1",
+            channel, user, text, s);
+}
+
+static void test_outbox(void **state)
+{
+    (void)state;
+    cmd_int("FLUSHALL");
+    static script sc[] = {
+        { .chat = "7001", .status = { 200 }, .body = { "{\"ok\":true,\"result\":{\"message_id\":1}}" }, .n = 1 },
+        { .chat = "7002", .status = { 429, 200 },
+          .body = { "{\"ok\":false,\"error_code\":429,\"description\":\"Too Many Requests: retry after 1\",\"parameters\":{\"retry_after\":1}}",
+                    "{\"ok\":true,\"result\":{\"message_id\":2}}" }, .n = 2 },
+        { .chat = "7003", .status = { 500, 200 },
+          .body = { "{\"ok\":false,\"error_code\":500,\"description\":\"Internal Server Error\"}",
+                    "{\"ok\":true,\"result\":{\"message_id\":3}}" }, .n = 2 },
+        { .chat = "7004", .status = { 403 },
+          .body = { "{\"ok\":false,\"error_code\":403,\"description\":\"Forbidden: bot was blocked by the user\"}" }, .n = 1 },
+        { .chat = "7005", .status = { 400 },
+          .body = { "{\"ok\":false,\"error_code\":400,\"description\":\"Bad Request: message text is empty\"}" }, .n = 1 },
+    };
+    scripts = sc;
+    nscripts = sizeof sc / sizeof *sc;
+
+    gw.store = cg_store_new(&gw);
+    assert_true(run_until(store_ready, gw.store, 3000));
+    gw.outbox = cg_outbox_start(&gw);
+    assert_non_null(gw.outbox);
+    push p = { 0 };
+    cg_store_on_webchat(gw.store, push_cb, &p);
+
+    add_reply("telegram", "7001", "ok reply");
+    add_reply("telegram", "7002", "throttled reply");
+    add_reply("telegram", "7003", "retried reply");
+    add_reply("telegram", "7004", "blocked reply");
+    add_reply("telegram", "7005", "bad reply");
+
+    /* everything finishes: acked (nothing pending), one dead letter */
+    char b[256];
+    assert_true(wait_int("HGET cg:seq:{telegram:7002} sent", 1, 8000));
+    assert_true(wait_int("HGET cg:seq:{telegram:7003} sent", 1, 8000));
+    assert_true(wait_int("HGET cg:seq:{telegram:7001} sent", 1, 3000));
+    assert_true(wait_int("HGET cg:seq:{telegram:7004} sent", 1, 3000));
+    assert_true(wait_int("HGET cg:seq:{telegram:7005} sent", 1, 3000));
+    redisReply *r = cmd("XPENDING cg:outbox outbox");
+    assert_int_equal(r->element[0]->integer, 0);
+    freeReplyObject(r);
+
+    assert_int_equal(sc[0].count, 1);
+    assert_string_equal(sc[0].last_path, "/bot123:TEST/sendMessage");
+    /* 429 retry_after 1: the second try is at least a second later */
+    assert_int_equal(sc[1].count, 2);
+    assert_true(sc[1].at[1] - sc[1].at[0] >= 1000);
+    /* 500: retried once, then delivered */
+    assert_int_equal(sc[2].count, 2);
+    /* 403 blocked: one try, session marked, no dead letter for it */
+    assert_int_equal(sc[3].count, 1);
+    assert_string_equal(hget(b, sizeof b, "cg:sess:{telegram:7004}", "blocked"), "1");
+    /* 400: one try, dead-lettered with the reason */
+    assert_int_equal(sc[4].count, 1);
+    assert_int_equal(cmd_int("XLEN cg:deadletter"), 1);
+    r = cmd("XRANGE cg:deadletter - +");
+    const redisReply *f = r->element[0]->element[1];
+    assert_string_equal(cg_store_field_str(f, "user", b, sizeof b), "7005");
+    assert_string_equal(cg_store_field_str(f, "text", b, sizeof b), "bad reply");
+    assert_non_null(strstr(cg_store_field_str(f, "reason", b, sizeof b), "text is empty"));
+    freeReplyObject(r);
+
+    /* a reply to a blocked contact is not sent at all */
+    add_reply("telegram", "7004", "second to blocked");
+    assert_true(wait_int("HGET cg:seq:{telegram:7004} sent", 2, 3000));
+    assert_int_equal(sc[3].count, 1);
+
+    /* a duplicate (seq already sent) is acknowledged and not sent */
+    cmd_int("XADD cg:outbox * channel telegram user 7001 text dup buttons [] lang en seq 1");
+    run_for(300);
+    assert_int_equal(sc[0].count, 1);
+
+    /* in order per chat: three replies to one chat arrive in order */
+    static script order = { .chat = "7006", .status = { 200 },
+                            .body = { "{\"ok\":true,\"result\":{\"message_id\":9}}" }, .n = 1 };
+    sc[4] = order;      /* reuse the slot */
+    add_reply("telegram", "7006", "one");
+    add_reply("telegram", "7006", "two");
+    add_reply("telegram", "7006", "three");
+    assert_true(wait_int("HGET cg:seq:{telegram:7006} sent", 3, 8000));
+    assert_int_equal(sc[4].count, 3);
+    assert_true(sc[4].at[0] <= sc[4].at[1] && sc[4].at[1] <= sc[4].at[2]);
+
+    /* two parts (answerCallbackQuery, sendMessage): the second fails once;
+     * the retry does not repeat the first */
+    static script cbq = { .chat = "cbq77", .status = { 200 }, .body = { "{\"ok\":true,\"result\":true}" }, .n = 1 };
+    static script msg = { .chat = "7008", .status = { 502, 200 },
+                          .body = { "{\"ok\":false,\"error_code\":502,\"description\":\"Bad Gateway\"}",
+                                    "{\"ok\":true,\"result\":{\"message_id\":5}}" }, .n = 2 };
+    sc[3] = msg;
+    sc[4] = cbq;        /* later slots win when both strings appear */
+    cmd_int("HSET cg:seq:{telegram:7008} out 1");
+    cmd_int("XADD cg:outbox * channel telegram user 7008 text %s buttons [] lang en seq 1 callback_id cbq77",
+            "answer with an ack");
+    assert_true(wait_int("HGET cg:seq:{telegram:7008} sent", 1, 8000));
+    assert_int_equal(sc[4].count, 1);
+    assert_string_equal(sc[4].last_path, "/bot123:TEST/answerCallbackQuery");
+    assert_int_equal(sc[3].count, 2);
+    assert_string_equal(sc[3].last_path, "/bot123:TEST/sendMessage");
+
+    /* webchat: published to cg:webchat for whichever instance holds the socket */
+    add_reply("webchat", "wc77", "hello web");
+    assert_true(run_until(pushed, &p, 3000));
+    assert_string_equal(p.user, "wc77");
+    assert_non_null(strstr(p.frame, "hello web"));
+
+    int n = 0;
+    cg_outbox_stop(gw.outbox, stopped, &n);
+    assert_true(run_until(flag_set, &n, 3000));
+    gw.outbox = NULL;
+    close_store(gw.store);
+    gw.store = NULL;
+    scripts = NULL;
+    nscripts = 0;
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ingest_dedupe),
+        cmocka_unit_test(test_ingest_unavailable),
+        cmocka_unit_test(test_history),
+        cmocka_unit_test(test_webchat_pubsub),
+        cmocka_unit_test(test_pipeline),
+        cmocka_unit_test(test_outbox),
+        cmocka_unit_test(test_ingest_after_redis_restart),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
