@@ -324,8 +324,9 @@
           return;
         }
         addMessage('system', T.error + (typeof f.reason === 'string' && f.reason ? ': ' + f.reason : ''));
-        if (!ready && typeof f.reason === 'string' && /token/i.test(f.reason)) {
+        if (!ready && typeof f.reason === 'string' && /^token/.test(f.reason)) {
           storageSet('localStorage', TOKEN_KEY, null);   // a token the server refuses: start afresh
+          sock.send(JSON.stringify({ type: 'hello', token: '', lang: lang }));
         }
       }
     };
