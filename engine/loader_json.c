@@ -118,6 +118,13 @@ static void sc_string(scan *c)
 {
     size_t start = c->i++;
     while (c->i < c->n && c->s[c->i] != '"') {
+        unsigned char b = (unsigned char)c->s[c->i];
+        if (b < 0x20) {   /* JSON forbids them raw; cJSON lets them through */
+            sc_fail(c, c->i, b == '\n' || b == '\r' ? "line break inside a string (a missing closing '\"'? "
+                                                      "write \\n for a new line)"
+                                                    : "control character inside a string (write \\t for a tab)");
+            return;
+        }
         if (c->s[c->i] == '\\') {
             if (c->i + 1 >= c->n) break;
             char e = c->s[c->i + 1];
@@ -145,7 +152,8 @@ static int sc_alnum(char ch)
 static void sc_unexpected(scan *c, const char *expected)
 {
     char ch = c->s[c->i];
-    if (ch == '/') sc_fail(c, c->i, "comments are not allowed in JSON");
+    if ((unsigned char)ch < 0x20) sc_fail(c, c->i, "control character outside a string");
+    else if (ch == '/') sc_fail(c, c->i, "comments are not allowed in JSON");
     else if (ch == '\'') sc_fail(c, c->i, "strings need double quotes");
     else sc_fail(c, c->i, expected);
 }
@@ -232,14 +240,24 @@ static int pos_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Returns the offset of a "\u0000" escape (refused), SIZE_MAX otherwise.
- * Leaves f->pos empty when the map cannot be built (then diagnostics about
- * values carry no line, which is honest rather than wrong). */
-static size_t build_positions(cg_jfile *f)
+/* Fills f->pos. Returns 0; or -1 with *err_off and *why set when the bytes
+ * break a JSON rule cJSON does not enforce (raw control characters, a
+ * "\u0000" escape). Leaves f->pos empty when the map cannot be built (then
+ * diagnostics about values carry no line: honest rather than wrong). */
+static int build_positions(cg_jfile *f, size_t *err_off, const char **why)
 {
     scan c = { .s = f->buf, .n = f->len, .i = f->base, .nul_escape = SIZE_MAX };
     sc_value(&c, SIZE_MAX, 1);
-    size_t nul = c.nul_escape;
+    int rc = 0;
+    if (c.fail && strcmp(c.why, "out of memory") != 0) {
+        *err_off = c.err_off;
+        *why = c.why;
+        rc = -1;
+    } else if (c.nul_escape != SIZE_MAX) {
+        *err_off = c.nul_escape;
+        *why = "\\u0000 is not allowed in strings";
+        rc = -1;
+    }
     if (!c.fail) {
         f->pos = calloc(c.cnt ? c.cnt : 1, sizeof *f->pos);
         size_t k = 0;
@@ -257,7 +275,7 @@ static size_t build_positions(cg_jfile *f)
     }
     free(c.koff);
     free(c.voff);
-    return nul;
+    return rc;
 }
 
 /* ---- offsets → line:column ------------------------------------------------ */
@@ -437,9 +455,10 @@ int cg_jfile_open(cg_ld *L, cg_jfile *f, const cg_intents_file *src)
         emit_off(L, CG_DIAG_ERROR, tail, "syntax error: text after the end of the JSON value");
         return -1;
     }
-    size_t nul = build_positions(f);
-    if (nul != SIZE_MAX) {
-        emit_off(L, CG_DIAG_ERROR, nul, "\\u0000 is not allowed in strings");
+    size_t bad_off = 0;
+    const char *why = NULL;
+    if (build_positions(f, &bad_off, &why) != 0) {
+        emit_off(L, CG_DIAG_ERROR, bad_off, "%s%s", strncmp(why, "\\u0000", 6) ? "syntax error: " : "", why);
         return -1;
     }
     return 0;

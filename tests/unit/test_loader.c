@@ -112,7 +112,8 @@ typedef struct lcase {
 static const lcase cases[] = {
     /* syntax: cJSON parses, the scanner places the mistake */
     { "syntax_trailing_comma", 0, E, "water.json", 5, 92, "syntax error: trailing comma before '}'", 1 },
-    { "syntax_eof", 0, E, "water.json", 3, 20, "syntax error: unterminated string", 1 },
+    { "syntax_eof", 0, E, "water.json", 3, 31, "syntax error: line break inside a string (a missing closing '\"'?", 1 },
+    { "syntax_tab_in_string", 0, E, "water.json", 3, 18, "syntax error: control character inside a string", 1 },
     { "syntax_comment", 0, E, "water.json", 2, 3, "syntax error: comments are not allowed in JSON", 1 },
     { "syntax_missing_comma", 0, E, "water.json", 3, 3, "syntax error: expected ',' or '}' (a missing comma?)", 1 },
     { "syntax_quotes", 0, E, "water.json", 2, 9, "syntax error: strings need double quotes", 1 },
