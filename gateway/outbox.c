@@ -10,7 +10,11 @@
  * with another consumer waits) and "finish" advances sent with a compare and
  * set, so a reply finished twice (two instances after a claim) is finished
  * once. The HTTP send itself is at-least-once: a crash between a send and
- * its finish sends it again.
+ * its finish sends it again. A reply whose predecessor has not shown up for
+ * GAP_TIMEOUT_MS (lost by a Redis failover) goes anyway ("force"); the seqs
+ * it skipped go into cg:ogap:{c:u}, and a skipped reply that turns up later is
+ * still delivered ("late"), so order may bend in that corner but nothing is
+ * lost.
  *
  * Per entry:
  *   begin  (1 round trip)  sequence check; the retry state of the head reply
@@ -62,7 +66,7 @@
 #define TICK_MS         10
 #define WAIT_MIN_MS     50         /* predecessor with another consumer */
 #define WAIT_MAX_MS     1000
-#define GAP_TIMEOUT_MS  (3 * CG_STORE_CLAIM_IDLE_MS + 30000)
+#define GAP_TIMEOUT_MS  (10 * 60 * 1000)   /* > BACKOFF_MAX_MS: a predecessor in retry is not a gap */
 #define CLAIM_EVERY_MS  5000
 #define STATS_EVERY_MS  5000
 #define RESP_MAX        (64 * 1024)
@@ -303,6 +307,7 @@ static uint64_t rate_take(cg_outbox *o, const ob_entry *e, uint64_t now)
 
 /*
  * KEYS: 1 cg:seq:{c:u}  2 cg:sess:{c:u}  3 cg:outbox  4 cg:deadletter
+ *       5 cg:ogap:{c:u}
  * ARGV: 1 group  2 entry id  3 seq  4 outcome  5 session TTL, then
  *   retry: 6 try  7 due (ms)  8 part        part: 6 part
  *   ok:    6 pub channel or ""  7 message   gone: -
@@ -313,16 +318,20 @@ static cg_store_script finish_script = {
     .name = "outbox_finish",
     .src =
         "local sent = tonumber(redis.call('HGET', KEYS[1], 'sent') or '0')\n"
-        "local seq, oc = tonumber(ARGV[3]), ARGV[4]\n"
+        "local seq, oc, late = tonumber(ARGV[3]), ARGV[4], false\n"
         "if seq <= sent then\n"
-        "  redis.call('XACK', KEYS[3], ARGV[1], ARGV[2]); return 'dup'\n"
+        "  if redis.call('SISMEMBER', KEYS[5], ARGV[3]) == 1 then late = true\n"
+        "  else redis.call('XACK', KEYS[3], ARGV[1], ARGV[2]); return 'dup' end\n"
         "end\n"
         "if oc == 'retry' then\n"
-        "  redis.call('HSET', KEYS[1], 'cur', ARGV[3], 'try', ARGV[6], 'due', ARGV[7], 'part', ARGV[8])\n"
+        "  if not late then\n"
+        "    redis.call('HSET', KEYS[1], 'cur', ARGV[3], 'try', ARGV[6], 'due', ARGV[7], 'part', ARGV[8])\n"
+        "  end\n"
         "  return 'ok'\n"
         "end\n"
         "if oc == 'part' then\n"
-        "  redis.call('HSET', KEYS[1], 'cur', ARGV[3], 'part', ARGV[6]); return 'ok'\n"
+        "  if not late then redis.call('HSET', KEYS[1], 'cur', ARGV[3], 'part', ARGV[6]) end\n"
+        "  return 'ok'\n"
         "end\n"
         "if oc == 'dead' then\n"
         "  local f = {}\n"
@@ -333,8 +342,15 @@ static cg_store_script finish_script = {
         "elseif oc == 'ok' and ARGV[6] ~= '' then\n"
         "  redis.call('PUBLISH', ARGV[6], ARGV[7])\n"
         "end\n"
-        "redis.call('HSET', KEYS[1], 'sent', seq)\n"
-        "redis.call('HDEL', KEYS[1], 'cur', 'try', 'due', 'part')\n"
+        "if late then redis.call('SREM', KEYS[5], ARGV[3])\n"
+        "else\n"
+        "  if seq > sent + 1 then\n"
+        "    for g = sent + 1, math.min(seq - 1, sent + 1000) do redis.call('SADD', KEYS[5], g) end\n"
+        "    redis.call('EXPIRE', KEYS[5], ARGV[5])\n"
+        "  end\n"
+        "  redis.call('HSET', KEYS[1], 'sent', seq)\n"
+        "  redis.call('HDEL', KEYS[1], 'cur', 'try', 'due', 'part')\n"
+        "end\n"
         "redis.call('XACK', KEYS[3], ARGV[1], ARGV[2])\n"
         "return 'ok'\n",
 };
@@ -378,7 +394,7 @@ static void finish(ob_entry *e, const char *outcome, const char *const *extra, s
 {
     cg_outbox *o = e->o;
     const cg_config *cfg = o->gw->cfg;
-    char k1[CG_KEY_MAX], k2[CG_KEY_MAX], seq[24], ttl[24];
+    char k1[CG_KEY_MAX], k2[CG_KEY_MAX], k5[CG_KEY_MAX], seq[24], ttl[24];
     const char *av[48];
     size_t n = 0;
     fin_req *f = calloc(1, sizeof *f);
@@ -387,15 +403,16 @@ static void finish(ob_entry *e, const char *outcome, const char *const *extra, s
     f->terminal = terminal;
     f->delay = delay;
     if (cg_store_key(k1, sizeof k1, "seq", e->channel, e->user) ||
-        cg_store_key(k2, sizeof k2, "sess", e->channel, e->user))
+        cg_store_key(k2, sizeof k2, "sess", e->channel, e->user) ||
+        cg_store_key(k5, sizeof k5, "ogap", e->channel, e->user))
         goto fail;
     snprintf(seq, sizeof seq, "%lld", e->seq);
     snprintf(ttl, sizeof ttl, "%d", cfg->session_ttl_s > 0 ? cfg->session_ttl_s : 2592000);
-    av[n++] = k1; av[n++] = k2; av[n++] = CG_K_OUTBOX; av[n++] = CG_K_DEADLETTER;
+    av[n++] = k1; av[n++] = k2; av[n++] = CG_K_OUTBOX; av[n++] = CG_K_DEADLETTER; av[n++] = k5;
     av[n++] = CG_G_OUTBOX; av[n++] = e->id; av[n++] = seq; av[n++] = outcome; av[n++] = ttl;
     for (size_t i = 0; i < nextra && n < sizeof av / sizeof *av; i++) av[n++] = extra[i];
     e->state = OB_FINISH;
-    if (cg_store_eval(o->store, &finish_script, 4, (int)n, av, NULL, finish_reply, f) != 0)
+    if (cg_store_eval(o->store, &finish_script, 5, (int)n, av, NULL, finish_reply, f) != 0)
         goto fail;
     o->inflight++;
     return;
@@ -489,15 +506,16 @@ static void progress_reply(cg_store *s, redisReply *r, void *ud)
 static void record_part(ob_entry *e)
 {
     cg_outbox *o = e->o;
-    char k1[CG_KEY_MAX], k2[CG_KEY_MAX], seq[24], ttl[8] = "0", part[16];
+    char k1[CG_KEY_MAX], k2[CG_KEY_MAX], k5[CG_KEY_MAX], seq[24], ttl[8] = "0", part[16];
     if (cg_store_key(k1, sizeof k1, "seq", e->channel, e->user) ||
-        cg_store_key(k2, sizeof k2, "sess", e->channel, e->user))
+        cg_store_key(k2, sizeof k2, "sess", e->channel, e->user) ||
+        cg_store_key(k5, sizeof k5, "ogap", e->channel, e->user))
         return;
     snprintf(seq, sizeof seq, "%lld", e->seq);
     snprintf(part, sizeof part, "%d", e->part);
-    const char *av[] = { k1, k2, CG_K_OUTBOX, CG_K_DEADLETTER, CG_G_OUTBOX, e->id, seq, "part",
+    const char *av[] = { k1, k2, CG_K_OUTBOX, CG_K_DEADLETTER, k5, CG_G_OUTBOX, e->id, seq, "part",
                          ttl, part };
-    if (cg_store_eval(o->store, &finish_script, 4, 10, av, NULL, progress_reply, o) == 0)
+    if (cg_store_eval(o->store, &finish_script, 5, 11, av, NULL, progress_reply, o) == 0)
         o->inflight++;
 }
 
@@ -703,26 +721,29 @@ static void send_part(ob_entry *e)
 /* ---- begin ------------------------------------------------------------- */
 
 /*
- * KEYS: 1 cg:seq:{c:u}  2 cg:sess:{c:u}  3 cg:outbox
+ * KEYS: 1 cg:seq:{c:u}  2 cg:sess:{c:u}  3 cg:outbox  4 cg:ogap:{c:u}
  * ARGV: 1 group  2 entry id  3 seq  4 "force" or ""
- * → {"dup"} (acknowledged) | {"wait"} | {"go", try, due, part, blocked}
+ * → {"dup"} (acknowledged) | {"wait"} | {"go", try, due, part, blocked, late}
  */
 static cg_store_script begin_script = {
     .name = "outbox_begin",
     .src =
         "local sent = tonumber(redis.call('HGET', KEYS[1], 'sent') or '0')\n"
         "local seq = tonumber(ARGV[3])\n"
+        "local blocked = redis.call('HGET', KEYS[2], 'blocked') or '0'\n"
         "if seq <= sent then\n"
+        "  if redis.call('SISMEMBER', KEYS[4], ARGV[3]) == 1 then\n"
+        "    return {'go', '0', '0', '0', blocked, '1'}\n"
+        "  end\n"
         "  redis.call('XACK', KEYS[3], ARGV[1], ARGV[2]); return {'dup'}\n"
         "end\n"
         "if seq ~= sent + 1 and ARGV[4] ~= 'force' then return {'wait'} end\n"
-        "local blocked = redis.call('HGET', KEYS[2], 'blocked') or '0'\n"
         "local st = redis.call('HMGET', KEYS[1], 'cur', 'try', 'due', 'part')\n"
         "if st[1] ~= ARGV[3] then\n"
         "  redis.call('HSET', KEYS[1], 'cur', ARGV[3], 'try', 0, 'due', 0, 'part', 0)\n"
-        "  return {'go', '0', '0', '0', blocked}\n"
+        "  return {'go', '0', '0', '0', blocked, '0'}\n"
         "end\n"
-        "return {'go', st[2] or '0', st[3] or '0', st[4] or '0', blocked}\n",
+        "return {'go', st[2] or '0', st[3] or '0', st[4] or '0', blocked, '0'}\n",
 };
 
 static void start_send(ob_entry *e)
@@ -805,10 +826,14 @@ static void begin_reply(cg_store *s, redisReply *r, void *ud)
         e->waits++;
         e->not_before = now + (d > WAIT_MAX_MS ? WAIT_MAX_MS : d);
         if (now - e->waiting_since >= GAP_TIMEOUT_MS) e->force = 1;
-    } else if (r->elements == 5) {
-        e->attempt = atoi(r->element[1]->str);
-        long long due = atoll(r->element[2]->str);
-        e->part = atoi(r->element[3]->str);
+    } else if (r->elements == 6) {
+        int late = strcmp(r->element[5]->str, "1") == 0;
+        long long due = 0;
+        if (!late) {        /* a late reply keeps its retry state in memory */
+            e->attempt = atoi(r->element[1]->str);
+            due = atoll(r->element[2]->str);
+            e->part = atoi(r->element[3]->str);
+        }
         int blocked = strcmp(r->element[4]->str, "1") == 0;
         long long wait = due - (long long)cg_store_now_ms();
         if (blocked) {
@@ -827,15 +852,16 @@ static void begin_reply(cg_store *s, redisReply *r, void *ud)
 static void begin(ob_entry *e)
 {
     cg_outbox *o = e->o;
-    char k1[CG_KEY_MAX], k2[CG_KEY_MAX], seq[24];
+    char k1[CG_KEY_MAX], k2[CG_KEY_MAX], k4[CG_KEY_MAX], seq[24];
     if (cg_store_key(k1, sizeof k1, "seq", e->channel, e->user) ||
-        cg_store_key(k2, sizeof k2, "sess", e->channel, e->user))
+        cg_store_key(k2, sizeof k2, "sess", e->channel, e->user) ||
+        cg_store_key(k4, sizeof k4, "ogap", e->channel, e->user))
         return;
     snprintf(seq, sizeof seq, "%lld", e->seq);
-    const char *av[] = { k1, k2, CG_K_OUTBOX, CG_G_OUTBOX, e->id, seq, e->force ? "force" : "" };
+    const char *av[] = { k1, k2, CG_K_OUTBOX, k4, CG_G_OUTBOX, e->id, seq, e->force ? "force" : "" };
     e->state = OB_BEGIN;
     o->active++;
-    if (cg_store_eval(o->store, &begin_script, 3, 7, av, NULL, begin_reply, e) != 0) {
+    if (cg_store_eval(o->store, &begin_script, 4, 8, av, NULL, begin_reply, e) != 0) {
         e->state = OB_QUEUED;
         o->active--;
         e->not_before = uv_now(o->gw->loop) + 1000;

@@ -19,7 +19,10 @@
  * every CG_STORE_KEEP_MS); after CG_STORE_CLAIM_IDLE_MS a live instance
  * claims them with XAUTOCLAIM. If a predecessor never shows up (lost by a
  * Redis failover) an entry deferred for GAP_TIMEOUT_MS is committed anyway
- * ("force") and a warning is logged, so a conversation cannot stall forever.
+ * ("force") and a warning is logged, so a conversation cannot stall forever;
+ * the seqs it skipped go into the set cg:gap:{c:u}, and a skipped entry that
+ * does turn up later is processed then ("late", out of order) instead of
+ * being taken for a duplicate: order may bend in that corner, nothing is lost.
  *
  * One entry at a time, per instance: load (1 round trip: the "load" script
  * reads done, dialog, blocked, agent) → cg_dialog_turn (pure, in process) →
@@ -56,7 +59,7 @@
 #define TICK_MS         10
 #define DEFER_MIN_MS    50
 #define DEFER_MAX_MS    1000
-#define GAP_TIMEOUT_MS  (3 * CG_STORE_CLAIM_IDLE_MS)
+#define GAP_TIMEOUT_MS  (4 * CG_STORE_CLAIM_IDLE_MS)
 #define CLAIM_EVERY_MS  5000
 #define STATS_EVERY_MS  5000
 #define FIELD_MAX       (CG_MSG_TEXT_MAX + 1)
@@ -290,7 +293,7 @@ static void cur_failed(cg_pipeline *p)
 
 /*
  * KEYS: 1 cg:seq:{c:u}  2 cg:sess:{c:u}  3 cg:conv:{c:u}  4 cg:outbox
- *       5 cg:inbox  6 cg:queue:agents
+ *       5 cg:inbox  6 cg:queue:agents  7 cg:gap:{c:u}
  * ARGV: 1 group  2 entry id  3 seq  4 session TTL  5 transcript max
  *       6 transcript TTL  7 "force" or ""  then operations, each
  *       name, argument count, arguments:
@@ -300,17 +303,23 @@ static void cur_failed(cg_pipeline *p)
  *   out   f v ...            an outbox entry; gets the next out seq
  *   zadd  score member       escalation (ZADD NX)
  *   pub   channel message    PUBLISH
- * Returns "ok", "dup" (already committed: acknowledged) or "wait".
+ * Returns "ok", "dup" (already committed: acknowledged) or "wait". A forced
+ * commit records the seqs it skips in KEYS[7]; one of those committed later
+ * leaves "done" alone.
  */
 static cg_store_script commit_script = {
     .name = "commit",
     .src =
         "local done = tonumber(redis.call('HGET', KEYS[1], 'done') or '0')\n"
-        "local seq = tonumber(ARGV[3])\n"
+        "local seq, late = tonumber(ARGV[3]), false\n"
         "if seq <= done then\n"
-        "  redis.call('XACK', KEYS[5], ARGV[1], ARGV[2]); return 'dup'\n"
+        "  if redis.call('SREM', KEYS[7], ARGV[3]) == 1 then late = true\n"
+        "  else redis.call('XACK', KEYS[5], ARGV[1], ARGV[2]); return 'dup' end\n"
+        "elseif seq ~= done + 1 then\n"
+        "  if ARGV[7] ~= 'force' then return 'wait' end\n"
+        "  for g = done + 1, math.min(seq - 1, done + 1000) do redis.call('SADD', KEYS[7], g) end\n"
+        "  redis.call('EXPIRE', KEYS[7], ARGV[4])\n"
         "end\n"
-        "if seq ~= done + 1 and ARGV[7] ~= 'force' then return 'wait' end\n"
         "local i = 8\n"
         "while i <= #ARGV do\n"
         "  local op, n, a = ARGV[i], tonumber(ARGV[i + 1]), {}\n"
@@ -330,7 +339,7 @@ static cg_store_script commit_script = {
         "  elseif op == 'pub' then redis.call('PUBLISH', a[1], a[2])\n"
         "  end\n"
         "end\n"
-        "redis.call('HSET', KEYS[1], 'done', seq)\n"
+        "if not late then redis.call('HSET', KEYS[1], 'done', seq) end\n"
         "redis.call('EXPIRE', KEYS[1], ARGV[4])\n"
         "redis.call('XACK', KEYS[5], ARGV[1], ARGV[2])\n"
         "return 'ok'\n",
@@ -472,15 +481,17 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
     snprintf(now_s, sizeof now_s, "%lld", (long long)now);
     memset(&out, 0, sizeof out);
 
-    static const char *const kinds[] = { "seq", "sess", "conv" };
-    for (int i = 0; i < 3; i++) {
+    static const char *const kinds[] = { "seq", "sess", "conv", NULL, NULL, NULL, "gap" };
+    for (int i = 0; i < 7; i++) {
         char key[CG_KEY_MAX];
-        if (cg_store_key(key, sizeof key, kinds[i], m->channel, m->user)) a.oom = 1;
-        av_add(&a, key);
+        if (i == 3) av_add(&a, CG_K_OUTBOX);
+        else if (i == 4) av_add(&a, CG_K_INBOX);
+        else if (i == 5) av_add(&a, CG_K_AGENTS_Q);
+        else {
+            if (cg_store_key(key, sizeof key, kinds[i], m->channel, m->user)) a.oom = 1;
+            av_add(&a, key);
+        }
     }
-    av_add(&a, CG_K_OUTBOX);
-    av_add(&a, CG_K_INBOX);
-    av_add(&a, CG_K_AGENTS_Q);
     av_add(&a, CG_G_PIPELINE);
     av_add(&a, e->id);
     av_addi(&a, e->seq);
@@ -621,7 +632,7 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
     if (!have_out && m->kind != CG_MSG_STATUS) cg_metrics_inc(CG_M_PROCESSED, m->channel);
     cg_turn_out_free(&out);
 
-    if (a.oom || cg_store_eval(p->store, &commit_script, 6, a.n, (const char **)a.v, a.len,
+    if (a.oom || cg_store_eval(p->store, &commit_script, 7, a.n, (const char **)a.v, a.len,
                                commit_reply, p) != 0) {
         av_free(&a);
         cur_failed(p);
@@ -658,13 +669,15 @@ static void commit_reply(cg_store *s, redisReply *r, void *ud)
 
 /* ---- load -------------------------------------------------------------- */
 
-/* KEYS 1 cg:seq:{c:u} 2 cg:sess:{c:u} → {done, dialog, blocked, agent} */
+/* KEYS 1 cg:seq:{c:u} 2 cg:sess:{c:u} 3 cg:gap:{c:u}; ARGV 1 seq
+ * → {done, dialog, blocked, agent, late ("1": seq was skipped by a gap)} */
 static cg_store_script load_script = {
     .name = "load",
     .src =
         "local done = redis.call('HGET', KEYS[1], 'done') or '0'\n"
         "local s = redis.call('HMGET', KEYS[2], 'dialog', 'blocked', 'agent')\n"
-        "return {done, s[1] or '', s[2] or '0', s[3] or ''}\n",
+        "local late = tostring(redis.call('SISMEMBER', KEYS[3], ARGV[1]))\n"
+        "return {done, s[1] or '', s[2] or '0', s[3] or '', late}\n",
 };
 
 static void load_reply(cg_store *s, redisReply *r, void *ud)
@@ -677,20 +690,21 @@ static void load_reply(cg_store *s, redisReply *r, void *ud)
         maybe_finish(p);
         return;
     }
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 5) {
         cur_failed(p);
         settle(p);
         return;
     }
     loaded ld = { 0 };
     ld.done = strtoll(r->element[0]->str ? r->element[0]->str : "0", NULL, 10);
-    if (e->seq <= ld.done) {                  /* committed before: only ack */
+    int late = strcmp(r->element[4]->str, "1") == 0;
+    if (e->seq <= ld.done && !late) {         /* committed before: only ack */
         ack(p, e->id);
         finish_cur(p);
         settle(p);
         return;
     }
-    if (e->seq != ld.done + 1 && !e->force) {
+    if (e->seq > ld.done + 1 && !e->force) {
         p->cur = NULL;
         defer(p, e);
         settle(p);
@@ -710,17 +724,19 @@ static void process(cg_pipeline *p, pl_entry *e)
         finish_cur(p);
         return;
     }
-    char k1[CG_KEY_MAX], k2[CG_KEY_MAX];
+    char k1[CG_KEY_MAX], k2[CG_KEY_MAX], k3[CG_KEY_MAX], seq[24];
     if (cg_store_key(k1, sizeof k1, "seq", e->msg.channel, e->msg.user) ||
-        cg_store_key(k2, sizeof k2, "sess", e->msg.channel, e->msg.user) || e->seq == 0) {
+        cg_store_key(k2, sizeof k2, "sess", e->msg.channel, e->msg.user) ||
+        cg_store_key(k3, sizeof k3, "gap", e->msg.channel, e->msg.user) || e->seq <= 0) {
         /* not written by our ingest: dead weight; acknowledge and log */
         cg_log(CG_LOG_WARN, "pipeline_bad_entry", "entry", e->id, NULL);
         ack(p, e->id);
         finish_cur(p);
         return;
     }
-    const char *av[] = { k1, k2 };
-    if (cg_store_eval(p->store, &load_script, 2, 2, av, NULL, load_reply, p) != 0) {
+    snprintf(seq, sizeof seq, "%lld", e->seq);
+    const char *av[] = { k1, k2, k3, seq };
+    if (cg_store_eval(p->store, &load_script, 3, 4, av, NULL, load_reply, p) != 0) {
         cur_failed(p);
         return;
     }
