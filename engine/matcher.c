@@ -58,6 +58,9 @@
 #define M_MAX_SYN_TOKENS 8           /* words in one synonym phrase */
 #define M_MAX_KW_TOKENS  8           /* words in one keyword phrase */
 
+/* Eight floats: GCC/Clang vector extension, SSE or AVX as the target has. */
+typedef float v8f __attribute__((vector_size(32)));
+
 /* ---- hashing ----------------------------------------------------------- */
 
 #define H_SEED_WORD   0x1111u
@@ -128,7 +131,15 @@ struct cg_matcher {
     size_t nnz;
     float *bias;     /* per class */
     size_t nclass;
+    size_t npad;     /* nclass rounded up to 8 (score vectors) */
+    uint32_t *dslot; /* per feature: row of dense[], or UINT32_MAX (sparse) */
+    float *dense;    /* [ndense][npad], 32-byte aligned: features used by many classes */
+    size_t ndense;
     uint32_t *cls_intent;   /* class → index in t->intents */
+
+    /* word cache: unstemmed word hash → its char n-grams' dictionary values */
+    uint64_t *wc_keys; uint32_t *wc_off; uint16_t *wc_n; size_t wc_cap;
+    uint32_t *wc_ids; size_t wc_nids;
 
     cls_kw *kws; size_t nkws;
     syn *syns; size_t nsyns;
@@ -154,6 +165,7 @@ void cg_matcher_opts_default(cg_matcher_opts *o)
     o->solver = L2R_L2LOSS_SVC_DUAL;
     o->C = 1.0;
     o->eps = 0.1;
+    o->min_df = 1;
     o->calib_a = 4.0;
     o->calib_b = 0.0;
     o->should_bonus = 0.1;
@@ -167,7 +179,12 @@ typedef struct word {
     uint64_t stem;   /* hash of its stem */
 } word;
 
-typedef struct fentry { uint64_t h; uint32_t tf; uint32_t block; } fentry;
+typedef struct fentry {
+    uint64_t h;
+    uint32_t tf;
+    uint32_t block;
+    int64_t id;      /* dictionary value when already known (word cache), else -1 */
+} fentry;
 
 typedef struct scratch {
     cg_text_ctx *text;
@@ -319,7 +336,7 @@ static int tab_reserve(scratch *s, size_t want)
     return 0;
 }
 
-static inline void tab_add(scratch *s, uint64_t h, uint32_t block)
+static inline void tab_add_id(scratch *s, uint64_t h, uint32_t block, int64_t id)
 {
     if (h == 0)
         h = 1;
@@ -331,9 +348,15 @@ static inline void tab_add(scratch *s, uint64_t h, uint32_t block)
         s->tab[i].h = h;
         s->tab[i].tf = 0;
         s->tab[i].block = block;
+        s->tab[i].id = id;
         s->used[s->nused++] = (uint32_t)i;
     }
     s->tab[i].tf++;
+}
+
+static inline void tab_add(scratch *s, uint64_t h, uint32_t block)
+{
+    tab_add_id(s, h, block, -1);
 }
 
 static void tab_clear(scratch *s)
@@ -342,6 +365,38 @@ static void tab_clear(scratch *s)
         s->tab[s->used[i]].h = 0;
     s->nused = 0;
 }
+
+/* Hashes of the char n-grams of "<w>" (code points) into out, which has
+ * room for (len + 2) * (char_max - char_min + 1); returns how many. */
+static size_t word_chars(const cg_matcher *m, const char *w, size_t len, uint64_t *out)
+{
+    uint32_t off[CG_MAX_TEXT_BYTES + 3];
+    char buf[CG_MAX_TEXT_BYTES + 3];
+    if (len > CG_MAX_TEXT_BYTES)
+        return 0;
+    size_t bl = 0, np = 0, n_out = 0;
+    buf[bl++] = '<';
+    memcpy(buf + bl, w, len);
+    bl += len;
+    buf[bl++] = '>';
+    for (size_t b = 0; b < bl; b++)
+        if (((unsigned char)buf[b] & 0xC0) != 0x80)
+            off[np++] = (uint32_t)b;
+    off[np] = (uint32_t)bl;
+    for (size_t st = 0; st < np; st++) {
+        uint64_t h = h_init(H_SEED_CHAR);
+        size_t b = off[st];
+        for (int n = 1; n <= m->o.char_max && st + (size_t)n <= np; n++) {
+            for (; b < off[st + (size_t)n]; b++)
+                h = h_byte(h, (unsigned char)buf[b]);
+            if (n >= m->o.char_min)
+                out[n_out++] = h_mix(h ^ (uint64_t)n);
+        }
+    }
+    return n_out;
+}
+
+static const uint32_t *wcache_get(const cg_matcher *m, uint64_t h, size_t *n);
 
 /* Features of s->words into s->tab (cleared first). -1 on ENOMEM. */
 static int features(const cg_matcher *m, scratch *s)
@@ -359,32 +414,20 @@ static int features(const cg_matcher *m, scratch *s)
             tab_add(s, h_mix(s->words[i].stem * 0x9E3779B97F4A7C15ULL ^ s->words[i + 1].stem ^
                              H_SEED_BIGRAM), 0);
     }
-    /* char n-grams of "<word>", counted in code points */
-    uint32_t off[CG_MAX_TEXT_BYTES + 3];
-    char buf[CG_MAX_TEXT_BYTES + 3];
+    uint64_t hs[(CG_MAX_TEXT_BYTES + 2) * 8];
     for (size_t i = 0; i < s->nwords; i++) {
         const word *w = &s->words[i];
-        if (w->len > CG_MAX_TEXT_BYTES)
+        size_t nc;
+        const uint32_t *ids = wcache_get(m, w->h, &nc);
+        if (ids) {
+            /* known word: its n-grams' dictionary entries, precomputed */
+            for (size_t k = 0; k < nc; k++)
+                tab_add_id(s, ((uint64_t)ids[k] << 1) | 1u, 1, ids[k]);
             continue;
-        size_t bl = 0, np = 0;
-        buf[bl++] = '<';
-        memcpy(buf + bl, w->s, w->len);
-        bl += w->len;
-        buf[bl++] = '>';
-        for (size_t b = 0; b < bl; b++)
-            if (((unsigned char)buf[b] & 0xC0) != 0x80)
-                off[np++] = (uint32_t)b;
-        off[np] = (uint32_t)bl;
-        for (size_t st = 0; st < np; st++) {
-            uint64_t h = h_init(H_SEED_CHAR);
-            size_t b = off[st];
-            for (int n = 1; n <= m->o.char_max && st + (size_t)n <= np; n++) {
-                for (; b < off[st + (size_t)n]; b++)
-                    h = h_byte(h, (unsigned char)buf[b]);
-                if (n >= m->o.char_min)
-                    tab_add(s, h_mix(h ^ (uint64_t)n), 1);
-            }
         }
+        size_t n = word_chars(m, w->s, w->len, hs);
+        for (size_t k = 0; k < n; k++)
+            tab_add(s, hs[k], 1);
     }
     return 0;
 }
@@ -449,6 +492,131 @@ static int64_t dict_put(cg_matcher *m, uint64_t h, uint32_t block)
     m->keys[i] = h;
     m->vals[i] = (uint32_t)m->nfeat | (block << 31);
     return (int64_t)m->nfeat++ | ((int64_t)block << 31);
+}
+
+static const uint32_t *wcache_get(const cg_matcher *m, uint64_t h, size_t *n)
+{
+    if (!m->wc_cap)
+        return NULL;
+    if (h == 0)
+        h = 1;
+    size_t mask = m->wc_cap - 1;
+    for (size_t i = (size_t)h & mask; m->wc_keys[i]; i = (i + 1) & mask)
+        if (m->wc_keys[i] == h) {
+            *n = m->wc_n[i];
+            return m->wc_ids + m->wc_off[i];
+        }
+    return NULL;
+}
+
+/* Training words (unstemmed, distinct), collected for the word cache. */
+typedef struct wordset { uint64_t *h; char **s; size_t n, cap; } wordset;
+
+static int wordset_add(wordset *ws, uint64_t h, const char *w, size_t len)
+{
+    if (h == 0)
+        h = 1;
+    if ((ws->n + 1) * 2 > ws->cap) {
+        size_t nc = ws->cap ? ws->cap * 2 : 4096;
+        uint64_t *nh = calloc(nc, sizeof *nh);
+        char **ns = calloc(nc, sizeof *ns);
+        if (!nh || !ns) {
+            free(nh);
+            free(ns);
+            return -1;
+        }
+        for (size_t i = 0; i < ws->cap; i++) {
+            if (!ws->h[i])
+                continue;
+            size_t j = (size_t)ws->h[i] & (nc - 1);
+            while (nh[j])
+                j = (j + 1) & (nc - 1);
+            nh[j] = ws->h[i];
+            ns[j] = ws->s[i];
+        }
+        free(ws->h);
+        free(ws->s);
+        ws->h = nh;
+        ws->s = ns;
+        ws->cap = nc;
+    }
+    size_t i = (size_t)h & (ws->cap - 1);
+    while (ws->h[i]) {
+        if (ws->h[i] == h)
+            return 0;
+        i = (i + 1) & (ws->cap - 1);
+    }
+    ws->s[i] = strndup(w, len);
+    if (!ws->s[i])
+        return -1;
+    ws->h[i] = h;
+    ws->n++;
+    return 0;
+}
+
+static void wordset_free(wordset *ws)
+{
+    for (size_t i = 0; i < ws->cap; i++)
+        free(ws->s[i]);
+    free(ws->h);
+    free(ws->s);
+    memset(ws, 0, sizeof *ws);
+}
+
+/* Build the word cache from the training words once the dictionary is
+ * final. Words longer than 64 bytes are left to the slow path. */
+static int wcache_build(cg_matcher *m, const wordset *ws)
+{
+    size_t cap = 1024;
+    while (cap < ws->n * 2)
+        cap <<= 1;
+    size_t span = (size_t)(m->o.char_max - m->o.char_min + 1);
+    m->wc_keys = calloc(cap, sizeof *m->wc_keys);
+    m->wc_off = calloc(cap, sizeof *m->wc_off);
+    m->wc_n = calloc(cap, sizeof *m->wc_n);
+    size_t idcap = 4096, nids = 0;
+    uint32_t *ids = malloc(idcap * sizeof *ids);
+    if (!m->wc_keys || !m->wc_off || !m->wc_n || !ids) {
+        free(ids);
+        return -1;
+    }
+    uint64_t hs[66 * 8];
+    for (size_t i = 0; i < ws->cap; i++) {
+        if (!ws->h[i])
+            continue;
+        size_t len = strlen(ws->s[i]);
+        if (len > 64 || span > 8)
+            continue;
+        size_t n = word_chars(m, ws->s[i], len, hs);
+        if (nids + n > idcap) {
+            while (nids + n > idcap)
+                idcap *= 2;
+            uint32_t *ni = realloc(ids, idcap * sizeof *ni);
+            if (!ni) {
+                free(ids);
+                return -1;
+            }
+            ids = ni;
+        }
+        size_t off = nids;
+        for (size_t k = 0; k < n; k++) {
+            int64_t id = dict_get(m, hs[k]);
+            if (id >= 0)
+                ids[nids++] = (uint32_t)id;
+        }
+        size_t j = (size_t)ws->h[i] & (cap - 1);
+        while (m->wc_keys[j])
+            j = (j + 1) & (cap - 1);
+        m->wc_keys[j] = ws->h[i];
+        m->wc_off[j] = (uint32_t)off;
+        m->wc_n[j] = (uint16_t)(nids - off);
+    }
+    m->wc_ids = ids;
+    m->wc_nids = nids;
+    m->wc_cap = cap;
+    m->memory += cap * (sizeof *m->wc_keys + sizeof *m->wc_off + sizeof *m->wc_n) +
+                 idcap * sizeof *ids;
+    return 0;
 }
 
 /* ---- language model ---------------------------------------------------- */
@@ -713,6 +881,12 @@ void cg_matcher_free(cg_matcher *m)
     free(m->wcls);
     free(m->wval);
     free(m->bias);
+    free(m->dslot);
+    free(m->dense);
+    free(m->wc_keys);
+    free(m->wc_off);
+    free(m->wc_n);
+    free(m->wc_ids);
     free(m->cls_intent);
     for (size_t i = 0; i < m->nkws; i++) {
         free(m->kws[i].must);
@@ -739,6 +913,67 @@ static void quiet(const char *s)
 
 /* One training example's sparse features. */
 typedef struct ex { uint32_t off, n; uint32_t cls; } ex;
+
+/* Drop features seen in fewer than opts.min_df examples: from the
+ * dictionary (rebuilt smaller), from df[] and from the examples' lists. */
+static int prune(cg_matcher *m, uint32_t *df, ex *exs, size_t nex, uint32_t *fidx,
+                 uint32_t *ftf, size_t *fn)
+{
+    uint32_t *remap = malloc((m->nfeat ? m->nfeat : 1) * sizeof *remap);
+    if (!remap)
+        return -1;
+    size_t nk = 0;
+    for (size_t f = 0; f < m->nfeat; f++) {
+        remap[f] = df[f] >= (uint32_t)m->o.min_df ? (uint32_t)nk++ : UINT32_MAX;
+        if (remap[f] != UINT32_MAX)
+            df[remap[f]] = df[f];
+    }
+    size_t cap = 1024;
+    while (cap < nk * 2)
+        cap <<= 1;
+    uint64_t *k = calloc(cap, sizeof *k);
+    uint32_t *v = malloc(cap * sizeof *v);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        free(remap);
+        return -1;
+    }
+    for (size_t i = 0; i < m->cap; i++) {
+        if (!m->keys[i])
+            continue;
+        uint32_t r = remap[m->vals[i] & 0x7fffffffu];
+        if (r == UINT32_MAX)
+            continue;
+        size_t j = (size_t)m->keys[i] & (cap - 1);
+        while (k[j])
+            j = (j + 1) & (cap - 1);
+        k[j] = m->keys[i];
+        v[j] = r | (m->vals[i] & 0x80000000u);
+    }
+    free(m->keys);
+    free(m->vals);
+    m->keys = k;
+    m->vals = v;
+    m->cap = cap;
+    m->nfeat = nk;
+    size_t w = 0;
+    for (size_t i = 0; i < nex; i++) {
+        uint32_t off = (uint32_t)w;
+        for (size_t j = exs[i].off; j < exs[i].off + exs[i].n; j++) {
+            uint32_t r = remap[fidx[j] & 0x7fffffffu];
+            if (r == UINT32_MAX)
+                continue;
+            fidx[w] = r | (fidx[j] & 0x80000000u);
+            ftf[w++] = ftf[j];
+        }
+        exs[i].off = off;
+        exs[i].n = (uint32_t)(w - off);
+    }
+    *fn = w;
+    free(remap);
+    return 0;
+}
 
 static int build_langs(cg_matcher *m, const cg_intents *t)
 {
@@ -782,6 +1017,50 @@ static void finish_lm(cg_matcher *m, const double *sum, const size_t *ar, const 
     }
 }
 
+/* Move the rows of features with weights for many classes out of the CSR
+ * arrays into dense, vector-aligned rows: scoring them is then a few SIMD
+ * multiply-adds instead of a scatter. -1 on ENOMEM. */
+static int densify(cg_matcher *m)
+{
+    m->npad = (m->nclass + 7) & ~(size_t)7;
+    size_t min = m->npad / 4 > 8 ? m->npad / 4 : 8;
+    m->dslot = malloc((m->nfeat ? m->nfeat : 1) * sizeof *m->dslot);
+    if (!m->dslot)
+        return -1;
+    m->memory += m->nfeat * sizeof *m->dslot;
+    size_t nd = 0;
+    for (size_t f = 0; f < m->nfeat; f++)
+        nd += m->row[f + 1] - m->row[f] >= min;
+    m->ndense = nd;
+    if (nd) {
+        m->dense = aligned_alloc(32, nd * m->npad * sizeof *m->dense);
+        if (!m->dense)
+            return -1;
+        memset(m->dense, 0, nd * m->npad * sizeof *m->dense);
+        m->memory += nd * m->npad * sizeof *m->dense;
+    }
+    size_t w = 0, d = 0;
+    for (size_t f = 0; f < m->nfeat; f++) {
+        uint32_t a = m->row[f], b = m->row[f + 1];
+        m->row[f] = (uint32_t)w;
+        if (b - a >= min) {
+            float *row = m->dense + d * m->npad;
+            for (uint32_t k = a; k < b; k++)
+                row[m->wcls[k]] = m->wval[k];
+            m->dslot[f] = (uint32_t)d++;
+            continue;
+        }
+        m->dslot[f] = UINT32_MAX;
+        for (uint32_t k = a; k < b; k++) {
+            m->wcls[w] = m->wcls[k];
+            m->wval[w++] = m->wval[k];
+        }
+    }
+    m->row[m->nfeat] = (uint32_t)w;
+    m->nnz = w;
+    return 0;
+}
+
 cg_matcher *cg_matcher_train(const cg_intents *t, cg_diags *d)
 {
     cg_matcher_opts o;
@@ -802,6 +1081,7 @@ cg_matcher *cg_matcher_train_opts(const cg_intents *t, const cg_matcher_opts *o,
     double *ys = NULL;
     struct model *model = NULL;
     size_t nex = 0, exscap = 0, fn = 0, fcap = 0;
+    wordset ws = {0};
     if (!m)
         return NULL;
     m->o = *o;
@@ -868,6 +1148,11 @@ cg_matcher *cg_matcher_train_opts(const cg_intents *t, const cg_matcher_opts *o,
                     lm_other[li] += ot;
                 }
                 split_words(m, s, norm, ce->lang);
+                for (size_t w = 0; w < s->nwords; w++)
+                    if (wordset_add(&ws, s->words[w].h, s->words[w].s, s->words[w].len) != 0) {
+                        free(norm);
+                        TRAIN_FAIL("matcher: out of memory");
+                    }
                 int rc = features(m, s);
                 free(norm);
                 if (rc != 0)
@@ -912,7 +1197,6 @@ cg_matcher *cg_matcher_train_opts(const cg_intents *t, const cg_matcher_opts *o,
     finish_lm(m, lmsum, lm_ar, lm_other);
     if (build_keywords(m, t, s) != 0)
         TRAIN_FAIL("matcher: out of memory");
-    m->memory += m->cap * (sizeof *m->keys + sizeof *m->vals);
 
     /* idf */
     m->idf = malloc((m->nfeat ? m->nfeat : 1) * sizeof *m->idf);
@@ -922,16 +1206,24 @@ cg_matcher *cg_matcher_train_opts(const cg_intents *t, const cg_matcher_opts *o,
     m->memory += m->nfeat * sizeof *m->idf;
     for (size_t i = 0; i < fn; i++)
         df[fidx[i] & 0x7fffffffu]++;
+    if (m->o.min_df > 1 && prune(m, df, exs, nex, fidx, ftf, &fn) != 0)
+        TRAIN_FAIL("matcher: out of memory");
+    m->memory += m->cap * (sizeof *m->keys + sizeof *m->vals);
     for (size_t f = 0; f < m->nfeat; f++)
         m->idf[f] = (float)(log((1.0 + (double)nex) / (1.0 + df[f])) + 1.0);
+    if (wcache_build(m, &ws) != 0)
+        TRAIN_FAIL("matcher: out of memory");
+    wordset_free(&ws);
 
     m->bias = calloc(m->nclass ? m->nclass : 1, sizeof *m->bias);
     m->row = calloc(m->nfeat + 1, sizeof *m->row);
     if (!m->bias || !m->row)
         TRAIN_FAIL("matcher: out of memory");
     m->memory += m->nclass * sizeof *m->bias + (m->nfeat + 1) * sizeof *m->row;
-    if (m->nclass == 0 || nex == 0)
-        goto done;   /* nothing to learn: every text falls back */
+    if (m->nclass == 0 || nex == 0) {
+        m->nclass = 0;   /* nothing to learn: every text falls back */
+        goto done;
+    }
 
     /* liblinear problem: x_i = weighted, block-normalised features + bias */
     nodes = malloc((fn + 2 * nex) * sizeof *nodes);
@@ -1055,6 +1347,8 @@ cg_matcher *cg_matcher_train_opts(const cg_intents *t, const cg_matcher_opts *o,
                 m->bias[model->label[1]] = (float)-b;
         }
     }
+    if (densify(m) != 0)
+        TRAIN_FAIL("matcher: out of memory");
     m->memory += m->nnz * (sizeof *m->wcls + sizeof *m->wval);
 
 done:
@@ -1067,6 +1361,7 @@ done:
     free(fidx);
     free(ftf);
     free(df);
+    wordset_free(&ws);
     return m;
 
 fail:
@@ -1079,6 +1374,7 @@ fail:
     free(fidx);
     free(ftf);
     free(df);
+    wordset_free(&ws);
     cg_matcher_free(m);
     return NULL;
 }
@@ -1164,14 +1460,16 @@ int cg_intents_match(const cg_intents *t, const char *text, size_t len, const ch
     if (m->nclass == 0)
         return 0;
 
-    if (s->scap < m->nclass) {
-        float *ns = realloc(s->scores, m->nclass * sizeof *ns);
+    if (s->scap < m->npad) {
+        float *ns = aligned_alloc(32, m->npad * sizeof *ns);
         if (!ns)
             return -1;
+        free(s->scores);
         s->scores = ns;
-        s->scap = m->nclass;
+        s->scap = m->npad;
     }
     float *sc = s->scores;
+    memset(sc, 0, m->npad * sizeof *sc);
     memcpy(sc, m->bias, m->nclass * sizeof *sc);
 
     /* weights of known features, block norms */
@@ -1179,7 +1477,7 @@ int cg_intents_match(const cg_intents *t, const char *text, size_t len, const ch
     size_t nk = 0;
     for (size_t u = 0; u < s->nused; u++) {
         const fentry *f = &s->tab[s->used[u]];
-        int64_t id = dict_get(m, f->h);
+        int64_t id = f->id >= 0 ? f->id : dict_get(m, f->h);
         if (id < 0)
             continue;
         uint32_t fi = (uint32_t)id & 0x7fffffffu;
@@ -1197,6 +1495,14 @@ int cg_intents_match(const cg_intents *t, const char *text, size_t len, const ch
     for (size_t u = 0; u < nk; u++) {
         float v = s->kv[u] * bs[s->kb[u]];
         uint32_t fi = s->kf[u];
+        if (m->dslot[fi] != UINT32_MAX) {
+            const v8f *row = (const v8f *)(m->dense + (size_t)m->dslot[fi] * m->npad);
+            v8f *acc = (v8f *)sc;
+            v8f vv = {v, v, v, v, v, v, v, v};
+            for (size_t j = 0; j < m->npad / 8; j++)
+                acc[j] += vv * row[j];
+            continue;
+        }
         for (uint32_t k = m->row[fi]; k < m->row[fi + 1]; k++)
             sc[m->wcls[k]] += v * m->wval[k];
     }

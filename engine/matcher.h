@@ -31,6 +31,7 @@ typedef struct cg_matcher_opts {
     int solver;               /* liblinear solver_type (L2R_L2LOSS_SVC_DUAL, MCSVM_CS...) */
     double C;                 /* liblinear cost */
     double eps;               /* liblinear stopping tolerance */
+    int min_df;               /* features in fewer training examples are dropped */
     double calib_a, calib_b;  /* confidence = 1 / (1 + exp(-calib_a * (s - calib_b))) */
     double should_bonus;      /* added to the decision value per "should" keyword found */
 } cg_matcher_opts;

@@ -175,10 +175,51 @@ static int kind_of(utf8proc_int32_t c)
     }
 }
 
+/* The same rules for pure ASCII text, without the Unicode tables (most
+ * messages in Latin-script languages). NULL when s is not all ASCII. */
+static char *normalize_ascii(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] >= 0x80 || s[i] == 0)
+            return NULL;
+    char *out = malloc(len + 1);
+    if (!out)
+        return NULL;
+    size_t w = 0;
+    int last = K_SPACE;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        int k = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ? K_LETTER
+                : (c >= '0' && c <= '9')                        ? K_NUMBER
+                                                                : K_SPACE;
+        if (k == K_SPACE) {
+            if ((c == '\'' || c == '`') && last == K_LETTER && i + 1 < len &&
+                (((unsigned char)s[i + 1] | 0x20) >= 'a' && ((unsigned char)s[i + 1] | 0x20) <= 'z'))
+                continue;                    /* hasn't → hasnt */
+            if (last != K_SPACE)
+                out[w++] = ' ';
+            last = K_SPACE;
+            continue;
+        }
+        out[w++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        last = k;
+    }
+    while (w > 0 && out[w - 1] == ' ')
+        w--;
+    out[w] = 0;
+    return out;
+}
+
 char *cg_text_normalize(const char *s, size_t len, const char *lang)
 {
     if (!cg_text_valid_utf8(s, len))
         return NULL;
+    if (len < 4096) {
+        char *fast = normalize_ascii(s ? s : "", len);
+        if (fast)
+            return fast;
+        /* NULL: not ASCII (or ENOMEM, which the slow path meets again) */
+    }
     if (len > (size_t)1 << 28)
         return NULL;
     const utf8proc_option_t opts = UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT |
