@@ -94,6 +94,15 @@ typedef struct syn_ent {
     char jp[48];
 } syn_ent;
 
+/* One example, normalised, for the "same example in two intents" check. */
+typedef struct ex_ent {
+    char *norm;              /* malloc'd */
+    const char *lang, *path;
+    size_t intent;           /* index in t->intents, file order */
+    int line, col;
+    char jp[48];
+} ex_ent;
+
 typedef struct bld {
     cg_ld L;
     const cg_build_opts *opts;
@@ -104,6 +113,7 @@ typedef struct bld {
     ref *refs; size_t nrefs, caprefs;
     meta *meta;
     syn_ent *syn; size_t nsyn;
+    ex_ent *ex; size_t nex, capex;
     int oom;
 } bld;
 
@@ -450,6 +460,26 @@ static int examples_has(const void *ctx, const char *lang)
     return 0;
 }
 
+static void add_example(bld *B, const cJSON *at, const char *jp, const char *text, const char *lang)
+{
+    if (B->nex == B->capex) {
+        size_t cap = B->capex ? B->capex * 2 : 256;
+        ex_ent *v = realloc(B->ex, cap * sizeof *v);
+        if (!v) { B->oom = 1; return; }
+        B->ex = v;
+        B->capex = cap;
+    }
+    char *norm = cg_text_normalize(text, strlen(text), lang);
+    if (!norm) { B->oom = 1; return; }
+    ex_ent *e = &B->ex[B->nex++];
+    e->norm = norm;
+    e->lang = lang;
+    e->path = B->L.f->path;
+    e->intent = B->t->nintents;   /* the intent being read */
+    cg_ld_line_col(B->L.f, at, 0, &e->line, &e->col);
+    scopy(e->jp, sizeof e->jp, jp);
+}
+
 static void get_examples(bld *B, const cJSON *j, cg_intent *it, int fallback)
 {
     char jl[JP], sub[JP];
@@ -476,7 +506,9 @@ static void get_examples(bld *B, const cJSON *j, cg_intent *it, int fallback)
         size_t k = 0;
         for (const cJSON *x = c->child; x; x = x->next, k++) {
             char *s = get_str(B, x, jp_idx(sub, jl, k), CG_MAX_TEXT_BYTES, "empty example");
-            if (s) e->v[e->n++] = s;
+            if (!s) continue;
+            e->v[e->n++] = s;
+            if (!fallback) add_example(B, x, sub, s, e->lang);
         }
         it->nexamples++;
         /* the same sentence twice in one language: harmless but a slip */
@@ -1208,7 +1240,23 @@ static int intent_cmp(const void *a, const void *b)
     return c ? c : strcmp(x->path, y->path);
 }
 
-/* Duplicate ids, button targets, specials, the fallback. Runs with intents
+static int ex_same(const ex_ent *a, const ex_ent *b)
+{
+    return strcmp(a->lang, b->lang) == 0 && strcmp(a->norm, b->norm) == 0;
+}
+
+static int ex_ent_cmp(const void *a, const void *b)
+{
+    const ex_ent *x = a, *y = b;
+    int c = strcmp(x->lang, y->lang);
+    if (c) return c;
+    if ((c = strcmp(x->norm, y->norm))) return c;
+    if ((c = strcmp(x->path, y->path))) return c;
+    if (x->line != y->line) return (x->line > y->line) - (x->line < y->line);
+    return (x->col > y->col) - (x->col < y->col);
+}
+
+/* Duplicate ids, button targets, specials, the fallback, examples shared. Runs with intents
  * in file order (meta[i] belongs to intents[i]). */
 static void table_checks(bld *B, const char *settings_path)
 {
@@ -1255,6 +1303,21 @@ static void table_checks(bld *B, const char *settings_path)
                      cg_ld_show(b, rf->target), sug ? " (did you mean \"" : "", sug ? sug : "", sug ? "\"?)" : "");
     }
     free(ids);
+
+    /* the same example (once normalised) in two intents: the matcher cannot
+     * tell them apart on it */
+    if (B->nex > 1) qsort(B->ex, B->nex, sizeof *B->ex, ex_ent_cmp);
+    for (size_t i = 1; i < B->nex; i++) {
+        const ex_ent *e = &B->ex[i];
+        size_t first = i - 1;
+        while (first > 0 && ex_same(&B->ex[first - 1], e)) first--;
+        if (!ex_same(&B->ex[first], e) || !*e->norm) continue;
+        const ex_ent *f = &B->ex[first];
+        if (f->intent == e->intent) continue;
+        table_report(B, CG_DIAG_WARNING, e->path, e->line, e->col,
+                     "%s: same as an example of intent \"%s\" (%s:%d:%d) once normalised", e->jp,
+                     t->intents[f->intent].id, f->path, f->line, f->col);
+    }
 
     size_t first_of[CG_SPECIAL_FALLBACK + 1];
     for (size_t k = 0; k <= CG_SPECIAL_FALLBACK; k++) first_of[k] = SIZE_MAX;
@@ -1437,6 +1500,8 @@ int cg_intents_build(const cg_intents_file *files, size_t nfiles, const cg_build
     free(B.refs);
     free(B.meta);
     free(B.syn);
+    for (size_t i = 0; i < B.nex; i++) free(B.ex[i].norm);
+    free(B.ex);
     diags_sort(d, dstart);
     if (B.L.errors) {
         cg_table_free(t);

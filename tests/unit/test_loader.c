@@ -142,6 +142,7 @@ static const lcase cases[] = {
     { "long_answer", 0, W, "water.json", 6, 11, "answer.en: 2050 characters, longer than 2000", 1 },
     { "missing_translation", 0, W, "water.json", 5, 13, "answer.es: missing translation", 1 },
     { "past_review", 0, W, "water.json", 7, 16, "answer past its review date (review_by 2025-01-01)", 1 },
+    { "same_example_two_intents", 0, W, "water.json", 4, 23, "examples.en[0]: same as an example of intent \"sewer\" (" FIX "/cases/same_example_two_intents/sewer.json:4:37) once normalised", 1 },
     { "no_owner", 0, W, "water.json", 1, 1, "missing \"owner\"", 1 },
     /* buttons */
     { "unknown_button", 0, E, "water.json", 7, 59, "buttons[0].intent: no intent \"fallbak\" (did you mean \"fallback\"?)", 1 },
