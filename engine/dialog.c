@@ -415,15 +415,21 @@ static void nav_buttons(turn *c)
 
 static const char *autonym(const char *code);
 
+/* "<source phrase>: <url>" as its own paragraph, and out->source. */
+static void say_source(turn *c, const cg_intent *it)
+{
+    if (!it->source || !*it->source) return;
+    const char *label = phrase(c, "source");
+    say(c, label);
+    put(c, ": ", 2);
+    put(c, it->source, strlen(it->source));
+    c->out->source = it->source;
+}
+
 static void say_intent(turn *c, const cg_intent *it, double score)
 {
     say(c, tr(c, &it->answer));
-    if (it->source && *it->source) {
-        char line[2048];
-        snprintf(line, sizeof line, "%s: %s", phrase(c, "source"), it->source);
-        say(c, line);
-        c->out->source = it->source;
-    }
+    say_source(c, it);
     const cg_intent *bsrc = it;
     if (it->special == CG_SPECIAL_GREETING && it->nbuttons == 0) {
         const cg_intent *menu = find_special(c->t, CG_SPECIAL_MENU);
@@ -638,7 +644,7 @@ static void flow_finish(turn *c, const cg_intent *it)
     cJSON *vars = vars_parse(c->s);
     if (!vars) { c->oom = 1; return; }
     const char *tpl = tr(c, &f->done);
-    if (c->n) put(c, "\n\n", 2);
+    if (c->n && *tpl) put(c, "\n\n", 2);
     for (const char *p = tpl; *p;) {
         const char *open = strstr(p, "{{");
         const char *close = open ? strstr(open + 2, "}}") : NULL;
@@ -663,12 +669,7 @@ static void flow_finish(turn *c, const cg_intent *it)
         p = close + 2;
     }
     cJSON_Delete(vars);
-    if (it->source && *it->source) {
-        char line[2048];
-        snprintf(line, sizeof line, "%s: %s", phrase(c, "source"), it->source);
-        say(c, line);
-        c->out->source = it->source;
-    }
+    say_source(c, it);
     c->out->vars_json = strdup(c->s->vars_json ? c->s->vars_json : "{}");
     if (!c->out->vars_json) { c->oom = 1; return; }
     c->out->intent = it;
@@ -677,7 +678,7 @@ static void flow_finish(turn *c, const cg_intent *it)
     else c->out->action = CG_ACT_FLOW_DONE;
     flow_clear(c->s);
     c->s->fallbacks = 0;
-    button(c, phrase(c, "menu"), find_special(c->t, CG_SPECIAL_MENU) ? "m" : NULL, NULL);
+    if (find_special(c->t, CG_SPECIAL_MENU)) button(c, phrase(c, "menu"), "m", NULL);
 }
 
 /* Store the answer to the current step and move on. */

@@ -447,7 +447,8 @@ static void test_flow_pothole(void **state)
         { TXT("Es muy profundo"), .reference = "SPR-2026-0042",
           .has = {"Su número de referencia es SPR-2026-0042.", "Registramos: Bache en 40.712800,-74.006000.",
                   "Source: https://springfield.example.gov/311"},
-          .action = CG_ACT_FLOW_DONE, .vars = "\"size\":\"3.5\"", .intent = "report-problem", .step = "" });
+          .action = CG_ACT_FLOW_DONE, .vars = "\"size\":\"3.5\"", .intent = "report-problem", .step = "",
+          .buttons = "m", .titles = "Menú", .source = "https://springfield.example.gov/311" });
 }
 
 static void test_flow_streetlight(void **state)
