@@ -1313,7 +1313,8 @@ static void table_checks(bld *B, const char *settings_path)
         while (first > 0 && ex_same(&B->ex[first - 1], e)) first--;
         if (!ex_same(&B->ex[first], e) || !*e->norm) continue;
         const ex_ent *f = &B->ex[first];
-        if (f->intent == e->intent) continue;
+        if (f->intent == e->intent || strcmp(t->intents[f->intent].id, t->intents[e->intent].id) == 0)
+            continue;   /* same intent, or a duplicate id (already an error) */
         table_report(B, CG_DIAG_WARNING, e->path, e->line, e->col,
                      "%s: same as an example of intent \"%s\" (%s:%d:%d) once normalised", e->jp,
                      t->intents[f->intent].id, f->path, f->line, f->col);
