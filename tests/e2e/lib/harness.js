@@ -92,7 +92,7 @@ async function startRedis({ port, dir, aof = true } = {}) {
 }
 
 async function startFakeTelegram(token) {
-  const proc = spawn(process.execPath, [path.join(__dirname, '..', 'fake-telegram.js'), '0', token],
+  const proc = spawn(process.execPath, [path.join(__dirname, '..', 'fake-telegram.js'), '0', '--token', token],
     { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise((resolve, reject) => {
     let buf = '';
