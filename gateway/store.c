@@ -1144,3 +1144,114 @@ void cg_store_stream_gauges(cg_store *s, const char *stream, const char *group,
     const char *av[] = { stream, group, trim ? "1" : "0" };
     if (cg_store_eval(s, &stats_script, 1, 3, av, NULL, gauges_reply, g) != 0) free(g);
 }
+
+/* ---- replies from outside the pipeline ---------------------------------- */
+
+/*
+ * KEYS 1 cg:seq:{c:u}  2 cg:conv:{c:u}  3 cg:outbox
+ * ARGV 1 transcript max  2 transcript TTL  3 seq TTL  4 n (outbox pairs),
+ *      then n outbox name/value pairs, then transcript name/value pairs.
+ */
+static cg_store_script reply_script = {
+    .name = "send_reply",
+    .src =
+        "local n = tonumber(ARGV[4])\n"
+        "local o = {}\n"
+        "for i = 5, 4 + 2 * n do o[#o + 1] = ARGV[i] end\n"
+        "local c = {}\n"
+        "for i = 5 + 2 * n, #ARGV do c[#c + 1] = ARGV[i] end\n"
+        "local seq = redis.call('HINCRBY', KEYS[1], 'out', 1)\n"
+        "redis.call('EXPIRE', KEYS[1], ARGV[3])\n"
+        "o[#o + 1] = 'seq'; o[#o + 1] = tostring(seq)\n"
+        "redis.call('XADD', KEYS[3], '*', unpack(o))\n"
+        "redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', unpack(c))\n"
+        "redis.call('EXPIRE', KEYS[2], ARGV[2])\n"
+        "return seq\n",
+};
+
+typedef struct reply_req { cg_store_done_cb cb; void *ud; } reply_req;
+
+static void send_reply_done(cg_store *s, redisReply *r, void *ud)
+{
+    reply_req *q = ud;
+    cg_err e = r && r->type == REDIS_REPLY_INTEGER ? CG_OK : CG_E_UNAVAILABLE;
+    if (e == CG_OK && s->gw && s->gw->outbox) cg_outbox_wake(s->gw->outbox);
+    q->cb(e, q->ud);
+    free(q);
+}
+
+void cg_store_send_reply(cg_store *s, const cg_reply *r, const char *lang, cg_store_done_cb cb,
+                         void *ud)
+{
+    argbuf a = { 0 };
+    reply_req *q = calloc(1, sizeof *q);
+    char key[CG_KEY_MAX], num[32];
+    char *btn = NULL;
+    cJSON *arr = cJSON_CreateArray();
+    if (!q || !arr || !s || !r) goto fail;
+    for (size_t i = 0; i < r->nbuttons && i < CG_REPLY_MAX_BUTTONS; i++) {
+        cJSON *b = cJSON_CreateObject();
+        if (!b) goto fail;
+        cJSON_AddStringToObject(b, "title", r->buttons[i].title ? r->buttons[i].title : "");
+        if (r->buttons[i].url) cJSON_AddStringToObject(b, "url", r->buttons[i].url);
+        else cJSON_AddStringToObject(b, "payload", r->buttons[i].payload ? r->buttons[i].payload : "");
+        cJSON_AddItemToArray(arr, b);
+    }
+    btn = cJSON_PrintUnformatted(arr);
+    if (!btn) goto fail;
+    const cg_config *cfg = s->gw->cfg;
+    static const char *const kinds[] = { "seq", "conv" };
+    for (int i = 0; i < 2; i++) {
+        if (cg_store_key(key, sizeof key, kinds[i], r->channel, r->user)) goto fail;
+        arg_add(&a, key);
+    }
+    arg_add(&a, CG_K_OUTBOX);
+    snprintf(num, sizeof num, "%d", cfg && cfg->transcript_max > 0 ? cfg->transcript_max : 500);
+    arg_add(&a, num);
+    snprintf(num, sizeof num, "%d", cfg && cfg->transcript_ttl_s > 0 ? cfg->transcript_ttl_s : 7776000);
+    arg_add(&a, num);
+    snprintf(num, sizeof num, "%d", cfg && cfg->session_ttl_s > 0 ? cfg->session_ttl_s : 2592000);
+    arg_add(&a, num);
+    char now[32];
+    snprintf(now, sizeof now, "%lld", (long long)cg_store_now_ms());
+    int at = a.n;
+    arg_add(&a, "0");
+    int n = 0;
+#define P(k, v) do { arg_add(&a, k); arg_add(&a, v); n++; } while (0)
+    P("channel", r->channel);
+    P("user", r->user);
+    P("text", r->text ? r->text : "");
+    P("buttons", btn);
+    if (r->callback_id) P("callback_id", r->callback_id);
+    P("lang", lang ? lang : "");
+    P("from_agent", r->from_agent ? "1" : "0");
+    P("created_at", now);
+    P("received_at", now);
+#undef P
+    if (a.oom) goto fail;
+    snprintf(num, sizeof num, "%d", n);
+    free(a.v[at]);
+    a.v[at] = strdup(num);
+    if (!a.v[at]) { a.oom = 1; goto fail; }
+    a.len[at] = strlen(num);
+    arg_add(&a, "dir"); arg_add(&a, "out");
+    arg_add(&a, "text"); arg_add(&a, r->text ? r->text : "");
+    arg_add(&a, "buttons"); arg_add(&a, btn);
+    arg_add(&a, "from_agent"); arg_add(&a, r->from_agent ? "1" : "0");
+    arg_add(&a, "ts"); arg_add(&a, now);
+    if (a.oom) goto fail;
+    q->cb = cb;
+    q->ud = ud;
+    if (cg_store_eval(s, &reply_script, 3, a.n, (const char **)a.v, a.len, send_reply_done, q) != 0)
+        goto fail;
+    arg_free(&a);
+    free(btn);
+    cJSON_Delete(arr);
+    return;
+fail:
+    arg_free(&a);
+    free(btn);
+    cJSON_Delete(arr);
+    free(q);
+    cb(CG_E_UNAVAILABLE, ud);
+}

@@ -91,6 +91,14 @@ void cg_store_keep(cg_store *s, const char *stream, const char *group, const cha
 void cg_store_stream_gauges(cg_store *s, const char *stream, const char *group,
                             const char *prefix, int trim);
 
+/* Queue a reply that did not come from the pipeline (a human agent's, from
+ * the agents module): in ONE script call it takes the conversation's next out
+ * seq (so it is delivered in order with the bot's replies), is appended to
+ * cg:outbox with from_agent = r->from_agent, and to the transcript (dir out).
+ * r is copied before return. cb gets CG_OK, or CG_E_UNAVAILABLE. */
+void cg_store_send_reply(cg_store *s, const cg_reply *r, const char *lang, cg_store_done_cb cb,
+                         void *ud);
+
 /* In-process wake-ups: the ingest wakes the pipeline, the pipeline wakes the
  * outbox, so a single instance does not wait for its poll timer. */
 void cg_store_set_wake(cg_store *s, void (*fn)(void *ud), void *ud);

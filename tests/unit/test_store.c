@@ -16,7 +16,11 @@
  *                 predecessor is not committed waits for it
  *   outbox        200 → acked; 429 retry_after → not retried sooner;
  *                 500 → retried; 403 blocked → session blocked, no dead
- *                 letter; 400 → dead letter; webchat → PUBLISH
+ *                 letter; 400 → dead letter; two parts, the second
+ *                 retried without resending the first; an agent's reply
+ *                 (cg_store_send_reply); webchat → PUBLISH
+ *   recovery      an entry left pending by a dead consumer is claimed;
+ *                 Redis restarted under the store: 503, then reconnected
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -745,6 +749,25 @@ static void test_outbox(void **state)
     cmd_int("XADD cg:outbox * channel telegram user 7001 text dup buttons [] lang en seq 1");
     run_for(300);
     assert_int_equal(sc[0].count, 1);
+
+    /* a human agent's reply takes the next out seq and is delivered */
+    cg_reply ar;
+    memset(&ar, 0, sizeof ar);
+    snprintf(ar.channel, sizeof ar.channel, "telegram");
+    snprintf(ar.user, sizeof ar.user, "7001");
+    ar.text = (char *)"from a person";
+    ar.from_agent = 1;
+    ingest_res ir = { 0, CG_E_INTERNAL };
+    cg_store_send_reply(gw.store, &ar, "en", ingest_cb, &ir);
+    assert_true(run_until(ingest_called, &ir, 3000));
+    assert_int_equal(ir.err, CG_OK);
+    assert_true(wait_int("HGET cg:seq:{telegram:7001} sent", 2, 3000));
+    assert_int_equal(sc[0].count, 2);
+    r = cmd("XRANGE cg:conv:{telegram:7001} - +");
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(cg_store_field_str(r->element[0]->element[1], "from_agent", b, sizeof b), "1");
+    assert_string_equal(cg_store_field_str(r->element[0]->element[1], "text", b, sizeof b), "from a person");
+    freeReplyObject(r);
 
     /* in order per chat: three replies to one chat arrive in order */
     static script order = { .chat = "7006", .status = { 200 },
