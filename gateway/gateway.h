@@ -71,10 +71,15 @@ void cg_outbox_stop(cg_outbox *o, void (*done)(void *ud), void *ud);
 cg_http *cg_http_start(cg_gateway *gw, char *err, size_t errcap);
 /* Stop accepting; existing requests finish. */
 void cg_http_stop_accepting(cg_http *h);
-/* HTTP requests accepted but not yet answered in full (serve.c waits for 0
- * before cg_http_free during a graceful stop). */
+/* HTTP requests accepted but not yet answered in full, plus, once stopping,
+ * web-chat sockets not yet closed (serve.c waits for 0, bounded by
+ * shutdown_grace_ms, before cg_http_free during a graceful stop). */
 size_t cg_http_inflight(const cg_http *h);
 void cg_http_free(cg_http *h);
+/* After uv_run() returned following cg_http_free(): completes the lws
+ * context's destruction (on a foreign loop lws needs a second call once the
+ * loop has closed its handles). Then run the loop once more. */
+void cg_http_final(void);
 
 /* ---- serve.c ---------------------------------------------------------- */
 int cg_serve_main(int argc, char **argv);

@@ -21,7 +21,8 @@
  * the callback just frees it (never touch a wsi after its close).
  *
  * API in call order: cg_http_start(), cg_http_stop_accepting(),
- * cg_http_inflight(), cg_http_free().
+ * cg_http_inflight(), cg_http_free(), and cg_http_final() once uv_run()
+ * returned (lws on a foreign loop finishes its destruction in a second call).
  *
  * Extending: a route is a branch in route_request(); a static file type a row
  * in static_types[]; a webhook header a row in hdr_table[].
@@ -812,6 +813,7 @@ cg_http *cg_http_start(cg_gateway *gw, char *err, size_t errcap)
         free(h);
         return NULL;
     }
+    http_ctx_slot = h->ctx;
     return h;
 }
 
@@ -820,11 +822,21 @@ void cg_http_stop_accepting(cg_http *h)
     if (!h || !h->accepting || !h->ctx) return;
     h->accepting = 0;
     lws_context_deprecate(h->ctx, NULL);   /* closes the listen socket */
+    /* web-chat sockets close with 1001 "going away": clients reconnect to
+     * another instance and get their history there */
+    lws_callback_on_writable_all_protocol(h->ctx, &http_protocols()[1]);
 }
 
 size_t cg_http_inflight(const cg_http *h)
 {
-    return h ? h->inflight : 0;
+    if (!h) return 0;
+    /* once stopping, web-chat sockets count until their close frame is out */
+    return h->inflight + (h->accepting ? 0 : http_wc_count(h->wc));
+}
+
+void cg_http_final(void)
+{
+    if (http_ctx_slot) lws_context_destroy(http_ctx_slot);
 }
 
 void cg_http_free(cg_http *h)

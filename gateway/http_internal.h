@@ -39,6 +39,8 @@ int http_wc_confirm_upgrade(cg_http *h, struct lws *wsi, const char *upgrade);
 /* The protocol callback of "civicgate-webchat". */
 int http_wc_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                      size_t len);
+/* Open web-chat connections. */
+size_t http_wc_count(const http_wc *wc);
 /* Size of the per-session data of the protocol. */
 size_t http_wc_pss_size(void);
 

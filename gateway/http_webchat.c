@@ -79,6 +79,8 @@ typedef struct wc_pss { wc_conn *c; } wc_pss;
 
 size_t http_wc_pss_size(void) { return sizeof(wc_pss); }
 
+size_t http_wc_count(const http_wc *wc) { return wc ? wc->nconns : 0; }
+
 /* ---- registry: user → connections --------------------------------------- */
 
 static size_t wc_hash(const char *s)
@@ -175,8 +177,14 @@ static void wc_queue_free(wc_conn *c)
 static int wc_writeable(struct lws *wsi, wc_conn *c)
 {
     if (c->close_code) {
-        static const char why[] = "closing";
-        lws_close_reason(wsi, (enum lws_close_status)c->close_code, (unsigned char *)why, sizeof why - 1);
+        /* Write the close frame ourselves, then drop the socket: lws 4.1
+         * treats -1 from a writeable callback (and a timeout kill) as a dead
+         * socket and sends nothing. 4 is LWS_WRITE_CLOSE, which lws-write.h
+         * leaves out of the public enum but lws_write() handles. */
+        unsigned char buf[LWS_PRE + 2 + 8];
+        buf[LWS_PRE] = (unsigned char)((c->close_code >> 8) & 0xff);
+        buf[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xff);
+        lws_write(wsi, buf + LWS_PRE, 2, (enum lws_write_protocol)4);
         return -1;
     }
     wc_out *o = c->qhead;
@@ -397,9 +405,13 @@ int http_wc_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
     case LWS_CALLBACK_RECEIVE:
         if (!pss || !pss->c) return -1;
         return wc_receive(wsi, pss->c, in, len);
-    case LWS_CALLBACK_SERVER_WRITEABLE:
+    case LWS_CALLBACK_SERVER_WRITEABLE: {
         if (!pss || !pss->c) return 0;
+        cg_http *h = lws_context_user(lws_get_context(wsi));
+        if (!h->accepting && !pss->c->close_code) pss->c->close_code = LWS_CLOSE_STATUS_GOINGAWAY;
+
         return wc_writeable(wsi, pss->c);
+    }
     case LWS_CALLBACK_CLOSED: {
         if (!pss || !pss->c) return 0;
         wc_conn *c = pss->c;

@@ -172,14 +172,18 @@ static void finish(serve *s)
 static void drain_poll(uv_timer_t *t)
 {
     serve *s = t->data;
-    if (cg_http_inflight(s->gw.http) == 0) finish(s);
+    if (cg_http_inflight(s->gw.http) == 0 ||
+        uv_now(&s->loop) - s->stop_started >= (uint64_t)s->cfg.shutdown_grace_ms) {
+        if (cg_http_inflight(s->gw.http)) cg_log(CG_LOG_WARN, "stop_drain_incomplete", NULL);
+        finish(s);
+    }
 }
 
 static void store_closed(void *ud)
 {
     serve *s = ud;
     s->gw.store = NULL;
-    if (cg_http_inflight(s->gw.http) == 0) {
+    if (cg_http_inflight(s->gw.http) == 0 || !s->gw.stopping) {
         finish(s);
         return;
     }
@@ -394,7 +398,8 @@ int cg_serve_main(int argc, char **argv)
 
     int code = s->exit_code;
     if (s->finished && s->handles_open == 0) {
-        /* let lws finish closing its handles, then the loop is empty */
+        /* the loop closed lws's handles: let lws free the rest */
+        cg_http_final();
         uv_run(&s->loop, UV_RUN_DEFAULT);
         if (uv_loop_close(&s->loop) != 0) cg_log(CG_LOG_WARN, "loop_not_empty", NULL);
         if (gw->intents) cg_intents_unref(gw->intents);
