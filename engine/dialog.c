@@ -21,8 +21,9 @@
  *   conversation (remembered in state.lang with lang_chosen = 0, so that a
  *   "3" typed in the middle of a Spanish flow is answered in Spanish); else
  *   the table's default. Text that falls back does not switch a remembered
- *   language (detection on text nobody understood is a guess). Any missing translation falls back to the default
- *   language (cg_i18n_get / cg_settings_phrase).
+ *   language (detection on text nobody understood is a guess). Any missing
+ *   translation falls back to the default language (cg_i18n_get /
+ *   cg_settings_phrase).
  *
  * Answers. A matched intent says its answer, then "<source phrase>: <url>"
  *   when it names a source, with its buttons ("i:<id>" or URL buttons). A
@@ -71,8 +72,9 @@
  *   most DLG_VAR_MAX bytes and vars_json at most DLG_VARS_MAX; an answer
  *   that would exceed either is invalid. Branching by choice.next, else
  *   step.next, else the following step in the array (the format's rule;
- *   the loader may already have filled it in), else the end. Back pops the history and forgets the answers
- *   of the step left and the step returned to. At the end the flow's done
+ *   the loader may already have filled it in), else the end. Back pops the
+ *   history and forgets the answers of the step left and the step returned
+ *   to. At the end the flow's done
  *   text is said with {{var}} (a choice's title in the reply language, else
  *   the stored value, "-" when unset) and {{reference}} (in->reference or
  *   "-") substituted, plus the source line; action CG_ACT_FLOW_DONE, or
@@ -85,15 +87,21 @@
  *   any step (asking for a person always works); greeting, thanks and menu
  *   never do ("fine, thanks" is an answer; the Menu button leaves a flow);
  *   any other intent interrupts only at DLG_INTERRUPT_SCORE (0.8), never when
- *   ambiguous, never the flow's own intent. On text and location steps this check comes before
- *   validation (almost any text is a valid answer there); on choice and
- *   number steps after it (a valid answer wins). An interruption by an
+ *   ambiguous, never the flow's own intent. On text and location steps this
+ *   check comes before validation (almost any text is a valid answer
+ *   there); on choice and number steps after it (a valid answer wins). An interruption by an
  *   ordinary intent answers it and then repeats the current question, the
  *   flow kept; by another flow intent or an escalating one it leaves the
  *   flow. Media and a location sent on a non-location step say
  *   "unsupported_media" and repeat the question. "m" (Menu) leaves the flow.
  *   If a reload removed the running flow or its step, the flow is dropped
  *   silently and the input handled as if no flow were running.
+ *
+ * Button payloads (closed set, each at most 64 bytes): "i:<id>" answer that
+ *   intent (score 1); "a:<id>" / "a:" an ambiguity pick / none of these;
+ *   "h" a person; "m" the menu; "l" / "l:<code>" offer / set a language;
+ *   "c:<value>" / "c#<n>" a flow choice; "x" cancel the flow; "b" back;
+ *   "y" / "n" answer the pending question. Anything else is stale.
  *
  * Start. CG_IN_START ends any flow or pending question (the chosen language
  *   stays), then answers the intent named by the deep-link payload if one
