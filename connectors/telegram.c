@@ -650,10 +650,13 @@ static cg_err tg_request(const cg_channel_cfg *cfg, const char *method, cJSON *b
     return CG_OK;
 }
 
+/* 1 when u is a JSON integer literal of at most 19 digits (it is sent raw
+ * as chat_id): optional '-', no leading zero, not "-0". */
 static int chat_id_valid(const char *u)
 {
     const char *p = u;
     if (*p == '-') p++;
+    if (p[0] == '0') return p[1] == '\0' && p == u;
     size_t n = 0;
     for (; *p; p++, n++)
         if (*p < '0' || *p > '9') return 0;

@@ -5,13 +5,16 @@
  *            secret is checked before parse in the gateway, and an attacker
  *            who has it reaches parse with any bytes)
  *   128..223 classify(): status from the next two bytes, the rest is the body
- *   224..255 render(): the rest is the reply text, with two buttons
+ *   224..255 render(): the rest is "<chat id>|<reply text>" (or just the
+ *            text), with two buttons; every request body must be valid JSON
  * Seed corpus: fuzz/corpus/telegram/ (the bodies of tests/connectors/telegram).
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "civicgate/connector.h"
 #include "civicgate/message.h"
@@ -59,9 +62,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!memchr(r.reason, 0, sizeof r.reason) || !memchr(r.platform_id, 0, sizeof r.platform_id)) abort();
         free(body);
     } else {
+        /* "<user>|<text>": the user part is tried as a chat id */
         cg_reply rep;
         memset(&rep, 0, sizeof rep);
-        memcpy(rep.user, "-100123", 8);
+        const uint8_t *bar = memchr(data, '|', size < 40 ? size : 40);
+        size_t ulen = bar ? (size_t)(bar - data) : 0;
+        if (bar && ulen < sizeof rep.user) {
+            memcpy(rep.user, data, ulen);
+            rep.user[ulen] = '\0';
+            data += ulen + 1;
+            size -= ulen + 1;
+        } else {
+            memcpy(rep.user, "-100123", 8);
+        }
         rep.text = malloc(size + 1);
         if (!rep.text) return 0;
         memcpy(rep.text, data, size);
@@ -76,7 +89,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t n = 0;
         if (cg_telegram.render(&cfg, &rep, out, CG_MAX_OUT_REQUESTS, &n) == CG_OK) {
             if (n > CG_MAX_OUT_REQUESTS) abort();
-            for (size_t i = 0; i < n; i++) cg_http_out_free(&out[i]);
+            for (size_t i = 0; i < n; i++) {
+                /* every body must be valid JSON of its stated length */
+                if (!out[i].body || strlen(out[i].body) != out[i].body_len) abort();
+                cJSON *b = cJSON_ParseWithLength(out[i].body, out[i].body_len);
+                if (!b) abort();
+                cJSON_Delete(b);
+                cg_http_out_free(&out[i]);
+            }
         } else if (n != 0) {
             abort();
         }
