@@ -312,8 +312,6 @@
         if (pending.length) showTyping(true);
       } else if (f.type === 'reply') {
         showTyping(false);
-        var prev = log.querySelectorAll('.cgw-buttons button');
-        for (var i = 0; i < prev.length; i++) prev[i].disabled = true;   // only the newest buttons act
         addMessage(f.agent ? 'agent' : 'bot', f.text, { lang: f.lang, buttons: f.buttons, live: true });
       } else if (f.type === 'error') {
         showTyping(false);
