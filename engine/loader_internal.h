@@ -54,6 +54,7 @@ typedef struct cg_jfile {
     cg_jpos *pos; size_t npos;   /* sorted by node pointer */
     size_t *lines; size_t nlines;/* offsets of line starts, built on first use */
     unsigned ndiags;             /* diagnostics emitted for this file */
+    size_t c_off; int c_line, c_col;   /* last position computed (a cursor) */
 } cg_jfile;
 
 /* The validation context of one cg_intents_build() call. */

@@ -302,8 +302,18 @@ static void off_line_col(cg_jfile *f, size_t off, int *line, int *col)
     }
     size_t start = f->lines[lo] < f->base ? f->base : f->lines[lo];
     int c = 1;
+    /* positions are mostly asked for in document order: continue from the
+     * last one when it is on the same line, so that a long line costs O(n)
+     * in all rather than per value */
+    if (f->c_line == (int)lo + 1 && f->c_off >= start && f->c_off <= off) {
+        start = f->c_off;
+        c = f->c_col;
+    }
     for (size_t i = start; i < off && i < f->len; i++)
         if (((unsigned char)f->buf[i] & 0xC0) != 0x80) c++;
+    f->c_off = off;
+    f->c_line = (int)lo + 1;
+    f->c_col = c;
     *line = (int)lo + 1;
     *col = c;
 }
