@@ -136,7 +136,7 @@ static int check_url_generic(const char *v, const char *const *schemes, int path
     if (*p == '\0') return 0;
     if (path_ok && *p == '/') return 0;
     if (!path_ok && *p == '/' && p[1] == '\0') {
-        set_err(why, cap, "%s must not end with '/'", what);
+        set_err(why, cap, "must be %s, without a trailing '/'", what);
         return -1;
     }
 bad:
@@ -566,6 +566,17 @@ int cg_config_parse(cg_config *c, const char *json, size_t len, const char *path
         line_col(json, off, &line, &col);
         set_err(err, errcap, "%s:%d:%d: invalid JSON", path, line, col);
         return -1;
+    }
+    /* cJSON stops after the first value: anything but space after it is an error */
+    size_t used = end && end >= json && end <= json + len ? (size_t)(end - json) : len;
+    for (size_t i = used; i < len; i++) {
+        if (json[i] != ' ' && json[i] != '\t' && json[i] != '\n' && json[i] != '\r') {
+            int line, col;
+            line_col(json, i, &line, &col);
+            set_err(err, errcap, "%s:%d:%d: invalid JSON: text after the top-level object", path, line, col);
+            cJSON_Delete(root);
+            return -1;
+        }
     }
     int rc = 0;
     if (!cJSON_IsObject(root)) {
