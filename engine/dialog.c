@@ -25,8 +25,9 @@
  *   translation falls back to the default language (cg_i18n_get /
  *   cg_settings_phrase).
  *
- * Answers. A matched intent says its answer, then "<source phrase>: <url>"
- *   when it names a source, with its buttons ("i:<id>" or URL buttons). A
+ * Answers. A matched intent says its answer, then "<source phrase>: <owner>, <url>"
+ *   when it names a source (the owner only when the answer already links the
+ *   source), with its buttons ("i:<id>" or URL buttons). A
  *   greeting without buttons of its own borrows the menu intent's buttons,
  *   and until the citizen has chosen a language it also offers the table's
  *   other languages ("l:<code>", titled in their own names).
@@ -423,21 +424,28 @@ static void nav_buttons(turn *c)
 
 static const char *autonym(const char *code);
 
-/* "<source phrase>: <url>" as its own paragraph, and out->source. */
-static void say_source(turn *c, const cg_intent *it)
+/* "<source phrase>: <owner>, <url>" as its own paragraph, and out->source.
+ * An answer that already links its source gets the owner only, so that the
+ * citizen sees who stands behind it without the same link twice. */
+static void say_source(turn *c, const cg_intent *it, const char *answer)
 {
     if (!it->source || !*it->source) return;
-    const char *label = phrase(c, "source");
-    say(c, label);
-    put(c, ": ", 2);
-    put(c, it->source, strlen(it->source));
     c->out->source = it->source;
+    int linked = answer && strstr(answer, it->source) != NULL;
+    int owner = it->owner && *it->owner;
+    if (linked && !owner) return;
+    say(c, phrase(c, "source"));
+    put(c, ": ", 2);
+    if (owner) put(c, it->owner, strlen(it->owner));
+    if (owner && !linked) put(c, ", ", 2);
+    if (!linked) put(c, it->source, strlen(it->source));
 }
 
 static void say_intent(turn *c, const cg_intent *it, double score)
 {
-    say(c, tr(c, &it->answer));
-    say_source(c, it);
+    const char *answer = tr(c, &it->answer);
+    say(c, answer);
+    say_source(c, it, answer);
     const cg_intent *bsrc = it;
     if (it->special == CG_SPECIAL_GREETING && it->nbuttons == 0) {
         const cg_intent *menu = find_special(c->t, CG_SPECIAL_MENU);
@@ -677,7 +685,7 @@ static void flow_finish(turn *c, const cg_intent *it)
         p = close + 2;
     }
     cJSON_Delete(vars);
-    say_source(c, it);
+    say_source(c, it, NULL);
     c->out->vars_json = strdup(c->s->vars_json ? c->s->vars_json : "{}");
     if (!c->out->vars_json) { c->oom = 1; return; }
     c->out->intent = it;

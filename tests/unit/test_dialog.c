@@ -286,12 +286,12 @@ static void test_specials(void **state)
 static void test_match_source_buttons(void **state)
 {
     RUN("answer, source line, intent and URL buttons",
-        { TXT("how do i renew my passport"), .has = {PASSPORT_EN, "Source: https://travel.state.gov/passport-renew"},
+        { TXT("how do i renew my passport"), .has = {PASSPORT_EN, "Source: Department of State, https://travel.state.gov/passport-renew"},
           .buttons = "i:passport-fees|https://travel.state.gov/passport-renew",
           .titles = "Passport fees|Official page", .intent = "passport-renew",
           .source = "https://travel.state.gov/passport-renew", .lang = "en" },
         { BTN("i:passport-fees"), .has = {"A passport book renewal costs $130.",
-          "Source: https://travel.state.gov/passport-fees"}, .intent = "passport-fees" },
+          "Source: Department of State, https://travel.state.gov/passport-fees"}, .intent = "passport-fees" },
         { TXT("report benefits fraud"), .has = {"investigator"}, .action = CG_ACT_ESCALATE,
           .priority = 5, .intent = "report-fraud" });
 }
@@ -412,7 +412,7 @@ static void test_language(void **state)
           .titles = "English|Español", .pending = "language" },
         { BTN("l:es"), .has = {"A partir de ahora responderé en español."}, .lang = "es",
           .check_lc = 1, .lang_chosen = 1, .pending = "" },
-        { TXT("renovar pasaporte"), .has = {PASSPORT_ES, "Source: https://"}, .lang = "es",
+        { TXT("renovar pasaporte"), .has = {PASSPORT_ES, "Source: Department of State, https://"}, .lang = "es",
           .titles = "Tarifas del pasaporte|Página oficial" },
         { TXT("when is trash pickup"), .has = {TRASH_EN}, .lang = "es", .intent = "trash-pickup" },
         { TXT("zxqv plonk wibble"), .has = {"Lo siento, no entendí."}, .titles = "Menú|Hablar con una persona",
@@ -446,7 +446,7 @@ static void test_flow_pothole(void **state)
         { .kind = CG_IN_LOCATION, .lat = 40.7128, .lon = -74.006, .has = {"¿Algo más"}, .step = "details" },
         { TXT("Es muy profundo"), .reference = "SPR-2026-0042",
           .has = {"Su número de referencia es SPR-2026-0042.", "Registramos: Bache en 40.712800,-74.006000.",
-                  "Source: https://springfield.example.gov/311"},
+                  "Source: Public Works, https://springfield.example.gov/311"},
           .action = CG_ACT_FLOW_DONE, .vars = "\"size\":\"3.5\"", .intent = "report-problem", .step = "",
           .buttons = "m", .titles = "Menú", .source = "https://springfield.example.gov/311" });
 }
