@@ -23,6 +23,7 @@
  */
 #define _GNU_SOURCE
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,61 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Deterministic typos: in each ASCII word of 4+ letters, with probability
+ * p, one edit (drop, double, swap with the next, or replace a letter). */
+static uint64_t rng = 88172645463325252ULL;
+static uint64_t next_rand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static char *typo(const char *in, double p)
+{
+    size_t n = strlen(in);
+    char *out = malloc(n * 2 + 2);
+    size_t w = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && ((in[j] | 0x20) >= 'a' && (in[j] | 0x20) <= 'z'))
+            j++;
+        size_t len = j - i;
+        if (len >= 4 && (double)(next_rand() % 10000) / 10000.0 < p) {
+            size_t at = 1 + next_rand() % (len - 2);   /* keep the first letter */
+            int kind = (int)(next_rand() % 4);
+            for (size_t k = i; k < j; k++) {
+                size_t pos = k - i;
+                if (pos == at && kind == 0)
+                    continue;                                   /* drop */
+                if (pos == at && kind == 1)
+                    out[w++] = in[k];                           /* double */
+                if (pos == at && kind == 2 && k + 1 < j) {
+                    out[w++] = in[k + 1];                       /* swap */
+                    out[w++] = in[k];
+                    k++;
+                    continue;
+                }
+                if (pos == at && kind == 3) {
+                    out[w++] = (char)('a' + next_rand() % 26);  /* replace */
+                    continue;
+                }
+                out[w++] = in[k];
+            }
+            i = j;
+            continue;
+        }
+        if (j == i)
+            j++;
+        memcpy(out + w, in + i, j - i);
+        w += j - i;
+        i = j;
+    }
+    out[w] = 0;
+    return out;
 }
 
 static double cpu(void)
@@ -201,7 +257,7 @@ int main(int argc, char **argv)
     const char *trains[MAX_FILES], *tests[MAX_FILES];
     size_t ntrain = 0, ntest = 0;
     int holdout = 0, valid = 0, sweep = 0;
-    double threshold = 0.5, margin = 0.08, speed = 0;
+    double threshold = 0.5, margin = 0.08, speed = 0, typos = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : "";
@@ -212,6 +268,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--threshold")) threshold = atof(v), i++;
         else if (!strcmp(a, "--margin")) margin = atof(v), i++;
         else if (!strcmp(a, "--sweep")) sweep = 1;
+        else if (!strcmp(a, "--typos")) typos = atof(v), i++;
         else if (!strcmp(a, "--speed")) speed = atof(v), i++;
         else if (!strcmp(a, "--char")) { sscanf(v, "%d-%d", &o.char_min, &o.char_max); i++; }
         else if (!strcmp(a, "--cw")) o.char_weight = atof(v), i++;
@@ -220,6 +277,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--min-df")) o.min_df = atoi(v), i++;
         else if (!strcmp(a, "--solver")) o.solver = atoi(v), i++;
         else if (!strcmp(a, "--calib-a")) o.calib_a = atof(v), i++;
+        else if (!strcmp(a, "--conf")) o.conf_mode = atoi(v), i++;
         else if (!strcmp(a, "--calib-b")) o.calib_b = atof(v), i++;
         else if (!strcmp(a, "--nostem")) o.stem = 0;
         else if (!strcmp(a, "--nobigram")) o.word_bigrams = 0;
@@ -301,6 +359,10 @@ int main(int argc, char **argv)
         free(cnt);
         free(labs);
     }
+
+    if (typos > 0)
+        for (size_t i = 0; i < te.n; i++)
+            te.v[i].text = typo(te.v[i].text, typos);
 
     /* intents: every label of the training rows, minus the held-out ones */
     size_t nl;
@@ -386,6 +448,31 @@ int main(int argc, char **argv)
         printf("test: %zu in scope, %zu out of scope; language detected right %.2f%%\n", n_in, n_oos,
                100.0 * lang_ok / te.n);
         printf("accuracy (top-1, no threshold): %.2f%%\n", n_in ? 100.0 * correct / n_in : 0);
+        if (n_oos) {
+            /* the best out-of-scope recall within a budget of in-scope accuracy */
+            static const double budget[] = {0.5, 1.0, 1.5, 2.0};
+            for (size_t b = 0; b < 4; b++) {
+                double best_th = 0, best_rec = 0;
+                for (double th = 0.0; th <= 1.0; th += 0.0025) {
+                    size_t c = 0, rej = 0;
+                    for (size_t i = 0; i < te.n; i++) {
+                        int fb = conf[i] < th;
+                        if (oos[i])
+                            rej += (size_t)fb;
+                        else
+                            c += (size_t)(ok[i] && !fb);
+                    }
+                    double lost = 100.0 * (double)(correct - c) / (double)n_in;
+                    double rec = 100.0 * (double)rej / (double)n_oos;
+                    if (lost <= budget[b] && rec > best_rec) {
+                        best_rec = rec;
+                        best_th = th;
+                    }
+                }
+                printf("budget %.1f points: best recall %.2f%% at threshold %.4f\n", budget[b],
+                       best_rec, best_th);
+            }
+        }
         double ths[64];
         size_t nth = 0;
         if (sweep)
