@@ -443,7 +443,29 @@ typedef struct loaded {
     char *dialog;        /* owned or NULL */
     int blocked;
     int agent;
+    const char *buttons; /* borrowed JSON or NULL */
 } loaded;
+
+/* Title of the button with this payload in the last reply's buttons JSON,
+ * malloc'd, or NULL. Button presses carry only the payload; the transcript
+ * (and the web-chat history) show what the citizen pressed. */
+static char *button_title(const char *buttons, const char *payload)
+{
+    if (!buttons || !payload) return NULL;
+    cJSON *arr = cJSON_Parse(buttons);
+    const cJSON *b;
+    char *t = NULL;
+    cJSON_ArrayForEach(b, arr) {
+        const cJSON *pl = cJSON_GetObjectItemCaseSensitive(b, "payload");
+        const cJSON *ti = cJSON_GetObjectItemCaseSensitive(b, "title");
+        if (cJSON_IsString(pl) && cJSON_IsString(ti) && strcmp(pl->valuestring, payload) == 0) {
+            t = strdup(ti->valuestring);
+            break;
+        }
+    }
+    cJSON_Delete(arr);
+    return t;
+}
 
 /* Fills turn input from the message; 0 when the kind runs a turn. */
 static int build_turn(const pl_entry *e, cg_turn_in *in, const char *ref)
@@ -509,7 +531,9 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
         op = op_begin(&a, "conv");
         av_add(&a, "dir"); av_add(&a, "in");
         av_add(&a, "kind"); av_add(&a, kind_names[m->kind]);
-        if (m->text) { av_add(&a, "text"); av_add(&a, m->text); }
+        char *title = m->kind == CG_MSG_BUTTON && !m->text ? button_title(ld->buttons, m->payload) : NULL;
+        if (m->text || title) { av_add(&a, "text"); av_add(&a, m->text ? m->text : title); }
+        free(title);
         if (m->payload) { av_add(&a, "payload"); av_add(&a, m->payload); }
         if (m->media[0]) { av_add(&a, "media"); av_add(&a, m->media); }
         if (m->kind == CG_MSG_LOCATION) {
@@ -582,6 +606,7 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
             av_add(&a, "dialog"); av_add(&a, dj ? dj : "{}");
             av_add(&a, "last_in"); av_add(&a, b);
             av_add(&a, "lang"); av_add(&a, out.lang);
+            av_add(&a, "buttons"); av_add(&a, btn ? btn : "[]");
             if (ld->blocked) { av_add(&a, "blocked"); av_add(&a, "0"); }
             if (m->name) { av_add(&a, "name"); av_add(&a, m->name); }
             op_end(&a, op);
@@ -670,14 +695,15 @@ static void commit_reply(cg_store *s, redisReply *r, void *ud)
 /* ---- load -------------------------------------------------------------- */
 
 /* KEYS 1 cg:seq:{c:u} 2 cg:sess:{c:u} 3 cg:gap:{c:u}; ARGV 1 seq
- * → {done, dialog, blocked, agent, late ("1": seq was skipped by a gap)} */
+ * → {done, dialog, blocked, agent, late ("1": seq was skipped by a gap),
+ *    buttons (JSON of the last reply's buttons, to name a pressed one)} */
 static cg_store_script load_script = {
     .name = "load",
     .src =
         "local done = redis.call('HGET', KEYS[1], 'done') or '0'\n"
-        "local s = redis.call('HMGET', KEYS[2], 'dialog', 'blocked', 'agent')\n"
+        "local s = redis.call('HMGET', KEYS[2], 'dialog', 'blocked', 'agent', 'buttons')\n"
         "local late = tostring(redis.call('SISMEMBER', KEYS[3], ARGV[1]))\n"
-        "return {done, s[1] or '', s[2] or '0', s[3] or '', late}\n",
+        "return {done, s[1] or '', s[2] or '0', s[3] or '', late, s[4] or ''}\n",
 };
 
 static void load_reply(cg_store *s, redisReply *r, void *ud)
@@ -690,7 +716,7 @@ static void load_reply(cg_store *s, redisReply *r, void *ud)
         maybe_finish(p);
         return;
     }
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 5) {
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 6) {
         cur_failed(p);
         settle(p);
         return;
@@ -713,6 +739,7 @@ static void load_reply(cg_store *s, redisReply *r, void *ud)
     if (r->element[1]->len > 0) ld.dialog = r->element[1]->str;
     ld.blocked = r->element[2]->str && strcmp(r->element[2]->str, "1") == 0;
     ld.agent = r->element[3]->len > 0;
+    if (r->element[5]->len > 0) ld.buttons = r->element[5]->str;
     commit(p, e, &ld);
 }
 

@@ -646,12 +646,46 @@ static void test_pipeline(void **state)
     assert_true(wait_int("HGET cg:seq:{telegram:602} done", 1, 12000));
     assert_true(wait_int("XLEN cg:outbox", 6, 3000));
 
+    /* a button press is recorded with the title the citizen saw */
+    {
+        cg_msg mm = text_msg("603", "b1", "menu");
+        assert_int_equal(ingest(gw.store, &mm, 1), CG_OK);
+        assert_true(wait_int("HGET cg:seq:{telegram:603} done", 1, 5000));
+        char btn[2048];
+        hget(btn, sizeof btn, "cg:sess:{telegram:603}", "buttons");
+        const char *pl = strstr(btn, "\"payload\":\"");
+        const char *ti = strstr(btn, "\"title\":\"");
+        assert_non_null(pl);
+        assert_non_null(ti);
+        char payload[128], title[128];
+        sscanf(pl + 11, "%127[^\"]", payload);
+        sscanf(ti + 9, "%127[^\"]", title);
+        cg_msg bm = text_msg("603", "b2", NULL);
+        bm.kind = CG_MSG_BUTTON;
+        bm.payload = payload;
+        assert_int_equal(ingest(gw.store, &bm, 1), CG_OK);
+        assert_true(wait_int("HGET cg:seq:{telegram:603} done", 2, 5000));
+        r = cmd("XRANGE cg:conv:{telegram:603} - +");
+        int found = 0;
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *f = r->element[i]->element[1];
+            const redisReply *pv = cg_store_field(f, "payload");
+            if (pv && strcmp(pv->str, payload) == 0) {
+                assert_string_equal(cg_store_field_str(f, "text", b, sizeof b), title);
+                found = 1;
+            }
+        }
+        assert_true(found);
+        freeReplyObject(r);
+    }
+    long long nout = cmd_int("XLEN cg:outbox");
+
     /* blocked / unblocked set the flag and send nothing */
     cg_msg bl = text_msg("601", "a9", NULL);
     bl.kind = CG_MSG_BLOCKED;
     assert_int_equal(ingest(gw.store, &bl, 1), CG_OK);
     assert_true(wait_int("HGET cg:sess:{telegram:601} blocked", 1, 3000));
-    assert_int_equal(cmd_int("XLEN cg:outbox"), 6);
+    assert_int_equal(cmd_int("XLEN cg:outbox"), nout);
 
     int n = 0;
     cg_pipeline_stop(gw.pipeline, stopped, &n);
