@@ -493,7 +493,7 @@ static void get_examples(bld *B, const cJSON *j, cg_intent *it, int fallback)
         jp_key(jl, "examples", c->string);
         if (!type_is(B, c, cJSON_IsArray(c), jl, "an array of example sentences")) continue;
         size_t m = nchildren(c);
-        if (m == 0 && !fallback) { ERR(B, c, 0, jl, "no examples"); continue; }
+        if (m == 0 && !fallback) ERR(B, c, 0, jl, "no examples");   /* kept: no second report */
         if (m > CG_MAX_EXAMPLES) {
             ERR(B, c, 0, jl, "too many examples (%zu; at most %d)", m, CG_MAX_EXAMPLES);
             continue;
@@ -755,12 +755,13 @@ static void get_step(bld *B, const cJSON *j, const char *js, cg_flow_step *st, s
         } else if (n > CG_MAX_BUTTONS) {
             ERR(B, x, 0, jc, "too many choices (%zu; at most %d)", n, CG_MAX_BUTTONS);
         } else if ((st->choices = alloc(B, n, sizeof *st->choices))) {
+            st->nchoices = n;   /* indexes match the file's, even past a bad entry */
             size_t k = 0;
             for (const cJSON *c = x->child; c; c = c->next, k++) {
                 jp_idx(jci, jc, k);
                 if (!type_is(B, c, cJSON_IsObject(c), jci, "an object")) continue;
                 cg_ld_check_keys(&B->L, c, jci, choice_keys);
-                cg_choice *ch = &st->choices[st->nchoices++];
+                cg_choice *ch = &st->choices[k];
                 const cJSON *t = cJSON_GetObjectItemCaseSensitive(c, "title");
                 const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, "value");
                 const cJSON *nx = cJSON_GetObjectItemCaseSensitive(c, "next");

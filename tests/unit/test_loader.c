@@ -143,6 +143,8 @@ static const lcase cases[] = {
     { "missing_translation", 0, W, "water.json", 5, 13, "answer.es: missing translation", 1 },
     { "past_review", 0, W, "water.json", 7, 16, "answer past its review date (review_by 2025-01-01)", 1 },
     { "same_example_two_intents", 0, W, "water.json", 4, 23, "examples.en[0]: same as an example of intent \"sewer\" (" FIX "/cases/same_example_two_intents/sewer.json:4:37) once normalised", 1 },
+    { "empty_examples_list", 0, E, "water.json", 4, 51, "examples.es: no examples", 1 },
+    { "keyword_punctuation", 0, E, "water.json", 6, 34, "keywords.must[1]: \"?!\" is empty once normalised", 1 },
     { "no_owner", 0, W, "water.json", 1, 1, "missing \"owner\"", 1 },
     /* buttons */
     { "unknown_button", 0, E, "water.json", 7, 59, "buttons[0].intent: no intent \"fallbak\" (did you mean \"fallback\"?)", 1 },
@@ -157,6 +159,7 @@ static const lcase cases[] = {
     { "pattern_on_number", 0, E, "water.json", 9, 84, "flow.steps[0]: \"pattern\" is only for text steps", 1 },
     { "dup_step_id", 0, E, "water.json", 10, 14, "flow.steps[1].id: duplicate step id \"where\" (first at line 9)", 1 },
     { "unknown_step_type", 0, E, "water.json", 9, 31, "flow.steps[0].type: unknown step type \"txt\" (did you mean \"text\"?)", 1 },
+    { "min_on_text_step", 0, E, "water.json", 9, 100, "flow.steps[0]: \"min\" is only for number steps (text steps: \"min_length\")", 1 },
     { "too_many_steps", 0, E, "water.json", 8, 14, "flow.steps: too many steps (33; at most 32)", 1 },
     { "unreachable_step", 0, W, "water.json", 10, 7, "flow.steps[1]: step \"orphan\" is never reached", 1 },
     { "unknown_placeholder", 0, W, "water.json", 7, 20, "flow.done.en: unknown placeholder {{nmae}}", 1 },
