@@ -1094,8 +1094,11 @@ fail:
 
 /* ---- queue depth ------------------------------------------------------ */
 
-/* KEYS[1] stream; ARGV[1] group, ARGV[2] "1" to trim what every consumer
- * acknowledged. Returns {length, pending, lag}. */
+/* KEYS[1] stream; ARGV[1] group, ARGV[2] "1" for housekeeping: trim what
+ * every consumer acknowledged, and forget consumers (dead instances: names
+ * are per process start) that hold nothing and were idle for an hour (a live
+ * one polls every 50 ms; one deleted anyway is recreated by its next read).
+ * Returns {length, pending, lag}. */
 static cg_store_script stats_script = {
     .name = "stats",
     .src =
@@ -1113,6 +1116,13 @@ static cg_store_script stats_script = {
         "  local minid = last\n"
         "  if pending > 0 then minid = redis.call('XPENDING', KEYS[1], ARGV[1])[2] end\n"
         "  redis.call('XTRIM', KEYS[1], 'MINID', '~', minid)\n"
+        "  for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do\n"
+        "    local t = {}\n"
+        "    for i = 1, #c, 2 do t[c[i]] = c[i + 1] end\n"
+        "    if t['pending'] == 0 and t['idle'] > 3600000 then\n"
+        "      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], t['name'])\n"
+        "    end\n"
+        "  end\n"
         "end\n"
         "return {len, pending, lag}\n",
 };

@@ -46,6 +46,7 @@
 #include "gateway.h"
 #include "store.h"
 #include "log.h"
+#include "metrics.h"
 
 static pid_t redis_pid;
 static int redis_port;
@@ -686,6 +687,16 @@ static void test_pipeline(void **state)
     assert_int_equal(ingest(gw.store, &bl, 1), CG_OK);
     assert_true(wait_int("HGET cg:sess:{telegram:601} blocked", 1, 3000));
     assert_int_equal(cmd_int("XLEN cg:outbox"), nout);
+
+    /* queue depth gauges (housekeeping script): nothing pending now */
+    cg_store_stream_gauges(gw.store, CG_K_INBOX, CG_G_PIPELINE, "civicgate_test_inbox", 1);
+    run_for(100);
+    size_t ml = 0;
+    char *mt = cg_metrics_render(&ml);
+    assert_non_null(mt);
+    assert_non_null(strstr(mt, "civicgate_test_inbox_length"));
+    assert_non_null(strstr(mt, "civicgate_test_inbox_pending 0"));
+    free(mt);
 
     int n = 0;
     cg_pipeline_stop(gw.pipeline, stopped, &n);
