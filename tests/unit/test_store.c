@@ -679,14 +679,57 @@ static void test_pipeline(void **state)
         assert_true(found);
         freeReplyObject(r);
     }
-    long long nout = cmd_int("XLEN cg:outbox");
-
     /* blocked / unblocked set the flag and send nothing */
+    long long nout = cmd_int("XLEN cg:outbox");
     cg_msg bl = text_msg("601", "a9", NULL);
     bl.kind = CG_MSG_BLOCKED;
     assert_int_equal(ingest(gw.store, &bl, 1), CG_OK);
     assert_true(wait_int("HGET cg:sess:{telegram:601} blocked", 1, 3000));
     assert_int_equal(cmd_int("XLEN cg:outbox"), nout);
+
+    /* escalation: queued for a person, noted in the transcript */
+    {
+        cg_msg hm = text_msg("604", "h1", "talk to a person");
+        assert_int_equal(ingest(gw.store, &hm, 1), CG_OK);
+        assert_true(wait_int("HGET cg:seq:{telegram:604} done", 1, 5000));
+        assert_true(cmd_int("ZSCORE cg:queue:agents telegram:604") > 0);
+        r = cmd("XRANGE cg:conv:{telegram:604} - +");
+        int note = 0;
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *f = r->element[i]->element[1];
+            if (strcmp(cg_store_field_str(f, "dir", b, sizeof b), "note") == 0 &&
+                strcmp(cg_store_field_str(f, "text", b, sizeof b), "escalated") == 0)
+                note = 1;
+        }
+        assert_true(note);
+        freeReplyObject(r);
+    }
+
+    /* delete my data, confirmed: session and transcript gone, the
+     * confirmation still sent, the counters kept so order survives */
+    {
+        cg_msg dm = text_msg("605", "d1", "delete my data");
+        assert_int_equal(ingest(gw.store, &dm, 1), CG_OK);
+        assert_true(wait_int("HGET cg:seq:{telegram:605} done", 1, 5000));
+        assert_true(cmd_int("EXISTS cg:conv:{telegram:605}") == 1);
+        long long before = cmd_int("XLEN cg:outbox");
+        cg_msg yes = text_msg("605", "d2", NULL);
+        yes.kind = CG_MSG_BUTTON;
+        yes.payload = (char *)"y";
+        assert_int_equal(ingest(gw.store, &yes, 1), CG_OK);
+        assert_true(wait_int("HGET cg:seq:{telegram:605} done", 2, 5000));
+        assert_int_equal(cmd_int("EXISTS cg:conv:{telegram:605}"), 0);
+        assert_int_equal(cmd_int("EXISTS cg:sess:{telegram:605}"), 0);
+        assert_int_equal(cmd_int("XLEN cg:outbox"), before + 1);
+        r = cmd("XREVRANGE cg:outbox + - COUNT 1");
+        assert_string_equal(cg_store_field_str(r->element[0]->element[1], "user", b, sizeof b), "605");
+        freeReplyObject(r);
+        /* the next message starts afresh, in order */
+        cg_msg again = text_msg("605", "d3", "hello");
+        assert_int_equal(ingest(gw.store, &again, 1), CG_OK);
+        assert_true(wait_int("HGET cg:seq:{telegram:605} done", 3, 5000));
+        assert_int_equal(cmd_int("EXISTS cg:sess:{telegram:605}"), 1);
+    }
 
     /* queue depth gauges (housekeeping script): nothing pending now */
     cg_store_stream_gauges(gw.store, CG_K_INBOX, CG_G_PIPELINE, "civicgate_test_inbox", 1);
