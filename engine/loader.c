@@ -218,6 +218,20 @@ static int type_is(bld *B, const cJSON *j, int ok, const char *jp, const char *w
     return 0;
 }
 
+/* Report a missing required key, unless a misspelt key in obj (already
+ * reported as unknown, "did you mean") is evidently meant to be it. */
+static void missing(bld *B, const cJSON *obj, const char *jp, const char *const *known, const char *key)
+{
+    size_t n = 0;
+    while (known[n]) n++;
+    for (const cJSON *c = obj->child; c; c = c->next) {
+        if (list_index(known, c->string) >= 0) continue;
+        const char *sug = cg_ld_suggest(c->string, known, n);
+        if (sug && strcmp(sug, key) == 0) return;
+    }
+    ERR(B, obj, 0, jp, "missing required key \"%s\"", key);
+}
+
 /* id: [a-z0-9][a-z0-9._-]*, at most max bytes (dots only when dots). */
 static int id_valid(const char *s, size_t max, int dots)
 {
@@ -601,7 +615,7 @@ static void get_buttons(bld *B, const cJSON *j, cg_intent *it)
         const cJSON *url = cJSON_GetObjectItemCaseSensitive(c, "url");
         if (title) get_i18n(B, title, jp_key(sub, jb, "title"), MAX_TITLE_BYTES,
                             I18N_REQUIRED | I18N_WARN_MISSING, &bt->title);
-        else ERR(B, c, 0, jb, "missing required key \"title\"");
+        else missing(B, c, jb, button_keys, "title");
         if (intent && url) {
             ERR(B, url, 1, jb, "has both \"intent\" and \"url\"; a button does one thing");
         } else if (intent) {
@@ -704,7 +718,7 @@ static void get_step(bld *B, const cJSON *j, const char *js, cg_flow_step *st, s
     const cJSON *ask = cJSON_GetObjectItemCaseSensitive(j, "ask");
     const cJSON *x;
 
-    if (!id) ERR(B, j, 0, js, "missing required key \"id\"");
+    if (!id) missing(B, j, js, step_keys, "id");
     else if ((st->id = get_str(B, id, jp_key(sub, js, "id"), MAX_STEP_ID, "empty step id"))) {
         if (!id_valid(st->id, MAX_STEP_ID, 0)) {
             ERR(B, id, 0, sub, "\"%s\" is not a valid step id (a-z, 0-9, '_' and '-'; at most %d bytes)",
@@ -716,7 +730,7 @@ static void get_step(bld *B, const cJSON *j, const char *js, cg_flow_step *st, s
         }
     }
     int kind = -1;
-    if (!type) ERR(B, j, 0, js, "missing required key \"type\"");
+    if (!type) missing(B, j, js, step_keys, "type");
     else if (type_is(B, type, cJSON_IsString(type), jp_key(sub, js, "type"), "a string")) {
         kind = list_index(step_types, type->valuestring);
         if (kind < 0) {
@@ -728,7 +742,7 @@ static void get_step(bld *B, const cJSON *j, const char *js, cg_flow_step *st, s
             st->kind = (cg_step_kind)kind;
         }
     }
-    if (!ask) ERR(B, j, 0, js, "missing required key \"ask\"");
+    if (!ask) missing(B, j, js, step_keys, "ask");
     else get_i18n(B, ask, jp_key(sub, js, "ask"), MAX_TEXT_BYTES, I18N_REQUIRED | I18N_WARN_MISSING, &st->ask);
     if ((x = cJSON_GetObjectItemCaseSensitive(j, "invalid")))
         get_i18n(B, x, jp_key(sub, js, "invalid"), MAX_TEXT_BYTES, I18N_REQUIRED | I18N_WARN_MISSING,
@@ -765,10 +779,10 @@ static void get_step(bld *B, const cJSON *j, const char *js, cg_flow_step *st, s
                 const cJSON *t = cJSON_GetObjectItemCaseSensitive(c, "title");
                 const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, "value");
                 const cJSON *nx = cJSON_GetObjectItemCaseSensitive(c, "next");
-                if (!t) ERR(B, c, 0, jci, "missing required key \"title\"");
+                if (!t) missing(B, c, jci, choice_keys, "title");
                 else get_i18n(B, t, jp_key(sub, jci, "title"), MAX_TITLE_BYTES,
                               I18N_REQUIRED | I18N_WARN_MISSING, &ch->title);
-                if (!v) ERR(B, c, 0, jci, "missing required key \"value\"");
+                if (!v) missing(B, c, jci, choice_keys, "value");
                 else ch->value = get_str(B, v, jp_key(sub, jci, "value"), MAX_SHORT_BYTES, "empty value");
                 if (nx && type_is(B, nx, cJSON_IsString(nx), jp_key(sub, jci, "next"), "a step id"))
                     src->choice_next[k] = nx;
@@ -855,14 +869,14 @@ static void get_flow(bld *B, const cJSON *j, cg_intent *it)
     const cJSON *steps = cJSON_GetObjectItemCaseSensitive(j, "steps");
     const cJSON *done = cJSON_GetObjectItemCaseSensitive(j, "done");
     const cJSON *x;
-    if (!done) ERR(B, j, 0, "flow", "missing required key \"done\"");
+    if (!done) missing(B, j, "flow", flow_keys, "done");
     else get_i18n(B, done, "flow.done", MAX_TEXT_BYTES, I18N_REQUIRED | I18N_WARN_MISSING | I18N_WARN_LONG,
                   &f->done);
     if ((x = cJSON_GetObjectItemCaseSensitive(j, "handoff"))) get_bool(B, x, "flow.handoff", &f->handoff);
     long l;
     if ((x = cJSON_GetObjectItemCaseSensitive(j, "priority")) && get_int(B, x, "flow.priority", 0, 9, &l))
         f->priority = (int)l;
-    if (!steps) { ERR(B, j, 0, "flow", "missing required key \"steps\""); return; }
+    if (!steps) { missing(B, j, "flow", flow_keys, "steps"); return; }
     if (!type_is(B, steps, cJSON_IsArray(steps), "flow.steps", "an array of steps")) return;
     size_t n = nchildren(steps);
     if (n == 0) { ERR(B, steps, 0, "flow.steps", "no steps"); return; }
@@ -958,7 +972,7 @@ static void get_intent(bld *B, const cJSON *root, cg_intent *it, meta *m)
     cg_ld_check_keys(&B->L, root, "", intent_keys);
 
     if (!(x = cJSON_GetObjectItemCaseSensitive(root, "id"))) {
-        ERR(B, root, 0, "", "missing required key \"id\"");
+        missing(B, root, "", intent_keys, "id");
     } else {
         char *id = get_str(B, x, "id", 1000, "empty id");
         if (id && !id_valid(id, CG_INTENT_ID_MAX, 1))
@@ -1001,11 +1015,11 @@ static void get_intent(bld *B, const cJSON *root, cg_intent *it, meta *m)
             WARN(B, x, 0, "review_by", "%s is before reviewed (%s)", it->review_by, it->reviewed);
     }
     if ((x = cJSON_GetObjectItemCaseSensitive(root, "examples"))) get_examples(B, x, it, fallback);
-    else if (!fallback) ERR(B, root, 0, "", "missing required key \"examples\"");
+    else if (!fallback) missing(B, root, "", intent_keys, "examples");
     if ((x = cJSON_GetObjectItemCaseSensitive(root, "answer")))
         get_i18n(B, x, "answer", MAX_TEXT_BYTES, I18N_REQUIRED | I18N_WARN_MISSING | I18N_WARN_LONG, &it->answer);
     else
-        ERR(B, root, 0, "", "missing required key \"answer\"");
+        missing(B, root, "", intent_keys, "answer");
     if ((x = cJSON_GetObjectItemCaseSensitive(root, "keywords")) &&
         type_is(B, x, cJSON_IsObject(x), "keywords", "an object with \"must\" and/or \"should\"")) {
         cg_ld_check_keys(&B->L, x, "keywords", keywords_keys);
@@ -1036,7 +1050,7 @@ static void get_settings(bld *B, const cJSON *root)
     cg_ld_check_keys(&B->L, root, "", settings_keys);
 
     if (!(x = cJSON_GetObjectItemCaseSensitive(root, "languages"))) {
-        ERR(B, root, 0, "", "missing required key \"languages\"");
+        missing(B, root, "", settings_keys, "languages");
     } else if (type_is(B, x, cJSON_IsArray(x), "languages", "an array of language codes")) {
         size_t n = nchildren(x), k = 0;
         int ok = 1;
@@ -1067,7 +1081,7 @@ static void get_settings(bld *B, const cJSON *root)
         }
     }
     if (!(x = cJSON_GetObjectItemCaseSensitive(root, "default_language"))) {
-        ERR(B, root, 0, "", "missing required key \"default_language\"");
+        missing(B, root, "", settings_keys, "default_language");
     } else if (type_is(B, x, cJSON_IsString(x), "default_language", "a language code")) {
         size_t q = 0;
         while (q < s->nlanguages && strcmp(s->languages[q], x->valuestring) != 0) q++;
@@ -1093,7 +1107,7 @@ static void get_settings(bld *B, const cJSON *root)
     if ((x = cJSON_GetObjectItemCaseSensitive(root, "$schema"))) get_str(B, x, "$schema", MAX_URL_BYTES, "empty $schema");
 
     if (!(x = cJSON_GetObjectItemCaseSensitive(root, "phrases"))) {
-        ERR(B, root, 0, "", "missing required key \"phrases\"");
+        missing(B, root, "", settings_keys, "phrases");
         return;
     }
     if (!type_is(B, x, cJSON_IsObject(x), "phrases", "an object of phrases")) return;
@@ -1140,7 +1154,7 @@ static void get_synonyms(bld *B, const cJSON *root)
     if (!type_is(B, root, cJSON_IsObject(root), "", "an object")) return;
     cg_ld_check_keys(&B->L, root, "", synonyms_keys);
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(root, "synonyms");
-    if (!x) { ERR(B, root, 0, "", "missing required key \"synonyms\""); return; }
+    if (!x) { missing(B, root, "", synonyms_keys, "synonyms"); return; }
     if (!type_is(B, x, cJSON_IsObject(x), "synonyms", "an object of synonym groups by language")) return;
     cg_ld_check_keys(&B->L, x, "synonyms", NULL);
     size_t cap = 0;

@@ -123,7 +123,7 @@ static const lcase cases[] = {
     { "nul_byte", 0, E, "water.json", 2, 12, "NUL byte in the file", 1 },
     { "nul_escape", 0, E, "water.json", 3, 19, "\\u0000 is not allowed in strings", 1 },
     /* keys and types */
-    { "unknown_key", 0, E, "water.json", 4, 3, "unknown key \"exmaples\" (did you mean \"examples\"?)", 2 },
+    { "unknown_key", 0, E, "water.json", 4, 3, "unknown key \"exmaples\" (did you mean \"examples\"?)", 1 },
     { "dup_key", 0, E, "water.json", 6, 3, "duplicate key \"answer\" (first at line 3)", 1 },
     { "wrong_type", 0, E, "water.json", 6, 15, "priority: expected an integer from 0 to 9, found string", 1 },
     { "root_array", 0, E, "water.json", 1, 1, "expected an object (one intent per file), found array", 1 },
