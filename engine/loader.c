@@ -134,16 +134,37 @@ static void scopy(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
+/* Key paths ("flow.steps[1].next") are built in JP-byte buffers, cut when
+ * longer (never in practice: depth and key names are bounded). out and jp
+ * must not overlap. */
+static void jp_append(char *out, size_t *n, const char *s)
+{
+    size_t k = strlen(s);
+    if (k > JP - 1 - *n) k = JP - 1 - *n;
+    memcpy(out + *n, s, k);
+    *n += k;
+    out[*n] = '\0';
+}
+
 static const char *jp_key(char *out, const char *jp, const char *key)
 {
     char b[64];
-    snprintf(out, JP, "%s%s%s", jp, *jp ? "." : "", cg_ld_show(b, key));
+    size_t n = 0;
+    out[0] = '\0';
+    jp_append(out, &n, jp);
+    if (*jp) jp_append(out, &n, ".");
+    jp_append(out, &n, cg_ld_show(b, key));
     return out;
 }
 
 static const char *jp_idx(char *out, const char *jp, size_t i)
 {
-    snprintf(out, JP, "%s[%zu]", jp, i);
+    char num[32];
+    size_t n = 0;
+    snprintf(num, sizeof num, "[%zu]", i);
+    out[0] = '\0';
+    jp_append(out, &n, jp);
+    jp_append(out, &n, num);
     return out;
 }
 
