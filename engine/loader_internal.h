@@ -38,7 +38,7 @@ char *cg_arena_strndup(cg_arena *a, const char *s, size_t n);
 #include <cjson/cJSON.h>
 
 #define CG_LD_MAX_DEPTH       32    /* JSON nesting levels per file */
-#define CG_LD_MAX_FILE_DIAGS  100   /* diagnostics shown per file */
+#define CG_LD_MAX_FILE_DIAGS  100   /* errors (and warnings) shown per file */
 #define CG_LD_MAX_LANGS       16    /* = size of cg_intents.per_lang_count */
 
 /* Where a parsed value sits in its file: byte offsets of its key (the
@@ -53,7 +53,7 @@ typedef struct cg_jfile {
     cJSON *root;                 /* NULL when the file could not be parsed */
     cg_jpos *pos; size_t npos;   /* sorted by node pointer */
     size_t *lines; size_t nlines;/* offsets of line starts, built on first use */
-    unsigned ndiags;             /* diagnostics emitted for this file */
+    unsigned ndiags[2];          /* errors, warnings shown for this file */
     size_t c_off; int c_line, c_col;   /* last position computed (a cursor) */
 } cg_jfile;
 
@@ -72,8 +72,8 @@ void cg_jfile_close(cg_jfile *f);
 
 /* Report about L->f at value `at` (its key when at_key and it has one;
  * whole-file when at is NULL) as "jp: message" (just "message" when jp is
- * empty). Counts errors in L->errors; stops showing after
- * CG_LD_MAX_FILE_DIAGS per file. */
+ * empty). Counts errors in L->errors; shows at most CG_LD_MAX_FILE_DIAGS
+ * errors and as many warnings per file (then one line saying so). */
 void cg_ld_report(cg_ld *L, cg_diag_level lvl, const cJSON *at, int at_key, const char *jp,
                   const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* 1-based line and column (in characters) of `at` in f; 0, 0 when unknown. */

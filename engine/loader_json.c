@@ -340,10 +340,12 @@ static void emit_v(cg_ld *L, cg_diag_level lvl, size_t off, const char *jp, cons
 {
     cg_jfile *f = L->f;
     if (lvl == CG_DIAG_ERROR) L->errors++;
-    if (f) {
-        if (f->ndiags > CG_LD_MAX_FILE_DIAGS) return;
-        if (f->ndiags++ == CG_LD_MAX_FILE_DIAGS) {
-            cg_diags_add(L->d, lvl, f->path, 0, 0, "too many problems in this file; the rest are not shown");
+    if (f) {   /* capped per level, so that hidden errors never hide behind warnings */
+        unsigned *shown = &f->ndiags[lvl == CG_DIAG_ERROR ? 0 : 1];
+        if (*shown > CG_LD_MAX_FILE_DIAGS) return;
+        if ((*shown)++ == CG_LD_MAX_FILE_DIAGS) {
+            cg_diags_add(L->d, lvl, f->path, 0, 0, "too many %s in this file; the rest are not shown",
+                         lvl == CG_DIAG_ERROR ? "errors" : "warnings");
             return;
         }
     }

@@ -468,6 +468,29 @@ static void test_limits(void **state)
     free(huge);
     cg_diags_free(&d);
 
+    /* at most 100 errors shown per file, then one line says so; the table
+     * is refused however many there are */
+    size_t cap = 64 + 150 * 4 + 128, len = 0;
+    char *many = malloc(cap);
+    assert_non_null(many);
+    len += (size_t)snprintf(many + len, cap - len, "{\"id\": \"many\", \"owner\": \"x\", \"examples\": {\"en\": [");
+    for (int i = 0; i < 150; i++) len += (size_t)snprintf(many + len, cap - len, "%s\"\"", i ? "," : "");
+    len += (size_t)snprintf(many + len, cap - len, "]}, \"answer\": {\"en\": \"a\", \"es\": \"b\"}}");
+    assert_true(len < cap);
+    s.f[s.n++] = (cg_intents_file){ .path = "many.json", .data = many, .len = len };
+    assert_int_equal(cg_intents_build(s.f, s.n, &opts, &t, &d), -1);
+    assert_null(t);
+    size_t empties = 0, notes = 0;
+    for (size_t i = 0; i < d.n; i++) {
+        empties += strstr(d.v[i].msg, ": empty example") != NULL;
+        notes += strcmp(d.v[i].msg, "too many errors in this file; the rest are not shown") == 0;
+    }
+    assert_int_equal(empties, 100);
+    assert_int_equal(notes, 1);
+    s.n--;
+    free(many);
+    cg_diags_free(&d);
+
     /* no today: no review-date warning */
     add_file(&s, FIX "/cases/past_review/water.json");
     opts.today = NULL;
