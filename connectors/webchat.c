@@ -283,6 +283,46 @@ done:
     return e;
 }
 
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when s starts an
+ * invalid one (NUL, overlong, surrogate, > U+10FFFF, truncated). */
+static size_t utf8_seq(const unsigned char *s)
+{
+    unsigned c = s[0];
+    if (c == 0) return 0;
+    if (c < 0x80) return 1;
+    size_t n;
+    unsigned cp, min;
+    if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; min = 0x80; }
+    else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; min = 0x800; }
+    else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; min = 0x10000; }
+    else return 0;
+    for (size_t k = 1; k <= n; k++) {
+        if ((s[k] & 0xC0) != 0x80) return 0;   /* also stops at the NUL */
+        cp = (cp << 6) | (s[k] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return n + 1;
+}
+
+/* Adds s to o as key with every invalid UTF-8 byte replaced by U+FFFD: a
+ * browser drops a WebSocket whose text frame is not UTF-8. NULL s is "". */
+static int add_text(cJSON *o, const char *key, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    size_t len = strlen((const char *)p);
+    char *clean = malloc(len * 3 + 1), *w = clean;
+    if (!clean) return 0;
+    while (*p) {
+        size_t n = utf8_seq(p);
+        if (n) { memcpy(w, p, n); w += n; p += n; }
+        else { memcpy(w, "\xEF\xBF\xBD", 3); w += 3; p++; }
+    }
+    *w = '\0';
+    int ok = cJSON_AddStringToObject(o, key, clean) != NULL;
+    free(clean);
+    return ok;
+}
+
 static char *print_and_delete(cJSON *o, int ok)
 {
     char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
@@ -291,15 +331,15 @@ static char *print_and_delete(cJSON *o, int ok)
 }
 
 /* Contract: {"type":"reply","text":...,"buttons":[...],"lang":...,"agent":true}
- * as a malloc'd string the caller frees; NULL on ENOMEM or r NULL. lang NULL
+ * as a malloc'd string the caller frees; NULL on ENOMEM or r NULL. Strings
+ * that are not valid UTF-8 have the bad bytes replaced by U+FFFD. lang NULL
  * or "" omits "lang"; "agent" is present only for agents' replies. Buttons
  * with a payload render {"title","payload"}, others {"title","url"}. */
 char *cg_webchat_render_reply(const cg_reply *r, const char *lang)
 {
     if (!r) return NULL;
     cJSON *o = cJSON_CreateObject();
-    int ok = o && cJSON_AddStringToObject(o, "type", "reply") &&
-             cJSON_AddStringToObject(o, "text", r->text ? r->text : "");
+    int ok = o && cJSON_AddStringToObject(o, "type", "reply") && add_text(o, "text", r->text);
     cJSON *arr = ok ? cJSON_AddArrayToObject(o, "buttons") : NULL;
     ok = ok && arr;
     size_t nb = r->nbuttons < CG_REPLY_MAX_BUTTONS ? r->nbuttons : CG_REPLY_MAX_BUTTONS;
@@ -308,11 +348,10 @@ char *cg_webchat_render_reply(const cg_reply *r, const char *lang)
         cJSON *bo = cJSON_CreateObject();
         ok = bo && cJSON_AddItemToArray(arr, bo);
         if (!ok) { cJSON_Delete(bo); break; }
-        ok = cJSON_AddStringToObject(bo, "title", b->title ? b->title : "") &&
-             (b->payload ? cJSON_AddStringToObject(bo, "payload", b->payload) != NULL
-                         : cJSON_AddStringToObject(bo, "url", b->url ? b->url : "") != NULL);
+        ok = add_text(bo, "title", b->title) &&
+             (b->payload ? add_text(bo, "payload", b->payload) : add_text(bo, "url", b->url));
     }
-    if (ok && lang && lang[0]) ok = cJSON_AddStringToObject(o, "lang", lang) != NULL;
+    if (ok && lang && lang[0]) ok = add_text(o, "lang", lang);
     if (ok && r->from_agent) ok = cJSON_AddTrueToObject(o, "agent") != NULL;
     return print_and_delete(o, ok);
 }
@@ -340,6 +379,6 @@ char *cg_webchat_render_error(const char *reason)
 {
     cJSON *o = cJSON_CreateObject();
     int ok = o && cJSON_AddStringToObject(o, "type", "error") &&
-             cJSON_AddStringToObject(o, "reason", reason ? reason : "error");
+             add_text(o, "reason", reason ? reason : "error");
     return print_and_delete(o, ok);
 }

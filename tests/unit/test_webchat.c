@@ -238,6 +238,37 @@ static void test_tokens_and_users(void **state)
         assert_int_equal(cg_webchat_token_valid(rows[i].token), rows[i].valid);
 }
 
+/* Rendered frames are always valid UTF-8 (a browser closes the socket on a
+ * text frame that is not): bad bytes become U+FFFD. */
+static void test_render_repairs_utf8(void **state)
+{
+    (void)state;
+    static const struct { const char *in, *want; } rows[] = {
+        { "caf\xe9 ok", "caf\xef\xbf\xbd ok" },              /* Latin-1 byte */
+        { "\xed\xa0\x80x", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdx" },   /* encoded surrogate */
+        { "\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd" },           /* overlong '/' */
+        { "ends in \xe2\x82", "ends in \xef\xbf\xbd\xef\xbf\xbd" }, /* truncated */
+        { "\xf0\x9f\x98\x80 fine \xd8\xa7", "\xf0\x9f\x98\x80 fine \xd8\xa7" },
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        cg_reply r;
+        memset(&r, 0, sizeof r);
+        r.text = (char *)rows[i].in;
+        r.buttons[0].title = (char *)rows[i].in;
+        r.buttons[0].payload = (char *)"p";
+        r.nbuttons = 1;
+        char *got = cg_webchat_render_reply(&r, "en");
+        assert_non_null(got);
+        cJSON *g = cJSON_Parse(got);
+        assert_non_null(g);
+        assert_string_equal(cJSON_GetObjectItem(g, "text")->valuestring, rows[i].want);
+        assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(g, "buttons"), 0), "title")->valuestring,
+                            rows[i].want);
+        cJSON_Delete(g);
+        free(got);
+    }
+}
+
 /* The frames a real client sends, in order, through one connection. */
 static void test_conversation(void **state)
 {
@@ -271,6 +302,7 @@ int main(void)
         cmocka_unit_test(test_parse_cases),
         cmocka_unit_test(test_render_cases),
         cmocka_unit_test(test_tokens_and_users),
+        cmocka_unit_test(test_render_repairs_utf8),
         cmocka_unit_test(test_conversation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
