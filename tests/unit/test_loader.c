@@ -12,6 +12,7 @@
  * the directory reader's limits, and the diagnostics' printed format.
  */
 #include <dirent.h>
+#include <pthread.h>
 #include <regex.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -389,6 +390,37 @@ static void test_valid_table(void **state)
     cg_diags_free(&d);
 }
 
+/* References are shared across threads (the gateway swaps snapshots while
+ * pool threads hold them): the count must stay exact. */
+static pthread_barrier_t churn_start;
+
+static void *ref_churn(void *arg)
+{
+    cg_intents *t = arg;
+    pthread_barrier_wait(&churn_start);   /* all threads at once */
+    for (int i = 0; i < 2000000; i++) {
+        cg_intents_ref(t);
+        cg_intents_unref(t);
+    }
+    return NULL;
+}
+
+static void test_refs_threads(void **state)
+{
+    (void)state;
+    cg_diags d = { 0 };
+    cg_intents *t = load_valid(0, &d);
+    pthread_t th[4];
+    assert_int_equal(pthread_barrier_init(&churn_start, NULL, 4), 0);
+    for (int i = 0; i < 4; i++) assert_int_equal(pthread_create(&th[i], NULL, ref_churn, t), 0);
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&churn_start);
+    assert_int_equal(t->refs, 1);
+    assert_non_null(cg_intents_find(t, "greeting"));
+    cg_intents_unref(t);
+    cg_diags_free(&d);
+}
+
 /* The version depends on every byte and path, and on nothing else. */
 static void test_version(void **state)
 {
@@ -618,6 +650,7 @@ int main(void)
         cmocka_unit_test(test_cases),
         cmocka_unit_test(test_every_fixture_has_a_case),
         cmocka_unit_test(test_valid_table),
+        cmocka_unit_test(test_refs_threads),
         cmocka_unit_test(test_version),
         cmocka_unit_test(test_refuse_keeps_previous),
         cmocka_unit_test(test_limits),
