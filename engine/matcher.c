@@ -123,6 +123,7 @@ struct cg_matcher {
     uint64_t *keys; uint32_t *vals; size_t cap;     /* vals: index | block << 31 */
     size_t nfeat;
     float *idf;
+    double idf_unseen;   /* idf of a feature no training example has */
 
     /* weights, CSR by feature */
     uint32_t *row;   /* nfeat + 1 */
@@ -167,7 +168,7 @@ void cg_matcher_opts_default(cg_matcher_opts *o)
     o->char_weight = 0.6;
     o->solver = MCSVM_CS;
     o->C = 1.0;
-    o->eps = 0.5;
+    o->eps = 0;           /* auto: tight on small tables, 0.5 on large ones */
     o->min_df = 1;
     o->conf_mode = 1;     /* softmax: spreads out on text unlike every intent */
     o->calib_a = 10.0;
@@ -1215,6 +1216,7 @@ cg_matcher *cg_matcher_train_opts(const cg_intents *t, const cg_matcher_opts *o,
     m->memory += m->cap * (sizeof *m->keys + sizeof *m->vals);
     for (size_t f = 0; f < m->nfeat; f++)
         m->idf[f] = (float)(log((1.0 + (double)nex) / (1.0 + df[f])) + 1.0);
+    m->idf_unseen = log(1.0 + (double)nex) + 1.0;
     if (wcache_build(m, &ws) != 0)
         TRAIN_FAIL("matcher: out of memory");
     wordset_free(&ws);
@@ -1309,8 +1311,23 @@ cg_matcher *cg_matcher_train_opts(const cg_intents *t, const cg_matcher_opts *o,
     } else {
         struct problem prob = {.l = (int)nex, .n = (int)m->nfeat + 1, .y = ys, .x = xs,
                                .bias = 1.0};
-        struct parameter par = {.solver_type = m->o.solver, .eps = m->o.eps, .C = m->o.C};
+        /* Stopping tolerance: a loose optimum leaves arbitrary preferences
+         * between near-identical intents, a tight one costs time. Tables of
+         * a government's size (under ~10^5 nonzeros) converge tightly in
+         * milliseconds; the largest ones stop at 0.5 to keep training under
+         * two seconds (docs/benchmarks.md). */
+        double eps = m->o.eps;
+        if (eps <= 0) {
+            eps = 0.5 * (double)nn / 1e6;
+            eps = eps < 0.001 ? 0.001 : eps > 0.5 ? 0.5 : eps;
+        }
+        struct parameter par = {.solver_type = m->o.solver, .eps = eps, .C = m->o.C};
         set_print_string_function(quiet);
+        /* liblinear shuffles with rand(): seed it so that the same table
+         * always trains to the same model (answers must not change between
+         * reloads of unchanged files). (The outbox draws retry jitter from
+         * rand(); restarting its sequence at a reload is harmless.) */
+        srand(1);
         const char *err = check_parameter(&prob, &par);
         if (err)
             TRAIN_FAIL("matcher: liblinear: %s", err);
@@ -1482,8 +1499,15 @@ int cg_intents_match(const cg_intents *t, const char *text, size_t len, const ch
     for (size_t u = 0; u < s->nused; u++) {
         const fentry *f = &s->tab[s->used[u]];
         int64_t id = f->id >= 0 ? f->id : dict_get(m, f->h);
-        if (id < 0)
+        if (id < 0) {
+            /* Unknown features carry no weight but count in the norm, as if
+             * seen in no example: a text made mostly of words the table never
+             * saw keeps only a small vector, so it scores low everywhere
+             * instead of being blown up to unit length by its stop words. */
+            double v = (1.0 + log((double)f->tf)) * m->idf_unseen;
+            ssq[f->block & 1] += v * v;
             continue;
+        }
         uint32_t fi = (uint32_t)id & 0x7fffffffu;
         double v = (1.0 + log((double)f->tf)) * m->idf[fi];
         ssq[(uint32_t)id >> 31] += v * v;

@@ -30,7 +30,7 @@ typedef struct cg_matcher_opts {
     double char_weight;       /* share of the char block in the unit vector, (0, 1) */
     int solver;               /* liblinear solver_type (L2R_L2LOSS_SVC_DUAL, MCSVM_CS...) */
     double C;                 /* liblinear cost */
-    double eps;               /* liblinear stopping tolerance */
+    double eps;               /* liblinear stopping tolerance; <= 0: by table size */
     int min_df;               /* features in fewer training examples are dropped */
     int conf_mode;            /* 0: logistic of the decision value s,
                                  1: softmax over all intents' s (temperature 1/calib_a),
