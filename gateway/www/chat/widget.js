@@ -114,7 +114,7 @@
   launcher.appendChild(el('span', { 'class': 'cgw-launcher-text' }, title));
   var panel = el('section', { 'class': 'cgw-panel', id: uid + '-panel', role: 'dialog',
     'aria-labelledby': uid + '-title', hidden: '' });
-  var header = el('header', { 'class': 'cgw-header' });
+  var header = el('div', { 'class': 'cgw-header' });   // not <header>: that would be a second banner landmark
   var h = el('h2', { 'class': 'cgw-title', id: uid + '-title' }, title);
   var status = el('p', { 'class': 'cgw-status', role: 'status', 'data-state': 'idle' }, '');
   var closeBtn = el('button', { type: 'button', 'class': 'cgw-close', 'aria-label': T.close, title: T.close }, '\u00D7');
