@@ -529,6 +529,16 @@ static void test_http_helpers(void **state)
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         assert_int_equal(cg_err_http_status(map[i].e), map[i].status);
     assert_ptr_equal(cg_connector_find("telegram"), cg_connectors[0]);
+    /* the descriptor the gateway relies on: body limit checked before parse,
+     * no handshake, no raw-body HMAC, Telegram's 4,096-character limit */
+    assert_int_equal(tg()->max_body, 1024 * 1024);
+    assert_int_equal(tg()->max_text, 4096);
+    assert_int_equal(tg()->flags, 0);
+    assert_null(tg()->handshake);
+    assert_non_null(tg()->verify);
+    assert_non_null(tg()->parse);
+    assert_non_null(tg()->render);
+    assert_non_null(tg()->classify);
     assert_null(cg_connector_find("Telegram"));
     assert_null(cg_connector_find(NULL));
 }
