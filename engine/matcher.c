@@ -170,7 +170,7 @@ void cg_matcher_opts_default(cg_matcher_opts *o)
     o->C = 1.0;
     o->eps = 0;           /* auto: tight on small tables, 0.5 on large ones */
     o->min_df = 1;
-    o->conf_mode = 1;     /* softmax: spreads out on text unlike every intent */
+    o->conf_mode = 3;     /* softmax: spreads out on text unlike every intent */
     o->calib_a = 10.0;
     o->calib_b = 0.0;
     o->should_bonus = 0.1;
@@ -1568,14 +1568,24 @@ int cg_intents_match(const cg_intents *t, const char *text, size_t len, const ch
         top[p] = c;
     }
     double z = 0;
-    if (m->o.conf_mode == 1 && ntop)
+    if ((m->o.conf_mode == 1 || m->o.conf_mode == 3) && ntop)
         for (size_t c = 0; c < m->nclass; c++)
             if (sc[c] != -INFINITY)
                 z += exp(m->o.calib_a * (sc[c] - sc[top[0]]));
     for (size_t i = 0; i < ntop; i++) {
         out->alt[i].intent = &t->intents[m->cls_intent[top[i]]];
         double x = sc[top[i]];
-        if (m->o.conf_mode == 1)
+        if (m->o.conf_mode == 3) {
+            /* softmax in which the top two do not compete with each other:
+             * two near-identical intents both keep a high confidence (and
+             * come out ambiguous) instead of splitting it and falling back */
+            double e1 = 1.0, e2 = ntop > 1 ? exp(m->o.calib_a * (sc[top[1]] - sc[top[0]])) : 0;
+            double ei = exp(m->o.calib_a * (x - sc[top[0]]));
+            double p = i < 2 ? ei / (z - e1 - e2 + ei) : ei / z;
+            if (i > 0 && p > out->alt[i - 1].score)
+                p = out->alt[i - 1].score;
+            out->alt[i].score = p;
+        } else if (m->o.conf_mode == 1)
             out->alt[i].score = exp(m->o.calib_a * (x - sc[top[0]])) / z;
         else if (m->o.conf_mode == 2)
             out->alt[i].score = conf_of(m, x - (i == 0 ? (ntop > 1 ? sc[top[1]] : x - 10)
