@@ -142,6 +142,10 @@ struct cg_matcher {
     uint64_t *wc_keys; uint32_t *wc_off; uint16_t *wc_n; size_t wc_cap;
     uint32_t *wc_ids; size_t wc_nids;
 
+    /* exact examples: text key → the classes that have it as an example */
+    uint64_t *ex_keys; uint32_t *ex_off; uint16_t *ex_n; size_t ex_cap;
+    uint16_t *ex_cls;
+
     cls_kw *kws; size_t nkws;
     syn *syns; size_t nsyns;
     char **syn_text; size_t nsyn_text;
@@ -624,6 +628,101 @@ static int wcache_build(cg_matcher *m, const wordset *ws)
     return 0;
 }
 
+/* Key of a text for exact matching: its words after synonyms, so that case,
+ * accents and punctuation do not matter. 0 for a text without words. */
+static uint64_t text_key(const scratch *s)
+{
+    if (!s->nwords)
+        return 0;
+    uint64_t h = h_init(0x5555u);
+    for (size_t i = 0; i < s->nwords; i++)
+        h = h_mix(h ^ s->words[i].h);
+    return h ? h : 1;
+}
+
+/* One training example's sparse features (fidx/ftf[off..off+n)), its class
+ * and its text key. */
+typedef struct ex { uint32_t off, n; uint32_t cls; uint64_t key; } ex;
+
+typedef struct keycls { uint64_t key; uint32_t cls; } keycls;
+
+static int keycls_cmp(const void *a, const void *b)
+{
+    const keycls *x = a, *y = b;
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    return (x->cls > y->cls) - (x->cls < y->cls);
+}
+
+/* Exact-example map from the examples' keys. Examples whose text two or more
+ * intents share are marked (n = 0) so that training skips them: they cannot
+ * tell those intents apart, and a Crammer-Singer model facing identical
+ * examples in two classes learns nothing useful for either. */
+static int exact_build(cg_matcher *m, ex *exs, size_t nex)
+{
+    keycls *v = malloc((nex ? nex : 1) * sizeof *v);
+    if (!v)
+        return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < nex; i++)
+        if (exs[i].key)
+            v[n++] = (keycls){exs[i].key, exs[i].cls};
+    qsort(v, n, sizeof *v, keycls_cmp);
+    size_t cap = 1024;
+    while (cap < n * 2)
+        cap <<= 1;
+    m->ex_keys = calloc(cap, sizeof *m->ex_keys);
+    m->ex_off = calloc(cap, sizeof *m->ex_off);
+    m->ex_n = calloc(cap, sizeof *m->ex_n);
+    m->ex_cls = malloc((n ? n : 1) * sizeof *m->ex_cls);
+    if (!m->ex_keys || !m->ex_off || !m->ex_n || !m->ex_cls) {
+        free(v);
+        return -1;
+    }
+    m->ex_cap = cap;
+    size_t ncls = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i, off = ncls;
+        for (; j < n && v[j].key == v[i].key; j++)
+            if (j == i || v[j].cls != v[j - 1].cls)
+                m->ex_cls[ncls++] = (uint16_t)v[j].cls;
+        size_t k = (size_t)v[i].key & (cap - 1);
+        while (m->ex_keys[k])
+            k = (k + 1) & (cap - 1);
+        m->ex_keys[k] = v[i].key;
+        m->ex_off[k] = (uint32_t)off;
+        m->ex_n[k] = (uint16_t)(ncls - off > 65535 ? 65535 : ncls - off);
+        i = j;
+    }
+    free(v);
+    m->memory += cap * (sizeof *m->ex_keys + sizeof *m->ex_off + sizeof *m->ex_n) +
+                 (n ? n : 1) * sizeof *m->ex_cls;
+    /* mark shared examples */
+    for (size_t i = 0; i < nex; i++) {
+        size_t k = (size_t)exs[i].key & (cap - 1);
+        if (!exs[i].key)
+            continue;
+        while (m->ex_keys[k] != exs[i].key)
+            k = (k + 1) & (cap - 1);
+        if (m->ex_n[k] > 1)
+            exs[i].n = 0;
+    }
+    return 0;
+}
+
+static const uint16_t *exact_get(const cg_matcher *m, uint64_t key, size_t *n)
+{
+    if (!key || !m->ex_cap)
+        return NULL;
+    size_t mask = m->ex_cap - 1;
+    for (size_t k = (size_t)key & mask; m->ex_keys[k]; k = (k + 1) & mask)
+        if (m->ex_keys[k] == key) {
+            *n = m->ex_n[k];
+            return m->ex_cls + m->ex_off[k];
+        }
+    return NULL;
+}
+
 /* ---- language model ---------------------------------------------------- */
 
 static int is_arabic_lead(const unsigned char *p)
@@ -892,6 +991,10 @@ void cg_matcher_free(cg_matcher *m)
     free(m->wc_off);
     free(m->wc_n);
     free(m->wc_ids);
+    free(m->ex_keys);
+    free(m->ex_off);
+    free(m->ex_n);
+    free(m->ex_cls);
     free(m->cls_intent);
     for (size_t i = 0; i < m->nkws; i++) {
         free(m->kws[i].must);
@@ -916,8 +1019,6 @@ static void quiet(const char *s)
     (void)s;
 }
 
-/* One training example's sparse features. */
-typedef struct ex { uint32_t off, n; uint32_t cls; } ex;
 
 /* Drop features seen in fewer than opts.min_df examples: from the
  * dictionary (rebuilt smaller), from df[] and from the examples' lists. */
@@ -1158,6 +1259,7 @@ cg_matcher *cg_matcher_train_opts(const cg_intents *t, const cg_matcher_opts *o,
                         free(norm);
                         TRAIN_FAIL("matcher: out of memory");
                     }
+                uint64_t key = text_key(s);
                 int rc = features(m, s);
                 free(norm);
                 if (rc != 0)
@@ -1185,6 +1287,7 @@ cg_matcher *cg_matcher_train_opts(const cg_intents *t, const cg_matcher_opts *o,
                 }
                 exs[nex].off = (uint32_t)fn;
                 exs[nex].cls = (uint32_t)c;
+                exs[nex].key = key;
                 for (size_t u = 0; u < s->nused; u++) {
                     const fentry *f = &s->tab[s->used[u]];
                     int64_t id = dict_put(m, f->h, f->block);
@@ -1200,6 +1303,8 @@ cg_matcher *cg_matcher_train_opts(const cg_intents *t, const cg_matcher_opts *o,
         }
     }
     finish_lm(m, lmsum, lm_ar, lm_other);
+    if (exact_build(m, exs, nex) != 0)
+        TRAIN_FAIL("matcher: out of memory");
     if (build_keywords(m, t, s) != 0)
         TRAIN_FAIL("matcher: out of memory");
 
@@ -1237,10 +1342,20 @@ cg_matcher *cg_matcher_train_opts(const cg_intents *t, const cg_matcher_opts *o,
     ys = malloc(nex * sizeof *ys);
     if (!nodes || !xs || !ys)
         TRAIN_FAIL("matcher: out of memory");
-    size_t nn = 0;
+    size_t nn = 0, l = 0, ntrained = 0, only = 0;
+    char *seen = calloc(m->nclass, 1);
+    if (!seen)
+        TRAIN_FAIL("matcher: out of memory");
     for (size_t i = 0; i < nex; i++) {
-        xs[i] = nodes + nn;
-        ys[i] = (double)exs[i].cls;
+        if (exs[i].n == 0)
+            continue;   /* shared with another intent, or no words */
+        if (!seen[exs[i].cls]) {
+            seen[exs[i].cls] = 1;
+            ntrained++;
+            only = exs[i].cls;
+        }
+        xs[l] = nodes + nn;
+        ys[l++] = (double)exs[i].cls;
         double ssq[2] = {0, 0};
         size_t start = nn;
         for (size_t k = exs[i].off; k < exs[i].off + exs[i].n; k++) {
@@ -1277,15 +1392,23 @@ cg_matcher *cg_matcher_train_opts(const cg_intents *t, const cg_matcher_opts *o,
     fidx = NULL;
     free(ftf);
     ftf = NULL;
+    /* intents left without examples to train on (every one shared) are
+     * reached only by exact match */
+    for (size_t c = 0; c < m->nclass; c++)
+        if (!seen[c])
+            m->bias[c] = -INFINITY;
+    free(seen);
 
-    if (m->nclass == 1) {
+    if (ntrained == 0) {
+        /* nothing to learn from: exact matches only */
+    } else if (ntrained == 1) {
         /* One intent: nothing to discriminate against. Score by similarity
          * to the centroid of its examples (s = 2 cos - 1, so s > 0 when the
          * text shares most of its features with the examples). */
         double *cen = calloc(m->nfeat, sizeof *cen);
         if (!cen)
             TRAIN_FAIL("matcher: out of memory");
-        for (size_t i = 0; i < nex; i++)
+        for (size_t i = 0; i < l; i++)
             for (struct feature_node *x = xs[i]; x->index > 0 && x->index <= (int)m->nfeat; x++)
                 cen[x->index - 1] += x->value;
         double nrm = 0;
@@ -1301,15 +1424,15 @@ cg_matcher *cg_matcher_train_opts(const cg_intents *t, const cg_matcher_opts *o,
         for (size_t f = 0; f < m->nfeat; f++) {
             m->row[f] = (uint32_t)m->nnz;
             if (cen[f] != 0) {
-                m->wcls[m->nnz] = 0;
+                m->wcls[m->nnz] = (uint16_t)only;
                 m->wval[m->nnz++] = (float)(2.0 * cen[f] / nrm);
             }
         }
         m->row[m->nfeat] = (uint32_t)m->nnz;
-        m->bias[0] = -1.0f;
+        m->bias[only] = -1.0f;
         free(cen);
     } else {
-        struct problem prob = {.l = (int)nex, .n = (int)m->nfeat + 1, .y = ys, .x = xs,
+        struct problem prob = {.l = (int)l, .n = (int)m->nfeat + 1, .y = ys, .x = xs,
                                .bias = 1.0};
         /* Stopping tolerance: a loose optimum leaves arbitrary preferences
          * between near-identical intents, a tight one costs time. Tables of
@@ -1533,6 +1656,20 @@ int cg_intents_match(const cg_intents *t, const char *text, size_t len, const ch
         }
         for (uint32_t k = m->row[fi]; k < m->row[fi + 1]; k++)
             sc[m->wcls[k]] += v * m->wval[k];
+    }
+
+    /* the text is one of the examples: its intents (more than one: a tie,
+     * hence ambiguous) rank first, a margin of 1 above the best score */
+    size_t nx;
+    const uint16_t *xc = exact_get(m, text_key(s), &nx);
+    if (xc) {
+        float best = -INFINITY;
+        for (size_t c = 0; c < m->nclass; c++)
+            best = sc[c] > best ? sc[c] : best;
+        if (best == -INFINITY)
+            best = 0;
+        for (size_t k = 0; k < nx; k++)
+            sc[xc[k]] = best + 1.0f;
     }
 
     /* keywords */
