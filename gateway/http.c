@@ -805,15 +805,25 @@ cg_http *cg_http_start(cg_gateway *gw, char *err, size_t errcap)
     info.server_string = "civicgate";
     info.vhost_name = "civicgate";
 
+    /* explicit vhost: lws_create_context() succeeds even when the default
+     * vhost cannot bind, lws_create_vhost() does not */
+    info.options |= LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
     h->ctx = lws_create_context(&info);
     if (!h->ctx) {
-        snprintf(err, errcap, "cannot listen on %s:%d (address in use or not available)", gw->cfg->listen_address,
-                 gw->cfg->listen_port);
+        snprintf(err, errcap, "cannot create the HTTP server");
         http_wc_free(h->wc);
         free(h);
         return NULL;
     }
     http_ctx_slot = h->ctx;
+    if (!lws_create_vhost(h->ctx, &info)) {
+        snprintf(err, errcap, "cannot listen on %s:%d (address in use or not available)", gw->cfg->listen_address,
+                 gw->cfg->listen_port);
+        lws_context_destroy(h->ctx);   /* finished by cg_http_final() */
+        http_wc_free(h->wc);
+        free(h);
+        return NULL;
+    }
     return h;
 }
 
