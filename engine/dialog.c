@@ -14,13 +14,14 @@
  * Behaviour (what a citizen sees):
  *
  * Language. The reply language is, in order: the language the citizen chose
- *   (button or /language), if the table still offers it; the platform's hint
- *   (the whole tag, then its first two letters, if offered); for typed text
- *   outside a flow or pending question, detection from the text
- *   (cg_intents_detect_lang); otherwise the last language used in this
- *   conversation (remembered in state.lang with lang_chosen = 0, so that a
- *   "3" typed in the middle of a Spanish flow is answered in Spanish); else
- *   the table's default. Text that falls back does not switch a remembered
+ *   (button or /language), if the table still offers it; for typed text of
+ *   at least DLG_DETECT_MIN_WORDS words outside a flow or pending question,
+ *   detection from the text (cg_intents_detect_lang: a citizen whose phone
+ *   is set to English may well write in Spanish); the last language used in
+ *   this conversation (remembered in state.lang with lang_chosen = 0, so that
+ *   "menú" or a "3" typed in a Spanish conversation is answered in Spanish);
+ *   the platform's hint (the whole tag, then its first two letters, if
+ *   offered); detection on a shorter text; else the table's default. Text that falls back does not switch a remembered
  *   language (detection on text nobody understood is a guess). Any missing
  *   translation falls back to the default language (cg_i18n_get /
  *   cg_settings_phrase).
@@ -1178,6 +1179,23 @@ static void on_location(turn *c)
     flow_advance(c, flow_intent(c), st, v, NULL);
 }
 
+/* Words in text (runs of non-space bytes). */
+static size_t word_count(const char *text)
+{
+    size_t n = 0;
+    for (const char *p = text; *p;) {
+        while (*p && isspace((unsigned char)*p)) p++;
+        if (!*p) break;
+        n++;
+        while (*p && !isspace((unsigned char)*p)) p++;
+    }
+    return n;
+}
+
+/* Words from which detection is trusted over what the conversation or the
+ * platform says: "menú" or "ok" alone tell little about a language. */
+#define DLG_DETECT_MIN_WORDS 3
+
 /* Reply language for this turn (see the top of the file). */
 static const char *pick_lang(const cg_intents *t, cg_dialog_state *s, const cg_turn_in *in,
                              const char *text, int *detected)
@@ -1187,6 +1205,12 @@ static const char *pick_lang(const cg_intents *t, cg_dialog_state *s, const cg_t
         if ((l = offered(t, s->lang))) return l;
         s->lang_chosen = 0;
     }
+    int can_detect = in->kind == CG_IN_TEXT && *text && !s->flow[0] && !s->pending[0];
+    if (can_detect && word_count(text) >= DLG_DETECT_MIN_WORDS) {
+        l = offered(t, cg_intents_detect_lang(t, text, strlen(text)));
+        if (l) { copy_str(s->lang, sizeof s->lang, l); *detected = 1; return l; }
+    }
+    if ((l = offered(t, s->lang))) return l;
     if (in->lang_hint && *in->lang_hint) {
         char h[CG_LANG_MAX];
         size_t n = 0;
@@ -1196,11 +1220,10 @@ static const char *pick_lang(const cg_intents *t, cg_dialog_state *s, const cg_t
         if (!(l = offered(t, h)) && n >= 2) { h[2] = '\0'; l = offered(t, h); }
         if (l) { copy_str(s->lang, sizeof s->lang, l); return l; }
     }
-    if (in->kind == CG_IN_TEXT && *text && !s->flow[0] && !s->pending[0]) {
+    if (can_detect) {
         l = offered(t, cg_intents_detect_lang(t, text, strlen(text)));
         if (l) { copy_str(s->lang, sizeof s->lang, l); *detected = 1; return l; }
     }
-    if ((l = offered(t, s->lang))) return l;
     l = offered(t, t->settings.default_language);
     return l ? l : (t->settings.nlanguages ? t->settings.languages[0] : "en");
 }

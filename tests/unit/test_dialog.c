@@ -424,7 +424,12 @@ static void test_language(void **state)
           .titles = "Renovar el pasaporte|Reportar un problema en la calle|Recolección de basura|English",
           .check_lc = 1, .lang_chosen = 0 },
         { BTN("m"), .hint = "fr-FR", .has = {"Puedo ayudar"}, .lang = "es" },
-        { TXT("renew passport"), .hint = "en_US", .has = {PASSPORT_EN}, .lang = "en" });
+        /* two words tell little: the conversation's language beats the phone's */
+        { TXT("renew passport"), .hint = "en_US", .has = {PASSPORT_ES}, .lang = "es" },
+        /* a sentence is detected, whatever the phone says */
+        { TXT("how do i renew my passport"), .hint = "es-MX", .has = {PASSPORT_EN}, .lang = "en" });
+    RUN("a first short message follows the platform's hint",
+        { TXT("renew passport"), .hint = "es-MX", .has = {PASSPORT_ES}, .lang = "es" });
     RUN("detected from the text",
         { TXT("cómo renuevo mi pasaporte"), .has = {PASSPORT_ES}, .lang = "es" },
         { TXT("how do i renew my passport"), .has = {PASSPORT_EN}, .lang = "en" });
