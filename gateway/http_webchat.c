@@ -444,5 +444,6 @@ void http_wc_free(http_wc *wc)
     if (!wc) return;
     /* every socket is closed by now (lws context destroyed); connections
      * still referenced by store callbacks free themselves */
+    if (wc->h->gw->store) cg_store_on_webchat(wc->h->gw->store, NULL, NULL);
     free(wc);
 }

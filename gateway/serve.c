@@ -238,6 +238,10 @@ static void on_signal(uv_signal_t *h, int signum)
         if (!s->gw.stopping) reload_start(s);
         return;
     }
+    /* lws raises SIGINT itself when a deprecated context (listen socket
+     * closed by cg_http_stop_accepting) has no connection left: that one is
+     * not a second request to stop */
+    if (s->gw.stopping && signum == SIGINT && cg_http_inflight(s->gw.http) == 0) return;
     stop_begin(s, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
