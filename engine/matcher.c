@@ -167,6 +167,7 @@ void cg_matcher_opts_default(cg_matcher_opts *o)
      * accuracy; Crammer-Singer beats one-vs-rest by about half a point. */
     o->char_min = 4;
     o->char_max = 4;
+    o->char_word_min = 1;     /* 3 and 4 measured: no faster, less accurate */
     o->word_bigrams = 1;
     o->stem = 1;
     o->char_weight = 0.6;
@@ -392,6 +393,8 @@ static size_t word_chars(const cg_matcher *m, const char *w, size_t len, uint64_
         if (((unsigned char)buf[b] & 0xC0) != 0x80)
             off[np++] = (uint32_t)b;
     off[np] = (uint32_t)bl;
+    if (np - 2 < (size_t)m->o.char_word_min)
+        return 0;   /* short (function) words: the word feature says it all */
     for (size_t st = 0; st < np; st++) {
         uint64_t h = h_init(H_SEED_CHAR);
         size_t b = off[st];
@@ -1437,12 +1440,12 @@ cg_matcher *cg_matcher_train_opts(const cg_intents *t, const cg_matcher_opts *o,
         /* Stopping tolerance: a loose optimum leaves arbitrary preferences
          * between near-identical intents, a tight one costs time. Tables of
          * a government's size (under ~10^5 nonzeros) converge tightly in
-         * milliseconds; the largest ones stop at 0.5 to keep training under
+         * milliseconds; the largest ones stop at 1.0 to keep training near
          * two seconds (docs/benchmarks.md). */
         double eps = m->o.eps;
         if (eps <= 0) {
-            eps = 0.5 * (double)nn / 1e6;
-            eps = eps < 0.001 ? 0.001 : eps > 0.5 ? 0.5 : eps;
+            eps = (double)nn / 1e6;
+            eps = eps < 0.001 ? 0.001 : eps > 1.0 ? 1.0 : eps;
         }
         struct parameter par = {.solver_type = m->o.solver, .eps = eps, .C = m->o.C};
         set_print_string_function(quiet);
@@ -1627,12 +1630,12 @@ int cg_intents_match(const cg_intents *t, const char *text, size_t len, const ch
              * seen in no example: a text made mostly of words the table never
              * saw keeps only a small vector, so it scores low everywhere
              * instead of being blown up to unit length by its stop words. */
-            double v = (1.0 + log((double)f->tf)) * m->idf_unseen;
+            double v = (f->tf == 1 ? 1.0 : 1.0 + log((double)f->tf)) * m->idf_unseen;
             ssq[f->block & 1] += v * v;
             continue;
         }
         uint32_t fi = (uint32_t)id & 0x7fffffffu;
-        double v = (1.0 + log((double)f->tf)) * m->idf[fi];
+        double v = (f->tf == 1 ? 1.0 : 1.0 + log((double)f->tf)) * m->idf[fi];
         ssq[(uint32_t)id >> 31] += v * v;
         s->kf[nk] = fi;
         s->kv[nk] = (float)v;
@@ -1705,10 +1708,13 @@ int cg_intents_match(const cg_intents *t, const char *text, size_t len, const ch
         top[p] = c;
     }
     double z = 0;
-    if ((m->o.conf_mode == 1 || m->o.conf_mode == 3) && ntop)
+    if ((m->o.conf_mode == 1 || m->o.conf_mode == 3) && ntop) {
+        /* terms below e^-30 of the top cannot move a confidence */
+        float floor_s = sc[top[0]] - (float)(30.0 / m->o.calib_a);
         for (size_t c = 0; c < m->nclass; c++)
-            if (sc[c] != -INFINITY)
+            if (sc[c] > floor_s)
                 z += exp(m->o.calib_a * (sc[c] - sc[top[0]]));
+    }
     for (size_t i = 0; i < ntop; i++) {
         out->alt[i].intent = &t->intents[m->cls_intent[top[i]]];
         double x = sc[top[i]];

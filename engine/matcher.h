@@ -25,6 +25,7 @@ size_t cg_matcher_memory(const cg_matcher *m);
  * the benchmark trains with other values to measure them. */
 typedef struct cg_matcher_opts {
     int char_min, char_max;   /* character n-grams within "<word>", code points */
+    int char_word_min;        /* only for words of at least this many code points */
     int word_bigrams;         /* 1: word bigrams as well as unigrams */
     int stem;                 /* 1: Snowball stems for word features */
     double char_weight;       /* share of the char block in the unit vector, (0, 1) */

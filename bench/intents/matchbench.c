@@ -272,6 +272,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--speed")) speed = atof(v), i++;
         else if (!strcmp(a, "--char")) { sscanf(v, "%d-%d", &o.char_min, &o.char_max); i++; }
         else if (!strcmp(a, "--cw")) o.char_weight = atof(v), i++;
+        else if (!strcmp(a, "--char-word-min")) o.char_word_min = atoi(v), i++;
         else if (!strcmp(a, "--C")) o.C = atof(v), i++;
         else if (!strcmp(a, "--eps")) o.eps = atof(v), i++;
         else if (!strcmp(a, "--min-df")) o.min_df = atoi(v), i++;
