@@ -310,11 +310,13 @@ static int gather_query(struct lws *wsi, http_pss *pss)
             break;
         }
         if (n == 0) break;
-        if (pos && pos + 2 < sizeof pss->query) pss->query[pos++] = '&';
+        if (pos + 2 >= sizeof pss->query) return -1;
+        if (pos) pss->query[pos++] = '&';
         char *eq = strchr(frag, '=');
         if (eq) *eq = '\0';
         urlencode_into(pss->query, sizeof pss->query, &pos, frag, &overflow);
-        if (eq && pos + 2 < sizeof pss->query) {
+        if (eq && !overflow) {
+            if (pos + 2 >= sizeof pss->query) return -1;
             pss->query[pos++] = '=';
             urlencode_into(pss->query, sizeof pss->query, &pos, eq + 1, &overflow);
         }
