@@ -44,7 +44,7 @@
 #define MAX_KEYWORDS       50      /* per list */
 #define MAX_KEYWORD_BYTES  100
 #define MAX_PATTERN_BYTES  256
-#define MAX_PATTERN_REPEAT 10000   /* product of {m,n} bounds in a pattern */
+#define MAX_PATTERN_EXPANSION 1000 /* elements once repetitions are expanded */
 #define MAX_STEP_ID        63      /* fits cg_dialog_state.step */
 #define MAX_SYN_GROUP      50      /* words per synonym group */
 #define MAX_SYN_TOTAL      20000   /* variants in the table */
@@ -660,38 +660,103 @@ static void get_buttons(bld *B, const cJSON *j, cg_intent *it)
 
 /* ---- flows -------------------------------------------------------------------- */
 
-/* Refuse patterns whose repetition bounds multiply past MAX_PATTERN_REPEAT:
- * glibc's regcomp expands bounded repeats, and nested ones explode. */
-static int pattern_too_costly(const char *p)
+/* Size of a pattern once glibc's regcomp has expanded its repetitions:
+ * x{m,n} is max(m, n) copies of x, x{m,} m + 1, x+ two; nested repetitions
+ * multiply. regcomp's time and memory grow with the square of this (a
+ * fuzzer found ((a{0,0}){1,100}){1,100} taking gigabytes), so it is bounded
+ * by MAX_PATTERN_EXPANSION. Unbalanced input is sized anyway; regcomp then
+ * rejects it. */
+static double pattern_expansion(const char *p)
 {
-    double prod = 1;
+    double total[MAX_PATTERN_BYTES + 2], last[MAX_PATTERN_BYTES + 2];
+    int sp = 0;
+    total[0] = last[0] = 0;
     for (const char *s = p; *s; s++) {
-        if (*s == '\\' && s[1]) { s++; continue; }
-        if (*s != '{') continue;
-        long lo = 0, hi = 0;
-        const char *q = s + 1;
-        while (*q >= '0' && *q <= '9') { lo = lo * 10 + (*q - '0'); if (lo > 100000) lo = 100000; q++; }
-        hi = lo;
-        if (*q == ',') {
-            q++;
-            hi = 0;
-            int any = 0;
-            while (*q >= '0' && *q <= '9') { hi = hi * 10 + (*q - '0'); if (hi > 100000) hi = 100000; q++; any = 1; }
-            if (!any) hi = lo > 1 ? lo : 1;
+        switch (*s) {
+        case '(':
+            if (sp > MAX_PATTERN_BYTES) return 1e18;
+            sp++;
+            total[sp] = last[sp] = 0;
+            continue;
+        case ')':
+            if (sp > 0) {
+                double g = total[sp] < 1 ? 1 : total[sp];
+                sp--;
+                total[sp] += g;
+                last[sp] = g;
+                continue;
+            }
+            break;   /* a stray ')' is a literal */
+        case '{': {
+            const char *q = s + 1;
+            double m = 0, n = -1;
+            int digits = 0;
+            while (*q >= '0' && *q <= '9') { m = m * 10 + (*q++ - '0'); digits = 1; if (m > 1e9) m = 1e9; }
+            if (*q == ',') {
+                q++;
+                if (*q >= '0' && *q <= '9') {
+                    n = 0;
+                    while (*q >= '0' && *q <= '9') { n = n * 10 + (*q++ - '0'); if (n > 1e9) n = 1e9; }
+                } else {
+                    n = m + 1;   /* x{m,} = m copies and x* */
+                }
+                digits = 1;
+            }
+            if (*q != '}' || !digits) break;   /* not a bound: a literal '{' */
+            double k = m > n ? m : n;
+            if (k < 1) k = 1;
+            total[sp] += last[sp] * (k - 1);
+            last[sp] *= k;
+            s = q;
+            if (total[sp] > 1e12) return 1e18;
+            continue;
         }
-        if (hi < 1) hi = 1;
-        prod *= (double)hi;
-        if (prod > MAX_PATTERN_REPEAT) return 1;
+        case '+':
+            total[sp] += last[sp];
+            last[sp] *= 2;
+            continue;
+        case '*': case '?':
+            continue;
+        case '|':
+            last[sp] = 0;
+            continue;
+        case '\\':
+            if (s[1]) s++;
+            break;
+        case '[':   /* a bracket expression is one element */
+            s++;
+            if (*s == '^') s++;
+            if (*s == ']') s++;
+            while (*s && *s != ']') {
+                if (*s == '[' && (s[1] == ':' || s[1] == '.' || s[1] == '=')) {
+                    char close = s[1];
+                    s += 2;
+                    while (*s && !(*s == close && s[1] == ']')) s++;
+                    if (*s) s++;
+                }
+                if (*s) s++;
+            }
+            if (!*s) s--;
+            break;
+        default:
+            break;
+        }
+        total[sp] += 1;   /* one element */
+        last[sp] = 1;
     }
-    return 0;
+    double sum = 0;
+    for (int i = 0; i <= sp; i++) sum += total[i];
+    return sum;
 }
 
 static void get_pattern(bld *B, const cJSON *j, const char *jp, cg_flow_step *st)
 {
     st->pattern = get_str(B, j, jp, MAX_PATTERN_BYTES, "empty pattern");
     if (!st->pattern) return;
-    if (pattern_too_costly(st->pattern)) {
-        ERR(B, j, 0, jp, "repetition counts too large (their product must stay under %d)", MAX_PATTERN_REPEAT);
+    double size = pattern_expansion(st->pattern);
+    if (size > MAX_PATTERN_EXPANSION) {
+        ERR(B, j, 0, jp, "repetition counts too large (the pattern expands to %.0f elements; at most %d)",
+            size > 1e12 ? 1e12 : size, MAX_PATTERN_EXPANSION);
         return;
     }
     regex_t *re = malloc(sizeof *re);

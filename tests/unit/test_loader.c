@@ -549,6 +549,56 @@ static void test_limits(void **state)
     fileset_free(&s);
 }
 
+/* Patterns: regcomp's cost grows with the square of the expanded size, so
+ * the loader bounds the expansion (1000 elements). Ordinary patterns pass. */
+static void test_pattern_cost(void **state)
+{
+    (void)state;
+    static const struct { const char *pattern; int ok; } pats[] = {
+        { "^[0-9]{5}(-[0-9]{4})?$", 1 },
+        { "^[A-Z]{2}[0-9]{6,8}$", 1 },
+        { "^[^<>]{5,500}$", 1 },
+        { "(a*){1,1000}", 1 },                  /* 1000: the limit */
+        { "((a{0,0}){1,30}){1,30}", 1 },        /* 900 */
+        { "\\\\{5000}", 1 },                    /* JSON for \{5000}: an escaped brace is a literal */
+        { "[{]x", 1 },
+        { "(a*){1,1001}", 0 },
+        { "((a{0,0}){1,40}){1,50}", 0 },        /* 2000 */
+        { "((a{00,00}){1,100}){1,100}", 0 },    /* found by the fuzzer: gigabytes */
+        { "(x+){600}", 0 },                     /* x+ is two copies */
+        { "a{2000,}", 0 },
+        { "[[:alpha:]]{1001}", 0 },
+    };
+    fileset s = { 0 };
+    add_file(&s, FIX "/valid/settings.json");
+    add_file(&s, FIX "/valid/fallback.json");
+    cg_build_opts opts = { .no_train = 1 };
+    for (size_t i = 0; i < sizeof pats / sizeof pats[0]; i++) {
+        char json[512];
+        int n = snprintf(json, sizeof json,
+                         "{\"id\": \"p\", \"owner\": \"x\", \"examples\": {\"en\": [\"a\"], \"es\": [\"b\"]}, "
+                         "\"answer\": {\"en\": \"a\", \"es\": \"b\"}, \"flow\": {\"done\": {\"en\": \"a\", \"es\": \"b\"}, "
+                         "\"steps\": [{\"id\": \"s\", \"type\": \"text\", \"ask\": {\"en\": \"a\", \"es\": \"b\"}, "
+                         "\"pattern\": \"%s\"}]}}", pats[i].pattern);
+        assert_true(n > 0 && (size_t)n < sizeof json);
+        s.paths[s.n] = s.data[s.n] = NULL;
+        s.f[s.n++] = (cg_intents_file){ .path = "p.json", .data = json, .len = (size_t)n };
+        cg_diags d = { 0 };
+        cg_intents *t = NULL;
+        int rc = cg_intents_build(s.f, s.n, &opts, &t, &d);
+        if ((rc == 0) != pats[i].ok) {
+            fprintf(stderr, "pattern %s: expected %s\n", pats[i].pattern, pats[i].ok ? "accepted" : "refused");
+            print_diags(&d);
+        }
+        assert_int_equal(rc == 0, pats[i].ok);
+        if (!pats[i].ok) assert_non_null(strstr(d.v[0].msg, "repetition counts too large"));
+        cg_intents_unref(t);
+        cg_diags_free(&d);
+        s.n--;
+    }
+    fileset_free(&s);
+}
+
 /* The directory reader: recursion, sorting, hidden and non-JSON files
  * ignored, too-large files reported and refusing the table. */
 static void test_load_dir(void **state)
@@ -654,6 +704,7 @@ int main(void)
         cmocka_unit_test(test_version),
         cmocka_unit_test(test_refuse_keeps_previous),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_pattern_cost),
         cmocka_unit_test(test_load_dir),
         cmocka_unit_test(test_diags_print),
     };
