@@ -28,7 +28,7 @@ static const char *const metric_channels[] = {"telegram", "whatsapp", "messenger
 #define NCHAN (sizeof metric_channels / sizeof metric_channels[0])
 
 static const struct { const char *name, *help; } counter_meta[CG_M__COUNT] = {
-    [CG_M_RECEIVED] = {"civicgate_messages_received_total", "Messages accepted from webhooks and the web chat."},
+    [CG_M_RECEIVED] = {"civicgate_messages_received_total", "Messages acknowledged to the platform (webhooks) or the web chat once stored, duplicates included."},
     [CG_M_DUPLICATE] = {"civicgate_messages_duplicate_total", "Messages skipped as duplicates of one already received."},
     [CG_M_PROCESSED] = {"civicgate_messages_processed_total", "Messages taken through the pipeline."},
     [CG_M_SENT] = {"civicgate_messages_sent_total", "Replies delivered to the platform."},
@@ -193,7 +193,7 @@ char *cg_metrics_render(size_t *len)
         out(&b, "civicgate_http_responses_total{code=\"%s\"} %llu\n", cls[i % 6], http_status[i % 6]);
     for (size_t i = 0; i < ngauges; i++) {
         fmt_num(num, sizeof num, gauges[i].v);
-        out(&b, "# HELP %s Set by its owner (see docs/operations.md).\n# TYPE %s gauge\n%s %s\n",
+        out(&b, "# HELP %s Set by its owner (see docs/configuration.md, Metrics).\n# TYPE %s gauge\n%s %s\n",
             gauges[i].name, gauges[i].name, gauges[i].name, num);
     }
     if (b.oom) { free(b.p); return NULL; }
