@@ -140,6 +140,8 @@ struct cg_matcher {
 
     /* word cache: unstemmed word hash → its char n-grams' dictionary values */
     uint64_t *wc_keys; uint32_t *wc_off; uint16_t *wc_n; size_t wc_cap;
+    uint64_t *wc_stem; uint8_t *wc_li;   /* its stem hash in language wc_li */
+    int64_t *wc_sid;                     /* that stem's dictionary value, or -2 */
     uint32_t *wc_ids; size_t wc_nids;
 
     /* exact examples: text key → the classes that have it as an example */
@@ -187,6 +189,9 @@ typedef struct word {
     const char *s; uint32_t len;
     uint64_t h;      /* hash of the unstemmed word */
     uint64_t stem;   /* hash of its stem */
+    int64_t slot;    /* its entry in the word cache, or -1 */
+    int64_t stem_id; /* dictionary value of the stem feature; -1 not resolved,
+                        -2 resolved and absent */
 } word;
 
 typedef struct fentry {
@@ -250,8 +255,10 @@ static scratch *scratch_get(void)
 
 /* ---- analysis: normalised text → words → features ---------------------- */
 
+static int64_t wcache_slot(const cg_matcher *m, uint64_t h);
+
 /* Split norm into words, apply synonyms, stem. Fills s->words. */
-static void split_words(const cg_matcher *m, scratch *s, const char *norm, const char *lang)
+static void split_words(const cg_matcher *m, scratch *s, const char *norm, const char *lang, int li)
 {
     size_t nraw = 0;
     for (const char *p = norm; *p && nraw < M_MAX_TOKENS;) {
@@ -297,6 +304,14 @@ static void split_words(const cg_matcher *m, scratch *s, const char *norm, const
     }
     for (size_t i = 0; i < n; i++) {
         word *w = &s->words[i];
+        w->slot = wcache_slot(m, w->h);
+        w->stem_id = -1;
+        if (w->slot >= 0 && li >= 0 && m->wc_li[w->slot] == li) {
+            /* seen in training in this language: stem and its feature known */
+            w->stem = m->wc_stem[w->slot];
+            w->stem_id = m->wc_sid[w->slot];
+            continue;
+        }
         size_t sl = w->len;
         const char *st = w->s;
         if (m->o.stem) {
@@ -408,8 +423,6 @@ static size_t word_chars(const cg_matcher *m, const char *w, size_t len, uint64_
     return n_out;
 }
 
-static const uint32_t *wcache_get(const cg_matcher *m, uint64_t h, size_t *n);
-
 /* Features of s->words into s->tab (cleared first). -1 on ENOMEM. */
 static int features(const cg_matcher *m, scratch *s)
 {
@@ -421,7 +434,7 @@ static int features(const cg_matcher *m, scratch *s)
         return -1;
     tab_clear(s);
     for (size_t i = 0; i < s->nwords; i++) {
-        tab_add(s, s->words[i].stem, 0);
+        tab_add_id(s, s->words[i].stem, 0, s->words[i].stem_id);
         if (m->o.word_bigrams && i + 1 < s->nwords)
             tab_add(s, h_mix(s->words[i].stem * 0x9E3779B97F4A7C15ULL ^ s->words[i + 1].stem ^
                              H_SEED_BIGRAM), 0);
@@ -429,8 +442,12 @@ static int features(const cg_matcher *m, scratch *s)
     uint64_t hs[(CG_MAX_TEXT_BYTES + 2) * 8];
     for (size_t i = 0; i < s->nwords; i++) {
         const word *w = &s->words[i];
-        size_t nc;
-        const uint32_t *ids = wcache_get(m, w->h, &nc);
+        size_t nc = 0;
+        const uint32_t *ids = NULL;
+        if (w->slot >= 0) {
+            nc = m->wc_n[w->slot];
+            ids = m->wc_ids + m->wc_off[w->slot];
+        }
         if (ids) {
             /* known word: its n-grams' dictionary entries, precomputed */
             for (size_t k = 0; k < nc; k++)
@@ -506,25 +523,23 @@ static int64_t dict_put(cg_matcher *m, uint64_t h, uint32_t block)
     return (int64_t)m->nfeat++ | ((int64_t)block << 31);
 }
 
-static const uint32_t *wcache_get(const cg_matcher *m, uint64_t h, size_t *n)
+static int64_t wcache_slot(const cg_matcher *m, uint64_t h)
 {
     if (!m->wc_cap)
-        return NULL;
+        return -1;
     if (h == 0)
         h = 1;
     size_t mask = m->wc_cap - 1;
     for (size_t i = (size_t)h & mask; m->wc_keys[i]; i = (i + 1) & mask)
-        if (m->wc_keys[i] == h) {
-            *n = m->wc_n[i];
-            return m->wc_ids + m->wc_off[i];
-        }
-    return NULL;
+        if (m->wc_keys[i] == h)
+            return (int64_t)i;
+    return -1;
 }
 
 /* Training words (unstemmed, distinct), collected for the word cache. */
-typedef struct wordset { uint64_t *h; char **s; size_t n, cap; } wordset;
+typedef struct wordset { uint64_t *h; char **s; uint64_t *stem; uint8_t *li; size_t n, cap; } wordset;
 
-static int wordset_add(wordset *ws, uint64_t h, const char *w, size_t len)
+static int wordset_add(wordset *ws, uint64_t h, const char *w, size_t len, uint64_t stem, int li)
 {
     if (h == 0)
         h = 1;
@@ -532,9 +547,13 @@ static int wordset_add(wordset *ws, uint64_t h, const char *w, size_t len)
         size_t nc = ws->cap ? ws->cap * 2 : 4096;
         uint64_t *nh = calloc(nc, sizeof *nh);
         char **ns = calloc(nc, sizeof *ns);
-        if (!nh || !ns) {
+        uint64_t *nst = calloc(nc, sizeof *nst);
+        uint8_t *nli = calloc(nc, 1);
+        if (!nh || !ns || !nst || !nli) {
             free(nh);
             free(ns);
+            free(nst);
+            free(nli);
             return -1;
         }
         for (size_t i = 0; i < ws->cap; i++) {
@@ -545,11 +564,17 @@ static int wordset_add(wordset *ws, uint64_t h, const char *w, size_t len)
                 j = (j + 1) & (nc - 1);
             nh[j] = ws->h[i];
             ns[j] = ws->s[i];
+            nst[j] = ws->stem[i];
+            nli[j] = ws->li[i];
         }
         free(ws->h);
         free(ws->s);
+        free(ws->stem);
+        free(ws->li);
         ws->h = nh;
         ws->s = ns;
+        ws->stem = nst;
+        ws->li = nli;
         ws->cap = nc;
     }
     size_t i = (size_t)h & (ws->cap - 1);
@@ -562,6 +587,8 @@ static int wordset_add(wordset *ws, uint64_t h, const char *w, size_t len)
     if (!ws->s[i])
         return -1;
     ws->h[i] = h;
+    ws->stem[i] = stem;
+    ws->li[i] = (uint8_t)(li < 0 ? 0xFF : li);
     ws->n++;
     return 0;
 }
@@ -572,6 +599,8 @@ static void wordset_free(wordset *ws)
         free(ws->s[i]);
     free(ws->h);
     free(ws->s);
+    free(ws->stem);
+    free(ws->li);
     memset(ws, 0, sizeof *ws);
 }
 
@@ -586,9 +615,12 @@ static int wcache_build(cg_matcher *m, const wordset *ws)
     m->wc_keys = calloc(cap, sizeof *m->wc_keys);
     m->wc_off = calloc(cap, sizeof *m->wc_off);
     m->wc_n = calloc(cap, sizeof *m->wc_n);
+    m->wc_stem = calloc(cap, sizeof *m->wc_stem);
+    m->wc_li = malloc(cap);
+    m->wc_sid = malloc(cap * sizeof *m->wc_sid);
     size_t idcap = 4096, nids = 0;
     uint32_t *ids = malloc(idcap * sizeof *ids);
-    if (!m->wc_keys || !m->wc_off || !m->wc_n || !ids) {
+    if (!m->wc_keys || !m->wc_off || !m->wc_n || !m->wc_stem || !m->wc_li || !m->wc_sid || !ids) {
         free(ids);
         return -1;
     }
@@ -622,11 +654,16 @@ static int wcache_build(cg_matcher *m, const wordset *ws)
         m->wc_keys[j] = ws->h[i];
         m->wc_off[j] = (uint32_t)off;
         m->wc_n[j] = (uint16_t)(nids - off);
+        m->wc_stem[j] = ws->stem[i];
+        m->wc_li[j] = ws->li[i];
+        int64_t sid = dict_get(m, ws->stem[i]);
+        m->wc_sid[j] = sid >= 0 ? sid : -2;
     }
     m->wc_ids = ids;
     m->wc_nids = nids;
     m->wc_cap = cap;
-    m->memory += cap * (sizeof *m->wc_keys + sizeof *m->wc_off + sizeof *m->wc_n) +
+    m->memory += cap * (sizeof *m->wc_keys + sizeof *m->wc_off + sizeof *m->wc_n +
+                        sizeof *m->wc_stem + sizeof *m->wc_li + sizeof *m->wc_sid) +
                  idcap * sizeof *ids;
     return 0;
 }
@@ -912,7 +949,7 @@ static void build_kw(cg_matcher *m, scratch *s, const char *phrase, kw *k)
 {
     memset(k, 0, sizeof *k);
     for (size_t l = 0; l < m->nlang; l++) {
-        split_words(m, s, phrase, m->lang[l]);
+        split_words(m, s, phrase, m->lang[l], (int)l);
         size_t n = s->nwords < M_MAX_KW_TOKENS ? s->nwords : M_MAX_KW_TOKENS;
         k->n = (uint8_t)n;
         for (size_t j = 0; j < n; j++) {
@@ -994,6 +1031,9 @@ void cg_matcher_free(cg_matcher *m)
     free(m->wc_off);
     free(m->wc_n);
     free(m->wc_ids);
+    free(m->wc_stem);
+    free(m->wc_li);
+    free(m->wc_sid);
     free(m->ex_keys);
     free(m->ex_off);
     free(m->ex_n);
@@ -1256,9 +1296,10 @@ cg_matcher *cg_matcher_train_opts(const cg_intents *t, const cg_matcher_opts *o,
                     lm_ar[li] += ar;
                     lm_other[li] += ot;
                 }
-                split_words(m, s, norm, ce->lang);
+                split_words(m, s, norm, ce->lang, li);
                 for (size_t w = 0; w < s->nwords; w++)
-                    if (wordset_add(&ws, s->words[w].h, s->words[w].s, s->words[w].len) != 0) {
+                    if (wordset_add(&ws, s->words[w].h, s->words[w].s, s->words[w].len,
+                                    s->words[w].stem, li) != 0) {
                         free(norm);
                         TRAIN_FAIL("matcher: out of memory");
                     }
@@ -1574,9 +1615,9 @@ int cg_intents_match(const cg_intents *t, const char *text, size_t len, const ch
     len = clip(text ? text : "", len);
     const cg_matcher *m = t->matcher;
     const char *def = t->settings.default_language[0] ? t->settings.default_language : "en";
-    if (!cg_text_valid_utf8(text, len))
-        return -1;
     if (!m) {
+        if (!cg_text_valid_utf8(text, len))
+            return -1;
         snprintf(out->lang, sizeof out->lang, "%s", lang ? lang : def);
         return 0;
     }
@@ -1599,7 +1640,7 @@ int cg_intents_match(const cg_intents *t, const char *text, size_t len, const ch
         free(norm);
         return -1;
     }
-    split_words(m, s, norm, use);
+    split_words(m, s, norm, use, li);
     int rc = features(m, s);
     free(norm);
     if (rc != 0)
@@ -1624,7 +1665,7 @@ int cg_intents_match(const cg_intents *t, const char *text, size_t len, const ch
     size_t nk = 0;
     for (size_t u = 0; u < s->nused; u++) {
         const fentry *f = &s->tab[s->used[u]];
-        int64_t id = f->id >= 0 ? f->id : dict_get(m, f->h);
+        int64_t id = f->id >= 0 ? f->id : f->id == -2 ? -1 : dict_get(m, f->h);
         if (id < 0) {
             /* Unknown features carry no weight but count in the norm, as if
              * seen in no example: a text made mostly of words the table never
@@ -1709,27 +1750,31 @@ int cg_intents_match(const cg_intents *t, const char *text, size_t len, const ch
     }
     double z = 0;
     if ((m->o.conf_mode == 1 || m->o.conf_mode == 3) && ntop) {
-        /* terms below e^-30 of the top cannot move a confidence */
-        float floor_s = sc[top[0]] - (float)(30.0 / m->o.calib_a);
+        /* terms below e^-16 of the top move a confidence by < 1e-4 */
+        float a = (float)m->o.calib_a, floor_s = sc[top[0]] - 16.0f / a;
         for (size_t c = 0; c < m->nclass; c++)
-            if (sc[c] > floor_s)
-                z += exp(m->o.calib_a * (sc[c] - sc[top[0]]));
+            if (sc[c] > floor_s && c != top[0] && (ntop < 2 || c != top[1]))
+                z += expf(a * (sc[c] - sc[top[0]]));
     }
+    /* z: the sum over every intent but the top two (their terms added below) */
     for (size_t i = 0; i < ntop; i++) {
         out->alt[i].intent = &t->intents[m->cls_intent[top[i]]];
         double x = sc[top[i]];
         if (m->o.conf_mode == 3) {
-            /* softmax in which the top two do not compete with each other:
-             * two near-identical intents both keep a high confidence (and
-             * come out ambiguous) instead of splitting it and falling back */
+            /* softmax in which the runner-up does not count against the top:
+             * p1 = e1 / (e1 + rest), p2 = e2 / (e1 + rest), rest = every
+             * other intent. Two near-identical intents both keep a high
+             * confidence (and come out ambiguous) instead of splitting it
+             * and falling back; a clear runner-up stays low. */
             double e1 = 1.0, e2 = ntop > 1 ? exp(m->o.calib_a * (sc[top[1]] - sc[top[0]])) : 0;
             double ei = exp(m->o.calib_a * (x - sc[top[0]]));
-            double p = i < 2 ? ei / (z - e1 - e2 + ei) : ei / z;
+            double p = i < 2 ? ei / (z + e1) : ei / (z + e1 + e2);
             if (i > 0 && p > out->alt[i - 1].score)
                 p = out->alt[i - 1].score;
             out->alt[i].score = p;
         } else if (m->o.conf_mode == 1)
-            out->alt[i].score = exp(m->o.calib_a * (x - sc[top[0]])) / z;
+            out->alt[i].score = exp(m->o.calib_a * (x - sc[top[0]])) /
+                                (z + 1.0 + (ntop > 1 ? exp(m->o.calib_a * (sc[top[1]] - sc[top[0]])) : 0));
         else if (m->o.conf_mode == 2)
             out->alt[i].score = conf_of(m, x - (i == 0 ? (ntop > 1 ? sc[top[1]] : x - 10)
                                                        : sc[top[0]]));

@@ -36,7 +36,8 @@ typedef struct cg_matcher_opts {
     int conf_mode;            /* 0: logistic of the decision value s,
                                  1: softmax over all intents' s (temperature 1/calib_a),
                                  2: logistic of s minus the best other intent's s,
-                                 3: softmax where the top two do not compete */
+                                 3: softmax where the runner-up does not count
+                                    against the top (see matcher.c) */
     double calib_a, calib_b;  /* mode 0/2: 1 / (1 + exp(-calib_a * (x - calib_b))) */
     double should_bonus;      /* added to the decision value per "should" keyword found */
 } cg_matcher_opts;
