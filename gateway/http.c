@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "log.h"
@@ -553,6 +554,16 @@ static int webhook_begin(struct lws *wsi, cg_http *h, http_pss *pss)
     if (len == 0) {
         webhook_process(wsi, h, pss);
         return 0;
+    }
+    /* lws does not answer Expect: 100-continue; do it here, before the
+     * body, so that such clients need not wait (the status line is raw
+     * bytes on the wire; the response headers come later as usual) */
+    char expect[32];
+    if (lws_hdr_copy(wsi, expect, sizeof expect, WSI_TOKEN_HTTP_EXPECT) > 0 && !strcasecmp(expect, "100-continue")) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        unsigned char buf[LWS_PRE + sizeof cont];
+        memcpy(buf + LWS_PRE, cont, sizeof cont - 1);
+        if (lws_write(wsi, buf + LWS_PRE, sizeof cont - 1, LWS_WRITE_HTTP) != (int)(sizeof cont - 1)) return -1;
     }
     pss->body = malloc((size_t)len);
     if (!pss->body) {
