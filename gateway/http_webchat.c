@@ -9,7 +9,8 @@
  *             subprotocol offered (400 otherwise)
  *   hello     resume token validated or made (32 random bytes → 64 hex),
  *             user = cg_webchat_user(token), the connection registered under
- *             user, cg_store_history() → welcome frame
+ *             user, cg_store_history() → welcome frame (Redis unavailable:
+ *             close 1011, the client reconnects and says hello again)
  *   message / button → cg_store_ingest(); error frame when Redis refused it
  *             (the client resends)
  *   replies   cg_store_on_webchat() pushes frames for a user; every socket of
@@ -212,18 +213,23 @@ static void wc_push(const char *user, const char *frame_json, size_t len, void *
 static void wc_history_done(const char *json, size_t len, void *ud)
 {
     wc_conn *c = ud;
-    if (c->wsi) {
-        char *hist = NULL;
-        if (json) {
-            hist = malloc(len + 1);
-            if (hist) {
-                memcpy(hist, json, len);
-                hist[len] = '\0';
-            }
+    if (c->wsi && !json) {
+        /* Redis unavailable: a welcome with an empty history would blank a
+         * resumed conversation; close with 1011 and the widget reconnects
+         * (with backoff) and says hello again */
+        wc_unregister(c);
+        wc_close_soon(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+    } else if (c->wsi) {
+        char *hist = malloc(len + 1);
+        if (hist) {
+            memcpy(hist, json, len);
+            hist[len] = '\0';
+            c->state = 2;
+            wc_send_owned(c, cg_webchat_render_welcome(c->token, hist));
+            free(hist);
+        } else {
+            wc_close_soon(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
         }
-        c->state = 2;
-        wc_send_owned(c, cg_webchat_render_welcome(c->token, hist ? hist : "[]"));
-        free(hist);
     }
     wc_unref(c);
 }
