@@ -119,8 +119,10 @@ struct cg_matcher {
     cg_matcher_opts o;
     double char_scale, word_scale;
 
-    /* feature dictionary: open addressing, key 0 = empty */
-    uint64_t *keys; uint32_t *vals; size_t cap;     /* vals: index | block << 31 */
+    /* feature dictionaries, one per block (words, chars) so that the word
+     * table, probed on every match, stays small and cached: open
+     * addressing, key 0 = empty, vals = feature index | block << 31 */
+    struct dict { uint64_t *keys; uint32_t *vals; size_t cap, n; } d[2];
     size_t nfeat;
     float *idf;
     double idf_unseen;   /* idf of a feature no training example has */
@@ -156,6 +158,7 @@ struct cg_matcher {
     size_t nlang;
     char lang[M_MAX_LANGS][CG_LANG_MAX];
     int lang_arabic[M_MAX_LANGS];   /* examples mostly in Arabic script */
+    int lang_strips[M_MAX_LANGS];   /* cg_text_strips_accents(lang[i]) */
     int def_lang;                   /* index of the default language */
     float *lm;                      /* [nlang][M_LM_BUCKETS] log P(gram | lang) */
 
@@ -463,23 +466,27 @@ static int features(const cg_matcher *m, scratch *s)
 
 /* ---- dictionary -------------------------------------------------------- */
 
-static inline int64_t dict_get(const cg_matcher *m, uint64_t h)
+static inline int64_t dict_get(const cg_matcher *m, uint32_t block, uint64_t h)
 {
+    const struct dict *d = &m->d[block & 1];
+    if (!d->cap)
+        return -1;
     if (h == 0)
         h = 1;
-    size_t mask = m->cap - 1;
+    size_t mask = d->cap - 1;
     size_t i = (size_t)h & mask;
-    while (m->keys[i]) {
-        if (m->keys[i] == h)
-            return m->vals[i];
+    while (d->keys[i]) {
+        if (d->keys[i] == h)
+            return d->vals[i];
         i = (i + 1) & mask;
     }
     return -1;
 }
 
-static int dict_grow(cg_matcher *m)
+/* Rehash d into a table of ncap slots, keeping entries whose index remap
+ * (when remap != NULL) does not drop. -1 on ENOMEM. */
+static int dict_rehash(struct dict *d, size_t ncap, const uint32_t *remap)
 {
-    size_t ncap = m->cap ? m->cap * 2 : 1 << 16;
     uint64_t *k = calloc(ncap, sizeof *k);
     uint32_t *v = malloc(ncap * sizeof *v);
     if (!k || !v) {
@@ -487,39 +494,52 @@ static int dict_grow(cg_matcher *m)
         free(v);
         return -1;
     }
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->keys[i])
+    size_t n = 0;
+    for (size_t i = 0; i < d->cap; i++) {
+        if (!d->keys[i])
             continue;
-        size_t j = (size_t)m->keys[i] & (ncap - 1);
+        uint32_t val = d->vals[i];
+        if (remap) {
+            uint32_t r = remap[val & 0x7fffffffu];
+            if (r == UINT32_MAX)
+                continue;
+            val = r | (val & 0x80000000u);
+        }
+        size_t j = (size_t)d->keys[i] & (ncap - 1);
         while (k[j])
             j = (j + 1) & (ncap - 1);
-        k[j] = m->keys[i];
-        v[j] = m->vals[i];
+        k[j] = d->keys[i];
+        v[j] = val;
+        n++;
     }
-    free(m->keys);
-    free(m->vals);
-    m->keys = k;
-    m->vals = v;
-    m->cap = ncap;
+    free(d->keys);
+    free(d->vals);
+    d->keys = k;
+    d->vals = v;
+    d->cap = ncap;
+    d->n = n;
     return 0;
 }
 
-/* Index of h (with its block in bit 31), inserted if new; -1 on ENOMEM. */
+/* Index of h in block's dictionary (with the block in bit 31), inserted as
+ * a new feature if absent; -1 on ENOMEM. */
 static int64_t dict_put(cg_matcher *m, uint64_t h, uint32_t block)
 {
+    struct dict *d = &m->d[block & 1];
     if (h == 0)
         h = 1;
-    if ((m->nfeat + 1) * 2 > m->cap && dict_grow(m) != 0)
+    if ((d->n + 1) * 2 > d->cap && dict_rehash(d, d->cap ? d->cap * 2 : 1 << 14, NULL) != 0)
         return -1;
-    size_t mask = m->cap - 1;
+    size_t mask = d->cap - 1;
     size_t i = (size_t)h & mask;
-    while (m->keys[i]) {
-        if (m->keys[i] == h)
-            return m->vals[i];
+    while (d->keys[i]) {
+        if (d->keys[i] == h)
+            return d->vals[i];
         i = (i + 1) & mask;
     }
-    m->keys[i] = h;
-    m->vals[i] = (uint32_t)m->nfeat | (block << 31);
+    d->keys[i] = h;
+    d->vals[i] = (uint32_t)m->nfeat | (block << 31);
+    d->n++;
     return (int64_t)m->nfeat++ | ((int64_t)block << 31);
 }
 
@@ -644,7 +664,7 @@ static int wcache_build(cg_matcher *m, const wordset *ws)
         }
         size_t off = nids;
         for (size_t k = 0; k < n; k++) {
-            int64_t id = dict_get(m, hs[k]);
+            int64_t id = dict_get(m, 1, hs[k]);
             if (id >= 0)
                 ids[nids++] = (uint32_t)id;
         }
@@ -656,7 +676,7 @@ static int wcache_build(cg_matcher *m, const wordset *ws)
         m->wc_n[j] = (uint16_t)(nids - off);
         m->wc_stem[j] = ws->stem[i];
         m->wc_li[j] = ws->li[i];
-        int64_t sid = dict_get(m, ws->stem[i]);
+        int64_t sid = dict_get(m, 0, ws->stem[i]);
         m->wc_sid[j] = sid >= 0 ? sid : -2;
     }
     m->wc_ids = ids;
@@ -1018,8 +1038,10 @@ void cg_matcher_free(cg_matcher *m)
 {
     if (!m)
         return;
-    free(m->keys);
-    free(m->vals);
+    for (int b = 0; b < 2; b++) {
+        free(m->d[b].keys);
+        free(m->d[b].vals);
+    }
     free(m->idf);
     free(m->row);
     free(m->wcls);
@@ -1077,34 +1099,15 @@ static int prune(cg_matcher *m, uint32_t *df, ex *exs, size_t nex, uint32_t *fid
         if (remap[f] != UINT32_MAX)
             df[remap[f]] = df[f];
     }
-    size_t cap = 1024;
-    while (cap < nk * 2)
-        cap <<= 1;
-    uint64_t *k = calloc(cap, sizeof *k);
-    uint32_t *v = malloc(cap * sizeof *v);
-    if (!k || !v) {
-        free(k);
-        free(v);
-        free(remap);
-        return -1;
+    for (int b = 0; b < 2; b++) {
+        size_t cap = 1024;
+        while (cap < m->d[b].n * 2)   /* an upper bound; pruning only shrinks */
+            cap <<= 1;
+        if (dict_rehash(&m->d[b], cap, remap) != 0) {
+            free(remap);
+            return -1;
+        }
     }
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->keys[i])
-            continue;
-        uint32_t r = remap[m->vals[i] & 0x7fffffffu];
-        if (r == UINT32_MAX)
-            continue;
-        size_t j = (size_t)m->keys[i] & (cap - 1);
-        while (k[j])
-            j = (j + 1) & (cap - 1);
-        k[j] = m->keys[i];
-        v[j] = r | (m->vals[i] & 0x80000000u);
-    }
-    free(m->keys);
-    free(m->vals);
-    m->keys = k;
-    m->vals = v;
-    m->cap = cap;
     m->nfeat = nk;
     size_t w = 0;
     for (size_t i = 0; i < nex; i++) {
@@ -1158,6 +1161,7 @@ static void finish_lm(cg_matcher *m, const double *sum, const size_t *ar, const 
         for (size_t b = 0; b < M_LM_BUCKETS; b++)
             row[b] = (float)log((row[b] + 0.5) / denom);
         m->lang_arabic[l] = ar[l] > other[l];
+        m->lang_strips[l] = cg_text_strips_accents(m->lang[l]);
         if (ar[l] + other[l] == 0)   /* no examples: judge by the code */
             m->lang_arabic[l] = !cg_text_strips_accents(m->lang[l]) &&
                                 (strncmp(m->lang[l], "ar", 2) == 0 ||
@@ -1362,7 +1366,8 @@ cg_matcher *cg_matcher_train_opts(const cg_intents *t, const cg_matcher_opts *o,
         df[fidx[i] & 0x7fffffffu]++;
     if (m->o.min_df > 1 && prune(m, df, exs, nex, fidx, ftf, &fn) != 0)
         TRAIN_FAIL("matcher: out of memory");
-    m->memory += m->cap * (sizeof *m->keys + sizeof *m->vals);
+    for (int b = 0; b < 2; b++)
+        m->memory += m->d[b].cap * (sizeof *m->d[b].keys + sizeof *m->d[b].vals);
     for (size_t f = 0; f < m->nfeat; f++)
         m->idf[f] = (float)(log((1.0 + (double)nex) / (1.0 + df[f])) + 1.0);
     m->idf_unseen = log(1.0 + (double)nex) + 1.0;
@@ -1627,7 +1632,7 @@ int cg_intents_match(const cg_intents *t, const char *text, size_t len, const ch
     int li = lang ? lang_index(m, lang) : detect(m, norm);
     const char *use = lang ? lang : lang_of(t, li);
     snprintf(out->lang, sizeof out->lang, "%s", use);
-    if (!lang && !cg_text_strips_accents(use)) {
+    if (!lang && li >= 0 && !m->lang_strips[li]) {
         /* detected a language whose marks matter: redo without stripping */
         char *again = cg_text_normalize(text, len, use);
         if (again) {
@@ -1665,7 +1670,7 @@ int cg_intents_match(const cg_intents *t, const char *text, size_t len, const ch
     size_t nk = 0;
     for (size_t u = 0; u < s->nused; u++) {
         const fentry *f = &s->tab[s->used[u]];
-        int64_t id = f->id >= 0 ? f->id : f->id == -2 ? -1 : dict_get(m, f->h);
+        int64_t id = f->id >= 0 ? f->id : f->id == -2 ? -1 : dict_get(m, f->block, f->h);
         if (id < 0) {
             /* Unknown features carry no weight but count in the norm, as if
              * seen in no example: a text made mostly of words the table never
