@@ -1,0 +1,100 @@
+// The gateway's life: health, readiness, metrics, intent reloads on SIGHUP
+// (a broken table is refused and the old one keeps serving) and a clean exit
+// on SIGTERM. Real binary, real redis-server, fake Bot API.
+'use strict';
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const h = require('./lib/harness');
+
+const TOKEN = '777:lifecycle-token';
+const SECRET = 'lifecycle-secret';
+let redis, tg, gw, dir;
+let chat = 7770000 + Math.floor(Math.random() * 1000);
+
+async function ask(text) {
+  const id = ++chat;
+  const r = await h.postWebhook(gw, 'telegram', h.tgText(id, text), { 'x-telegram-bot-api-secret-token': SECRET });
+  assert.equal(r.status, 200, r.body);
+  const m = await h.waitFor(`reply to ${id}`, async () =>
+    (await tg.calls()).find((c) => c.method === 'sendMessage' && String(c.body.chat_id) === String(id)));
+  return m.body.text;
+}
+
+async function metrics() {
+  const res = await fetch(gw.base + '/metrics');
+  assert.equal(res.status, 200);
+  return res.text();
+}
+
+function metric(text, name) {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(name + ' ') || line.startsWith(name + '{')) sum += Number(line.split(' ').pop());
+  }
+  return sum;
+}
+
+test.before(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cg-intents-'));
+  fs.cpSync(path.join(h.ROOT, 'intents'), dir, { recursive: true });
+  redis = await h.startRedis({ aof: false });
+  tg = await h.startFakeTelegram(TOKEN);
+  gw = await h.startGateway({
+    redisUrl: redis.url, intentsDir: dir,
+    telegram: { bot_token: TOKEN, webhook_secret: SECRET, api_base: tg.base },
+  });
+  await gw.ready();
+});
+
+test.after(async () => {
+  if (tg) await tg.stop();
+  if (redis) await redis.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('healthz, readyz and metrics answer', async () => {
+  assert.equal((await fetch(gw.base + '/healthz')).status, 200);
+  assert.equal((await fetch(gw.base + '/readyz')).status, 200);
+  await ask('medicaid');
+  const m = await metrics();
+  assert.ok(metric(m, 'civicgate_messages_received_total') >= 1, m.slice(0, 2000));
+  assert.ok(metric(m, 'civicgate_messages_sent_total') >= 1);
+  assert.match(m, /# TYPE civicgate_webhook_duration_seconds histogram|# TYPE \w*webhook\w* histogram/);
+});
+
+test('SIGHUP with a broken intent file: refused, the old table keeps serving', async () => {
+  const file = path.join(dir, 'benefits', 'cms-medicaid.json');
+  const good = fs.readFileSync(file, 'utf8');
+  fs.writeFileSync(file, good.replace('"examples"', '"exmaples"'));
+  const logsBefore = gw.logs.length;
+  gw.proc.kill('SIGHUP');
+  await h.waitFor('the reload error in the log', async () => /exmaples/.test(gw.logs.slice(logsBefore)));
+  assert.match(await ask('how do i apply for medicaid'), /medicaid\.gov/);
+  assert.equal((await fetch(gw.base + '/readyz')).status, 200);
+  fs.writeFileSync(file, good);
+});
+
+test('SIGHUP with a valid change: the new answer is served', async () => {
+  const file = path.join(dir, 'benefits', 'cms-medicaid.json');
+  const intent = JSON.parse(fs.readFileSync(file, 'utf8'));
+  intent.answer.en = 'Medicaid answer, reviewed today. Apply or learn more: https://www.medicaid.gov/';
+  fs.writeFileSync(file, JSON.stringify(intent, null, 2));
+  gw.proc.kill('SIGHUP');
+  await h.waitFor('the new answer', async () => /reviewed today/.test(await ask('how do i apply for medicaid')),
+    { timeout: 20000, interval: 300 });
+});
+
+test('SIGTERM: a clean exit with code 0', async () => {
+  const r = await gw.stop('SIGTERM');
+  assert.equal(r.code, 0, gw.logs.slice(-2000));
+  // JSON lines on stderr, every one of them
+  for (const line of gw.logs.trim().split('\n')) {
+    if (!line.startsWith('{')) continue; // sanitizer or library noise is not ours
+    const o = JSON.parse(line);
+    assert.ok(o.level && o.event, line);
+  }
+});
