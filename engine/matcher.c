@@ -6,38 +6,50 @@
  * rewritten by the table's synonyms (longest match first), and turned into
  * two blocks of hashed features:
  *   - word block: Snowball stems (unigrams) and stem bigrams;
- *   - char block: character n-grams (opts.char_min..char_max code points) of
- *     each unstemmed word padded as "<word>", which is what tolerates typos.
- * Only features seen in training are kept (a dictionary from 64-bit hash to
- * index). Values are sublinear TF x smoothed IDF, each block L2-normalised
- * and weighted so that the whole vector has unit norm. liblinear trains a
- * one-vs-rest L2-regularised SVM (dual coordinate descent: its weights are
- * exactly sparse, stored CSR by feature) with one model for all languages
- * (each example stemmed with its own language's stemmer).
+ *   - char block: character n-grams (opts.char_min..char_max code points,
+ *     4-grams by default) of each unstemmed word padded as "<word>", which is
+ *     what tolerates typos.
+ * Only features seen in training are kept (one dictionary per block from
+ * 64-bit hash to index). Values are sublinear TF x smoothed IDF, each block
+ * L2-normalised and weighted (opts.char_weight) so that the vector has unit
+ * norm; features the table never saw count in the norm but carry no weight.
+ * liblinear trains one multi-class model for all languages (each example
+ * stemmed with its own language's stemmer): Crammer-Singer by default, whose
+ * dual solution leaves the weights exactly sparse; a weight row used by many
+ * intents is stored dense and vector-aligned, the rest CSR by feature.
+ * Examples that two intents share are kept out of training (they separate
+ * nothing) and go into an exact-text map instead: a citizen typing an
+ * example gets its intents first (a tie, hence ambiguous, when shared).
  *
- * Confidence. The decision value s of each intent is mapped to [0, 1] by a
- * fixed logistic: 1 / (1 + exp(-a (s - b))). The top decision value alone is
- * the out-of-scope signal (a text far from every intent has every s < 0);
- * settings.threshold cuts on it (chosen on validation data, see
- * docs/benchmarks.md). Keywords: an intent with "must" keywords none of which
- * appears cannot be the answer; each "should" keyword present adds
- * opts.should_bonus to s. Intents with special == fallback (or no examples)
- * are not classes at all.
+ * Confidence. Decision values s go through a softmax (temperature
+ * 1/opts.calib_a) in which the runner-up does not count against the top:
+ * p1 = e1 / (e1 + rest), p2 = e2 / (e1 + rest). Text unlike every intent
+ * spreads the mass and falls below settings.threshold; two near-identical
+ * intents both keep a high confidence and come out ambiguous (top two within
+ * settings.ambiguity_margin) instead of falling back. Keywords: an intent with
+ * "must" keywords none of which appears cannot be the answer; each "should"
+ * keyword present adds opts.should_bonus to s. Intents with special ==
+ * fallback (or no examples) are not classes.
  *
  * Language. Script first: a text mostly in Arabic letters goes to the
  * table's Arabic-script language; otherwise a naive Bayes model of character
  * 1-3-grams learned from the table's own examples picks among the others, and
  * the default language wins unless another is clearly more likely.
  *
+ * Speed. After training, a word cache maps each training word to its stem
+ * (per language), its stem's feature and its char n-grams' features, so a
+ * known word costs one probe; per-call buffers and the stemmers live in
+ * thread-local scratch. bench/intents measures it (docs/benchmarks.md).
+ *
  * API in call order: cg_matcher_train() (the loader), cg_intents_match() /
  * cg_intents_detect_lang() (any thread, concurrently), cg_matcher_memory(),
- * cg_matcher_free(). After training the matcher is read-only; per-call scratch
- * (buffers and the stemmer cache) is thread-local.
+ * cg_matcher_free(). After training the matcher is read-only.
  *
- * Extending: a new feature family goes in analyse() (both training and
- * matching go through it, so they cannot drift); a new knob in
- * cg_matcher_opts (engine/matcher.h) with its default in
- * cg_matcher_opts_default(); measure with bench/intents/run.sh.
+ * Extending: a new feature family goes in split_words()/features() (training
+ * and matching both go through them, so they cannot drift; the word cache in
+ * wcache_build() must produce the same ids); a new knob in cg_matcher_opts
+ * (engine/matcher.h) with its default in cg_matcher_opts_default(); measure
+ * with bench/intents/run.sh and update docs/benchmarks.md.
  */
 #include "matcher.h"
 
@@ -60,6 +72,20 @@
 
 /* Eight floats: GCC/Clang vector extension, SSE or AVX as the target has. */
 typedef float v8f __attribute__((vector_size(32)));
+
+/* acc[0..8n) += v * row[0..8n), both 32-byte aligned. Compiled for AVX2+FMA
+ * as well as the baseline; the loader picks by CPU (GCC target_clones). */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+__attribute__((target_clones("avx2,fma", "default")))
+#endif
+static void dense_add(float *acc, const float *row, float v, size_t n)
+{
+    v8f *a = (v8f *)acc;
+    const v8f *r = (const v8f *)row;
+    v8f vv = {v, v, v, v, v, v, v, v};
+    for (size_t j = 0; j < n; j++)
+        a[j] += vv * r[j];
+}
 
 /* ---- hashing ----------------------------------------------------------- */
 
@@ -1696,11 +1722,7 @@ int cg_intents_match(const cg_intents *t, const char *text, size_t len, const ch
         float v = s->kv[u] * bs[s->kb[u]];
         uint32_t fi = s->kf[u];
         if (m->dslot[fi] != UINT32_MAX) {
-            const v8f *row = (const v8f *)(m->dense + (size_t)m->dslot[fi] * m->npad);
-            v8f *acc = (v8f *)sc;
-            v8f vv = {v, v, v, v, v, v, v, v};
-            for (size_t j = 0; j < m->npad / 8; j++)
-                acc[j] += vv * row[j];
+            dense_add(sc, m->dense + (size_t)m->dslot[fi] * m->npad, v, m->npad / 8);
             continue;
         }
         for (uint32_t k = m->row[fi]; k < m->row[fi + 1]; k++)
