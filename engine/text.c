@@ -175,34 +175,97 @@ static int kind_of(utf8proc_int32_t c)
     }
 }
 
-/* The same rules for pure ASCII text, without the Unicode tables (most
- * messages in Latin-script languages). NULL when s is not all ASCII. */
-static char *normalize_ascii(const char *s, size_t len)
+/* Arabic-block code points the fast path leaves to the full path: those with
+ * a compatibility or canonical decomposition other than the hamza/madda
+ * letters handled below, and the Quranic and other combining marks. */
+static int arabic_needs_full_path(utf8proc_int32_t c)
 {
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)s[i] >= 0x80 || s[i] == 0)
+    return (c >= 0x0610 && c <= 0x061A) || (c >= 0x0675 && c <= 0x0678) || c == 0x06C0 ||
+           c == 0x06C2 || c == 0x06D3 || (c >= 0x06D6 && c <= 0x06ED);
+}
+
+/* The same rules for text that is all ASCII and basic Arabic (U+0600 to
+ * U+06FF), most messages in the languages we serve, without utf8proc's
+ * decomposition tables. NULL when s has anything else (the caller then takes
+ * the full path, which gives the same result for this subset:
+ * test_text.c checks every code point of the block). */
+static char *normalize_fast(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] < 0x80) {
+            if (p[i] == 0)
+                return NULL;
+            continue;
+        }
+        if (p[i] < 0xD8 || p[i] > 0xDB || i + 1 >= len)
             return NULL;
-    char *out = malloc(len + 1);
+        utf8proc_int32_t c = ((p[i] & 0x1F) << 6) | (p[i + 1] & 0x3F);
+        if (arabic_needs_full_path(c))
+            return NULL;
+        i++;
+    }
+    char *out = malloc(len * 2 + 1);
     if (!out)
         return NULL;
     size_t w = 0;
-    int last = K_SPACE;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        int k = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ? K_LETTER
-                : (c >= '0' && c <= '9')                        ? K_NUMBER
-                                                                : K_SPACE;
+    int last = K_SPACE, last_arabic = 0;
+    for (size_t i = 0; i < len;) {
+        utf8proc_int32_t c;
+        if (p[i] < 0x80) {
+            c = p[i++];
+        } else {
+            c = ((p[i] & 0x1F) << 6) | (p[i + 1] & 0x3F);
+            i += 2;
+        }
+        int k;
+        int arabic = 0;
+        if (c < 0x80) {
+            if (c >= 'A' && c <= 'Z')
+                c += 32;
+            k = (c >= 'a' && c <= 'z') ? K_LETTER : (c >= '0' && c <= '9') ? K_NUMBER : K_SPACE;
+        } else {
+            /* decompositions of the hamza/madda letters, hamza then dropped */
+            if (c == 0x0624)
+                c = 0x0648;
+            else if (c == 0x0626)
+                c = 0x064A;
+            c = map_arabic(c);
+            if (c < 0)
+                continue;
+            arabic = is_arabic_script(c);
+            k = kind_of(c);
+            if (k == K_MARK) {   /* not reached: marks are dropped or full path */
+                free(out);
+                return NULL;
+            }
+        }
         if (k == K_SPACE) {
-            if ((c == '\'' || c == '`') && last == K_LETTER && i + 1 < len &&
-                (((unsigned char)s[i + 1] | 0x20) >= 'a' && ((unsigned char)s[i + 1] | 0x20) <= 'z'))
-                continue;                    /* hasn't → hasnt */
+            if ((c == '\'' || c == '`') && last == K_LETTER && i < len) {
+                int next;
+                if (p[i] < 0x80)
+                    next = ((p[i] | 0x20) >= 'a' && (p[i] | 0x20) <= 'z') ? K_LETTER : K_SPACE;
+                else
+                    next = kind_of(((p[i] & 0x1F) << 6) | (p[i + 1] & 0x3F));
+                if (next == K_LETTER)
+                    continue;                /* hasn't → hasnt */
+            }
             if (last != K_SPACE)
                 out[w++] = ' ';
             last = K_SPACE;
             continue;
         }
-        out[w++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        if (k == K_LETTER && last == K_LETTER && arabic != last_arabic)
+            out[w++] = ' ';                  /* script change inside a word */
+        if (c < 0x80) {
+            out[w++] = (char)c;
+        } else {
+            out[w++] = (char)(0xC0 | (c >> 6));
+            out[w++] = (char)(0x80 | (c & 0x3F));
+        }
         last = k;
+        if (k == K_LETTER)
+            last_arabic = arabic;
     }
     while (w > 0 && out[w - 1] == ' ')
         w--;
@@ -215,10 +278,10 @@ char *cg_text_normalize(const char *s, size_t len, const char *lang)
     if (!cg_text_valid_utf8(s, len))
         return NULL;
     if (len < 4096) {
-        char *fast = normalize_ascii(s ? s : "", len);
+        char *fast = normalize_fast(s ? s : "", len);
         if (fast)
             return fast;
-        /* NULL: not ASCII (or ENOMEM, which the slow path meets again) */
+        /* NULL: not ASCII/Arabic only (or ENOMEM, which the full path meets again) */
     }
     if (len > (size_t)1 << 28)
         return NULL;
