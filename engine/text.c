@@ -17,6 +17,9 @@
  *     mixed-script text tokenises;
  *   - a combining mark left with no base letter (emoji variation selectors) is
  *     dropped; spaces are collapsed and trimmed.
+ * Text that is all ASCII and basic Arabic (most messages) takes a fast path
+ * with the same rules and no utf8proc tables (normalize_fast; test_text.c
+ * checks it against the Unicode path for every code point of the block).
  * Tokens are the space-separated words of normalised text; stemming is
  * Snowball (libstemmer), one stemmer per language cached in a cg_text_ctx.
  *
