@@ -305,7 +305,7 @@ static void on_reply(redisAsyncContext *ac, void *r_, void *priv)
     } else {
         s->ready = 1;
     }
-    if (!r) count_error(q->script ? q->script->name : "command", "connection lost");
+    if (!r) cg_metrics_redis_error();   /* logged once, by on_disconnect / on_connect */
     q->fn(s, r, q->ud);
     req_free(q);
 }
