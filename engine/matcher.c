@@ -1511,12 +1511,14 @@ cg_matcher *cg_matcher_train_opts(const cg_intents *t, const cg_matcher_opts *o,
                                .bias = 1.0};
         /* Stopping tolerance: a loose optimum leaves arbitrary preferences
          * between near-identical intents, a tight one costs time. Tables of
-         * a government's size (under ~10^5 nonzeros) converge tightly in
-         * milliseconds; the largest ones stop at 1.0 to keep training near
-         * two seconds (docs/benchmarks.md). */
+         * a government's size (a few hundred intents x tens of examples)
+         * converge tightly in milliseconds; 150 intents x 100 examples and
+         * more stop at 1.0 to keep training near two seconds
+         * (docs/benchmarks.md). */
         double eps = m->o.eps;
         if (eps <= 0) {
-            eps = (double)nn / 1e6;
+            /* the solver's work per pass grows with examples x intents */
+            eps = (double)l * (double)ntrained / 2.2e6;
             eps = eps < 0.001 ? 0.001 : eps > 1.0 ? 1.0 : eps;
         }
         struct parameter par = {.solver_type = m->o.solver, .eps = eps, .C = m->o.C};
