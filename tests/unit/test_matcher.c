@@ -438,6 +438,45 @@ static void test_long_text_is_clipped(void **state)
     free(big);
 }
 
+/* Hostile sizes: more words than the matcher considers, one enormous word,
+ * nothing but symbols, and mixed scripts at the byte limit. */
+static void test_hostile_text(void **state)
+{
+    (void)state;
+    static const char *const unit[] = {"pothole ", "x", "\U0001F4A9", "\u0628\u0637a"};
+    for (size_t u = 0; u < sizeof unit / sizeof *unit; u++) {
+        size_t ul = strlen(unit[u]), n = 0;
+        char *big = malloc(CG_MAX_TEXT_BYTES * 2 + 8);
+        while (n + ul < CG_MAX_TEXT_BYTES * 2) {
+            memcpy(big + n, unit[u], ul);
+            n += ul;
+        }
+        cg_match m;
+        assert_int_equal(cg_intents_match(T, big, n, NULL, &m), 0);
+        assert_true(m.score >= 0 && m.score <= 1);
+        assert_true(m.nalt <= CG_MAX_ALTERNATIVES);
+        free(big);
+    }
+    /* 600 short words: more than the 512 the matcher reads */
+    char words[600 * 3 + 1];
+    for (size_t i = 0; i < 600; i++)
+        memcpy(words + 3 * i, "ab ", 3);
+    words[600 * 3] = 0;
+    cg_match m;
+    assert_int_equal(cg_intents_match(T, words, strlen(words), NULL, &m), 0);
+    /* the answer to a question does not depend on trailing noise past the
+     * limit */
+    const char *q = "where is my tax refund";
+    char *tail = malloc(CG_MAX_TEXT_BYTES + 100);
+    memset(tail, ' ', CG_MAX_TEXT_BYTES + 100);
+    memcpy(tail, q, strlen(q));
+    memcpy(tail + CG_MAX_TEXT_BYTES + 10, "passport", 8);
+    assert_int_equal(cg_intents_match(T, tail, CG_MAX_TEXT_BYTES + 100, NULL, &m), 0);
+    assert_non_null(m.intent);
+    assert_string_equal(m.intent->id, "tax-refund");
+    free(tail);
+}
+
 static void test_memory_and_empty_table(void **state)
 {
     (void)state;
@@ -518,6 +557,7 @@ int main(void)
         cmocka_unit_test(test_detect_lang),
         cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_long_text_is_clipped),
+        cmocka_unit_test(test_hostile_text),
         cmocka_unit_test(test_memory_and_empty_table),
         cmocka_unit_test(test_threads),
     };
