@@ -18,8 +18,12 @@
  *               rows are out of scope (must fall back)
  * --valid K     no --test: every K-th training row per intent is held out as
  *               the test set (for choosing thresholds without the test set)
- * knobs: --char MIN-MAX --cw X --C X --solver N --nostem --nobigram
- *        --calib-a X --calib-b X
+ * --typos P     one edit in a share P of the test questions' words (4+ letters)
+ * --speed S     time cg_intents_match over the test questions for S seconds
+ * --sweep       in/out-of-scope figures at thresholds 0.10, 0.15, ... 0.90
+ * knobs (cg_matcher_opts): --char MIN-MAX --char-word-min N --cw X --C X
+ *        --eps X --min-df N --solver N --conf N --calib-a X --calib-b X
+ *        --nostem --nobigram
  */
 #define _GNU_SOURCE
 #include <math.h>
