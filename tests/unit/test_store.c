@@ -731,6 +731,21 @@ static void test_pipeline(void **state)
         assert_int_equal(cmd_int("EXISTS cg:sess:{telegram:605}"), 1);
     }
 
+    /* while a person handles the conversation, the bot stays out of it */
+    {
+        cmd_int("HSET cg:sess:{telegram:606} agent agent-1");
+        long long before = cmd_int("XLEN cg:outbox");
+        cg_msg am = text_msg("606", "g1", "my case number is 12");
+        assert_int_equal(ingest(gw.store, &am, 1), CG_OK);
+        assert_true(wait_int("HGET cg:seq:{telegram:606} done", 1, 5000));
+        assert_int_equal(cmd_int("XLEN cg:outbox"), before);
+        r = cmd("XRANGE cg:conv:{telegram:606} - +");
+        assert_int_equal(r->elements, 1);
+        assert_string_equal(cg_store_field_str(r->element[0]->element[1], "text", b, sizeof b),
+                            "my case number is 12");
+        freeReplyObject(r);
+    }
+
     /* queue depth gauges (housekeeping script): nothing pending now */
     cg_store_stream_gauges(gw.store, CG_K_INBOX, CG_G_PIPELINE, "civicgate_test_inbox", 1);
     run_for(100);
