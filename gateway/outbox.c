@@ -11,7 +11,7 @@
  * set, so a reply finished twice (two instances after a claim) is finished
  * once. The HTTP send itself is at-least-once: a crash between a send and
  * its finish sends it again. A reply whose predecessor has not shown up for
- * GAP_TIMEOUT_MS (lost by a Redis failover) goes anyway ("force"); the seqs
+ * outbox_gap_ms, 10 min (lost by a Redis failover) goes anyway ("force"); the seqs
  * it skipped go into cg:ogap:{c:u}, and a skipped reply that turns up later is
  * still delivered ("late"), so order may bend in that corner but nothing is
  * lost.
@@ -41,7 +41,7 @@
  * per chat (1/s, burst 3). With several instances each has its own buckets;
  * docs/redis.md says what that means.
  * A crashed consumer's entries are claimed with XAUTOCLAIM after
- * CG_STORE_CLAIM_IDLE_MS; held entries are re-touched every CG_STORE_KEEP_MS.
+ * claim_idle_ms (30 s); held entries are re-touched every keep_ms (5 s).
  *
  * API: cg_outbox_start → (cg_outbox_wake) → cg_outbox_stop.
  * Extending: a new channel needs its connector (connectors/registry.c), its
@@ -66,8 +66,6 @@
 #define TICK_MS         10
 #define WAIT_MIN_MS     50         /* predecessor with another consumer */
 #define WAIT_MAX_MS     1000
-#define GAP_TIMEOUT_MS  (10 * 60 * 1000)   /* > BACKOFF_MAX_MS: a predecessor in retry is not a gap */
-#define CLAIM_EVERY_MS  5000
 #define STATS_EVERY_MS  5000
 #define RESP_MAX        (64 * 1024)
 #define BACKOFF_BASE_MS 1000
@@ -825,7 +823,7 @@ static void begin_reply(cg_store *s, redisReply *r, void *ud)
         unsigned d = WAIT_MIN_MS << (e->waits < 5 ? e->waits : 5);
         e->waits++;
         e->not_before = now + (d > WAIT_MAX_MS ? WAIT_MAX_MS : d);
-        if (now - e->waiting_since >= GAP_TIMEOUT_MS) e->force = 1;
+        if (now - e->waiting_since >= cg_store_timings.outbox_gap_ms) e->force = 1;
     } else if (r->elements == 6) {
         int late = strcmp(r->element[5]->str, "1") == 0;
         long long due = 0;
@@ -957,7 +955,7 @@ static void claim_reply(cg_store *s, redisReply *r, void *ud)
 static void claim(cg_outbox *o)
 {
     char idle[16], cnt[16];
-    snprintf(idle, sizeof idle, "%d", CG_STORE_CLAIM_IDLE_MS);
+    snprintf(idle, sizeof idle, "%u", cg_store_timings.claim_idle_ms);
     snprintf(cnt, sizeof cnt, "%d", CG_STORE_READ_COUNT);
     const char *av[] = { "XAUTOCLAIM", CG_K_OUTBOX, CG_G_OUTBOX, o->gw->instance, idle,
                          o->claim_cursor, "COUNT", cnt };
@@ -1055,7 +1053,7 @@ static void tick_cb(uv_timer_t *t)
     }
     if (cg_store_ready(o->store)) {
         if (now >= o->next_claim) {
-            o->next_claim = now + CLAIM_EVERY_MS;
+            o->next_claim = now + cg_store_timings.claim_every_ms;
             claim(o);
         }
         if (now >= o->next_stats) {
@@ -1064,7 +1062,7 @@ static void tick_cb(uv_timer_t *t)
             cg_store_stream_gauges(o->store, CG_K_DEADLETTER, "-", "civicgate_deadletter", 0);
         }
         if (now >= o->next_keep && !o->keeping) {
-            o->next_keep = now + CG_STORE_KEEP_MS;
+            o->next_keep = now + cg_store_timings.keep_ms;
             keep(o);
         }
     }

@@ -16,9 +16,9 @@
  *                   stays pending with us and is retried in DEFER_MIN..MAX ms;
  *   seq == done+1   run the turn and commit.
  * A consumer that dies holding entries stops re-touching them (cg_store_keep
- * every CG_STORE_KEEP_MS); after CG_STORE_CLAIM_IDLE_MS a live instance
+ * every keep_ms, 5 s); after claim_idle_ms (30 s) a live instance
  * claims them with XAUTOCLAIM. If a predecessor never shows up (lost by a
- * Redis failover) an entry deferred for GAP_TIMEOUT_MS is committed anyway
+ * Redis failover) an entry deferred for pipeline_gap_ms (2 min) is committed anyway
  * ("force") and a warning is logged, so a conversation cannot stall forever;
  * the seqs it skipped go into the set cg:gap:{c:u}, and a skipped entry that
  * does turn up later is processed then ("late", out of order) instead of
@@ -59,8 +59,6 @@
 #define TICK_MS         10
 #define DEFER_MIN_MS    50
 #define DEFER_MAX_MS    1000
-#define GAP_TIMEOUT_MS  (4 * CG_STORE_CLAIM_IDLE_MS)
-#define CLAIM_EVERY_MS  5000
 #define STATS_EVERY_MS  5000
 #define FIELD_MAX       (CG_MSG_TEXT_MAX + 1)
 
@@ -269,7 +267,7 @@ static void defer(cg_pipeline *p, pl_entry *e)
     if (d > DEFER_MAX_MS) d = DEFER_MAX_MS;
     e->defers++;
     e->due = now + d;
-    if (now - e->deferred_since >= GAP_TIMEOUT_MS) e->force = 1;
+    if (now - e->deferred_since >= cg_store_timings.pipeline_gap_ms) e->force = 1;
     list_push(&p->deferred, e);
 }
 
@@ -843,7 +841,7 @@ static void claim_reply(cg_store *s, redisReply *r, void *ud)
 static void claim(cg_pipeline *p)
 {
     char idle[16], cnt[16];
-    snprintf(idle, sizeof idle, "%d", CG_STORE_CLAIM_IDLE_MS);
+    snprintf(idle, sizeof idle, "%u", cg_store_timings.claim_idle_ms);
     snprintf(cnt, sizeof cnt, "%d", CG_STORE_READ_COUNT);
     const char *av[] = { "XAUTOCLAIM", CG_K_INBOX, CG_G_PIPELINE, p->gw->instance, idle,
                          p->claim_cursor, "COUNT", cnt };
@@ -919,7 +917,7 @@ static void tick_cb(uv_timer_t *t)
     }
     if (cg_store_ready(p->store)) {
         if (now >= p->next_claim) {
-            p->next_claim = now + CLAIM_EVERY_MS;
+            p->next_claim = now + cg_store_timings.claim_every_ms;
             claim(p);
         }
         if (now >= p->next_stats) {
@@ -927,7 +925,7 @@ static void tick_cb(uv_timer_t *t)
             cg_store_stream_gauges(p->store, CG_K_INBOX, CG_G_PIPELINE, "civicgate_inbox", 1);
         }
         if (now >= p->next_keep && !p->keeping) {
-            p->next_keep = now + CG_STORE_KEEP_MS;
+            p->next_keep = now + cg_store_timings.keep_ms;
             keep(p);
         }
     }

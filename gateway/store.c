@@ -85,6 +85,14 @@ struct cg_store {
     int handles_open;
 };
 
+cg_store_timing cg_store_timings = {
+    .claim_idle_ms = 30000,
+    .keep_ms = 5000,
+    .claim_every_ms = 5000,
+    .pipeline_gap_ms = 120000,
+    .outbox_gap_ms = 600000,
+};
+
 /* ---- small helpers --------------------------------------------------- */
 
 int64_t cg_store_now_ms(void)

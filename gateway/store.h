@@ -40,10 +40,16 @@
 
 /* Entries read per XREADGROUP / XAUTOCLAIM: bounds every stream reply. */
 #define CG_STORE_READ_COUNT 32
-/* A pending entry idle this long belongs to a dead consumer: claim it. */
-#define CG_STORE_CLAIM_IDLE_MS 30000
-/* Live consumers re-touch their held entries this often (< CLAIM_IDLE). */
-#define CG_STORE_KEEP_MS 5000
+/* Recovery timing. Defaults in store.c; the constants of the design, kept in
+ * one place so that tests can shorten them (never changed at run time). */
+typedef struct cg_store_timing {
+    unsigned claim_idle_ms;    /* a pending entry idle this long belongs to a dead consumer: 30 s */
+    unsigned keep_ms;          /* live consumers re-touch held entries this often: 5 s (< claim_idle) */
+    unsigned claim_every_ms;   /* XAUTOCLAIM period: 5 s */
+    unsigned pipeline_gap_ms;  /* a missing predecessor is given up on after: 2 min */
+    unsigned outbox_gap_ms;    /* same for replies: 10 min (> the longest retry backoff) */
+} cg_store_timing;
+extern cg_store_timing cg_store_timings;
 
 /* "cg:<kind>:{channel:user}" into buf; -1 when it does not fit. */
 int cg_store_key(char *buf, size_t cap, const char *kind, const char *channel, const char *user);

@@ -19,6 +19,8 @@
  *                 letter; 400 → dead letter; two parts, the second
  *                 retried without resending the first; an agent's reply
  *                 (cg_store_send_reply); webchat → PUBLISH
+ *   gaps          a missing predecessor is given up on after the (shortened)
+ *                 gap timeout; a late one is processed / delivered once
  *   recovery      an entry left pending by a dead consumer is claimed;
  *                 Redis restarted under the store: 503, then reconnected
  */
@@ -731,6 +733,32 @@ static void test_pipeline(void **state)
         assert_int_equal(cmd_int("EXISTS cg:sess:{telegram:605}"), 1);
     }
 
+    /* a predecessor that never comes (lost by Redis): after the gap timeout
+     * the waiting entry goes anyway; the skipped seqs are remembered and one
+     * that turns up late is still processed, not dropped as a duplicate */
+    {
+        unsigned saved = cg_store_timings.pipeline_gap_ms;
+        cg_store_timings.pipeline_gap_ms = 300;
+        cmd_int("HSET cg:seq:{telegram:607} in 3");
+        long long before = cmd_int("XLEN cg:outbox");
+        cmd_int("XADD cg:inbox * seq 3 channel telegram user 607 kind text text third received_at 1");
+        run_for(150);
+        assert_string_equal(hget(b, sizeof b, "cg:seq:{telegram:607}", "done"), "");
+        assert_true(wait_int("HGET cg:seq:{telegram:607} done", 3, 5000));
+        assert_int_equal(cmd_int("SISMEMBER cg:gap:{telegram:607} 1"), 1);
+        assert_int_equal(cmd_int("SISMEMBER cg:gap:{telegram:607} 2"), 1);
+        cmd_int("XADD cg:inbox * seq 1 channel telegram user 607 kind text text first received_at 1");
+        assert_true(wait_int("SCARD cg:gap:{telegram:607}", 1, 5000));
+        assert_int_equal(cmd_int("SISMEMBER cg:gap:{telegram:607} 2"), 1);
+        assert_string_equal(hget(b, sizeof b, "cg:seq:{telegram:607}", "done"), "3");
+        assert_int_equal(cmd_int("XLEN cg:outbox"), before + 2);
+        /* ... and only once */
+        cmd_int("XADD cg:inbox * seq 1 channel telegram user 607 kind text text first received_at 1");
+        run_for(300);
+        assert_int_equal(cmd_int("XLEN cg:outbox"), before + 2);
+        cg_store_timings.pipeline_gap_ms = saved;
+    }
+
     /* while a person handles the conversation, the bot stays out of it */
     {
         cmd_int("HSET cg:sess:{telegram:606} agent agent-1");
@@ -899,6 +927,28 @@ static void test_outbox(void **state)
     assert_string_equal(sc[4].last_path, "/bot123:TEST/answerCallbackQuery");
     assert_int_equal(sc[3].count, 2);
     assert_string_equal(sc[3].last_path, "/bot123:TEST/sendMessage");
+
+    /* a reply whose predecessor never comes goes after the gap timeout; the
+     * predecessor turning up late is still delivered */
+    {
+        static script gap = { .chat = "7009", .status = { 200 },
+                              .body = { "{\"ok\":true,\"result\":{\"message_id\":7}}" }, .n = 1 };
+        sc[3] = gap;
+        unsigned saved = cg_store_timings.outbox_gap_ms;
+        cg_store_timings.outbox_gap_ms = 300;
+        cmd_int("HSET cg:seq:{telegram:7009} out 2");
+        cmd_int("XADD cg:outbox * channel telegram user 7009 text second buttons [] lang en seq 2");
+        run_for(150);
+        assert_int_equal(sc[3].count, 0);
+        assert_true(wait_int("HGET cg:seq:{telegram:7009} sent", 2, 5000));
+        assert_int_equal(sc[3].count, 1);
+        assert_int_equal(cmd_int("SISMEMBER cg:ogap:{telegram:7009} 1"), 1);
+        cmd_int("XADD cg:outbox * channel telegram user 7009 text first buttons [] lang en seq 1");
+        assert_true(wait_int("SCARD cg:ogap:{telegram:7009}", 0, 5000));
+        assert_int_equal(sc[3].count, 2);
+        assert_string_equal(hget(b, sizeof b, "cg:seq:{telegram:7009}", "sent"), "2");
+        cg_store_timings.outbox_gap_ms = saved;
+    }
 
     /* webchat: published to cg:webchat for whichever instance holds the socket */
     add_reply("webchat", "wc77", "hello web");
