@@ -1121,7 +1121,12 @@ static void finish_stop(cg_outbox *o)
     uint64_t now = uv_now(o->gw->loop);
     if (!o->done_called) {
         if (o->active > 0 && now < o->stop_deadline) return;
-        /* grace over or idle: abort transfers; Redis keeps the entries pending */
+        /* grace over or idle: abort transfers; Redis keeps the entries
+         * pending, released so that another instance takes them at once */
+        const char *ids[HELD_MAX];
+        size_t nids = 0;
+        for (ob_entry *x = o->head; x && nids < HELD_MAX; x = x->next) ids[nids++] = x->id;
+        if (nids) cg_store_release(o->store, CG_K_OUTBOX, CG_G_OUTBOX, o->gw->instance, ids, nids);
         ob_entry *e;
         while ((e = o->head)) {
             if (e->easy) {

@@ -981,6 +981,12 @@ static void maybe_finish(cg_pipeline *p)
     if (busy && p->stop_deadline != UINT64_MAX) return;
     if (!p->done_called) {
         p->done_called = 1;
+        const char *ids[2 * HELD_MAX + 1];
+        size_t n = 0;
+        for (pl_entry *e = p->queue.head; e && n < 2 * HELD_MAX; e = e->next) ids[n++] = e->id;
+        for (pl_entry *e = p->deferred.head; e && n < 2 * HELD_MAX; e = e->next) ids[n++] = e->id;
+        if (p->cur) ids[n++] = p->cur->id;
+        if (n && p->store) cg_store_release(p->store, CG_K_INBOX, CG_G_PIPELINE, p->gw->instance, ids, n);
         list_clear(&p->queue);
         list_clear(&p->deferred);
         if (p->store) cg_store_set_wake(p->store, NULL, NULL);

@@ -420,14 +420,18 @@ void cg_store_ensure_group(cg_store *s, const char *stream, const char *group)
 
 /* ---- keep: re-touch entries we still own --------------------------------- */
 
+/* KEYS[1] stream; ARGV group, consumer, idle ms to set, ids... For each id
+ * still pending with consumer: XCLAIM it to the same consumer with that idle
+ * time (0: "still mine"; claim_idle_ms: "take it", see cg_store_release).
+ * Returns the ids that are no longer the consumer's. */
 static cg_store_script keep_script = {
     .name = "keep",
     .src =
         "local lost = {}\n"
-        "for i = 3, #ARGV do\n"
+        "for i = 4, #ARGV do\n"
         "  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)\n"
         "  if p[1] and p[1][2] == ARGV[2] then\n"
-        "    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')\n"
+        "    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'IDLE', ARGV[3], 'JUSTID')\n"
         "  else lost[#lost + 1] = ARGV[i] end\n"
         "end\n"
         "return lost\n",
@@ -446,23 +450,27 @@ static void keep_reply(cg_store *s, redisReply *r, void *ud)
     free(k);
 }
 
-void cg_store_keep(cg_store *s, const char *stream, const char *group, const char *consumer,
-                   const char *const *ids, size_t n, cg_store_lost_fn lost, void *ud)
+static void keep_idle(cg_store *s, const char *stream, const char *group, const char *consumer,
+                      const char *const *ids, size_t n, unsigned idle, cg_store_lost_fn lost,
+                      void *ud)
 {
+    char idle_s[16];
     if (n == 0) {
         if (lost) lost(NULL, ud);
         return;
     }
-    const char **av = malloc(sizeof *av * (n + 3));
+    const char **av = malloc(sizeof *av * (n + 4));
     keep_req *k = calloc(1, sizeof *k);
     if (!av || !k) goto fail;
+    snprintf(idle_s, sizeof idle_s, "%u", idle);
     av[0] = stream;
     av[1] = group;
     av[2] = consumer;
-    for (size_t i = 0; i < n; i++) av[3 + i] = ids[i];
+    av[3] = idle_s;
+    for (size_t i = 0; i < n; i++) av[4 + i] = ids[i];
     k->lost = lost;
     k->ud = ud;
-    if (cg_store_eval(s, &keep_script, 1, (int)n + 3, av, NULL, keep_reply, k) == 0) {
+    if (cg_store_eval(s, &keep_script, 1, (int)n + 4, av, NULL, keep_reply, k) == 0) {
         free(av);
         return;
     }
@@ -470,6 +478,18 @@ fail:
     free(av);
     free(k);
     if (lost) lost(NULL, ud);
+}
+
+void cg_store_keep(cg_store *s, const char *stream, const char *group, const char *consumer,
+                   const char *const *ids, size_t n, cg_store_lost_fn lost, void *ud)
+{
+    keep_idle(s, stream, group, consumer, ids, n, 0, lost, ud);
+}
+
+void cg_store_release(cg_store *s, const char *stream, const char *group, const char *consumer,
+                      const char *const *ids, size_t n)
+{
+    keep_idle(s, stream, group, consumer, ids, n, cg_store_timings.claim_idle_ms, NULL, NULL);
 }
 
 void cg_store_set_wake(cg_store *s, void (*fn)(void *ud), void *ud)

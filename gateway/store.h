@@ -105,6 +105,13 @@ void cg_store_stream_gauges(cg_store *s, const char *stream, const char *group,
 void cg_store_send_reply(cg_store *s, const cg_reply *r, const char *lang, cg_store_done_cb cb,
                          void *ud);
 
+/* Graceful stop: make entries this consumer holds but will not finish look
+ * long idle, so that the next XAUTOCLAIM of any instance (within
+ * claim_every_ms) takes them instead of waiting claim_idle_ms. Fire and
+ * forget; ids are copied. */
+void cg_store_release(cg_store *s, const char *stream, const char *group, const char *consumer,
+                      const char *const *ids, size_t n);
+
 /* In-process wake-ups: the ingest wakes the pipeline, the pipeline wakes the
  * outbox, so a single instance does not wait for its poll timer. */
 void cg_store_set_wake(cg_store *s, void (*fn)(void *ud), void *ud);

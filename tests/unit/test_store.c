@@ -784,10 +784,21 @@ static void test_pipeline(void **state)
     assert_non_null(strstr(mt, "civicgate_test_inbox_pending 0"));
     free(mt);
 
+    /* graceful stop: an entry still waiting is released (made long idle) so
+     * that another instance's next XAUTOCLAIM takes it at once */
+    cmd_int("HSET cg:seq:{telegram:608} in 2");
+    cmd_int("XADD cg:inbox * seq 2 channel telegram user 608 kind text text waits received_at 1");
+    run_for(300);
     int n = 0;
     cg_pipeline_stop(gw.pipeline, stopped, &n);
     assert_true(run_until(flag_set, &n, 3000));
     gw.pipeline = NULL;
+    run_for(100);
+    r = cmd("XPENDING cg:inbox pipeline - + 10");
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(r->element[0]->element[1]->str, gw.instance);
+    assert_true(r->element[0]->element[2]->integer >= (long long)cg_store_timings.claim_idle_ms);
+    freeReplyObject(r);
     close_store(gw.store);
     gw.store = NULL;
     cg_intents_unref(gw.intents);
