@@ -551,6 +551,8 @@ static cg_intents *load_fixture(void)
 }
 
 static void stopped(void *ud) { (*(int *)ud)++; }
+static int two(void *ud) { return *(int *)ud >= 2; }
+static int wait_n(int *n, int want) { (void)want; return run_until(two, n, 3000); }
 
 static void test_pipeline(void **state)
 {
@@ -977,6 +979,81 @@ static void test_outbox(void **state)
     nscripts = 0;
 }
 
+/* AUTH and SELECT from the URL: a password-protected Redis, database 3. */
+static void test_url_auth_select(void **state)
+{
+    (void)state;
+    cmd_int("FLUSHALL");
+    freeReplyObject(cmd("CONFIG SET requirepass s3cr%%t"));
+    char good[96], bad[96];
+    snprintf(good, sizeof good, "redis://:s3cr%%25t@127.0.0.1:%d/3", redis_port);
+    snprintf(bad, sizeof bad, "redis://:wrong@127.0.0.1:%d/3", redis_port);
+    char *keep = cfg.redis_url;
+
+    cfg.redis_url = bad;
+    cg_store *s = cg_store_new(&gw);
+    run_for(300);
+    assert_false(cg_store_ready(s));
+    close_store(s);
+
+    cfg.redis_url = good;
+    s = cg_store_new(&gw);
+    cfg.redis_url = keep;
+    assert_true(run_until(store_ready, s, 3000));
+    cg_msg m = text_msg("504", "z1", "in db 3");
+    assert_int_equal(ingest(s, &m, 1), CG_OK);
+    close_store(s);
+    assert_int_equal(cmd_int("XLEN cg:inbox"), 0);           /* not in db 0 */
+    freeReplyObject(cmd("SELECT 3"));
+    assert_int_equal(cmd_int("XLEN cg:inbox"), 1);
+    freeReplyObject(cmd("FLUSHDB"));
+    freeReplyObject(cmd("SELECT 0"));
+    freeReplyObject(cmd("CONFIG SET requirepass %s", ""));
+}
+
+/* Entries the gateway did not write (an operator's mistake, an old version)
+ * are acknowledged and logged, never crash or block the stream. */
+static void test_hostile_entries(void **state)
+{
+    (void)state;
+    cmd_int("FLUSHALL");
+    gw.intents = load_fixture();
+    gw.store = cg_store_new(&gw);
+    assert_true(run_until(store_ready, gw.store, 3000));
+    gw.pipeline = cg_pipeline_start(&gw);
+    gw.outbox = cg_outbox_start(&gw);
+    run_for(100);
+    cmd_int("XADD cg:inbox * foo bar");
+    cmd_int("XADD cg:inbox * seq abc channel telegram user 1 kind text text x");
+    cmd_int("XADD cg:inbox * seq -5 channel telegram user 1 kind text");
+    cmd_int("XADD cg:inbox * seq 1 channel telegram user 700 kind nonsense");
+    cmd_int("XADD cg:outbox * junk 1");
+    cmd_int("XADD cg:outbox * seq 1 channel nosuchchannel user 1 text hi");
+    /* a real one after them still goes through */
+    cg_msg m = text_msg("701", "q1", "hello");
+    assert_int_equal(ingest(gw.store, &m, 1), CG_OK);
+    assert_true(wait_int("HGET cg:seq:{telegram:701} done", 1, 5000));
+    assert_true(wait_int("XLEN cg:deadletter", 1, 5000));    /* the unknown channel */
+    run_for(300);
+    redisReply *r = cmd("XPENDING cg:inbox pipeline");
+    assert_int_equal(r->element[0]->integer, 0);
+    freeReplyObject(r);
+    /* the unknown kind was answered as unsupported, not dropped */
+    char b[32];
+    assert_string_equal(hget(b, sizeof b, "cg:seq:{telegram:700}", "done"), "1");
+
+    int n = 0;
+    cg_pipeline_stop(gw.pipeline, stopped, &n);
+    cg_outbox_stop(gw.outbox, stopped, &n);
+    assert_true(wait_n(&n, 2));
+    gw.pipeline = NULL;
+    gw.outbox = NULL;
+    close_store(gw.store);
+    gw.store = NULL;
+    cg_intents_unref(gw.intents);
+    gw.intents = NULL;
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -987,6 +1064,8 @@ int main(void)
         cmocka_unit_test(test_webchat_pubsub),
         cmocka_unit_test(test_pipeline),
         cmocka_unit_test(test_outbox),
+        cmocka_unit_test(test_url_auth_select),
+        cmocka_unit_test(test_hostile_entries),
         cmocka_unit_test(test_ingest_after_redis_restart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
