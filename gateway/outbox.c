@@ -122,6 +122,7 @@ struct cg_outbox {
     ob_entry *head, *tail;     /* stream order */
     size_t n, active;
     int reading;
+    int woken;                 /* a wake came while a read was in flight */
     uint64_t next_read, next_claim, next_stats, next_keep;
     char claim_cursor[48];
     int keeping;
@@ -917,7 +918,8 @@ static void read_reply(cg_store *s, redisReply *r, void *ud)
         }
     }
     uint64_t now = uv_now(o->gw->loop);
-    o->next_read = o->n > before ? now : now + POLL_IDLE_MS;
+    o->next_read = o->n > before || o->woken ? now : now + POLL_IDLE_MS;
+    o->woken = 0;
     settle(o);
 }
 
@@ -1025,7 +1027,9 @@ static void pump(cg_outbox *o)
         }
         begin(e);
     }
-    if (!o->reading && now >= o->next_read && o->n < HELD_MAX) {
+    /* hold no more than can be in flight soon: what one instance hoards,
+     * the others cannot deliver */
+    if (!o->reading && now >= o->next_read && o->n < HELD_MAX && o->n < 2 * ACTIVE_MAX) {
         char cnt[16];
         snprintf(cnt, sizeof cnt, "%d", CG_STORE_READ_COUNT);
         read_more(o, ">", cnt);
@@ -1073,6 +1077,7 @@ void cg_outbox_wake(cg_outbox *o)
 {
     if (!o || o->stopping) return;
     o->next_read = 0;
+    if (o->reading) o->woken = 1;   /* that read may have missed the news */
     pump(o);
 }
 

@@ -55,6 +55,7 @@
 #include "metrics.h"
 
 #define HELD_MAX        256      /* entries held in memory (queue + deferred) */
+#define READ_AGAIN_BELOW 4       /* read the next batch when fewer are queued */
 #define POLL_IDLE_MS    50       /* XREADGROUP poll when the last read was empty */
 #define TICK_MS         10
 #define DEFER_MIN_MS    50
@@ -84,6 +85,7 @@ struct cg_pipeline {
     pl_list deferred;            /* waiting for a predecessor, insertion order */
     pl_entry *cur;               /* being processed */
     int reading;
+    int woken;                   /* a wake came while a read was in flight */
     uint64_t next_read;
     uint64_t next_claim, next_stats, next_keep;
     char claim_cursor[48];
@@ -262,6 +264,7 @@ static void ack(cg_pipeline *p, const char *id)
 static void defer(cg_pipeline *p, pl_entry *e)
 {
     uint64_t now = uv_now(p->gw->loop);
+    cg_log(CG_LOG_DEBUG, "pipeline_wait", "entry", e->id, "instance", p->gw->instance, NULL);
     if (!e->deferred_since) e->deferred_since = now;
     unsigned d = DEFER_MIN_MS << (e->defers < 5 ? e->defers : 5);
     if (d > DEFER_MAX_MS) d = DEFER_MAX_MS;
@@ -800,7 +803,13 @@ static void read_reply(cg_store *s, redisReply *r, void *ud)
         }
     }
     uint64_t now = uv_now(p->gw->loop);
-    p->next_read = p->queue.n > before ? now : now + POLL_IDLE_MS;
+    if (p->queue.n > before) {
+        char cnt[24];
+        snprintf(cnt, sizeof cnt, "%zu", p->queue.n - before);
+        cg_log(CG_LOG_DEBUG, "pipeline_read", "count", cnt, "instance", p->gw->instance, NULL);
+    }
+    p->next_read = p->queue.n > before || p->woken ? now : now + POLL_IDLE_MS;
+    p->woken = 0;
     settle(p);
 }
 
@@ -895,7 +904,11 @@ static void pump(cg_pipeline *p)
     }
     if (p->stopping || !cg_store_ready(p->store) || !p->gw->intents) return;
     while (!p->cur && p->queue.head) process(p, list_pop(&p->queue));
-    if (!p->reading && now >= p->next_read && p->queue.n + p->deferred.n < HELD_MAX)
+    /* Read the next batch only when this one is nearly done: an instance
+     * that hoards entries it cannot process yet starves the others (one
+     * extra round trip per batch is the price). */
+    if (!p->reading && now >= p->next_read && p->queue.n < READ_AGAIN_BELOW &&
+        p->queue.n + p->deferred.n < HELD_MAX)
         read_more(p);
 }
 
@@ -936,6 +949,7 @@ void cg_pipeline_wake(cg_pipeline *p)
 {
     if (!p || p->stopping) return;
     p->next_read = 0;
+    if (p->reading) p->woken = 1;   /* that read may have missed the news */
     pump(p);
 }
 

@@ -1054,6 +1054,135 @@ static void test_hostile_entries(void **state)
     gw.intents = NULL;
 }
 
+static cg_pipeline *other_pipeline;
+static int split_seen_a, split_seen_b, split_convs, split_per;
+
+/* All conversations done; meanwhile note which consumers held entries. */
+static int split_done(void *ud)
+{
+    (void)ud;
+    redisReply *r = cmd("XPENDING cg:inbox pipeline");
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 4 && r->element[3]->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i < r->element[3]->elements; i++) {
+            const char *c = r->element[3]->element[i]->element[0]->str;
+            if (strcmp(c, "inst-a") == 0) split_seen_a = 1;
+            if (strcmp(c, "inst-b") == 0) split_seen_b = 1;
+        }
+    freeReplyObject(r);
+    for (int c = 0; c < split_convs; c++) {
+        char q[64];
+        snprintf(q, sizeof q, "HGET cg:seq:{telegram:80%d} done", c);
+        if (cmd_int(q) != split_per) return 0;
+    }
+    return 1;
+}
+static void ingest_wake_cb(cg_err e, void *ud)
+{
+    ingest_cb(e, ud);
+    cg_pipeline_wake(other_pipeline);
+}
+
+/* Two instances (two stores, two pipelines, one loop) share the inbox: every
+ * message is processed exactly once and each conversation stays in order,
+ * whichever instance reads which entry. */
+static void test_two_instances(void **state)
+{
+    (void)state;
+    cmd_int("FLUSHALL");
+    cg_intents *t = load_fixture();
+    cg_gateway a = gw, b2 = gw;
+    snprintf(a.instance, sizeof a.instance, "inst-a");
+    snprintf(b2.instance, sizeof b2.instance, "inst-b");
+    a.intents = t;
+    b2.intents = t;
+    a.store = cg_store_new(&a);
+    b2.store = cg_store_new(&b2);
+    assert_true(run_until(store_ready, a.store, 3000));
+    assert_true(run_until(store_ready, b2.store, 3000));
+    a.pipeline = cg_pipeline_start(&a);
+    b2.pipeline = cg_pipeline_start(&b2);
+
+    enum { CONVS = 6, PER = 12 };
+    static const char *const words[] = { "hello", "menu", "passport fees", "thanks", "parking permit",
+                                         "talk to a person" };
+    char texts[CONVS * PER][32];
+    cg_msg m[CONVS * PER];
+    size_t n = 0;
+    for (int k = 0; k < PER; k++)          /* interleaved, as webhooks arrive */
+        for (int c = 0; c < CONVS; c++) {
+            char user[16], id[16];
+            snprintf(user, sizeof user, "80%d", c);
+            snprintf(id, sizeof id, "w%d-%d", c, k);
+            snprintf(texts[n], sizeof texts[n], "%s #%02d", words[(c + k) % 6], k);
+            m[n] = text_msg(user, id, texts[n]);
+            n++;
+        }
+    /* several webhooks at once through one connection (so their order, the
+     * order the citizens wrote in, is defined), read by both instances in
+     * batches that split conversations between them. (Webhooks sent at the
+     * same moment to two instances have no order to keep.) */
+    ingest_res res[CONVS * PER / 8 + 1];
+    size_t nres = 0;
+    other_pipeline = b2.pipeline;     /* woken too, as a webhook to it would */
+    for (size_t i = 0; i < n; i += 8, nres++) {
+        res[nres].called = 0;
+        cg_store_ingest(a.store, m + i, n - i < 8 ? n - i : 8, ingest_wake_cb, &res[nres]);
+    }
+    for (size_t i = 0; i < nres; i++) {
+        assert_true(run_until(ingest_called, &res[i], 5000));
+        assert_int_equal(res[i].err, CG_OK);
+    }
+    split_seen_a = split_seen_b = 0;
+    split_convs = CONVS;
+    split_per = PER;
+    assert_true(run_until(split_done, NULL, 15000));
+    assert_int_equal(cmd_int("XLEN cg:outbox"), CONVS * PER);
+    /* both instances read some of the work */
+    redisReply *r = cmd("XINFO CONSUMERS cg:inbox pipeline");
+    assert_int_equal(r->elements, 2);
+    freeReplyObject(r);
+    /* inst-a was woken by every ingest and read first; inst-b held entries
+     * too, whose predecessors were with inst-a (it waited for them) */
+    assert_true(split_seen_b);
+    for (int c = 0; c < CONVS; c++) {
+        char key[64], bb[64];
+        snprintf(key, sizeof key, "cg:conv:{telegram:80%d}", c);
+        r = cmd("XRANGE %s - +", key);
+        int k = 0;
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *f = r->element[i]->element[1];
+            if (strcmp(cg_store_field_str(f, "dir", bb, sizeof bb), "in") != 0) continue;
+            char want[32];
+            snprintf(want, sizeof want, "%s #%02d", words[(c + k) % 6], k);
+            assert_string_equal(cg_store_field_str(f, "text", bb, sizeof bb), want);
+            k++;
+        }
+        assert_int_equal(k, PER);
+        freeReplyObject(r);
+        /* replies in the outbox in seq order for the conversation */
+        r = cmd("XRANGE cg:outbox - +");
+        long long last = 0;
+        char user[16];
+        snprintf(user, sizeof user, "80%d", c);
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *f = r->element[i]->element[1];
+            if (strcmp(cg_store_field_str(f, "user", bb, sizeof bb), user) != 0) continue;
+            long long sq = cg_store_field_i64(f, "seq");
+            assert_int_equal(sq, last + 1);
+            last = sq;
+        }
+        assert_int_equal(last, PER);
+        freeReplyObject(r);
+    }
+    int done = 0;
+    cg_pipeline_stop(a.pipeline, stopped, &done);
+    cg_pipeline_stop(b2.pipeline, stopped, &done);
+    assert_true(wait_n(&done, 2));
+    close_store(a.store);
+    close_store(b2.store);
+    cg_intents_unref(t);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1064,6 +1193,7 @@ int main(void)
         cmocka_unit_test(test_webchat_pubsub),
         cmocka_unit_test(test_pipeline),
         cmocka_unit_test(test_outbox),
+        cmocka_unit_test(test_two_instances),
         cmocka_unit_test(test_url_auth_select),
         cmocka_unit_test(test_hostile_entries),
         cmocka_unit_test(test_ingest_after_redis_restart),
