@@ -77,6 +77,11 @@ struct cg_store {
     void (*wake)(void *ud);
     void *wake_ud;
 
+    /* scripts used so far: loaded again (SCRIPT LOAD) on every connection so
+     * that their next EVALSHA is one round trip even after a Redis restart */
+    cg_store_script *scripts[16];
+    size_t nscripts;
+
     int closing;
     void (*close_done)(void *ud);
     void *close_ud;
@@ -372,10 +377,18 @@ static void script_sha(cg_store_script *sc)
     for (int i = 0; i < SHA_DIGEST_LENGTH; i++) snprintf(sc->sha + 2 * i, 3, "%02x", d[i]);
 }
 
+static void remember_script(cg_store *s, cg_store_script *sc)
+{
+    for (size_t i = 0; i < s->nscripts; i++)
+        if (s->scripts[i] == sc) return;
+    if (s->nscripts < sizeof s->scripts / sizeof *s->scripts) s->scripts[s->nscripts++] = sc;
+}
+
 int cg_store_eval(cg_store *s, cg_store_script *sc, int nkeys, int argc, const char **argv,
                   const size_t *lens, cg_store_reply_fn fn, void *ud)
 {
     script_sha(sc);
+    remember_script(s, sc);
     int n = argc + 3;
     const char **av = malloc(sizeof *av * (size_t)n);
     size_t *ln = malloc(sizeof *ln * (size_t)n);
@@ -668,6 +681,11 @@ static int send_hello(cg_store *s, redisAsyncContext *ac, cg_store_reply_fn fn)
     return rc;
 }
 
+static void script_loaded(cg_store *s, redisReply *r, void *ud)
+{
+    (void)s; (void)r; (void)ud;   /* an error is counted; EVALSHA falls back to EVAL */
+}
+
 static void connect_main(cg_store *s)
 {
     if (s->closing || s->ac) return;
@@ -681,6 +699,10 @@ static void connect_main(cg_store *s)
     s->ac = ac;
     s->outstanding = 0;
     send_hello(s, ac, hello_reply);
+    for (size_t i = 0; i < s->nscripts; i++) {
+        const char *av[] = { "SCRIPT", "LOAD", s->scripts[i]->src };
+        cg_store_cmd(s, script_loaded, NULL, 3, av, NULL);
+    }
     const char *ping[] = { "PING" };
     cg_store_cmd(s, hello_reply, "ping", 1, ping, NULL);
 }
@@ -781,6 +803,8 @@ void cg_store_on_webchat(cg_store *s, cg_webchat_push_cb cb, void *ud)
 
 /* ---- lifecycle ------------------------------------------------------- */
 
+static cg_store_script ingest_script;   /* below, with cg_store_ingest */
+
 cg_store *cg_store_new(cg_gateway *gw)
 {
     cg_store *s = calloc(1, sizeof *s);
@@ -799,6 +823,7 @@ cg_store *cg_store_new(cg_gateway *gw)
     uv_timer_init(s->loop, &s->close_timer);
     s->retry_timer.data = s->watchdog.data = s->sub_timer.data = s->close_timer.data = s;
     s->handles_open = 4;
+    remember_script(s, &ingest_script);
     uv_timer_start(&s->watchdog, watchdog_cb, WATCHDOG_MS, WATCHDOG_MS);
     if (s->url_ok) connect_main(s);
     return s;

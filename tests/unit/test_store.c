@@ -403,8 +403,19 @@ static void test_ingest_dedupe(void **state)
     assert_true(run_until(store_ready, s, 3000));
 
     cg_msg m[2] = { text_msg("501", "m1", "hello"), text_msg("501", "m2", "second") };
+    freeReplyObject(cmd("SCRIPT FLUSH"));
+    freeReplyObject(cmd("CONFIG RESETSTAT"));
+    /* a new connection loads the script first: the ingest is ONE round trip
+     * (EVALSHA), not a NOSCRIPT and an EVAL */
+    close_store(s);
+    s = cg_store_new(&gw);
+    assert_true(run_until(store_ready, s, 3000));
     assert_int_equal(ingest(s, m, 2), CG_OK);
     assert_int_equal(cmd_int("XLEN cg:inbox"), 2);
+    redisReply *st = cmd("INFO commandstats");
+    assert_non_null(strstr(st->str, "cmdstat_evalsha:calls=1,"));
+    assert_null(strstr(st->str, "cmdstat_eval:"));
+    freeReplyObject(st);
     char b[64];
     assert_string_equal(hget(b, sizeof b, "cg:seq:{telegram:501}", "in"), "2");
     assert_true(cmd_int("TTL cg:dedupe:{telegram:501}:m1") > 0);
