@@ -276,6 +276,8 @@ static const cfg_key cfg_keys[] = {
     {"channels.telegram.bot_token", T_CHSTR, F(telegram.token), 0, 0, check_secret},
     {"channels.telegram.webhook_secret", T_CHSTR, F(telegram.secret), 0, 0, check_webhook_secret},
     {"channels.telegram.api_base", T_CHSTR, F(telegram.api_base), 0, 0, check_api_base},
+    {"channels.telegram.max_per_second", T_INT, F(telegram.max_per_second), 0, 100000, NULL},
+    {"channels.telegram.max_per_chat_per_second", T_INT, F(telegram.max_per_chat_per_second), 0, 100000, NULL},
 
     {"channels.whatsapp.phone_number_id", T_CHSTR, F(whatsapp.phone_number_id), 0, 0, check_digits},
     {"channels.whatsapp.access_token", T_CHSTR, F(whatsapp.token), 0, 0, check_secret},
@@ -283,12 +285,16 @@ static const cfg_key cfg_keys[] = {
     {"channels.whatsapp.verify_token", T_CHSTR, F(whatsapp.verify_token), 0, 0, check_secret},
     {"channels.whatsapp.api_base", T_CHSTR, F(whatsapp.api_base), 0, 0, check_api_base},
     {"channels.whatsapp.api_version", T_CHSTR, F(whatsapp.api_version), 0, 0, check_api_version},
+    {"channels.whatsapp.max_per_second", T_INT, F(whatsapp.max_per_second), 0, 100000, NULL},
+    {"channels.whatsapp.max_per_chat_per_second", T_INT, F(whatsapp.max_per_chat_per_second), 0, 100000, NULL},
 
     {"channels.messenger.page_access_token", T_CHSTR, F(messenger.token), 0, 0, check_secret},
     {"channels.messenger.app_secret", T_CHSTR, F(messenger.secret), 0, 0, check_secret},
     {"channels.messenger.verify_token", T_CHSTR, F(messenger.verify_token), 0, 0, check_secret},
     {"channels.messenger.api_base", T_CHSTR, F(messenger.api_base), 0, 0, check_api_base},
     {"channels.messenger.api_version", T_CHSTR, F(messenger.api_version), 0, 0, check_api_version},
+    {"channels.messenger.max_per_second", T_INT, F(messenger.max_per_second), 0, 100000, NULL},
+    {"channels.messenger.max_per_chat_per_second", T_INT, F(messenger.max_per_chat_per_second), 0, 100000, NULL},
 
     {"channels.webchat.enabled", T_BOOL, F(webchat_enabled), 0, 1, NULL},
     {"channels.webchat.allowed_origins", T_ORIGINS, 0, 0, CG_MAX_ORIGINS, check_origin},
@@ -344,6 +350,13 @@ void cg_config_defaults(cg_config *c)
     set_owned(c, &c->whatsapp.api_version, "v21.0");
     set_owned(c, &c->messenger.api_base, "https://graph.facebook.com");
     set_owned(c, &c->messenger.api_version, "v21.0");
+    /* The platforms' documented sending limits (Telegram: about 30 messages/s
+     * overall and 1/s per chat; WhatsApp Cloud API: 80/s; Messenger: ~40/s). */
+    c->telegram.max_per_second = 30;
+    c->whatsapp.max_per_second = 80;
+    c->messenger.max_per_second = 40;
+    c->telegram.max_per_chat_per_second = c->whatsapp.max_per_chat_per_second =
+        c->messenger.max_per_chat_per_second = 1;
 
     c->webchat_enabled = 1;
     for (size_t i = 0; default_origins[i]; i++) {

@@ -37,15 +37,16 @@
  *                   XADD cg:deadletter (the reply, the reason), sent = n, XACK
  *   webchat: no HTTP: PUBLISH cg:webchat {"user","frame"} and finish OK in
  *   the same script.
- * Rate limits (in process): a token bucket per channel (Telegram 30/s) and
- * per chat (1/s, burst 3). With several instances each has its own buckets;
+ * Rate limits (in process): a token bucket per channel and per chat (burst
+ * 3), from channels.<name>.max_per_second and max_per_chat_per_second
+ * (defaults: the platforms' documented limits, Telegram 30/s and 1/s). With several instances each has its own buckets;
  * docs/redis.md says what that means.
  * A crashed consumer's entries are claimed with XAUTOCLAIM after
  * claim_idle_ms (30 s); held entries are re-touched every keep_ms (5 s).
  *
  * API: cg_outbox_start → (cg_outbox_wake) → cg_outbox_stop.
  * Extending: a new channel needs its connector (connectors/registry.c), its
- * rate in rate_table[] and nothing else here.
+ * name in rate_channels[] and nothing else here.
  */
 #include <math.h>
 #include <stdio.h>
@@ -104,15 +105,11 @@ typedef struct ob_entry {
 
 typedef struct bucket { double tokens; uint64_t last; uint64_t key; } bucket;
 
-typedef struct rate { const char *channel; double per_s, burst, chat_per_s, chat_burst; } rate;
+typedef struct rate { double per_s, burst, chat_per_s, chat_burst; } rate;
 
-/* Platform limits; a channel not listed is not limited. */
-static const rate rate_table[] = {
-    { "telegram", 30, 30, 1, 3 },
-    { "whatsapp", 80, 80, 1, 3 },
-    { "messenger", 40, 40, 1, 3 },
-    { NULL, 0, 0, 0, 0 },
-};
+/* Channels with a bucket each, in this order (webchat has no platform limit). */
+static const char *const rate_channels[] = { "telegram", "whatsapp", "messenger", NULL };
+#define RATE_CHANNELS 3
 
 struct cg_outbox {
     cg_gateway *gw;
@@ -128,7 +125,7 @@ struct cg_outbox {
     int keeping;
     unsigned inflight;         /* Redis commands referencing us */
     int handles;               /* open uv handles (timers + sockets) */
-    bucket chan[sizeof rate_table / sizeof *rate_table];
+    bucket chan[RATE_CHANNELS];
     bucket chat[CHAT_SLOTS];
     int stopping, done_called, closed;
     uint64_t stop_deadline;
@@ -246,14 +243,22 @@ static int entry_reply(const ob_entry *e, cg_reply *r)
 
 /* ---- rate limits ------------------------------------------------------- */
 
-static const rate *rate_for(const char *channel, size_t *idx)
+/* The channel's limits from the configuration (channels.<name>.max_per_second
+ * and max_per_chat_per_second; 0 = no limit). 0 when not limited at all. */
+static int rate_for(const cg_outbox *o, const char *channel, size_t *idx, rate *r)
 {
-    for (size_t i = 0; rate_table[i].channel; i++)
-        if (strcmp(rate_table[i].channel, channel) == 0) {
-            *idx = i;
-            return &rate_table[i];
-        }
-    return NULL;
+    for (size_t i = 0; rate_channels[i]; i++) {
+        if (strcmp(rate_channels[i], channel) != 0) continue;
+        const cg_channel_cfg *cc = cg_config_channel(o->gw->cfg, channel);
+        if (!cc || (cc->max_per_second <= 0 && cc->max_per_chat_per_second <= 0)) return 0;
+        *idx = i;
+        r->per_s = cc->max_per_second;
+        r->burst = cc->max_per_second;
+        r->chat_per_s = cc->max_per_chat_per_second;
+        r->chat_burst = 3.0 * cc->max_per_chat_per_second;
+        return 1;
+    }
+    return 0;
 }
 
 static void refill(bucket *b, double per_s, double burst, uint64_t now)
@@ -280,8 +285,9 @@ static uint64_t fnv(const char *a, const char *b)
 static uint64_t rate_take(cg_outbox *o, const ob_entry *e, uint64_t now)
 {
     size_t ci;
-    const rate *r = rate_for(e->channel, &ci);
-    if (!r) return 0;
+    rate rr;
+    const rate *r = &rr;
+    if (!rate_for(o, e->channel, &ci, &rr)) return 0;
     bucket *cb = &o->chan[ci];
     uint64_t key = fnv(e->channel, e->user);
     bucket *ub = &o->chat[key % CHAT_SLOTS];
@@ -289,11 +295,12 @@ static uint64_t rate_take(cg_outbox *o, const ob_entry *e, uint64_t now)
         memset(ub, 0, sizeof *ub);
         ub->key = key;
     }
-    refill(cb, r->per_s, r->burst, now);
-    refill(ub, r->chat_per_s, r->chat_burst, now);
+    /* An unlimited side (rate 0) always has a token. */
+    if (r->per_s > 0) refill(cb, r->per_s, r->burst, now); else cb->tokens = 1;
+    if (r->chat_per_s > 0) refill(ub, r->chat_per_s, r->chat_burst, now); else ub->tokens = 1;
     if (cb->tokens >= 1 && ub->tokens >= 1) {
-        cb->tokens -= 1;
-        ub->tokens -= 1;
+        if (r->per_s > 0) cb->tokens -= 1;
+        if (r->chat_per_s > 0) ub->tokens -= 1;
         return 0;
     }
     double w1 = cb->tokens >= 1 ? 0 : (1 - cb->tokens) * 1000.0 / r->per_s;

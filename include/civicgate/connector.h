@@ -41,6 +41,8 @@ typedef struct cg_channel_cfg {
     const char *api_base;       /* "https://api.telegram.org" */
     const char *api_version;    /* "v21.0" */
     const char *phone_number_id;
+    int max_per_second;         /* outbox: messages per second on this channel, 0 = no limit */
+    int max_per_chat_per_second;/* outbox: messages per second to one chat, 0 = no limit */
 } cg_channel_cfg;
 
 #define CG_HTTP_MAX_HEADERS 16
