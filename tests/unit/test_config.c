@@ -59,6 +59,7 @@ static const struct { const char *file, *msg; } bad_cases[] = {
     {"bad_origin_type.json", "channels.webchat.allowed_origins: must be an array of strings"},
     {"bad_origins_many.json", "channels.webchat.allowed_origins: at most 16 origins"},
     {"bad_outbox.json", "outbox.max_attempts: must be an integer from 1 to 100"},
+    {"bad_rate_negative.json", "channels.telegram.max_per_second: must be an integer from 0 to 100000"},
     {"bad_phone_id.json", "channels.whatsapp.phone_number_id: must be 1-32 digits"},
     {"bad_port_big.json", "listen.port: must be an integer from 1 to 65535"},
     {"bad_port_float.json", "listen.port: must be an integer"},
@@ -172,6 +173,9 @@ static void test_full(void **state)
     assert_string_equal(c.telegram.secret, "Sec_ret-1");
     assert_string_equal(c.telegram.api_base, "http://127.0.0.1:9999");
     assert_int_equal(c.telegram.enabled, 1);
+    assert_int_equal(c.telegram.max_per_second, 0);
+    assert_int_equal(c.telegram.max_per_chat_per_second, 5);
+    assert_int_equal(c.whatsapp.max_per_second, 80);   /* default: the platform's limit */
     assert_string_equal(c.whatsapp.phone_number_id, "1234567890");
     assert_string_equal(c.whatsapp.token, "EAAG-wa");
     assert_string_equal(c.whatsapp.secret, "wa-app-secret");
