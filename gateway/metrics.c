@@ -39,6 +39,8 @@ static const struct { const char *name, *help; } counter_meta[CG_M__COUNT] = {
     [CG_M_MATCHED] = {"civicgate_intent_matches_total", "Citizen messages answered by a matched intent."},
     [CG_M_FALLBACK] = {"civicgate_intent_fallbacks_total", "Citizen messages no intent matched."},
     [CG_M_ESCALATED] = {"civicgate_escalations_total", "Conversations handed to a human agent."},
+    [CG_M_CONTACT_GONE] = {"civicgate_contacts_gone_total",
+                           "Replies not delivered because the citizen blocked the bot or left the platform."},
 };
 
 static const struct { const char *name, *help; } hist_meta[CG_H__COUNT] = {

@@ -19,6 +19,7 @@ typedef enum {
     CG_M_MATCHED,        /* civicgate_intent_matches_total{channel} */
     CG_M_FALLBACK,       /* civicgate_intent_fallbacks_total{channel} */
     CG_M_ESCALATED,      /* civicgate_escalations_total{channel} */
+    CG_M_CONTACT_GONE,   /* civicgate_contacts_gone_total{channel}: blocked the bot, deleted... */
     CG_M__COUNT
 } cg_metric;
 

@@ -657,6 +657,7 @@ static void transfer_done(ob_entry *e, CURLcode rc)
         finish_retry(e, &res);
         break;
     case CG_SEND_CONTACT_GONE:
+        cg_metrics_inc(CG_M_CONTACT_GONE, e->channel);
         finish_gone(e);
         break;
     case CG_SEND_BAD_CONFIG:
