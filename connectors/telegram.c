@@ -88,6 +88,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "civicgate/text.h"
 #include "civicgate/connector.h"
 #include "civicgate/message.h"
 #include "telegram.h"
@@ -110,32 +111,6 @@ static void set_reason(char *reason, size_t cap, const char *fmt, ...)
     va_end(ap);
 }
 
-/* 1 when s[0..len) is well-formed UTF-8 (no overlongs, no surrogates, ≤
- * U+10FFFF) without NUL bytes. */
-static int utf8_valid(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = p[i];
-        if (c == 0) return 0;
-        if (c < 0x80) { i++; continue; }
-        size_t n;
-        unsigned cp, min;
-        if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; min = 0x80; }
-        else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; min = 0x800; }
-        else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; min = 0x10000; }
-        else return 0;
-        if (len - i <= n) return 0;
-        for (size_t k = 1; k <= n; k++) {
-            if ((p[i + k] & 0xC0) != 0x80) return 0;
-            cp = (cp << 6) | (p[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-        i += n + 1;
-    }
-    return 1;
-}
 
 /* Largest length ≤ max that does not cut a UTF-8 sequence of s (valid). */
 static size_t utf8_cut(const char *s, size_t len, size_t max)
@@ -248,7 +223,7 @@ static cg_err tg_from(tg_ctx *c, const cJSON *from)
         if (ok) memcpy(c->m->lang_hint, lc, strlen(lc) + 1);
     }
     const char *fn = json_str(from, "first_name");
-    if (fn && fn[0] && utf8_valid(fn, strlen(fn))) {
+    if (fn && fn[0] && cg_text_valid_utf8(fn, strlen(fn))) {
         c->m->name = dup_cut(fn, TG_NAME_MAX);
         if (!c->m->name) return CG_E_NOMEM;
     }
@@ -257,7 +232,7 @@ static cg_err tg_from(tg_ctx *c, const cJSON *from)
 
 static cg_err tg_set_text(tg_ctx *c, const char *what, const char *s, size_t len)
 {
-    if (!utf8_valid(s, len)) {
+    if (!cg_text_valid_utf8(s, len)) {
         set_reason(c->reason, c->cap, "%s is not valid UTF-8", what);
         return CG_E_BAD_REQUEST;
     }
@@ -311,7 +286,7 @@ static const char *const tg_unsupported_kinds[] = {
 static cg_err tg_text_message(tg_ctx *c, const char *text)
 {
     size_t len = strlen(text);
-    if (!utf8_valid(text, len)) {
+    if (!cg_text_valid_utf8(text, len)) {
         set_reason(c->reason, c->cap, "message.text is not valid UTF-8");
         return CG_E_BAD_REQUEST;
     }
@@ -422,7 +397,7 @@ static cg_err tg_callback(tg_ctx *c, const cJSON *q, int *emit)
         set_reason(c->reason, c->cap, "callback_query.id missing");
         return CG_E_BAD_REQUEST;
     }
-    if (strlen(id) > TG_CALLBACK_ID_MAX || !utf8_valid(id, strlen(id))) {
+    if (strlen(id) > TG_CALLBACK_ID_MAX || !cg_text_valid_utf8(id, strlen(id))) {
         set_reason(c->reason, c->cap, "callback_query.id is too long or not UTF-8");
         return CG_E_BAD_REQUEST;
     }
@@ -446,7 +421,7 @@ static cg_err tg_callback(tg_ctx *c, const cJSON *q, int *emit)
     const char *data = json_str(q, "data");
     if (!data) return CG_OK;   /* game callbacks: nothing to do */
     size_t dlen = strlen(data);
-    if (dlen > TG_CALLBACK_DATA_MAX || !utf8_valid(data, dlen)) {
+    if (dlen > TG_CALLBACK_DATA_MAX || !cg_text_valid_utf8(data, dlen)) {
         set_reason(c->reason, c->cap, "callback_query.data is over %d bytes or not UTF-8",
                    TG_CALLBACK_DATA_MAX);
         return CG_E_BAD_REQUEST;
@@ -689,12 +664,12 @@ static int tg_buttons_valid(const cg_reply *r)
     if (r->nbuttons > CG_REPLY_MAX_BUTTONS) return 0;
     for (size_t i = 0; i < r->nbuttons; i++) {
         const cg_reply_btn *b = &r->buttons[i];
-        if (!b->title || !b->title[0] || !utf8_valid(b->title, strlen(b->title))) return 0;
+        if (!b->title || !b->title[0] || !cg_text_valid_utf8(b->title, strlen(b->title))) return 0;
         if (b->payload) {
             size_t pl = strlen(b->payload);
-            if (pl == 0 || pl > TG_CALLBACK_DATA_MAX || !utf8_valid(b->payload, pl)) return 0;
+            if (pl == 0 || pl > TG_CALLBACK_DATA_MAX || !cg_text_valid_utf8(b->payload, pl)) return 0;
         } else {
-            if (!b->url || !utf8_valid(b->url, strlen(b->url))) return 0;
+            if (!b->url || !cg_text_valid_utf8(b->url, strlen(b->url))) return 0;
             if (strncmp(b->url, "https://", 8) != 0 && strncmp(b->url, "http://", 7) != 0) return 0;
         }
     }
@@ -711,7 +686,7 @@ static cg_err tg_render(const cg_channel_cfg *cfg, const cg_reply *r, cg_http_ou
     if (!chat_id_valid(r->user) || !tg_buttons_valid(r)) return CG_E_INTERNAL;
     const char *text = r->text ? r->text : "";
     size_t tlen = strlen(text);
-    if (!utf8_valid(text, tlen)) return CG_E_INTERNAL;
+    if (!cg_text_valid_utf8(text, tlen)) return CG_E_INTERNAL;
     /* leading and trailing blanks only: a whitespace-only text is empty */
     while (tlen && is_blank(text[tlen - 1])) tlen--;
     while (tlen && is_blank(*text)) { text++; tlen--; }
@@ -792,7 +767,7 @@ static void tg_classify(long status, const char *body, size_t len, cg_send_resul
     memset(out, 0, sizeof *out);
     cJSON *root = body && len ? cJSON_ParseWithLength(body, len) : NULL;
     const char *desc = root ? json_str(root, "description") : NULL;
-    if (desc && !utf8_valid(desc, strlen(desc))) desc = NULL;
+    if (desc && !cg_text_valid_utf8(desc, strlen(desc))) desc = NULL;
     const char *d = desc ? desc : "";
 
     if (status == 0) {

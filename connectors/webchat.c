@@ -37,6 +37,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/sha.h>
 
+#include "civicgate/text.h"
 #include "civicgate/webchat.h"
 
 #define WC_ID_MAX       48
@@ -47,31 +48,6 @@ static void set_reason(char *reason, size_t cap, const char *msg)
     if (reason && cap) snprintf(reason, cap, "%s", msg);
 }
 
-/* 1 when s[0..len) is well-formed UTF-8 without NUL bytes. */
-static int utf8_valid(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = p[i];
-        if (c == 0) return 0;
-        if (c < 0x80) { i++; continue; }
-        size_t n;
-        unsigned cp, min;
-        if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; min = 0x80; }
-        else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; min = 0x800; }
-        else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; min = 0x10000; }
-        else return 0;
-        if (len - i <= n) return 0;
-        for (size_t k = 1; k <= n; k++) {
-            if ((p[i + k] & 0xC0) != 0x80) return 0;
-            cp = (cp << 6) | (p[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-        i += n + 1;
-    }
-    return 1;
-}
 
 /* 1 when the JSON text s[0..len) has a \u0000 escape inside a string (cJSON
  * would decode it to a NUL and silently cut the string there). */
@@ -254,7 +230,7 @@ cg_err cg_webchat_parse(const char *data, size_t len, const char *user, cg_wc_fr
         goto done;
     }
     size_t vlen = strlen(v->valuestring);
-    if (!utf8_valid(v->valuestring, vlen)) {
+    if (!cg_text_valid_utf8(v->valuestring, vlen)) {
         set_reason(reason, cap, out->kind == CG_WC_MESSAGE ? "text is not valid UTF-8"
                                                            : "payload is not valid UTF-8");
         goto done;
