@@ -1572,6 +1572,11 @@ cg_matcher *cg_matcher_train_opts(const cg_intents *t, const cg_matcher_opts *o,
         TRAIN_FAIL("matcher: out of memory");
     m->memory += m->nnz * (sizeof *m->wcls + sizeof *m->wval);
 
+    goto done;
+
+fail:
+    cg_matcher_free(m);
+    m = NULL;
 done:
     if (model)
         free_and_destroy_model(&model);
@@ -1584,20 +1589,6 @@ done:
     free(df);
     wordset_free(&ws);
     return m;
-
-fail:
-    if (model)
-        free_and_destroy_model(&model);
-    free(nodes);
-    free(xs);
-    free(ys);
-    free(exs);
-    free(fidx);
-    free(ftf);
-    free(df);
-    wordset_free(&ws);
-    cg_matcher_free(m);
-    return NULL;
 }
 
 /* ---- matching ---------------------------------------------------------- */
