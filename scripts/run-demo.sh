@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: serve the demo. Uses CIVICGATE_CONFIG when set (its redis.url
 # is then the operator's); otherwise starts a local redis-server with its
-# data under ./var/ (AOF on) and serves on :8080 with the demo intents.
+# data under ./var/ (AOF on) and serves on 127.0.0.1:8080 with the demo
+# intents (CIVICGATE_ADDRESS=0.0.0.0 to serve other machines, CIVICGATE_PORT).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=build/civicgate
@@ -20,7 +21,7 @@ fi
 cfg=var/demo.json
 cat >"$cfg" <<JSON
 {
-  "listen": {"address": "${CIVICGATE_ADDRESS:-0.0.0.0}", "port": ${CIVICGATE_PORT:-8080}},
+  "listen": {"address": "${CIVICGATE_ADDRESS:-127.0.0.1}", "port": ${CIVICGATE_PORT:-8080}},
   "redis": {"url": "redis://127.0.0.1:$port/0"},
   "intents": {"dir": "intents"},
   "channels": {
