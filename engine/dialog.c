@@ -89,7 +89,9 @@
  *   any step (asking for a person always works); greeting, thanks and menu
  *   never do ("fine, thanks" is an answer; the Menu button leaves a flow);
  *   any other intent interrupts only at DLG_INTERRUPT_SCORE (0.8), never when
- *   ambiguous, never the flow's own intent. On text and location steps this
+ *   ambiguous, never the flow's own intent, and on text and location steps
+ *   only when the text is a question ('?' or '¿'): an answer there often
+ *   names a topic ("the Medicaid application page fails"). On text and location steps this
  *   check comes before validation (almost any text is a valid answer
  *   there); on choice and number steps after it (a valid answer wins). An interruption by an
  *   ordinary intent answers it and then repeats the current question, the
@@ -854,6 +856,11 @@ static int flow_try_interrupt(turn *c, const cg_intent *fit, const cg_flow_step 
     double bar = (sp == CG_SPECIAL_HUMAN || sp == CG_SPECIAL_LANGUAGE ||
                   sp == CG_SPECIAL_DELETE_DATA) ? c->t->settings.threshold : DLG_INTERRUPT_SCORE;
     if (m.score < bar) return 0;
+    /* On a free-text step the answer itself often names a topic ("the
+     * Medicaid application page does not load"): an ordinary intent takes
+     * over only when the citizen asks a question. */
+    int free_kind = st->kind == CG_STEP_TEXT || st->kind == CG_STEP_LOCATION;
+    if (free_kind && sp == CG_SPECIAL_NONE && !strchr(text, '?') && !strstr(text, "\xc2\xbf")) return 0;
     flow_interrupt(c, fit, st, m.intent, m.score);
     return 1;
 }

@@ -566,9 +566,14 @@ static void test_flow_interruptions(void **state)
         { TXT("report a pothole"), .step = "what" },
         { TXT("pothole"), .step = "size" },
         { TXT("2"), .step = "where" },
-        { TXT("when is trash pickup"), .has = {TRASH_EN, "Where is it?"}, .buttons = "b|x",
+        { TXT("when is trash pickup?"), .has = {TRASH_EN, "Where is it?"}, .buttons = "b|x",
           .intent = "trash-pickup", .step = "where" },
         { TXT("talk to a person"), .has = {HUMAN_EN}, .action = CG_ACT_ESCALATE, .priority = 1, .step = "" });
+    RUN("a free-text step: an answer that names a topic is an answer, not a new question",
+        { TXT("report a pothole"), .step = "what" },
+        { TXT("pothole"), .step = "size" },
+        { TXT("2"), .step = "where" },
+        { TXT("when is trash pickup"), .step = "details" });
     RUN("asking for a person on a choice step",
         { TXT("report a pothole"), .step = "what" },
         { TXT("i want a human"), .has = {HUMAN_EN}, .action = CG_ACT_ESCALATE, .priority = 1, .step = "" });
