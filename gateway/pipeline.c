@@ -55,17 +55,21 @@
 #include "metrics.h"
 
 #define HELD_MAX        256      /* entries held in memory (queue + deferred) */
-#define READ_AGAIN_BELOW 4       /* read the next batch when fewer are queued */
+#define ACTIVE_MAX      64       /* entries in load/turn/commit at once */
+#define READ_COUNT      "64"     /* XREADGROUP COUNT: one batch fills the slots */
 #define POLL_IDLE_MS    50       /* XREADGROUP poll when the last read was empty */
 #define TICK_MS         10
 #define DEFER_MIN_MS    50
 #define DEFER_MAX_MS    1000
 #define STATS_EVERY_MS  5000
+#define FLOWS_MAX       "100000" /* cg:flows MAXLEN ~ */
 #define FIELD_MAX       (CG_MSG_TEXT_MAX + 1)
 
 typedef struct pl_entry {
     struct pl_entry *next;
+    cg_pipeline *p;              /* owner: the load/commit callbacks get the entry */
     char id[48];
+    uint64_t conv;               /* hash of channel and user */
     long long seq;
     cg_msg msg;
     int64_t received_at;
@@ -83,13 +87,16 @@ struct cg_pipeline {
     uv_timer_t tick;
     pl_list queue;               /* ready to process, stream order */
     pl_list deferred;            /* waiting for a predecessor, insertion order */
-    pl_entry *cur;               /* being processed */
+    pl_entry *active[ACTIVE_MAX];/* in load/turn/commit, one per conversation */
+    unsigned nactive;
+    int hard;                    /* stop grace over: active entries are dropped */
     int reading;
     int woken;                   /* a wake came while a read was in flight */
     uint64_t next_read;
     uint64_t next_claim, next_stats, next_keep;
     char claim_cursor[48];
     int keeping;
+    int pumping;                 /* in pump(): no re-entry */
     unsigned inflight;           /* commands whose callback references us */
     int stopping, done_called, closed;
     uint64_t stop_deadline;
@@ -163,8 +170,28 @@ static void list_clear(pl_list *l)
 
 static int held(const cg_pipeline *p, const char *id)
 {
-    return (p->cur && strcmp(p->cur->id, id) == 0) || list_has(&p->queue, id) ||
-           list_has(&p->deferred, id);
+    for (unsigned i = 0; i < p->nactive; i++)
+        if (strcmp(p->active[i]->id, id) == 0) return 1;
+    return list_has(&p->queue, id) || list_has(&p->deferred, id);
+}
+
+static void active_remove(cg_pipeline *p, pl_entry *e)
+{
+    for (unsigned i = 0; i < p->nactive; i++)
+        if (p->active[i] == e) {
+            p->active[i] = p->active[--p->nactive];
+            return;
+        }
+}
+
+/* FNV-1a of channel, NUL, user: the conversation. */
+static uint64_t conv_hash(const char *channel, const char *user)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *c = channel; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+    h = (h ^ 0) * 1099511628211ULL;
+    for (const char *c = user; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+    return h ? h : 1;
 }
 
 static void maybe_finish(cg_pipeline *p);
@@ -218,6 +245,7 @@ static pl_entry *entry_parse(const redisReply *e)
     m->lon = strtod(cg_store_field_str(f, "lon", b, sizeof b), NULL);
     m->ts = cg_store_field_i64(f, "ts");
     x->received_at = cg_store_field_i64(f, "received_at");
+    x->conv = conv_hash(m->channel, m->user);
     return x;
 }
 
@@ -274,27 +302,26 @@ static void defer(cg_pipeline *p, pl_entry *e)
     list_push(&p->deferred, e);
 }
 
-/* The entry is done with (committed, duplicate, or left pending on error). */
-static void finish_cur(cg_pipeline *p)
+/* The active entry is done with (committed, duplicate, or dropped). */
+static void finish_entry(cg_pipeline *p, pl_entry *e)
 {
-    entry_free(p->cur);
-    p->cur = NULL;
+    active_remove(p, e);
+    entry_free(e);
 }
 
-/* A Redis error while processing: keep the entry pending in Redis (it is
- * re-read by the claim) and drop it here after a short pause. */
-static void cur_failed(cg_pipeline *p)
+/* A Redis error while processing, or "wait": the entry stays pending in
+ * Redis and is tried again here after a pause. */
+static void entry_failed(cg_pipeline *p, pl_entry *e)
 {
-    pl_entry *e = p->cur;
-    p->cur = NULL;
-    if (e) defer(p, e);
+    active_remove(p, e);
+    defer(p, e);
 }
 
 /* ---- commit ------------------------------------------------------------ */
 
 /*
  * KEYS: 1 cg:seq:{c:u}  2 cg:sess:{c:u}  3 cg:conv:{c:u}  4 cg:outbox
- *       5 cg:inbox  6 cg:queue:agents  7 cg:gap:{c:u}
+ *       5 cg:inbox  6 cg:queue:agents  7 cg:gap:{c:u}  8 cg:flows
  * ARGV: 1 group  2 entry id  3 seq  4 session TTL  5 transcript max
  *       6 transcript TTL  7 "force" or ""  then operations, each
  *       name, argument count, arguments:
@@ -304,6 +331,7 @@ static void cur_failed(cg_pipeline *p)
  *   out   f v ...            an outbox entry; gets the next out seq
  *   zadd  score member       escalation (ZADD NX)
  *   pub   channel message    PUBLISH
+ *   flow  f v ...            a finished flow's answers (XADD cg:flows MAXLEN ~)
  * Returns "ok", "dup" (already committed: acknowledged) or "wait". A forced
  * commit records the seqs it skips in KEYS[7]; one of those committed later
  * leaves "done" alone.
@@ -338,6 +366,8 @@ static cg_store_script commit_script = {
         "    redis.call('XADD', KEYS[4], '*', unpack(a))\n"
         "  elseif op == 'zadd' then redis.call('ZADD', KEYS[6], 'NX', a[1], a[2])\n"
         "  elseif op == 'pub' then redis.call('PUBLISH', a[1], a[2])\n"
+        "  elseif op == 'flow' then\n"
+        "    redis.call('XADD', KEYS[8], 'MAXLEN', '~', '" FLOWS_MAX "', '*', unpack(a))\n"
         "  end\n"
         "end\n"
         "if not late then redis.call('HSET', KEYS[1], 'done', seq) end\n"
@@ -515,6 +545,7 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
             av_add(&a, key);
         }
     }
+    av_add(&a, CG_K_FLOWS);
     av_add(&a, CG_G_PIPELINE);
     av_add(&a, e->id);
     av_addi(&a, e->seq);
@@ -581,6 +612,8 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
         cg_dialog_state st;
         cg_dialog_state_init(&st);
         if (ld->dialog) cg_dialog_state_from_json(ld->dialog, strlen(ld->dialog), &st);
+        char flow[sizeof st.flow];     /* the running flow, before the turn ends it */
+        memcpy(flow, st.flow, sizeof flow);
         cg_intents *t = cg_intents_ref(gw->intents);
         int rc = cg_dialog_turn(t, &st, &in, &out);
         cg_intents_unref(t);
@@ -632,6 +665,18 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
         av_add(&a, "received_at"); av_add(&a, b);
         op_end(&a, op);
         free(btn);
+        if (out.vars_json && (out.action == CG_ACT_FLOW_DONE || out.action == CG_ACT_ESCALATE)) {
+            /* a finished flow's answers, for the department that owns it */
+            op = op_begin(&a, "flow");
+            av_add(&a, "intent"); av_add(&a, out.intent ? out.intent->id : flow);
+            av_add(&a, "reference"); av_add(&a, ref);
+            av_add(&a, "channel"); av_add(&a, m->channel);
+            av_add(&a, "user"); av_add(&a, m->user);
+            av_add(&a, "lang"); av_add(&a, out.lang);
+            av_add(&a, "vars"); av_add(&a, out.vars_json);
+            av_add(&a, "ts"); av_add(&a, now_s);
+            op_end(&a, op);
+        }
         if (out.action == CG_ACT_ESCALATE) {
             char score[32], member[CG_CHANNEL_MAX + CG_USER_MAX + 2];
             /* earlier first; each priority point is an hour's head start */
@@ -658,10 +703,10 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
     if (!have_out && m->kind != CG_MSG_STATUS) cg_metrics_inc(CG_M_PROCESSED, m->channel);
     cg_turn_out_free(&out);
 
-    if (a.oom || cg_store_eval(p->store, &commit_script, 7, a.n, (const char **)a.v, a.len,
-                               commit_reply, p) != 0) {
+    if (a.oom || cg_store_eval(p->store, &commit_script, 8, a.n, (const char **)a.v, a.len,
+                               commit_reply, e) != 0) {
         av_free(&a);
-        cur_failed(p);
+        entry_failed(p, e);
         return;
     }
     p->inflight++;
@@ -670,24 +715,21 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
 
 static void commit_reply(cg_store *s, redisReply *r, void *ud)
 {
-    cg_pipeline *p = ud;
+    pl_entry *e = ud;
+    cg_pipeline *p = e->p;
     (void)s;
     p->inflight--;
-    if (!p->cur) {           /* stopped hard meanwhile */
+    if (p->hard) {           /* stopped hard meanwhile: Redis keeps it pending */
+        finish_entry(p, e);
         maybe_finish(p);
         return;
     }
     if (r && r->type == REDIS_REPLY_STATUS) r->type = REDIS_REPLY_STRING;
-    if (!r || r->type != REDIS_REPLY_STRING) {
-        cur_failed(p);
-    } else if (strcmp(r->str, "wait") == 0) {
-        pl_entry *e = p->cur;
-        p->cur = NULL;
-        defer(p, e);
+    if (!r || r->type != REDIS_REPLY_STRING || strcmp(r->str, "wait") == 0) {
+        entry_failed(p, e);
     } else {
-        if (p->cur->force)
-            cg_log(CG_LOG_WARN, "pipeline_gap_skipped", "entry", p->cur->id, NULL);
-        finish_cur(p);
+        if (e->force) cg_log(CG_LOG_WARN, "pipeline_gap_skipped", "entry", e->id, NULL);
+        finish_entry(p, e);
         if (p->gw->outbox) cg_outbox_wake(p->gw->outbox);
     }
     settle(p);
@@ -709,16 +751,17 @@ static cg_store_script load_script = {
 
 static void load_reply(cg_store *s, redisReply *r, void *ud)
 {
-    cg_pipeline *p = ud;
+    pl_entry *e = ud;
+    cg_pipeline *p = e->p;
     (void)s;
     p->inflight--;
-    pl_entry *e = p->cur;
-    if (!e) {
+    if (p->hard) {
+        finish_entry(p, e);
         maybe_finish(p);
         return;
     }
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 6) {
-        cur_failed(p);
+        entry_failed(p, e);
         settle(p);
         return;
     }
@@ -727,13 +770,12 @@ static void load_reply(cg_store *s, redisReply *r, void *ud)
     int late = strcmp(r->element[4]->str, "1") == 0;
     if (e->seq <= ld.done && !late) {         /* committed before: only ack */
         ack(p, e->id);
-        finish_cur(p);
+        finish_entry(p, e);
         settle(p);
         return;
     }
     if (e->seq > ld.done + 1 && !e->force) {
-        p->cur = NULL;
-        defer(p, e);
+        entry_failed(p, e);
         settle(p);
         return;
     }
@@ -742,14 +784,17 @@ static void load_reply(cg_store *s, redisReply *r, void *ud)
     ld.agent = r->element[3]->len > 0;
     if (r->element[5]->len > 0) ld.buttons = r->element[5]->str;
     commit(p, e, &ld);
+    settle(p);
 }
 
+/* Starts the load of e (it becomes active); hostile or deleted entries are
+ * only acknowledged. */
 static void process(cg_pipeline *p, pl_entry *e)
 {
-    p->cur = e;
+    e->p = p;
     if (e->seq < 0) {                 /* deleted from the stream */
         ack(p, e->id);
-        finish_cur(p);
+        entry_free(e);
         return;
     }
     char k1[CG_KEY_MAX], k2[CG_KEY_MAX], k3[CG_KEY_MAX], seq[24];
@@ -759,13 +804,14 @@ static void process(cg_pipeline *p, pl_entry *e)
         /* not written by our ingest: dead weight; acknowledge and log */
         cg_log(CG_LOG_WARN, "pipeline_bad_entry", "entry", e->id, NULL);
         ack(p, e->id);
-        finish_cur(p);
+        entry_free(e);
         return;
     }
     snprintf(seq, sizeof seq, "%lld", e->seq);
     const char *av[] = { k1, k2, k3, seq };
-    if (cg_store_eval(p->store, &load_script, 3, 4, av, NULL, load_reply, p) != 0) {
-        cur_failed(p);
+    p->active[p->nactive++] = e;
+    if (cg_store_eval(p->store, &load_script, 3, 4, av, NULL, load_reply, e) != 0) {
+        entry_failed(p, e);
         return;
     }
     p->inflight++;
@@ -815,10 +861,8 @@ static void read_reply(cg_store *s, redisReply *r, void *ud)
 
 static void read_more(cg_pipeline *p)
 {
-    char cnt[16];
-    snprintf(cnt, sizeof cnt, "%d", CG_STORE_READ_COUNT);
-    const char *av[] = { "XREADGROUP", "GROUP", CG_G_PIPELINE, p->gw->instance, "COUNT", cnt,
-                         "STREAMS", CG_K_INBOX, ">" };
+    const char *av[] = { "XREADGROUP", "GROUP", CG_G_PIPELINE, p->gw->instance, "COUNT",
+                         READ_COUNT, "STREAMS", CG_K_INBOX, ">" };
     if (cg_store_cmd(p->store, read_reply, p, 9, av, NULL) == 0) {
         p->reading = 1;
         p->inflight++;
@@ -870,26 +914,64 @@ static void lost_cb(const char *id, void *ud)
     list_remove_id(&p->deferred, id, entry_free);
 }
 
+/* Ids of every held entry (queue, deferred, active), malloc'd; *n their count. */
+static const char **held_ids(const cg_pipeline *p, size_t *n)
+{
+    *n = 0;
+    const char **ids = malloc(sizeof *ids * (p->queue.n + p->deferred.n + p->nactive + 1));
+    if (!ids) return NULL;
+    for (pl_entry *e = p->queue.head; e; e = e->next) ids[(*n)++] = e->id;
+    for (pl_entry *e = p->deferred.head; e; e = e->next) ids[(*n)++] = e->id;
+    for (unsigned i = 0; i < p->nactive; i++) ids[(*n)++] = p->active[i]->id;
+    return ids;
+}
+
 static void keep(cg_pipeline *p)
 {
-    const char *ids[HELD_MAX + 1];
-    size_t n = 0;
-    for (pl_entry *e = p->queue.head; e && n < HELD_MAX; e = e->next) ids[n++] = e->id;
-    for (pl_entry *e = p->deferred.head; e && n < HELD_MAX; e = e->next) ids[n++] = e->id;
-    if (p->cur) ids[n++] = p->cur->id;
-    if (!n) return;
-    p->keeping = 1;
-    p->inflight++;
-    cg_store_keep(p->store, CG_K_INBOX, CG_G_PIPELINE, p->gw->instance, ids, n, lost_cb, p);
+    size_t n;
+    const char **ids = held_ids(p, &n);
+    if (ids && n) {
+        p->keeping = 1;
+        p->inflight++;
+        cg_store_keep(p->store, CG_K_INBOX, CG_G_PIPELINE, p->gw->instance, ids, n, lost_cb, p);
+    }
+    free(ids);
 }
 
 /* ---- the loop ---------------------------------------------------------- */
 
+/* Open-addressing map, conversation hash → lowest queued seq, for one pass
+ * of pump(). Twice the entries it can hold (HELD_MAX + a read + ACTIVE_MAX). */
+#define CONV_SLOTS (4 * HELD_MAX)
+typedef struct conv_map {
+    uint64_t k[CONV_SLOTS];
+    long long min[CONV_SLOTS];
+    unsigned char busy[CONV_SLOTS];    /* active, deferred, or started this pass */
+} conv_map;
+
+/* The slot of key, added (min = seq) if new. */
+static size_t conv_slot(conv_map *m, uint64_t key, long long seq)
+{
+    size_t i = key % CONV_SLOTS;
+    for (size_t n = 0; n < CONV_SLOTS; i = (i + 1) % CONV_SLOTS, n++) {
+        if (m->k[i] == key) {
+            if (seq < m->min[i]) m->min[i] = seq;
+            return i;
+        }
+        if (!m->k[i]) {
+            m->k[i] = key;
+            m->min[i] = seq;
+            return i;
+        }
+    }
+    return 0;   /* full: cannot happen at these sizes; at worst an entry waits */
+}
+
 static void pump(cg_pipeline *p)
 {
-    if (p->closed) return;
+    if (p->closed || p->pumping) return;
     uint64_t now = uv_now(p->gw->loop);
-    /* deferred entries whose time came go back to the front, in order */
+    /* deferred entries whose time came go back to the front of the queue */
     if (p->deferred.head && !p->stopping) {
         pl_list due = { 0 }, rest = { 0 };
         pl_entry *e;
@@ -903,11 +985,49 @@ static void pump(cg_pipeline *p)
         }
     }
     if (p->stopping || !cg_store_ready(p->store) || !p->gw->intents) return;
-    while (!p->cur && p->queue.head) process(p, list_pop(&p->queue));
-    /* Read the next batch only when this one is nearly done: an instance
-     * that hoards entries it cannot process yet starves the others (one
-     * extra round trip per batch is the price). */
-    if (!p->reading && now >= p->next_read && p->queue.n < READ_AGAIN_BELOW &&
+    p->pumping = 1;                 /* no re-entry from what process() calls */
+    /* Only the lowest-seq held entry of a conversation may start, and only
+     * while none of that conversation is active or deferred: that keeps its
+     * order here, and the commit script's compare-and-set on seq stays the
+     * guard. Other conversations go on meanwhile, up to ACTIVE_MAX at once. */
+    unsigned startable = 0;
+    if (p->queue.head) {
+        static conv_map m;          /* loop thread only */
+        memset(m.k, 0, sizeof m.k);
+        memset(m.busy, 0, sizeof m.busy);
+        for (unsigned i = 0; i < p->nactive; i++) m.busy[conv_slot(&m, p->active[i]->conv, 0)] = 1;
+        for (pl_entry *e = p->deferred.head; e; e = e->next) m.busy[conv_slot(&m, e->conv, 0)] = 1;
+        for (pl_entry *e = p->queue.head; e; e = e->next)
+            if (e->seq > 0) conv_slot(&m, e->conv, e->seq);
+        pl_entry **pp = &p->queue.head, *prev = NULL;
+        while (*pp) {
+            pl_entry *e = *pp;
+            if (e->seq > 0) {       /* bad entries are acknowledged at once */
+                size_t k = conv_slot(&m, e->conv, e->seq);
+                if (m.busy[k] || e->seq != m.min[k]) {
+                    prev = e;
+                    pp = &e->next;
+                    continue;
+                }
+                m.busy[k] = 1;
+                if (p->nactive >= ACTIVE_MAX) {
+                    startable++;
+                    prev = e;
+                    pp = &e->next;
+                    continue;
+                }
+            }
+            *pp = e->next;          /* unlink, then start */
+            if (p->queue.tail == e) p->queue.tail = prev;
+            p->queue.n--;
+            e->next = NULL;
+            process(p, e);
+        }
+    }
+    p->pumping = 0;
+    /* Read the next batch only when the slots are about to run dry: an
+     * instance that hoards entries it cannot start yet starves the others. */
+    if (!p->reading && now >= p->next_read && p->nactive + startable < ACTIVE_MAX &&
         p->queue.n + p->deferred.n < HELD_MAX)
         read_more(p);
 }
@@ -920,10 +1040,7 @@ static void tick_cb(uv_timer_t *t)
         if (now >= p->stop_deadline) {
             /* grace over: leave what is in flight; Redis keeps it pending */
             p->stop_deadline = UINT64_MAX;
-            if (p->cur) {
-                entry_free(p->cur);
-                p->cur = NULL;
-            }
+            p->hard = 1;            /* their replies only free them now */
         }
         maybe_finish(p);
         return;
@@ -991,16 +1108,15 @@ static void maybe_finish(cg_pipeline *p)
         if (p->inflight == 0) free(p);
         return;
     }
-    int busy = p->cur != NULL || p->inflight > 0;
+    int busy = p->nactive > 0 || p->inflight > 0;
     if (busy && p->stop_deadline != UINT64_MAX) return;
     if (!p->done_called) {
         p->done_called = 1;
-        const char *ids[2 * HELD_MAX + 1];
-        size_t n = 0;
-        for (pl_entry *e = p->queue.head; e && n < 2 * HELD_MAX; e = e->next) ids[n++] = e->id;
-        for (pl_entry *e = p->deferred.head; e && n < 2 * HELD_MAX; e = e->next) ids[n++] = e->id;
-        if (p->cur) ids[n++] = p->cur->id;
-        if (n && p->store) cg_store_release(p->store, CG_K_INBOX, CG_G_PIPELINE, p->gw->instance, ids, n);
+        size_t n;
+        const char **ids = held_ids(p, &n);
+        if (ids && n && p->store)
+            cg_store_release(p->store, CG_K_INBOX, CG_G_PIPELINE, p->gw->instance, ids, n);
+        free(ids);
         list_clear(&p->queue);
         list_clear(&p->deferred);
         if (p->store) cg_store_set_wake(p->store, NULL, NULL);

@@ -12,6 +12,7 @@
  *   cg:conv:{c:u}          stream (capped): the transcript
  *   cg:dedupe:{c:u}:<id>   string, SET NX EX: webhook deduplication
  *   cg:queue:agents        sorted set of escalated conversations
+ *   cg:flows               stream (capped): answers of finished flows
  *   cg:webchat, cg:agents  pub/sub channels
  *
  * API in call order: cg_store_cmd() / cg_store_eval() send one command or
@@ -31,6 +32,7 @@
 #define CG_K_OUTBOX     "cg:outbox"
 #define CG_K_DEADLETTER "cg:deadletter"
 #define CG_K_AGENTS_Q   "cg:queue:agents"
+#define CG_K_FLOWS      "cg:flows"
 #define CG_CH_WEBCHAT   "cg:webchat"
 #define CG_CH_AGENTS    "cg:agents"
 #define CG_G_PIPELINE   "pipeline"
