@@ -24,12 +24,31 @@
  * does turn up later is processed then ("late", out of order) instead of
  * being taken for a duplicate: order may bend in that corner, nothing is lost.
  *
- * One entry at a time, per instance: load (1 round trip: the "load" script
- * reads done, dialog, blocked, agent) → cg_dialog_turn (pure, in process) →
- * commit (1 round trip: the "commit" script writes the session, the
- * transcript, the outbox entry, the escalation, and XACKs). A crash before
- * the commit leaves the entry pending: it is processed again (at-least-once);
- * after the commit it is a duplicate and only acknowledged.
+ * Per entry: load (1 round trip: the "load" script reads done, dialog,
+ * blocked, agent) → cg_dialog_turn (pure, in process) → commit (1 round
+ * trip: the "commit" script writes the session, the transcript, the outbox
+ * entry, the escalation, a finished flow's answers (cg:flows), and XACKs).
+ * A crash before the commit leaves the entry pending: it is processed again
+ * (at-least-once); after the commit it is a duplicate and only acknowledged.
+ *
+ * Up to ACTIVE_MAX (64) entries are in load/turn/commit at once, at most one
+ * per conversation: pump() starts a queued entry only if it is the lowest
+ * seq held for its conversation and no entry of that conversation is active
+ * or deferred (a per-pass map of conversation hashes, like the outbox's).
+ * So a conversation's entries still go one after the other, in seq order,
+ * while other conversations' round trips overlap (hiredis pipelines them on
+ * the one connection). The seq compare-and-set in the commit script stays
+ * the guard for order across instances. The next XREADGROUP (COUNT 64) goes
+ * out when the active and startable entries no longer fill the slots.
+ * Hostile or deleted entries are acknowledged at once and take no slot.
+ * Stopping waits for every active entry (up to the shutdown grace); past it
+ * the active ones are dropped when their reply comes (they stay pending in
+ * Redis) and every held id is released for another instance to claim.
+ *
+ * Finished flows: a turn that ends a flow (CG_ACT_FLOW_DONE, or
+ * CG_ACT_ESCALATE with vars_json from a hand-off flow) adds, in the same
+ * commit, an entry to the stream cg:flows (MAXLEN ~ 100000): intent,
+ * reference, channel, user, lang, vars (the answers as JSON), ts (ms).
  *
  * Message kinds: TEXT/BUTTON/START/LANGUAGE/LOCATION/MEDIA/UNSUPPORTED run a
  * turn (UNSUPPORTED as media "unsupported"); EDITED is recorded in the

@@ -542,8 +542,12 @@ static void uvev_poll(uv_poll_t *h, int status, int events)
 
 static void uvev_update(uvev *p, int add, int ev)
 {
+    int was = p->events;
     if (add) p->events |= ev;
     else p->events &= ~ev;
+    /* hiredis asks for write events on every command: restarting the poll
+     * each time costs an epoll_ctl per command, so only on a change */
+    if (p->events == was && uv_is_active((uv_handle_t *)&p->poll)) return;
     if (p->events) uv_poll_start(&p->poll, p->events, uvev_poll);
     else uv_poll_stop(&p->poll);
 }

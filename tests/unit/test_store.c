@@ -21,6 +21,9 @@
  *                 (cg_store_send_reply); webchat → PUBLISH
  *   gaps          a missing predecessor is given up on after the (shortened)
  *                 gap timeout; a late one is processed / delivered once
+ *   concurrent    two conversations in flight at once (MONITOR shows both
+ *                 loads before a commit), each one's entries strictly in order
+ *   flows         a finished "report-problem" flow's answers in cg:flows
  *   recovery      an entry left pending by a dead consumer is claimed;
  *                 Redis restarted under the store: 503, then reconnected
  */
@@ -1199,6 +1202,200 @@ static void test_two_instances(void **state)
     cg_intents_unref(t);
 }
 
+/* ---- concurrency: conversations in parallel, each in order -------------- */
+
+/* One MONITOR line reduced to what the checks need: which script (by key
+ * count: load has 3 keys, commit 8) and for which conversation, with the
+ * entry's seq. */
+typedef struct mon_ev { char kind; char user[16]; long long seq; } mon_ev;
+
+/* Parses `... "evalsha" "<sha>" "<nkeys>" "cg:seq:{telegram:<user>}" ...`:
+ * load: args after keys are seq; commit: group, id, seq. */
+static int mon_parse(const char *line, mon_ev *ev)
+{
+    const char *p = strstr(line, "\"EVALSHA\" \"");     /* as hiredis sends it */
+    if (!p) p = strstr(line, "\"EVAL\" \"");
+    if (!p) return 0;
+    char args[16][96];
+    int n = 0;
+    for (const char *q = strchr(p, ' '); q && n < 16; n++) {
+        q = strchr(q, '"');
+        if (!q) break;
+        const char *end = strchr(q + 1, '"');
+        if (!end) break;
+        size_t l = (size_t)(end - q - 1) < sizeof args[0] - 1 ? (size_t)(end - q - 1) : sizeof args[0] - 1;
+        memcpy(args[n], q + 1, l);
+        args[n][l] = '\0';
+        q = strchr(end + 1, ' ');
+    }
+    /* args: sha, nkeys, keys..., argv... */
+    if (n < 4 || sscanf(args[2], "cg:seq:{telegram:%15[^}]}", ev->user) != 1) return 0;
+    if (strcmp(args[1], "3") == 0 && n >= 6) {
+        ev->kind = 'L';
+        ev->seq = atoll(args[5]);
+        return 1;
+    }
+    if (strcmp(args[1], "8") == 0 && n >= 13) {
+        ev->kind = 'C';
+        ev->seq = atoll(args[12]);
+        return 1;
+    }
+    return 0;
+}
+
+/* Entries of two conversations read in one batch: both conversations are in
+ * flight at once (the second conversation's load goes out before the first
+ * one's commit), while within each conversation load and commit alternate in
+ * seq order: never two entries of one conversation at once. */
+static void test_pipeline_concurrent(void **state)
+{
+    (void)state;
+    cmd_int("FLUSHALL");
+    gw.intents = load_fixture();
+    gw.store = cg_store_new(&gw);
+    assert_true(run_until(store_ready, gw.store, 3000));
+    redisContext *mon = redisConnect("127.0.0.1", redis_port);
+    assert_non_null(mon);
+    assert_int_equal(mon->err, 0);
+    redisReply *r = redisCommand(mon, "MONITOR");
+    assert_non_null(r);
+    freeReplyObject(r);
+    gw.pipeline = cg_pipeline_start(&gw);
+    assert_non_null(gw.pipeline);
+
+    enum { PER = 4 };
+    static const char *const texts[] = { "hello", "passport fees", "menu", "thanks" };
+    cg_msg m[2 * PER];
+    for (int k = 0; k < PER; k++) {       /* interleaved, as webhooks arrive */
+        char id[16];
+        snprintf(id, sizeof id, "ca%d", k);
+        m[2 * k] = text_msg("701", id, texts[k]);
+        snprintf(m[2 * k].msg_id, sizeof m[2 * k].msg_id, "ca%d", k);
+        m[2 * k + 1] = text_msg("702", id, texts[PER - 1 - k]);
+        snprintf(m[2 * k + 1].msg_id, sizeof m[2 * k + 1].msg_id, "cb%d", k);
+    }
+    assert_int_equal(ingest(gw.store, m, 2 * PER), CG_OK);
+    assert_true(wait_int("HGET cg:seq:{telegram:701} done", PER, 5000));
+    assert_true(wait_int("HGET cg:seq:{telegram:702} done", PER, 5000));
+
+    /* read what MONITOR saw so far */
+    struct timeval tv = { 0, 300000 };
+    redisSetTimeout(mon, tv);
+    mon_ev ev[64];
+    size_t nev = 0;
+    void *rep;
+    while (nev < 64 && redisGetReply(mon, &rep) == REDIS_OK) {
+        redisReply *x = rep;
+        if (x->type == REDIS_REPLY_STATUS && mon_parse(x->str, &ev[nev])) nev++;
+        freeReplyObject(x);
+    }
+    redisFree(mon);
+    assert_int_equal(nev, 4 * PER);       /* a load and a commit per entry */
+
+    /* concurrency: both conversations' first loads before any commit */
+    assert_int_equal(ev[0].kind, 'L');
+    assert_int_equal(ev[1].kind, 'L');
+    assert_string_not_equal(ev[0].user, ev[1].user);
+    /* order: per conversation L1 C1 L2 C2 ... strictly */
+    static const char *const users[] = { "701", "702" };
+    for (int u = 0; u < 2; u++) {
+        long long want = 1;
+        char next = 'L';
+        for (size_t i = 0; i < nev; i++) {
+            if (strcmp(ev[i].user, users[u]) != 0) continue;
+            assert_int_equal(ev[i].kind, next);
+            assert_int_equal(ev[i].seq, want);
+            if (next == 'C') want++;
+            next = next == 'L' ? 'C' : 'L';
+        }
+        assert_int_equal(want, PER + 1);
+    }
+    /* and the transcripts show each citizen's messages in the order written */
+    for (int u = 0; u < 2; u++) {
+        char b[64];
+        r = cmd("XRANGE cg:conv:{telegram:%s} - +", users[u]);
+        int k = 0;
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *f = r->element[i]->element[1];
+            if (strcmp(cg_store_field_str(f, "dir", b, sizeof b), "in") != 0) continue;
+            assert_true(k < PER);
+            assert_string_equal(cg_store_field_str(f, "text", b, sizeof b),
+                                texts[u == 0 ? k : PER - 1 - k]);
+            k++;
+        }
+        assert_int_equal(k, PER);
+        freeReplyObject(r);
+    }
+
+    int n = 0;
+    cg_pipeline_stop(gw.pipeline, stopped, &n);
+    assert_true(run_until(flag_set, &n, 3000));
+    gw.pipeline = NULL;
+    close_store(gw.store);
+    gw.store = NULL;
+    cg_intents_unref(gw.intents);
+    gw.intents = NULL;
+}
+
+/* ---- finished flows ------------------------------------------------------ */
+
+/* The "report-problem" flow driven by messages through the pipeline: its
+ * answers land in cg:flows with the intent, the reference the citizen was
+ * given, and who asked. */
+static void test_pipeline_flow(void **state)
+{
+    (void)state;
+    cmd_int("FLUSHALL");
+    gw.intents = load_fixture();
+    gw.store = cg_store_new(&gw);
+    assert_true(run_until(store_ready, gw.store, 3000));
+    gw.pipeline = cg_pipeline_start(&gw);
+    assert_non_null(gw.pipeline);
+
+    static const char *const steps[] = { "report a pothole", "Pothole", "2",
+                                         "Main Street 12", "Deep hole next to the bus stop" };
+    for (int i = 0; i < 5; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "f%d", i);
+        cg_msg mm = text_msg("901", id, steps[i]);
+        assert_int_equal(ingest(gw.store, &mm, 1), CG_OK);
+        assert_true(wait_int("HGET cg:seq:{telegram:901} done", i + 1, 5000));
+        if (i < 4) assert_int_equal(cmd_int("XLEN cg:flows"), 0);   /* not before the end */
+    }
+    assert_int_equal(cmd_int("XLEN cg:flows"), 1);
+    redisReply *r = cmd("XRANGE cg:flows - +");
+    assert_int_equal(r->elements, 1);
+    const redisReply *f = r->element[0]->element[1];
+    char b[1024], reference[64];
+    assert_string_equal(cg_store_field_str(f, "intent", b, sizeof b), "report-problem");
+    assert_string_equal(cg_store_field_str(f, "channel", b, sizeof b), "telegram");
+    assert_string_equal(cg_store_field_str(f, "user", b, sizeof b), "901");
+    assert_string_equal(cg_store_field_str(f, "lang", b, sizeof b), "en");
+    assert_true(cg_store_field_i64(f, "ts") > 1700000000000LL);
+    cg_store_field_str(f, "reference", reference, sizeof reference);
+    assert_true(strncmp(reference, "R-", 2) == 0);
+    cg_store_field_str(f, "vars", b, sizeof b);
+    assert_non_null(strstr(b, "\"pothole\""));
+    assert_non_null(strstr(b, "Main Street 12"));
+    assert_non_null(strstr(b, "Deep hole next to the bus stop"));
+    freeReplyObject(r);
+    /* the reference stored is the one the citizen was told */
+    r = cmd("XREVRANGE cg:outbox + - COUNT 1");
+    assert_int_equal(r->elements, 1);
+    assert_non_null(strstr(cg_store_field_str(r->element[0]->element[1], "text", b, sizeof b),
+                           reference));
+    freeReplyObject(r);
+
+    int n = 0;
+    cg_pipeline_stop(gw.pipeline, stopped, &n);
+    assert_true(run_until(flag_set, &n, 3000));
+    gw.pipeline = NULL;
+    close_store(gw.store);
+    gw.store = NULL;
+    cg_intents_unref(gw.intents);
+    gw.intents = NULL;
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1210,6 +1407,8 @@ int main(void)
         cmocka_unit_test(test_pipeline),
         cmocka_unit_test(test_outbox),
         cmocka_unit_test(test_two_instances),
+        cmocka_unit_test(test_pipeline_concurrent),
+        cmocka_unit_test(test_pipeline_flow),
         cmocka_unit_test(test_url_auth_select),
         cmocka_unit_test(test_hostile_entries),
         cmocka_unit_test(test_ingest_after_redis_restart),
