@@ -10,10 +10,14 @@
 #include <string.h>
 
 #include "civicgate/connector.h"
+#include "messenger.h"
 #include "telegram.h"
+#include "whatsapp.h"
 
 const cg_connector *const cg_connectors[] = {
     &cg_telegram,
+    &cg_whatsapp,
+    &cg_messenger,
     NULL
 };
 

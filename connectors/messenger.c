@@ -1,0 +1,587 @@
+/*
+ * messenger.c: the Facebook Messenger Platform connector, a pure translator.
+ *
+ * What it does, in the order the gateway calls it:
+ *
+ *   handshake GET hub.mode=subscribe&hub.verify_token=..&hub.challenge=..
+ *             → 200 text/plain challenge when the token is cfg->verify_token,
+ *             else 403 (cg_meta_handshake).
+ *   verify    X-Hub-Signature-256 over the raw body with cfg->secret (the
+ *             app secret), constant time (cg_meta_verify).
+ *   parse     {"object":"page","entry":[{"id","time","messaging":[event]}]}
+ *             → up to max cg_msg, in order. Every event has sender.id (the
+ *             PSID: user) and timestamp (milliseconds: ts = timestamp/1000).
+ *               message.is_echo (our own messages)       → nothing
+ *               message.quick_reply.payload              → BUTTON, payload
+ *               message.text                             → TEXT
+ *               message.attachments[0] (no text):
+ *                 image (sticker_id set: media "sticker"), video, audio,
+ *                 file                                   → MEDIA, media = type
+ *                 location, payload.coordinates.lat/long → LOCATION
+ *                 fallback, template, anything else      → UNSUPPORTED, media = type
+ *               message without text or attachments      → nothing
+ *               msg_id = message.mid (required)
+ *               postback: payload "GET_STARTED" (the payload to configure for
+ *                 the Get Started button) → START, text = postback.referral.ref
+ *                 (m.me/<page>?ref=<ref>) or NULL; other payloads → BUTTON
+ *                 msg_id = postback.mid, else "pb:<psid>:<timestamp>"
+ *               referral (m.me link opened in an existing conversation) →
+ *                 START, text = referral.ref, msg_id "rf:<psid>:<timestamp>"
+ *               delivery → STATUS, text "delivered", payload = delivery.mids[0]
+ *                 or NULL, msg_id "d:<psid>:<watermark>"; read → STATUS, text
+ *                 "read", payload NULL, msg_id "r:<psid>:<watermark>". The
+ *                 watermark (ms) means every message sent before it; ts =
+ *                 watermark/1000.
+ *               reactions, optins, account linking, pass/take/request thread
+ *               control, entry[].standby[] (another app owns the thread) →
+ *               nothing.
+ *             More events than max, a missing or non-numeric PSID, a missing
+ *             or over-long mid, invalid UTF-8 text, malformed JSON, object
+ *             other than "page" → CG_E_BAD_REQUEST with a reason.
+ *   render    a cg_reply → POST {api_base}/{api_version}/me/messages with
+ *             "Authorization: Bearer <page token>" and {"recipient":{"id":
+ *             user},"messaging_type":"RESPONSE","message":{...}}; a reply
+ *             from a human agent (from_agent) is sent with "messaging_type":
+ *             "MESSAGE_TAG","tag":"HUMAN_AGENT" (allowed for 7 days after
+ *             the citizen wrote; the 24-hour window itself is the outbox's
+ *             later work). Text over 2,000 characters is split at a line /
+ *             sentence / word boundary into several requests. Buttons ride
+ *             on the last request:
+ *               only payload buttons → quick_replies (≤ 13, content_type
+ *                 "text", title ≤ 20 characters shortened with "…", payload)
+ *               URL buttons, 3 buttons or fewer → a button template (text ≤
+ *                 640 characters: the text before it is split to fit;
+ *                 web_url for links, postback for payloads; titles ≤ 20)
+ *               URL buttons, more than 3 → the links become "<title>: <url>"
+ *                 lines of the text and the payload buttons quick replies
+ *                 (they always fit: CG_REPLY_MAX_BUTTONS is 10, so no
+ *                 numbered text menu is needed)
+ *             callback_id is ignored. Missing token / api_base / api_version,
+ *             a user that is not a PSID, buttons without text, a payload
+ *             over 64 bytes, more requests than max → CG_E_INTERNAL.
+ *   classify  the Graph API answer → cg_send_result:
+ *               2xx → OK, platform_id = message_id
+ *               status 0, 5xx, error.is_transient, codes 1, 2 → RETRY
+ *               HTTP 429, codes 4, 17, 32, 613 → THROTTLED
+ *               551 (this person isn't available) → CONTACT_GONE
+ *               10 with subcode 2018278, or 2018278 (outside the messaging
+ *               window) → FAILED, reason "reengagement: ..."
+ *               HTTP 401, codes 190, 200-299 (permissions) → BAD_CONFIG
+ *               other 4xx → FAILED with the message
+ *
+ * Extending: a new event is a branch in ms_event(); a new attachment type a
+ * row in ms_media_kinds[]; an error code with policy a row in ms_policies[].
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "civicgate/connector.h"
+#include "civicgate/message.h"
+#include "civicgate/text.h"
+#include "meta.h"
+#include "messenger.h"
+
+#define MS_MAX_TEXT_CHARS    2000
+#define MS_TEMPLATE_TEXT_MAX 640
+#define MS_TITLE_MAX         20
+#define MS_MAX_QUICK_REPLIES 13
+#define MS_MAX_TEMPLATE_BTNS 3
+#define MS_PAYLOAD_MAX       64
+#define MS_GET_STARTED       "GET_STARTED"
+
+typedef struct {
+    cg_msg *out;
+    size_t max, n;
+    char *reason;
+    size_t cap;
+} ms_ctx;
+
+static const char *const ms_media_kinds[] = { "image", "video", "audio", "file", NULL };
+
+/* Non-negative integral number at o[key] (ms timestamps): 0 and *v; -1. */
+static int ms_int(const cJSON *o, const char *key, int64_t *v)
+{
+    const cJSON *x = o ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
+    if (!cJSON_IsNumber(x) || !(x->valuedouble >= 0 && x->valuedouble <= 9007199254740991.0)) return -1;
+    int64_t i = (int64_t)x->valuedouble;
+    if ((double)i != x->valuedouble) return -1;
+    *v = i;
+    return 0;
+}
+
+static cg_msg *ms_new(ms_ctx *c, const char *psid, int64_t ts_ms)
+{
+    if (c->n >= c->max) {
+        cg_meta_reason(c->reason, c->cap, "more than %zu events in one webhook", c->max);
+        return NULL;
+    }
+    cg_msg *m = &c->out[c->n];
+    memset(m, 0, sizeof *m);
+    snprintf(m->channel, sizeof m->channel, "messenger");
+    snprintf(m->user, sizeof m->user, "%s", psid);
+    m->ts = ts_ms / 1000;
+    return m;
+}
+
+static cg_err ms_dup(ms_ctx *c, char **dst, const char *s, size_t max, const char *what)
+{
+    int bad;
+    *dst = cg_meta_dup_utf8(s, max, &bad);
+    if (*dst) return CG_OK;
+    if (bad) {
+        cg_meta_reason(c->reason, c->cap, "%s is not valid UTF-8", what);
+        return CG_E_BAD_REQUEST;
+    }
+    return CG_E_NOMEM;
+}
+
+static cg_err ms_payload(ms_ctx *c, cg_msg *m, const char *p, const char *what)
+{
+    size_t len = strlen(p);
+    if (len == 0 || len > 1000 || !cg_text_valid_utf8(p, len)) {
+        cg_meta_reason(c->reason, c->cap, "%s is empty, over 1000 bytes or not UTF-8", what);
+        return CG_E_BAD_REQUEST;
+    }
+    m->payload = strdup(p);
+    return m->payload ? CG_OK : CG_E_NOMEM;
+}
+
+static int ms_id_ok(const char *id)
+{
+    return id && id[0] && strlen(id) < CG_MSGID_MAX && cg_text_valid_utf8(id, strlen(id));
+}
+
+static cg_err ms_message(ms_ctx *c, cg_msg *m, const cJSON *msg, int *emit)
+{
+    *emit = 0;
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(msg, "is_echo"))) return CG_OK;
+    const char *mid = cg_meta_str(msg, "mid");
+    if (!ms_id_ok(mid)) {
+        cg_meta_reason(c->reason, c->cap, "message.mid missing or over %d bytes", CG_MSGID_MAX - 1);
+        return CG_E_BAD_REQUEST;
+    }
+    snprintf(m->msg_id, sizeof m->msg_id, "%s", mid);
+    const char *qr = cg_meta_str(cg_meta_obj(msg, "quick_reply"), "payload");
+    const char *text = cg_meta_str(msg, "text");
+    *emit = 1;
+    if (qr) {
+        m->kind = CG_MSG_BUTTON;
+        return ms_payload(c, m, qr, "quick_reply.payload");
+    }
+    if (text && text[0]) {
+        m->kind = CG_MSG_TEXT;
+        return ms_dup(c, &m->text, text, CG_MSG_TEXT_MAX, "message.text");
+    }
+    const cJSON *atts = cg_meta_arr(msg, "attachments");
+    const cJSON *a = atts ? cJSON_GetArrayItem(atts, 0) : NULL;
+    const char *type = cg_meta_str(a, "type");
+    if (!type) { *emit = 0; return CG_OK; }
+    const cJSON *pl = cg_meta_obj(a, "payload");
+    if (strcmp(type, "location") == 0) {
+        const cJSON *co = cg_meta_obj(pl, "coordinates");
+        const cJSON *la = cJSON_GetObjectItemCaseSensitive(co, "lat");
+        const cJSON *lo = cJSON_GetObjectItemCaseSensitive(co, "long");
+        if (!cJSON_IsNumber(la) || !cJSON_IsNumber(lo) || !(la->valuedouble >= -90 && la->valuedouble <= 90) ||
+            !(lo->valuedouble >= -180 && lo->valuedouble <= 180)) {
+            cg_meta_reason(c->reason, c->cap, "location attachment needs coordinates lat and long in range");
+            return CG_E_BAD_REQUEST;
+        }
+        m->kind = CG_MSG_LOCATION;
+        m->lat = la->valuedouble;
+        m->lon = lo->valuedouble;
+        return CG_OK;
+    }
+    for (size_t i = 0; ms_media_kinds[i]; i++) {
+        if (strcmp(type, ms_media_kinds[i]) == 0) {
+            m->kind = CG_MSG_MEDIA;
+            int sticker = cJSON_GetObjectItemCaseSensitive(pl, "sticker_id") != NULL;
+            snprintf(m->media, sizeof m->media, "%s", sticker ? "sticker" : type);
+            return CG_OK;
+        }
+    }
+    m->kind = CG_MSG_UNSUPPORTED;
+    size_t tl = strlen(type), k = 0;
+    while (k < tl && k < sizeof m->media - 1 && (unsigned char)type[k] >= 0x20 && (unsigned char)type[k] < 0x7F) k++;
+    memcpy(m->media, type, k);
+    m->media[k] = '\0';
+    return CG_OK;
+}
+
+static cg_err ms_postback(ms_ctx *c, cg_msg *m, const cJSON *pb, const char *psid, int64_t ts_ms)
+{
+    const char *mid = cg_meta_str(pb, "mid");
+    const char *payload = cg_meta_str(pb, "payload");
+    if (mid) {
+        if (!ms_id_ok(mid)) {
+            cg_meta_reason(c->reason, c->cap, "postback.mid over %d bytes", CG_MSGID_MAX - 1);
+            return CG_E_BAD_REQUEST;
+        }
+        snprintf(m->msg_id, sizeof m->msg_id, "%s", mid);
+    } else {
+        snprintf(m->msg_id, sizeof m->msg_id, "pb:%s:%" PRId64, psid, ts_ms);
+    }
+    if (!payload) {
+        cg_meta_reason(c->reason, c->cap, "postback without payload");
+        return CG_E_BAD_REQUEST;
+    }
+    if (strcmp(payload, MS_GET_STARTED) == 0) {
+        m->kind = CG_MSG_START;
+        const char *ref = cg_meta_str(cg_meta_obj(pb, "referral"), "ref");
+        return ref && ref[0] ? ms_dup(c, &m->text, ref, 256, "postback.referral.ref") : CG_OK;
+    }
+    m->kind = CG_MSG_BUTTON;
+    return ms_payload(c, m, payload, "postback.payload");
+}
+
+static cg_err ms_event(ms_ctx *c, const cJSON *ev)
+{
+    const char *psid = cg_meta_str(cg_meta_obj(ev, "sender"), "id");
+    int64_t ts_ms = 0;
+    const cJSON *o;
+    int known = cg_meta_obj(ev, "message") || cg_meta_obj(ev, "postback") || cg_meta_obj(ev, "referral") ||
+                cg_meta_obj(ev, "delivery") || cg_meta_obj(ev, "read");
+    if (!known) return CG_OK;   /* reactions, optins, handover, ...: acknowledged */
+    const cJSON *msg = cg_meta_obj(ev, "message");
+    if (msg && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(msg, "is_echo"))) return CG_OK;
+    if (!cg_meta_digits(psid, CG_USER_MAX)) {
+        cg_meta_reason(c->reason, c->cap, "sender.id missing, not a PSID or too long");
+        return CG_E_BAD_REQUEST;
+    }
+    if (ms_int(ev, "timestamp", &ts_ms) != 0) ts_ms = 0;
+    cg_msg *m = ms_new(c, psid, ts_ms);
+    if (!m) return CG_E_BAD_REQUEST;
+    cg_err e = CG_OK;
+    int emit = 1;
+    if (msg) {
+        e = ms_message(c, m, msg, &emit);
+    } else if ((o = cg_meta_obj(ev, "postback"))) {
+        e = ms_postback(c, m, o, psid, ts_ms);
+    } else if ((o = cg_meta_obj(ev, "referral"))) {
+        const char *ref = cg_meta_str(o, "ref");
+        m->kind = CG_MSG_START;
+        snprintf(m->msg_id, sizeof m->msg_id, "rf:%s:%" PRId64, psid, ts_ms);
+        if (ref && ref[0]) e = ms_dup(c, &m->text, ref, 256, "referral.ref");
+    } else {
+        int read = cg_meta_obj(ev, "delivery") == NULL;
+        o = cg_meta_obj(ev, read ? "read" : "delivery");
+        int64_t wm;
+        if (ms_int(o, "watermark", &wm) != 0) {
+            cg_meta_reason(c->reason, c->cap, "%s.watermark missing", read ? "read" : "delivery");
+            e = CG_E_BAD_REQUEST;
+        } else {
+            m->kind = CG_MSG_STATUS;
+            m->ts = wm / 1000;
+            snprintf(m->msg_id, sizeof m->msg_id, "%c:%s:%" PRId64, read ? 'r' : 'd', psid, wm);
+            m->text = strdup(read ? "read" : "delivered");
+            if (!m->text) e = CG_E_NOMEM;
+            const cJSON *mids = read ? NULL : cg_meta_arr(o, "mids");
+            const char *first = mids ? cJSON_IsString(cJSON_GetArrayItem(mids, 0)) ?
+                                       cJSON_GetArrayItem(mids, 0)->valuestring : NULL : NULL;
+            if (e == CG_OK && first) {
+                if (!ms_id_ok(first)) {
+                    cg_meta_reason(c->reason, c->cap, "delivery.mids[0] over %d bytes", CG_MSGID_MAX - 1);
+                    e = CG_E_BAD_REQUEST;
+                } else if (!(m->payload = strdup(first))) {
+                    e = CG_E_NOMEM;
+                }
+            }
+        }
+    }
+    if (e != CG_OK || !emit) {
+        cg_msg_free(m);
+        return e;
+    }
+    c->n++;
+    return CG_OK;
+}
+
+static cg_err ms_parse(const cg_channel_cfg *cfg, const cg_http_in *req, cg_msg *out, size_t max,
+                       size_t *n, char *reason, size_t cap)
+{
+    (void)cfg;
+    if (n) *n = 0;
+    if (reason && cap) reason[0] = '\0';
+    if (!req || !out || !n) return CG_E_INTERNAL;
+    cJSON *root;
+    cg_err e = cg_meta_parse_body(req, &root, reason, cap);
+    if (e != CG_OK) return e;
+    ms_ctx c = { out, max, 0, reason, cap };
+    const char *object = cg_meta_str(root, "object");
+    const cJSON *entries = cg_meta_arr(root, "entry");
+    if (!object || strcmp(object, "page") != 0 || !entries) {
+        cg_meta_reason(reason, cap, "not a page webhook (object \"page\", entry[])");
+        e = CG_E_BAD_REQUEST;
+        goto done;
+    }
+    const cJSON *entry;
+    cJSON_ArrayForEach(entry, entries) {
+        const cJSON *ev;
+        cJSON_ArrayForEach(ev, cg_meta_arr(entry, "messaging")) {
+            if (!cJSON_IsObject(ev)) {
+                cg_meta_reason(reason, cap, "messaging[] holds a non-object");
+                e = CG_E_BAD_REQUEST;
+                goto done;
+            }
+            if ((e = ms_event(&c, ev)) != CG_OK) goto done;
+        }
+        /* entry[].standby[]: another app has the thread; not ours to answer */
+    }
+done:
+    if (e != CG_OK) {
+        for (size_t i = 0; i < c.n; i++) cg_msg_free(&out[i]);
+        c.n = 0;
+    }
+    *n = c.n;
+    cJSON_Delete(root);
+    return e;
+}
+
+/* ---- render ------------------------------------------------------------- */
+
+static int is_blank(char ch) { return ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r'; }
+
+static int ms_buttons_valid(const cg_reply *r, size_t *npay, size_t *nurl)
+{
+    *npay = *nurl = 0;
+    if (r->nbuttons > CG_REPLY_MAX_BUTTONS) return 0;
+    for (size_t i = 0; i < r->nbuttons; i++) {
+        const cg_reply_btn *b = &r->buttons[i];
+        if (!b->title || !b->title[0] || !cg_text_valid_utf8(b->title, strlen(b->title))) return 0;
+        if (b->payload) {
+            size_t pl = strlen(b->payload);
+            if (pl == 0 || pl > MS_PAYLOAD_MAX || !cg_text_valid_utf8(b->payload, pl)) return 0;
+            (*npay)++;
+        } else {
+            if (!b->url || !cg_text_valid_utf8(b->url, strlen(b->url))) return 0;
+            if (strncmp(b->url, "https://", 8) != 0 && strncmp(b->url, "http://", 7) != 0) return 0;
+            (*nurl)++;
+        }
+    }
+    return *npay <= MS_MAX_QUICK_REPLIES;
+}
+
+/* Text with blank edges trimmed, plus "<title>: <url>" lines for the URL
+ * buttons when links_in_text; malloc'd. */
+static char *ms_full_text(const cg_reply *r, int links_in_text)
+{
+    const char *t = r->text ? r->text : "";
+    size_t tl = strlen(t);
+    while (tl && is_blank(t[tl - 1])) tl--;
+    while (tl && is_blank(*t)) { t++; tl--; }
+    size_t need = tl + 3;
+    for (size_t i = 0; links_in_text && i < r->nbuttons; i++)
+        if (!r->buttons[i].payload) need += strlen(r->buttons[i].title) + strlen(r->buttons[i].url) + 4;
+    char *s = malloc(need), *o = s;
+    if (!s) return NULL;
+    memcpy(o, t, tl);
+    o += tl;
+    int first = 1;
+    for (size_t i = 0; links_in_text && i < r->nbuttons; i++) {
+        const cg_reply_btn *b = &r->buttons[i];
+        if (b->payload) continue;
+        if (o > s) { *o++ = '\n'; if (first) *o++ = '\n'; }
+        first = 0;
+        o += sprintf(o, "%s: %s", b->title, b->url);
+    }
+    *o = '\0';
+    return s;
+}
+
+static cJSON *ms_base(const cg_reply *r, cJSON **message)
+{
+    cJSON *b = cJSON_CreateObject();
+    cJSON *rc = b ? cJSON_AddObjectToObject(b, "recipient") : NULL;
+    int ok = rc && cJSON_AddStringToObject(rc, "id", r->user);
+    if (ok && r->from_agent)
+        ok = cJSON_AddStringToObject(b, "messaging_type", "MESSAGE_TAG") &&
+             cJSON_AddStringToObject(b, "tag", "HUMAN_AGENT");
+    else if (ok)
+        ok = cJSON_AddStringToObject(b, "messaging_type", "RESPONSE") != NULL;
+    *message = ok ? cJSON_AddObjectToObject(b, "message") : NULL;
+    if (!*message) { cJSON_Delete(b); return NULL; }
+    return b;
+}
+
+static char *ms_copy(const char *s, size_t len)
+{
+    char *t = malloc(len + 1);
+    if (t) { memcpy(t, s, len); t[len] = '\0'; }
+    return t;
+}
+
+static int ms_add_quick_replies(const cg_reply *r, cJSON *message)
+{
+    cJSON *qrs = cJSON_AddArrayToObject(message, "quick_replies");
+    if (!qrs) return 0;
+    for (size_t i = 0; i < r->nbuttons; i++) {
+        const cg_reply_btn *btn = &r->buttons[i];
+        if (!btn->payload) continue;
+        char *title = cg_meta_shorten(btn->title, MS_TITLE_MAX);
+        cJSON *q = cJSON_CreateObject();
+        int ok = title && q && cJSON_AddItemToArray(qrs, q);
+        if (!ok) cJSON_Delete(q);
+        ok = ok && cJSON_AddStringToObject(q, "content_type", "text") && cJSON_AddStringToObject(q, "title", title) &&
+             cJSON_AddStringToObject(q, "payload", btn->payload);
+        free(title);
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
+static int ms_add_template(const cg_reply *r, cJSON *message, const char *text)
+{
+    cJSON *att = cJSON_AddObjectToObject(message, "attachment");
+    cJSON *pl = att && cJSON_AddStringToObject(att, "type", "template") ? cJSON_AddObjectToObject(att, "payload") : NULL;
+    cJSON *btns = pl && cJSON_AddStringToObject(pl, "template_type", "button") && cJSON_AddStringToObject(pl, "text", text)
+                      ? cJSON_AddArrayToObject(pl, "buttons") : NULL;
+    if (!btns) return 0;
+    for (size_t i = 0; i < r->nbuttons; i++) {
+        const cg_reply_btn *btn = &r->buttons[i];
+        char *title = cg_meta_shorten(btn->title, MS_TITLE_MAX);
+        cJSON *b = cJSON_CreateObject();
+        int ok = title && b && cJSON_AddItemToArray(btns, b);
+        if (!ok) cJSON_Delete(b);
+        if (ok && btn->payload)
+            ok = cJSON_AddStringToObject(b, "type", "postback") && cJSON_AddStringToObject(b, "title", title) &&
+                 cJSON_AddStringToObject(b, "payload", btn->payload);
+        else if (ok)
+            ok = cJSON_AddStringToObject(b, "type", "web_url") && cJSON_AddStringToObject(b, "url", btn->url) &&
+                 cJSON_AddStringToObject(b, "title", title);
+        free(title);
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
+static cg_err ms_render(const cg_channel_cfg *cfg, const cg_reply *r, cg_http_out *out, size_t max,
+                        size_t *n)
+{
+    if (n) *n = 0;
+    if (!cfg || !r || !out || !n || !cfg->token || !cfg->token[0] || !cfg->api_base || !cfg->api_base[0] ||
+        !cfg->api_version || !cfg->api_version[0])
+        return CG_E_INTERNAL;
+    size_t npay, nurl;
+    if (!cg_meta_digits(r->user, CG_USER_MAX) || !ms_buttons_valid(r, &npay, &nurl)) return CG_E_INTERNAL;
+    if (r->text && !cg_text_valid_utf8(r->text, strlen(r->text))) return CG_E_INTERNAL;
+    int use_template = nurl > 0 && r->nbuttons <= MS_MAX_TEMPLATE_BTNS;
+    char *text = ms_full_text(r, nurl > 0 && !use_template);
+    if (!text) return CG_E_NOMEM;
+    size_t tlen = strlen(text);
+    if (tlen == 0 && r->nbuttons) { free(text); return CG_E_INTERNAL; }
+    size_t starts[CG_MAX_OUT_REQUESTS], lens[CG_MAX_OUT_REQUESTS];
+    size_t cap = max < CG_MAX_OUT_REQUESTS ? max : CG_MAX_OUT_REQUESTS;
+    size_t cnt = cg_meta_split(text, tlen, MS_MAX_TEXT_CHARS, use_template ? MS_TEMPLATE_TEXT_MAX : MS_MAX_TEXT_CHARS,
+                               starts, lens, cap);
+    if (cnt > cap) { free(text); return CG_E_INTERNAL; }
+    size_t made = 0;
+    cg_err e = CG_OK;
+    for (size_t i = 0; i < cnt; i++) {
+        cJSON *message;
+        cJSON *b = ms_base(r, &message);
+        char *piece = ms_copy(text + starts[i], lens[i]);
+        int last = i + 1 == cnt, ok = b && piece;
+        if (ok && last && use_template) ok = ms_add_template(r, message, piece);
+        else if (ok) {
+            ok = cJSON_AddStringToObject(message, "text", piece) != NULL;
+            if (ok && last && npay) ok = ms_add_quick_replies(r, message);
+        }
+        free(piece);
+        if (!ok) { cJSON_Delete(b); e = CG_E_NOMEM; break; }
+        if ((e = cg_meta_request(cfg, "me/messages", b, &out[made])) != CG_OK) break;
+        made++;
+    }
+    free(text);
+    if (e != CG_OK) {
+        for (size_t i = 0; i < made; i++) cg_http_out_free(&out[i]);
+        return e;
+    }
+    *n = made;
+    return CG_OK;
+}
+
+/* ---- classify ----------------------------------------------------------- */
+
+typedef struct {
+    long code;
+    long subcode;       /* 0: any */
+    cg_send_kind kind;
+    const char *prefix; /* reason prefix, or NULL for "messenger <status>/<code>: " */
+} ms_policy;
+
+static const ms_policy ms_policies[] = {
+    { 1, 0, CG_SEND_RETRY, NULL },
+    { 2, 0, CG_SEND_RETRY, NULL },
+    { 4, 0, CG_SEND_THROTTLED, NULL },
+    { 17, 0, CG_SEND_THROTTLED, NULL },
+    { 32, 0, CG_SEND_THROTTLED, NULL },
+    { 613, 0, CG_SEND_THROTTLED, NULL },
+    { 551, 0, CG_SEND_CONTACT_GONE, NULL },
+    { 10, 2018278, CG_SEND_FAILED, "reengagement: " },
+    { 2018278, 0, CG_SEND_FAILED, "reengagement: " },
+    { 190, 0, CG_SEND_BAD_CONFIG, NULL },
+    { -1, 0, CG_SEND_OK, NULL }
+};
+
+static void ms_classify(long status, const char *body, size_t len, cg_send_result *out)
+{
+    if (!out) return;
+    memset(out, 0, sizeof *out);
+    if (status == 0) {
+        out->kind = CG_SEND_RETRY;
+        snprintf(out->reason, sizeof out->reason, "messenger: no response");
+        return;
+    }
+    if (status >= 200 && status < 300) {
+        out->kind = CG_SEND_OK;
+        cg_meta_platform_id(body, len, NULL, "message_id", out);
+        return;
+    }
+    cg_meta_error ge;
+    cg_meta_graph_error(body, len, &ge);
+    const char *prefix = NULL;
+    int matched = 0;
+    if (ge.present) {
+        for (const ms_policy *p = ms_policies; p->code >= 0; p++) {
+            if (p->code == ge.code && (p->subcode == 0 || p->subcode == ge.subcode)) {
+                out->kind = p->kind;
+                prefix = p->prefix;
+                matched = 1;
+                break;
+            }
+        }
+        if (!matched && ge.code >= 200 && ge.code <= 299) { out->kind = CG_SEND_BAD_CONFIG; matched = 1; }
+        if (!matched && ge.is_transient) { out->kind = CG_SEND_RETRY; matched = 1; }
+    }
+    if (!matched) {
+        if (status == 429) out->kind = CG_SEND_THROTTLED;
+        else if (status == 401) out->kind = CG_SEND_BAD_CONFIG;
+        else if (status >= 500 || status == 408) out->kind = CG_SEND_RETRY;
+        else out->kind = CG_SEND_FAILED;
+    }
+    const char *msg = ge.message[0] ? ge.message : "(no message)";
+    if (prefix) snprintf(out->reason, sizeof out->reason, "%s%s", prefix, msg);
+    else if (ge.present) snprintf(out->reason, sizeof out->reason, "messenger %ld/%ld: %s", status, ge.code, msg);
+    else snprintf(out->reason, sizeof out->reason, "messenger %ld: %s", status, msg);
+    size_t rl = strlen(out->reason);
+    if (rl == sizeof out->reason - 1) {
+        size_t i = rl;
+        while (i > 0 && ((unsigned char)out->reason[i - 1] & 0xC0) == 0x80) i--;
+        if (i > 0 && ((unsigned char)out->reason[i - 1] & 0xC0) == 0xC0) out->reason[i - 1] = '\0';
+    }
+}
+
+const cg_connector cg_messenger = {
+    .name = "messenger",
+    .flags = CG_CONN_RAW_BODY | CG_CONN_HANDSHAKE,
+    .max_body = CG_META_MAX_BODY,
+    .max_text = MS_MAX_TEXT_CHARS,
+    .verify = cg_meta_verify,
+    .handshake = cg_meta_handshake,
+    .parse = ms_parse,
+    .render = ms_render,
+    .classify = ms_classify,
+};

@@ -1,0 +1,641 @@
+/*
+ * whatsapp.c: the WhatsApp Cloud API connector, a pure translator.
+ *
+ * What it does, in the order the gateway calls it:
+ *
+ *   handshake GET hub.mode=subscribe&hub.verify_token=..&hub.challenge=..
+ *             → 200 text/plain challenge when the token is cfg->verify_token,
+ *             else 403 (cg_meta_handshake).
+ *   verify    X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body
+ *             with cfg->secret (app_secret)>, constant time; missing, wrong
+ *             or an empty app_secret → CG_E_AUTH (cg_meta_verify).
+ *   parse     {"object":"whatsapp_business_account","entry":[{"changes":[
+ *             {"field":"messages","value":{...}}]}]} → up to max cg_msg, in
+ *             the order of entries, changes, then messages before statuses.
+ *             A change is skipped when its field is not "messages", its
+ *             value.messaging_product is not "whatsapp", or its
+ *             value.metadata.phone_number_id is not cfg->phone_number_id (one
+ *             Meta app may serve several numbers through the same URL).
+ *               value.messages[] (user = from, the sender's wa_id; msg_id =
+ *               id, the wamid; ts = timestamp; name = the profile.name of
+ *               the value.contacts[] entry with that wa_id; a `context`
+ *               (reply to a message) changes nothing):
+ *                 text                      → TEXT, text = text.body
+ *                 interactive button_reply,
+ *                 interactive list_reply    → BUTTON, payload = reply id
+ *                 button (template quick reply) → BUTTON, payload = button.payload
+ *                 location                  → LOCATION lat/lon
+ *                 image, video, document, sticker, audio → MEDIA, media =
+ *                   the type ("voice" for audio with voice:true), text =
+ *                   caption when there is one
+ *                 contacts, order, other interactive types, unsupported,
+ *                   unknown types            → UNSUPPORTED, media = the type
+ *                   (cut to fit)
+ *                 reaction, system          → nothing
+ *               value.statuses[] → STATUS, one per status object:
+ *                 user = recipient_id, msg_id = "s:<wamid>:<status>" (the
+ *                 dedupe key: each status of a message is a separate event),
+ *                 payload = the wamid of our message, text = the status
+ *                 ("sent", "delivered", "read", "failed", ...), media = the
+ *                 first errors[].code in decimal ("" without errors), ts =
+ *                 timestamp.
+ *               value.errors[] (errors not tied to a message) → nothing
+ *               (acknowledged: Meta must not re-send them).
+ *             More messages than max, a missing or over-long id or wa_id, a
+ *             non-numeric wa_id, invalid UTF-8 in text, malformed JSON →
+ *             CG_E_BAD_REQUEST with a reason. Text is cut at a character
+ *             boundary to CG_MSG_TEXT_MAX bytes; names to 256 bytes.
+ *   render    a cg_reply → POST {api_base}/{api_version}/{phone_number_id}/
+ *             messages, "Authorization: Bearer <access_token>" (never in
+ *             the URL), {"messaging_product":"whatsapp","recipient_type":
+ *             "individual","to":user,...}:
+ *               URL buttons become lines "<title>: <url>" after the text
+ *               (preview_url on); payload buttons:
+ *                 1-3   interactive "button": reply buttons, id = payload,
+ *                       title ≤ 20 characters
+ *                 4-10  interactive "list": one section, action.button
+ *                       "Menu", rows id = payload, title ≤ 24 characters
+ *               titles longer than that are shortened at a word end with "…"
+ *               (cg_meta_shorten). Text over 4,096 characters is split at a
+ *               line / sentence / word boundary into several "text"
+ *               requests; an interactive message's body is at most 1,024
+ *               characters, so the text before it is split to leave a last
+ *               piece that fits. CG_REPLY_MAX_BUTTONS (10) is within the
+ *               list's 10 rows, so a numbered text menu is never needed
+ *               (add one here if that limit grows). callback_id is ignored
+ *               (WhatsApp has nothing to acknowledge).
+ *             Missing token / api_base / api_version / phone_number_id, a
+ *             user that is not a wa_id, buttons with text empty, a payload
+ *             over 64 bytes or more requests than max → CG_E_INTERNAL.
+ *   classify  the Graph API answer → cg_send_result:
+ *               2xx → OK, platform_id = messages[0].id
+ *               status 0, 5xx, error.is_transient, codes 1, 2, 131000,
+ *               131016 → RETRY
+ *               HTTP 429, codes 4, 80007, 130429, 131048, 131056 → THROTTLED
+ *               (Meta gives no retry-after: retry_after_ms 0)
+ *               HTTP 401, codes 0 (AuthException), 3, 10, 190, 200-299
+ *               (permissions) → BAD_CONFIG
+ *               131047 (more than 24 hours since the citizen wrote) →
+ *               FAILED, reason "reengagement: ..." (the outbox will send an
+ *               approved template instead: later work)
+ *               100 → FAILED, reason "invalid parameter: <message>"
+ *               131026 (not a WhatsApp user / cannot receive), 131051
+ *               (unsupported type), any other 4xx → FAILED with the message
+ *
+ * Extending: a new inbound type is a row in wa_media_kinds[] or a branch in
+ * wa_message(); a Graph error that carries policy is a row in
+ * wa_policies[]. Keep tests/connectors/whatsapp/ in step.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "civicgate/connector.h"
+#include "civicgate/message.h"
+#include "civicgate/text.h"
+#include "meta.h"
+#include "whatsapp.h"
+
+#define WA_MAX_TEXT_CHARS   4096
+#define WA_BODY_MAX_CHARS   1024    /* interactive body.text */
+#define WA_BUTTON_TITLE_MAX 20
+#define WA_ROW_TITLE_MAX    24
+#define WA_PAYLOAD_MAX      64      /* cg_reply_btn contract */
+#define WA_MAX_REPLY_BUTTONS 3
+#define WA_MAX_LIST_ROWS    10
+#define WA_LIST_BUTTON      "Menu"
+
+typedef struct {
+    const cg_channel_cfg *cfg;
+    cg_msg *out;
+    size_t max, n;
+    char *reason;
+    size_t cap;
+} wa_ctx;
+
+static const char *const wa_media_kinds[] = { "image", "video", "document", "sticker", "audio", NULL };
+
+/* Timestamp given as a decimal string (Meta's format) or a number. */
+static int64_t wa_ts(const cJSON *o)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "timestamp");
+    if (cJSON_IsString(v) && cg_meta_digits(v->valuestring, 16)) return (int64_t)strtoll(v->valuestring, NULL, 10);
+    if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1e15) return (int64_t)v->valuedouble;
+    return 0;
+}
+
+/* A new zeroed message at the end of out[]; NULL (reason set) when full. */
+static cg_msg *wa_new(wa_ctx *c)
+{
+    if (c->n >= c->max) {
+        cg_meta_reason(c->reason, c->cap, "more than %zu messages in one webhook", c->max);
+        return NULL;
+    }
+    cg_msg *m = &c->out[c->n];
+    memset(m, 0, sizeof *m);
+    snprintf(m->channel, sizeof m->channel, "whatsapp");
+    return m;
+}
+
+static cg_err wa_set_text(wa_ctx *c, cg_msg *m, const char *s, const char *what)
+{
+    if (!s) return CG_OK;
+    int bad;
+    m->text = cg_meta_dup_utf8(s, CG_MSG_TEXT_MAX, &bad);
+    if (m->text) return CG_OK;
+    if (bad) {
+        cg_meta_reason(c->reason, c->cap, "%s is not valid UTF-8", what);
+        return CG_E_BAD_REQUEST;
+    }
+    return CG_E_NOMEM;
+}
+
+static cg_err wa_set_payload(wa_ctx *c, cg_msg *m, const char *p, const char *what)
+{
+    size_t len = strlen(p);
+    if (len == 0 || len > 256 || !cg_text_valid_utf8(p, len)) {
+        cg_meta_reason(c->reason, c->cap, "%s is empty, over 256 bytes or not UTF-8", what);
+        return CG_E_BAD_REQUEST;
+    }
+    m->payload = strdup(p);
+    return m->payload ? CG_OK : CG_E_NOMEM;
+}
+
+/* The profile name of wa_id in value.contacts[], or NULL. */
+static const char *wa_contact_name(const cJSON *value, const char *wa_id)
+{
+    const cJSON *ct;
+    cJSON_ArrayForEach(ct, cg_meta_arr(value, "contacts")) {
+        const char *id = cg_meta_str(ct, "wa_id");
+        if (id && strcmp(id, wa_id) == 0) return cg_meta_str(cg_meta_obj(ct, "profile"), "name");
+    }
+    return NULL;
+}
+
+/* Fills kind and content of m from message o; *emit 0 for ignored types. */
+static cg_err wa_content(wa_ctx *c, cg_msg *m, const cJSON *o, const char *type, int *emit)
+{
+    *emit = 1;
+    if (strcmp(type, "text") == 0) {
+        const char *body = cg_meta_str(cg_meta_obj(o, "text"), "body");
+        if (!body) {
+            cg_meta_reason(c->reason, c->cap, "text message without text.body");
+            return CG_E_BAD_REQUEST;
+        }
+        m->kind = CG_MSG_TEXT;
+        return wa_set_text(c, m, body, "text.body");
+    }
+    if (strcmp(type, "interactive") == 0) {
+        const cJSON *in = cg_meta_obj(o, "interactive");
+        const char *itype = cg_meta_str(in, "type");
+        const cJSON *rep = NULL;
+        if (itype && strcmp(itype, "button_reply") == 0) rep = cg_meta_obj(in, "button_reply");
+        else if (itype && strcmp(itype, "list_reply") == 0) rep = cg_meta_obj(in, "list_reply");
+        if (!rep) {   /* nfm_reply (flows) and future types */
+            m->kind = CG_MSG_UNSUPPORTED;
+            snprintf(m->media, sizeof m->media, "interactive");
+            return CG_OK;
+        }
+        const char *id = cg_meta_str(rep, "id");
+        if (!id) {
+            cg_meta_reason(c->reason, c->cap, "interactive %s without id", itype);
+            return CG_E_BAD_REQUEST;
+        }
+        m->kind = CG_MSG_BUTTON;
+        return wa_set_payload(c, m, id, "interactive reply id");
+    }
+    if (strcmp(type, "button") == 0) {
+        const char *p = cg_meta_str(cg_meta_obj(o, "button"), "payload");
+        if (!p) p = cg_meta_str(cg_meta_obj(o, "button"), "text");
+        if (!p) {
+            cg_meta_reason(c->reason, c->cap, "button message without payload");
+            return CG_E_BAD_REQUEST;
+        }
+        m->kind = CG_MSG_BUTTON;
+        return wa_set_payload(c, m, p, "button.payload");
+    }
+    if (strcmp(type, "location") == 0) {
+        const cJSON *loc = cg_meta_obj(o, "location");
+        const cJSON *la = cJSON_GetObjectItemCaseSensitive(loc, "latitude");
+        const cJSON *lo = cJSON_GetObjectItemCaseSensitive(loc, "longitude");
+        if (!cJSON_IsNumber(la) || !cJSON_IsNumber(lo) || !(la->valuedouble >= -90 && la->valuedouble <= 90) ||
+            !(lo->valuedouble >= -180 && lo->valuedouble <= 180)) {
+            cg_meta_reason(c->reason, c->cap, "location needs latitude and longitude in range");
+            return CG_E_BAD_REQUEST;
+        }
+        m->kind = CG_MSG_LOCATION;
+        m->lat = la->valuedouble;
+        m->lon = lo->valuedouble;
+        return CG_OK;
+    }
+    for (size_t i = 0; wa_media_kinds[i]; i++) {
+        if (strcmp(type, wa_media_kinds[i]) != 0) continue;
+        const cJSON *media = cg_meta_obj(o, type);
+        m->kind = CG_MSG_MEDIA;
+        int voice = strcmp(type, "audio") == 0 && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(media, "voice"));
+        snprintf(m->media, sizeof m->media, "%s", voice ? "voice" : type);
+        return wa_set_text(c, m, cg_meta_str(media, "caption"), "caption");
+    }
+    if (strcmp(type, "reaction") == 0 || strcmp(type, "system") == 0) {
+        *emit = 0;
+        return CG_OK;
+    }
+    /* contacts, order, unsupported, request_welcome, anything new */
+    m->kind = CG_MSG_UNSUPPORTED;
+    size_t tl = strlen(type), k = 0;
+    while (k < tl && k < sizeof m->media - 1 && (unsigned char)type[k] >= 0x20 && (unsigned char)type[k] < 0x7F) k++;
+    memcpy(m->media, type, k);
+    m->media[k] = '\0';
+    return CG_OK;
+}
+
+static cg_err wa_message(wa_ctx *c, const cJSON *value, const cJSON *o)
+{
+    const char *from = cg_meta_str(o, "from"), *id = cg_meta_str(o, "id"), *type = cg_meta_str(o, "type");
+    if (!cg_meta_digits(from, CG_USER_MAX)) {
+        cg_meta_reason(c->reason, c->cap, "message.from missing, not a wa_id or too long");
+        return CG_E_BAD_REQUEST;
+    }
+    if (!id || !id[0] || strlen(id) >= CG_MSGID_MAX || !cg_text_valid_utf8(id, strlen(id))) {
+        cg_meta_reason(c->reason, c->cap, "message.id missing or over %d bytes", CG_MSGID_MAX - 1);
+        return CG_E_BAD_REQUEST;
+    }
+    if (!type) {
+        cg_meta_reason(c->reason, c->cap, "message.type missing");
+        return CG_E_BAD_REQUEST;
+    }
+    if (strcmp(type, "reaction") == 0 || strcmp(type, "system") == 0) return CG_OK;
+    cg_msg *m = wa_new(c);
+    if (!m) return CG_E_BAD_REQUEST;
+    snprintf(m->user, sizeof m->user, "%s", from);
+    snprintf(m->msg_id, sizeof m->msg_id, "%s", id);
+    m->ts = wa_ts(o);
+    int emit = 1;
+    cg_err e = wa_content(c, m, o, type, &emit);
+    if (e == CG_OK && emit) {
+        const char *name = wa_contact_name(value, from);
+        int bad;
+        if (name && name[0] && !(m->name = cg_meta_dup_utf8(name, CG_META_NAME_MAX, &bad)) && !bad)
+            e = CG_E_NOMEM;
+    }
+    if (e != CG_OK || !emit) {
+        cg_msg_free(m);
+        return e;
+    }
+    c->n++;
+    return CG_OK;
+}
+
+static cg_err wa_status(wa_ctx *c, const cJSON *o)
+{
+    const char *id = cg_meta_str(o, "id"), *status = cg_meta_str(o, "status");
+    const char *rcpt = cg_meta_str(o, "recipient_id");
+    if (!id || !id[0] || !status || !status[0] || !cg_text_valid_utf8(id, strlen(id)) ||
+        !cg_text_valid_utf8(status, strlen(status)) || strlen(status) > 32) {
+        cg_meta_reason(c->reason, c->cap, "status without id or status");
+        return CG_E_BAD_REQUEST;
+    }
+    if (!cg_meta_digits(rcpt, CG_USER_MAX)) {
+        cg_meta_reason(c->reason, c->cap, "status.recipient_id missing, not a wa_id or too long");
+        return CG_E_BAD_REQUEST;
+    }
+    if (strlen(id) + strlen(status) + 3 >= CG_MSGID_MAX) {
+        cg_meta_reason(c->reason, c->cap, "status id too long for a message id");
+        return CG_E_BAD_REQUEST;
+    }
+    cg_msg *m = wa_new(c);
+    if (!m) return CG_E_BAD_REQUEST;
+    m->kind = CG_MSG_STATUS;
+    snprintf(m->user, sizeof m->user, "%s", rcpt);
+    snprintf(m->msg_id, sizeof m->msg_id, "s:%s:%s", id, status);
+    m->ts = wa_ts(o);
+    const cJSON *errs = cg_meta_arr(o, "errors");
+    const cJSON *code = errs ? cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(errs, 0), "code") : NULL;
+    if (cJSON_IsNumber(code) && code->valuedouble >= 0 && code->valuedouble < 1e12)
+        snprintf(m->media, sizeof m->media, "%.0f", code->valuedouble);
+    m->payload = strdup(id);
+    m->text = strdup(status);
+    if (!m->payload || !m->text) {
+        cg_msg_free(m);
+        return CG_E_NOMEM;
+    }
+    c->n++;
+    return CG_OK;
+}
+
+static cg_err wa_value(wa_ctx *c, const cJSON *value)
+{
+    const char *product = cg_meta_str(value, "messaging_product");
+    if (!product || strcmp(product, "whatsapp") != 0) return CG_OK;
+    const char *pnid = cg_meta_str(cg_meta_obj(value, "metadata"), "phone_number_id");
+    if (c->cfg && c->cfg->phone_number_id && c->cfg->phone_number_id[0] && pnid &&
+        strcmp(pnid, c->cfg->phone_number_id) != 0)
+        return CG_OK;   /* another number of the same Meta app */
+    const cJSON *o;
+    cg_err e;
+    cJSON_ArrayForEach(o, cg_meta_arr(value, "messages")) {
+        if (!cJSON_IsObject(o)) {
+            cg_meta_reason(c->reason, c->cap, "messages[] holds a non-object");
+            return CG_E_BAD_REQUEST;
+        }
+        if ((e = wa_message(c, value, o)) != CG_OK) return e;
+    }
+    cJSON_ArrayForEach(o, cg_meta_arr(value, "statuses")) {
+        if (!cJSON_IsObject(o)) {
+            cg_meta_reason(c->reason, c->cap, "statuses[] holds a non-object");
+            return CG_E_BAD_REQUEST;
+        }
+        if ((e = wa_status(c, o)) != CG_OK) return e;
+    }
+    return CG_OK;   /* value.errors[]: acknowledged, nothing to answer */
+}
+
+static cg_err wa_parse(const cg_channel_cfg *cfg, const cg_http_in *req, cg_msg *out, size_t max,
+                       size_t *n, char *reason, size_t cap)
+{
+    if (n) *n = 0;
+    if (reason && cap) reason[0] = '\0';
+    if (!req || !out || !n) return CG_E_INTERNAL;
+    cJSON *root;
+    cg_err e = cg_meta_parse_body(req, &root, reason, cap);
+    if (e != CG_OK) return e;
+    wa_ctx c = { cfg, out, max, 0, reason, cap };
+    const char *object = cg_meta_str(root, "object");
+    const cJSON *entries = cg_meta_arr(root, "entry");
+    if (!object || strcmp(object, "whatsapp_business_account") != 0 || !entries) {
+        cg_meta_reason(reason, cap, "not a whatsapp_business_account webhook (object, entry[])");
+        e = CG_E_BAD_REQUEST;
+        goto done;
+    }
+    const cJSON *entry;
+    cJSON_ArrayForEach(entry, entries) {
+        const cJSON *ch;
+        cJSON_ArrayForEach(ch, cg_meta_arr(entry, "changes")) {
+            const char *field = cg_meta_str(ch, "field");
+            const cJSON *value = cg_meta_obj(ch, "value");
+            if (!field || strcmp(field, "messages") != 0 || !value) continue;
+            if ((e = wa_value(&c, value)) != CG_OK) goto done;
+        }
+    }
+done:
+    if (e != CG_OK) {
+        for (size_t i = 0; i < c.n; i++) cg_msg_free(&out[i]);
+        c.n = 0;
+    }
+    *n = c.n;
+    cJSON_Delete(root);
+    return e;
+}
+
+/* ---- render ------------------------------------------------------------- */
+
+static int is_blank(char ch) { return ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r'; }
+
+static cJSON *wa_base(const cg_reply *r, const char *type)
+{
+    cJSON *b = cJSON_CreateObject();
+    if (!b || !cJSON_AddStringToObject(b, "messaging_product", "whatsapp") ||
+        !cJSON_AddStringToObject(b, "recipient_type", "individual") || !cJSON_AddStringToObject(b, "to", r->user) ||
+        !cJSON_AddStringToObject(b, "type", type)) {
+        cJSON_Delete(b);
+        return NULL;
+    }
+    return b;
+}
+
+static cJSON *wa_text_body(const cg_reply *r, const char *s, size_t len, int preview)
+{
+    cJSON *b = wa_base(r, "text");
+    char *t = malloc(len + 1);
+    cJSON *text = b && t ? cJSON_AddObjectToObject(b, "text") : NULL;
+    if (t) { memcpy(t, s, len); t[len] = '\0'; }
+    if (!text || !cJSON_AddBoolToObject(text, "preview_url", preview) || !cJSON_AddStringToObject(text, "body", t)) {
+        cJSON_Delete(b);
+        b = NULL;
+    }
+    free(t);
+    return b;
+}
+
+/* The interactive message carrying the payload buttons, body = s[0..len). */
+static cJSON *wa_interactive(const cg_reply *r, const char *s, size_t len, size_t npay)
+{
+    int list = npay > WA_MAX_REPLY_BUTTONS;
+    cJSON *b = wa_base(r, "interactive");
+    cJSON *in = b ? cJSON_AddObjectToObject(b, "interactive") : NULL;
+    char *t = malloc(len + 1);
+    int ok = in && t && cJSON_AddStringToObject(in, "type", list ? "list" : "button");
+    if (t) { memcpy(t, s, len); t[len] = '\0'; }
+    cJSON *body = ok ? cJSON_AddObjectToObject(in, "body") : NULL;
+    ok = body && cJSON_AddStringToObject(body, "text", t);
+    free(t);
+    cJSON *action = ok ? cJSON_AddObjectToObject(in, "action") : NULL;
+    cJSON *items = NULL;
+    if (action && list) {
+        cJSON *sections = cJSON_AddArrayToObject(action, "sections");
+        cJSON *sec = cJSON_CreateObject();
+        ok = cJSON_AddStringToObject(action, "button", WA_LIST_BUTTON) && sections && sec &&
+             cJSON_AddItemToArray(sections, sec);
+        if (!ok) cJSON_Delete(sec);
+        items = ok ? cJSON_AddArrayToObject(sec, "rows") : NULL;
+    } else if (action) {
+        items = cJSON_AddArrayToObject(action, "buttons");
+    }
+    ok = items != NULL;
+    for (size_t i = 0; ok && i < r->nbuttons; i++) {
+        const cg_reply_btn *btn = &r->buttons[i];
+        if (!btn->payload) continue;
+        char *title = cg_meta_shorten(btn->title, list ? WA_ROW_TITLE_MAX : WA_BUTTON_TITLE_MAX);
+        cJSON *it = cJSON_CreateObject();
+        if (!title || !it || !cJSON_AddItemToArray(items, it)) {
+            cJSON_Delete(it);
+            ok = 0;
+        } else if (list) {
+            ok = cJSON_AddStringToObject(it, "id", btn->payload) && cJSON_AddStringToObject(it, "title", title);
+        } else {
+            cJSON *rep = cJSON_AddObjectToObject(it, "reply");
+            ok = cJSON_AddStringToObject(it, "type", "reply") && rep &&
+                 cJSON_AddStringToObject(rep, "id", btn->payload) && cJSON_AddStringToObject(rep, "title", title);
+        }
+        free(title);
+    }
+    if (!ok) { cJSON_Delete(b); return NULL; }
+    return b;
+}
+
+static int wa_buttons_valid(const cg_reply *r, size_t *npay, size_t *nurl)
+{
+    *npay = *nurl = 0;
+    if (r->nbuttons > CG_REPLY_MAX_BUTTONS) return 0;
+    for (size_t i = 0; i < r->nbuttons; i++) {
+        const cg_reply_btn *b = &r->buttons[i];
+        if (!b->title || !b->title[0] || !cg_text_valid_utf8(b->title, strlen(b->title))) return 0;
+        if (b->payload) {
+            size_t pl = strlen(b->payload);
+            if (pl == 0 || pl > WA_PAYLOAD_MAX || !cg_text_valid_utf8(b->payload, pl)) return 0;
+            (*npay)++;
+        } else {
+            if (!b->url || !cg_text_valid_utf8(b->url, strlen(b->url))) return 0;
+            if (strncmp(b->url, "https://", 8) != 0 && strncmp(b->url, "http://", 7) != 0) return 0;
+            (*nurl)++;
+        }
+    }
+    return *npay <= WA_MAX_LIST_ROWS;
+}
+
+/* The reply's text (blank edges trimmed) followed by "\n\n<title>: <url>"
+ * lines for URL buttons; malloc'd, NULL on ENOMEM. */
+static char *wa_full_text(const cg_reply *r)
+{
+    const char *t = r->text ? r->text : "";
+    size_t tl = strlen(t);
+    while (tl && is_blank(t[tl - 1])) tl--;
+    while (tl && is_blank(*t)) { t++; tl--; }
+    size_t need = tl + 3;
+    for (size_t i = 0; i < r->nbuttons; i++)
+        if (!r->buttons[i].payload) need += strlen(r->buttons[i].title) + strlen(r->buttons[i].url) + 4;
+    char *s = malloc(need), *o = s;
+    if (!s) return NULL;
+    memcpy(o, t, tl);
+    o += tl;
+    int first = 1;
+    for (size_t i = 0; i < r->nbuttons; i++) {
+        const cg_reply_btn *b = &r->buttons[i];
+        if (b->payload) continue;
+        if (o > s) { *o++ = '\n'; if (first) *o++ = '\n'; }
+        first = 0;
+        o += sprintf(o, "%s: %s", b->title, b->url);
+    }
+    *o = '\0';
+    return s;
+}
+
+static cg_err wa_render(const cg_channel_cfg *cfg, const cg_reply *r, cg_http_out *out, size_t max,
+                        size_t *n)
+{
+    if (n) *n = 0;
+    if (!cfg || !r || !out || !n || !cfg->token || !cfg->token[0] || !cfg->api_base || !cfg->api_base[0] ||
+        !cfg->api_version || !cfg->api_version[0] || !cg_meta_digits(cfg->phone_number_id, 32))
+        return CG_E_INTERNAL;
+    size_t npay, nurl;
+    if (!cg_meta_digits(r->user, CG_USER_MAX) || !wa_buttons_valid(r, &npay, &nurl)) return CG_E_INTERNAL;
+    if (r->text && !cg_text_valid_utf8(r->text, strlen(r->text))) return CG_E_INTERNAL;
+    char *text = wa_full_text(r);
+    if (!text) return CG_E_NOMEM;
+    size_t tlen = strlen(text);
+    if (tlen == 0 && npay) { free(text); return CG_E_INTERNAL; }
+    size_t starts[CG_MAX_OUT_REQUESTS], lens[CG_MAX_OUT_REQUESTS];
+    size_t cap = max < CG_MAX_OUT_REQUESTS ? max : CG_MAX_OUT_REQUESTS;
+    size_t cnt = cg_meta_split(text, tlen, WA_MAX_TEXT_CHARS, npay ? WA_BODY_MAX_CHARS : WA_MAX_TEXT_CHARS,
+                               starts, lens, cap);
+    if (cnt > cap) { free(text); return CG_E_INTERNAL; }
+    char path[64];
+    snprintf(path, sizeof path, "%s/messages", cfg->phone_number_id);
+    size_t made = 0;
+    cg_err e = CG_OK;
+    for (size_t i = 0; i < cnt; i++) {
+        cJSON *b = (i + 1 == cnt && npay) ? wa_interactive(r, text + starts[i], lens[i], npay)
+                                          : wa_text_body(r, text + starts[i], lens[i], nurl > 0);
+        if (!b) { e = CG_E_NOMEM; break; }
+        if ((e = cg_meta_request(cfg, path, b, &out[made])) != CG_OK) break;
+        made++;
+    }
+    free(text);
+    if (e != CG_OK) {
+        for (size_t i = 0; i < made; i++) cg_http_out_free(&out[i]);
+        return e;
+    }
+    *n = made;
+    return CG_OK;
+}
+
+/* ---- classify ----------------------------------------------------------- */
+
+typedef struct {
+    long code;
+    cg_send_kind kind;
+    const char *prefix;     /* reason prefix, or NULL for "whatsapp <code>: " */
+} wa_policy;
+
+static const wa_policy wa_policies[] = {
+    { 1, CG_SEND_RETRY, NULL },             /* API unknown */
+    { 2, CG_SEND_RETRY, NULL },             /* API service */
+    { 131000, CG_SEND_RETRY, NULL },        /* something went wrong */
+    { 131016, CG_SEND_RETRY, NULL },        /* service unavailable */
+    { 4, CG_SEND_THROTTLED, NULL },         /* API too many calls */
+    { 80007, CG_SEND_THROTTLED, NULL },     /* WABA rate limit */
+    { 130429, CG_SEND_THROTTLED, NULL },    /* cloud API throughput */
+    { 131048, CG_SEND_THROTTLED, NULL },    /* spam rate limit */
+    { 131056, CG_SEND_THROTTLED, NULL },    /* pair rate limit (same recipient) */
+    { 0, CG_SEND_BAD_CONFIG, NULL },        /* AuthException */
+    { 3, CG_SEND_BAD_CONFIG, NULL },        /* API method / capability */
+    { 10, CG_SEND_BAD_CONFIG, NULL },       /* permission denied */
+    { 190, CG_SEND_BAD_CONFIG, NULL },      /* access token expired / invalid */
+    { 131047, CG_SEND_FAILED, "reengagement: " },
+    { 100, CG_SEND_FAILED, "invalid parameter: " },
+    { -1, CG_SEND_OK, NULL }
+};
+
+static void wa_classify(long status, const char *body, size_t len, cg_send_result *out)
+{
+    if (!out) return;
+    memset(out, 0, sizeof *out);
+    if (status == 0) {
+        out->kind = CG_SEND_RETRY;
+        snprintf(out->reason, sizeof out->reason, "whatsapp: no response");
+        return;
+    }
+    if (status >= 200 && status < 300) {
+        out->kind = CG_SEND_OK;
+        cg_meta_platform_id(body, len, "messages", NULL, out);
+        return;
+    }
+    cg_meta_error ge;
+    cg_meta_graph_error(body, len, &ge);
+    const char *prefix = NULL;
+    int matched = 0;
+    if (ge.present) {
+        for (const wa_policy *p = wa_policies; p->code >= 0; p++) {
+            if (p->code == ge.code) {
+                out->kind = p->kind;
+                prefix = p->prefix;
+                matched = 1;
+                break;
+            }
+        }
+        if (!matched && ge.code >= 200 && ge.code <= 299) { out->kind = CG_SEND_BAD_CONFIG; matched = 1; }
+        if (!matched && ge.is_transient) { out->kind = CG_SEND_RETRY; matched = 1; }
+    }
+    if (!matched) {
+        if (status == 429) out->kind = CG_SEND_THROTTLED;
+        else if (status == 401) out->kind = CG_SEND_BAD_CONFIG;
+        else if (status >= 500 || status == 408) out->kind = CG_SEND_RETRY;
+        else out->kind = CG_SEND_FAILED;
+    }
+    const char *msg = ge.message[0] ? ge.message : "(no message)";
+    if (prefix) snprintf(out->reason, sizeof out->reason, "%s%s", prefix, msg);
+    else if (ge.present) snprintf(out->reason, sizeof out->reason, "whatsapp %ld/%ld: %s", status, ge.code, msg);
+    else snprintf(out->reason, sizeof out->reason, "whatsapp %ld: %s", status, msg);
+    /* never leave a cut UTF-8 sequence at the end of the reason */
+    size_t rl = strlen(out->reason);
+    if (rl == sizeof out->reason - 1) {
+        size_t i = rl;
+        while (i > 0 && ((unsigned char)out->reason[i - 1] & 0xC0) == 0x80) i--;
+        if (i > 0 && ((unsigned char)out->reason[i - 1] & 0xC0) == 0xC0) out->reason[i - 1] = '\0';
+    }
+}
+
+const cg_connector cg_whatsapp = {
+    .name = "whatsapp",
+    .flags = CG_CONN_RAW_BODY | CG_CONN_HANDSHAKE,
+    .max_body = CG_META_MAX_BODY,
+    .max_text = WA_MAX_TEXT_CHARS,
+    .verify = cg_meta_verify,
+    .handshake = cg_meta_handshake,
+    .parse = wa_parse,
+    .render = wa_render,
+    .classify = wa_classify,
+};
