@@ -358,8 +358,9 @@ static void entry_failed(cg_pipeline *p, pl_entry *e)
 static cg_store_script commit_script = {
     .name = "commit",
     .src =
-        "local done = tonumber(redis.call('HGET', KEYS[1], 'done') or '0')\n"
-        "local seq, late = tonumber(ARGV[3]), false\n"
+        "local c = redis.call('HMGET', KEYS[1], 'done', 'out')\n"
+        "local done, out = tonumber(c[1] or '0'), tonumber(c[2] or '0')\n"
+        "local seq, late, conv, hs = tonumber(ARGV[3]), false, false, {}\n"
         "if seq <= done then\n"
         "  if redis.call('SREM', KEYS[7], ARGV[3]) == 1 then late = true\n"
         "  else redis.call('XACK', KEYS[5], ARGV[1], ARGV[2]); return 'dup' end\n"
@@ -378,10 +379,11 @@ static cg_store_script commit_script = {
         "    redis.call('HSET', KEYS[2], unpack(a)); redis.call('EXPIRE', KEYS[2], ARGV[4])\n"
         "  elseif op == 'conv' then\n"
         "    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', unpack(a))\n"
-        "    redis.call('EXPIRE', KEYS[3], ARGV[6])\n"
+        "    conv = true\n"
         "  elseif op == 'out' then\n"
-        "    local o = redis.call('HINCRBY', KEYS[1], 'out', 1)\n"
-        "    a[#a + 1] = 'seq'; a[#a + 1] = tostring(o)\n"
+        "    out = out + 1\n"
+        "    hs[#hs + 1] = 'out'; hs[#hs + 1] = tostring(out)\n"
+        "    a[#a + 1] = 'seq'; a[#a + 1] = tostring(out)\n"
         "    redis.call('XADD', KEYS[4], '*', unpack(a))\n"
         "  elseif op == 'zadd' then redis.call('ZADD', KEYS[6], 'NX', a[1], a[2])\n"
         "  elseif op == 'pub' then redis.call('PUBLISH', a[1], a[2])\n"
@@ -389,7 +391,9 @@ static cg_store_script commit_script = {
         "    redis.call('XADD', KEYS[8], 'MAXLEN', '~', '" FLOWS_MAX "', '*', unpack(a))\n"
         "  end\n"
         "end\n"
-        "if not late then redis.call('HSET', KEYS[1], 'done', seq) end\n"
+        "if conv then redis.call('EXPIRE', KEYS[3], ARGV[6]) end\n"
+        "if not late then hs[#hs + 1] = 'done'; hs[#hs + 1] = ARGV[3] end\n"
+        "if #hs > 0 then redis.call('HSET', KEYS[1], unpack(hs)) end\n"
         "redis.call('EXPIRE', KEYS[1], ARGV[4])\n"
         "redis.call('XACK', KEYS[5], ARGV[1], ARGV[2])\n"
         "return 'ok'\n",
@@ -764,7 +768,10 @@ static cg_store_script load_script = {
     .src =
         "local done = redis.call('HGET', KEYS[1], 'done') or '0'\n"
         "local s = redis.call('HMGET', KEYS[2], 'dialog', 'blocked', 'agent', 'buttons')\n"
-        "local late = tostring(redis.call('SISMEMBER', KEYS[3], ARGV[1]))\n"
+        "local late = '0'\n"
+        "if tonumber(ARGV[1]) <= tonumber(done) then\n"
+        "  late = tostring(redis.call('SISMEMBER', KEYS[3], ARGV[1]))\n"
+        "end\n"
         "return {done, s[1] or '', s[2] or '0', s[3] or '', late, s[4] or ''}\n",
 };
 
