@@ -1,0 +1,671 @@
+/*
+ * test_messenger.c: the Messenger connector against its case tables.
+ *
+ *   tests/connectors/messenger/parse/<case>.json      headers + webhook body → status, messages
+ *   tests/connectors/messenger/handshake/<case>.json  GET query → status, challenge echoed
+ *   tests/connectors/messenger/render/<case>.json     cg_reply → requests (url + JSON body)
+ *   tests/connectors/messenger/classify/<case>.json   HTTP status + Graph API body → send result
+ *
+ * Case format (documented here because the files are data, not code):
+ *   parse:     {"name", "cfg"?:{"secret"?,"phone_number_id"?}, "headers"?:{name:value},
+ *              "body": <object> | "<raw string>", or "body_hex", "max"?: n,
+ *              "expect":{"status":"ok"|"auth"|"bad_request"|"too_large",
+ *              "reason_contains"?, "messages":[{"kind","user","msg_id","text"?,
+ *              "payload"?,"name"?,"media"?,"lat"?,"lon"?,"ts"?}]}}
+ *              When "headers" is absent the harness signs the exact body bytes
+ *              with the configured app secret (X-Hub-Signature-256); the
+ *              signature cases carry their header, computed with
+ *              `openssl dgst -sha256 -hmac`, and a raw string body.
+ *              text/payload absent or null mean NULL is expected.
+ *   handshake: {"name", "cfg"?:{"verify_token"}, "query", "expect":{"status":
+ *              "ok"|"forbidden"|"bad_request", "body"?}}
+ *   render:    {"name", "cfg"?:{"token","api_base","api_version","phone_number_id"},
+ *              "reply":{"user","text"?,"buttons"?:[{"title","payload"|"url"}],
+ *              "callback_id"?,"from_agent"?}, "expect":{"status":"ok"|"internal",
+ *              "requests":[{"url","body"}]}}
+ *   classify:  {"name", "status", "body": <object> | "<raw>", "expect":{"kind",
+ *              "retry_after_ms", "platform_id", "reason_contains"?, "reason_prefix"?}}
+ * Anywhere a text is expected, an array of segments may stand for it: a
+ * string is literal, {"repeat":s,"times":n} is s repeated n times.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "civicgate/connector.h"
+#include "civicgate/message.h"
+#include "meta.h"
+
+#define CASES CG_SOURCE_DIR "/tests/connectors/messenger"
+#define CONN_NAME "messenger"
+
+static const cg_connector *conn(void)
+{
+    const cg_connector *c = cg_connector_find(CONN_NAME);
+    assert_non_null(c);
+    return c;
+}
+
+static cg_channel_cfg cfg_default(void)
+{
+    cg_channel_cfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.name = CONN_NAME;
+    cfg.enabled = 1;
+    cfg.token = "EAAGm0PX4ZCpsBAPageTokenZBZCqZCZAZD";
+    cfg.secret = "c4d1a7e9b03f58a2d6e1f4b7a9c0e3d2";
+    cfg.verify_token = "civicgate-ms-verify-81bd";
+    cfg.api_base = "https://graph.facebook.com";
+    cfg.api_version = "v21.0";
+    return cfg;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
+    fclose(f);
+    if (b) { b[n] = '\0'; if (len) *len = (size_t)n; }
+    return b;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char **list_cases(const char *dir, size_t *n)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    char **v = NULL;
+    size_t cnt = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l < 6 || strcmp(e->d_name + l - 5, ".json") != 0) continue;
+        v = realloc(v, (cnt + 1) * sizeof *v);
+        size_t need = strlen(dir) + l + 2;
+        v[cnt] = malloc(need);
+        snprintf(v[cnt], need, "%s/%s", dir, e->d_name);
+        cnt++;
+    }
+    closedir(d);
+    qsort(v, cnt, sizeof *v, cmp_str);
+    *n = cnt;
+    return v;
+}
+
+static cJSON *load_case(const char *path)
+{
+    char *s = slurp(path, NULL);
+    assert_non_null(s);
+    cJSON *c = cJSON_Parse(s);
+    free(s);
+    if (!c) fail_msg("%s: case file is not JSON", path);
+    return c;
+}
+
+static char *expand(const cJSON *spec)
+{
+    if (!spec || cJSON_IsNull(spec)) return NULL;
+    if (cJSON_IsString(spec)) return strdup(spec->valuestring);
+    assert_true(cJSON_IsArray(spec));
+    size_t cap = 64, len = 0;
+    char *out = malloc(cap);
+    const cJSON *seg;
+    cJSON_ArrayForEach(seg, spec) {
+        const char *s;
+        int times = 1;
+        if (cJSON_IsString(seg)) s = seg->valuestring;
+        else {
+            s = cJSON_GetObjectItem(seg, "repeat")->valuestring;
+            times = cJSON_GetObjectItem(seg, "times")->valueint;
+        }
+        size_t sl = strlen(s);
+        for (int i = 0; i < times; i++) {
+            if (len + sl + 1 > cap) { cap = (len + sl + 1) * 2; out = realloc(out, cap); }
+            memcpy(out + len, s, sl);
+            len += sl;
+        }
+    }
+    out[len] = '\0';
+    return out;
+}
+
+static void expand_texts(cJSON *node)
+{
+    cJSON *ch;
+    cJSON_ArrayForEach(ch, node) {
+        if (ch->string && (strcmp(ch->string, "text") == 0 || strcmp(ch->string, "body") == 0) &&
+            cJSON_IsArray(ch)) {
+            char *s = expand(ch);
+            cJSON_ReplaceItemInObjectCaseSensitive(node, ch->string, cJSON_CreateString(s));
+            free(s);
+            return expand_texts(node);
+        }
+        if (cJSON_IsObject(ch) || cJSON_IsArray(ch)) expand_texts(ch);
+    }
+}
+
+static const char *kind_name(cg_msg_kind k)
+{
+    static const char *const names[] = { "text", "button", "start", "language", "location", "media",
+                                         "edited", "blocked", "unblocked", "status", "unsupported" };
+    return (size_t)k < sizeof names / sizeof names[0] ? names[k] : "?";
+}
+
+static const char *status_name(cg_err e)
+{
+    switch (e) {
+    case CG_OK: return "ok";
+    case CG_E_AUTH: return "auth";
+    case CG_E_FORBIDDEN: return "forbidden";
+    case CG_E_BAD_REQUEST: return "bad_request";
+    case CG_E_TOO_LARGE: return "too_large";
+    case CG_E_INTERNAL: return "internal";
+    case CG_E_NOMEM: return "nomem";
+    default: return "other";
+    }
+}
+
+static const char *send_name(cg_send_kind k)
+{
+    static const char *const names[] = { "ok", "retry", "throttled", "contact_gone", "bad_config", "failed" };
+    return (size_t)k < 6 ? names[k] : "?";
+}
+
+static void check_str(const char *cname, const char *field, const char *want, const char *got)
+{
+    if (!want && !got) return;
+    if (!want || !got || strcmp(want, got) != 0) {
+        fail_msg("%s: %s: want %.80s%s, got %.80s%s", cname, field, want ? want : "NULL",
+                 want && strlen(want) > 80 ? "..." : "", got ? got : "NULL",
+                 got && strlen(got) > 80 ? "..." : "");
+    }
+}
+
+static const char *opt_str(const cJSON *o, const char *key, const char *dflt)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    return cJSON_IsString(v) ? v->valuestring : dflt;
+}
+
+static unsigned char *from_hex(const char *hex, size_t *len)
+{
+    size_t n = strlen(hex) / 2;
+    unsigned char *b = malloc(n + 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        sscanf(hex + 2 * i, "%2x", &v);
+        b[i] = (unsigned char)v;
+    }
+    *len = n;
+    return b;
+}
+
+/* "sha256=<hex>" of body with secret, into sig (72 bytes). */
+static void sign(const char *secret, const unsigned char *body, size_t len, char *sig)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int ml = 0;
+    static const unsigned char empty[1] = { 0 };
+    HMAC(EVP_sha256(), secret, (int)strlen(secret), body ? body : empty, len, mac, &ml);
+    assert_int_equal(ml, 32);
+    strcpy(sig, "sha256=");
+    for (unsigned i = 0; i < ml; i++) sprintf(sig + 7 + 2 * i, "%02x", mac[i]);
+}
+
+static void run_parse_case(const char *path)
+{
+    cJSON *c = load_case(path);
+    const char *cname = cJSON_GetObjectItem(c, "name")->valuestring;
+    cg_channel_cfg cfg = cfg_default();
+    const cJSON *jc = cJSON_GetObjectItem(c, "cfg");
+    cfg.secret = opt_str(jc, "secret", cfg.secret);
+    cfg.phone_number_id = opt_str(jc, "phone_number_id", cfg.phone_number_id);
+    cg_http_in req;
+    memset(&req, 0, sizeof req);
+    req.method = "POST";
+    req.path = "/webhooks/" CONN_NAME;
+    req.query = "";
+    const cJSON *body = cJSON_GetObjectItem(c, "body");
+    char *owned = NULL;
+    unsigned char *bytes = NULL;
+    if (cJSON_GetObjectItem(c, "body_hex")) {
+        bytes = from_hex(cJSON_GetObjectItem(c, "body_hex")->valuestring, &req.body_len);
+        req.body = bytes;
+    } else if (cJSON_IsString(body)) {
+        req.body = (const unsigned char *)body->valuestring;
+        req.body_len = strlen(body->valuestring);
+    } else {
+        owned = cJSON_PrintUnformatted(body);
+        req.body = (const unsigned char *)owned;
+        req.body_len = strlen(owned);
+    }
+    char sig[80];
+    const cJSON *headers = cJSON_GetObjectItem(c, "headers");
+    if (headers) {
+        const cJSON *h;
+        cJSON_ArrayForEach(h, headers) {
+            assert_true(req.nheaders < CG_HTTP_MAX_HEADERS);
+            req.headers[req.nheaders].name = h->string;
+            req.headers[req.nheaders].value = h->valuestring;
+            req.nheaders++;
+        }
+    } else {
+        sign(cfg.secret, req.body, req.body_len, sig);
+        req.headers[req.nheaders].name = "x-hub-signature-256";
+        req.headers[req.nheaders++].value = sig;
+    }
+    req.headers[req.nheaders].name = "content-type";
+    req.headers[req.nheaders++].value = "application/json";
+    cJSON *expect = cJSON_GetObjectItem(c, "expect");
+    const char *want_status = cJSON_GetObjectItem(expect, "status")->valuestring;
+    const cJSON *jmax = cJSON_GetObjectItem(c, "max");
+    size_t max = jmax ? (size_t)jmax->valuedouble : CG_MAX_MSGS_PER_WEBHOOK;
+
+    cg_msg *out = malloc(CG_MAX_MSGS_PER_WEBHOOK * sizeof *out);
+    memset(out, 0xA5, CG_MAX_MSGS_PER_WEBHOOK * sizeof *out);
+    size_t n = 99;
+    char reason[160] = "";
+    cg_err e = CG_E_TOO_LARGE;
+    if (req.body_len <= conn()->max_body) {
+        e = conn()->verify(&cfg, &req);
+        if (e == CG_OK) e = conn()->parse(&cfg, &req, out, max, &n, reason, sizeof reason);
+    }
+    if (e != CG_OK && e != CG_E_BAD_REQUEST) n = 0;
+    if (strcmp(status_name(e), want_status) != 0)
+        fail_msg("%s: status: want %s, got %s (%s)", cname, want_status, status_name(e), reason);
+    const cJSON *rc = cJSON_GetObjectItem(expect, "reason_contains");
+    if (rc && !strstr(reason, rc->valuestring))
+        fail_msg("%s: reason \"%s\" lacks \"%s\"", cname, reason, rc->valuestring);
+    if (e != CG_OK) assert_int_equal(n, 0);
+
+    expand_texts(expect);
+    const cJSON *msgs = cJSON_GetObjectItem(expect, "messages");
+    if ((size_t)cJSON_GetArraySize(msgs) != n)
+        fail_msg("%s: want %d messages, got %zu", cname, cJSON_GetArraySize(msgs), n);
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *w = cJSON_GetArrayItem(msgs, (int)i);
+        cg_msg *m = &out[i];
+        check_str(cname, "kind", cJSON_GetObjectItem(w, "kind")->valuestring, kind_name(m->kind));
+        check_str(cname, "channel", CONN_NAME, m->channel);
+        check_str(cname, "user", cJSON_GetObjectItem(w, "user")->valuestring, m->user);
+        check_str(cname, "msg_id", cJSON_GetObjectItem(w, "msg_id")->valuestring, m->msg_id);
+        static const char *const owned_fields[] = { "text", "payload", "callback_id" };
+        const char *got_owned[] = { m->text, m->payload, m->callback_id };
+        for (size_t k = 0; k < 3; k++) {
+            char *want = expand(cJSON_GetObjectItem(w, owned_fields[k]));
+            check_str(cname, owned_fields[k], want, got_owned[k]);
+            free(want);
+        }
+        const cJSON *v;
+        if ((v = cJSON_GetObjectItem(w, "name"))) check_str(cname, "name", cJSON_IsNull(v) ? NULL : v->valuestring, m->name);
+        check_str(cname, "lang_hint", "", m->lang_hint);
+        check_str(cname, "media", opt_str(w, "media", ""), m->media);
+        if ((v = cJSON_GetObjectItem(w, "ts")) && (int64_t)v->valuedouble != m->ts)
+            fail_msg("%s: ts: want %.0f, got %lld", cname, v->valuedouble, (long long)m->ts);
+        if ((v = cJSON_GetObjectItem(w, "lat")) && fabs(v->valuedouble - m->lat) > 1e-9)
+            fail_msg("%s: lat: want %f, got %f", cname, v->valuedouble, m->lat);
+        if ((v = cJSON_GetObjectItem(w, "lon")) && fabs(v->valuedouble - m->lon) > 1e-9)
+            fail_msg("%s: lon: want %f, got %f", cname, v->valuedouble, m->lon);
+        cg_msg_free(m);
+        cg_msg_free(m);
+    }
+    free(out);
+    free(owned);
+    free(bytes);
+    cJSON_Delete(c);
+}
+
+static void run_handshake_case(const char *path)
+{
+    cJSON *c = load_case(path);
+    const char *cname = cJSON_GetObjectItem(c, "name")->valuestring;
+    cg_channel_cfg cfg = cfg_default();
+    const cJSON *jc = cJSON_GetObjectItem(c, "cfg");
+    if (cJSON_GetObjectItem(jc, "verify_token")) {
+        const cJSON *v = cJSON_GetObjectItem(jc, "verify_token");
+        cfg.verify_token = cJSON_IsNull(v) ? NULL : v->valuestring;
+    }
+    cg_http_in req;
+    memset(&req, 0, sizeof req);
+    req.method = "GET";
+    req.path = "/webhooks/" CONN_NAME;
+    req.query = cJSON_GetObjectItem(c, "query")->valuestring;
+    assert_true(conn()->flags & CG_CONN_HANDSHAKE);
+    cg_http_resp resp;
+    memset(&resp, 0x5A, sizeof resp);
+    cg_err e = conn()->handshake(&cfg, &req, &resp);
+    const cJSON *expect = cJSON_GetObjectItem(c, "expect");
+    check_str(cname, "status", cJSON_GetObjectItem(expect, "status")->valuestring, status_name(e));
+    if (e == CG_OK) {
+        assert_int_equal(resp.status, 200);
+        check_str(cname, "content_type", "text/plain", resp.content_type);
+        assert_true(resp.body_len < sizeof resp.body);
+        resp.body[resp.body_len] = '\0';
+        check_str(cname, "body", cJSON_GetObjectItem(expect, "body")->valuestring, resp.body);
+    }
+    cJSON_Delete(c);
+}
+
+static void run_render_case(const char *path)
+{
+    cJSON *c = load_case(path);
+    const char *cname = cJSON_GetObjectItem(c, "name")->valuestring;
+    cg_channel_cfg cfg = cfg_default();
+    const cJSON *jc = cJSON_GetObjectItem(c, "cfg");
+    cfg.token = opt_str(jc, "token", cfg.token);
+    cfg.api_base = opt_str(jc, "api_base", cfg.api_base);
+    cfg.api_version = opt_str(jc, "api_version", cfg.api_version);
+    cfg.phone_number_id = opt_str(jc, "phone_number_id", cfg.phone_number_id);
+
+    const cJSON *jr = cJSON_GetObjectItem(c, "reply");
+    cg_reply r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.channel, sizeof r.channel, CONN_NAME);
+    snprintf(r.user, sizeof r.user, "%s", cJSON_GetObjectItem(jr, "user")->valuestring);
+    r.text = expand(cJSON_GetObjectItem(jr, "text"));
+    if (cJSON_GetObjectItem(jr, "callback_id"))
+        r.callback_id = strdup(cJSON_GetObjectItem(jr, "callback_id")->valuestring);
+    r.from_agent = cJSON_IsTrue(cJSON_GetObjectItem(jr, "from_agent"));
+    const cJSON *b;
+    cJSON_ArrayForEach(b, cJSON_GetObjectItem(jr, "buttons")) {
+        assert_true(r.nbuttons < CG_REPLY_MAX_BUTTONS);
+        cg_reply_btn *rb = &r.buttons[r.nbuttons++];
+        rb->title = expand(cJSON_GetObjectItem(b, "title"));
+        if (cJSON_GetObjectItem(b, "payload")) rb->payload = expand(cJSON_GetObjectItem(b, "payload"));
+        if (cJSON_GetObjectItem(b, "url")) rb->url = strdup(cJSON_GetObjectItem(b, "url")->valuestring);
+    }
+    cJSON *expect = cJSON_GetObjectItem(c, "expect");
+    expand_texts(expect);
+    cg_http_out out[CG_MAX_OUT_REQUESTS];
+    memset(out, 0, sizeof out);
+    size_t n = 99;
+    cg_err e = conn()->render(&cfg, &r, out, CG_MAX_OUT_REQUESTS, &n);
+    const char *want_status = cJSON_GetObjectItem(expect, "status")->valuestring;
+    if (strcmp(status_name(e), want_status) != 0)
+        fail_msg("%s: status: want %s, got %s", cname, want_status, status_name(e));
+    if (e != CG_OK) assert_int_equal(n, 0);
+    const cJSON *reqs = cJSON_GetObjectItem(expect, "requests");
+    if ((size_t)cJSON_GetArraySize(reqs) != n)
+        fail_msg("%s: want %d requests, got %zu", cname, cJSON_GetArraySize(reqs), n);
+    char auth[512];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", cfg.token);
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *w = cJSON_GetArrayItem(reqs, (int)i);
+        check_str(cname, "method", "POST", out[i].method);
+        check_str(cname, "url", cJSON_GetObjectItem(w, "url")->valuestring, out[i].url);
+        if (strstr(out[i].url, cfg.token)) fail_msg("%s: the token is in the URL", cname);
+        assert_int_equal(out[i].secret_in_url, 0);
+        assert_int_equal(out[i].nheaders, 2);
+        check_str(cname, "header", "Content-Type: application/json", out[i].headers[0]);
+        check_str(cname, "header", auth, out[i].headers[1]);
+        assert_int_equal(out[i].body_len, strlen(out[i].body));
+        cJSON *got = cJSON_Parse(out[i].body);
+        if (!got) fail_msg("%s: request %zu body is not JSON", cname, i);
+        if (!cJSON_Compare(got, cJSON_GetObjectItem(w, "body"), 1)) {
+            char *want = cJSON_PrintUnformatted(cJSON_GetObjectItem(w, "body"));
+            fail_msg("%s: request %zu body:\n want %.400s\n got  %.400s", cname, i, want, out[i].body);
+        }
+        cJSON_Delete(got);
+        cg_http_out_free(&out[i]);
+        cg_http_out_free(&out[i]);
+    }
+    cg_reply_free(&r);
+    cJSON_Delete(c);
+}
+
+static void run_classify_case(const char *path)
+{
+    cJSON *c = load_case(path);
+    const char *cname = cJSON_GetObjectItem(c, "name")->valuestring;
+    long status = (long)cJSON_GetObjectItem(c, "status")->valuedouble;
+    const cJSON *body = cJSON_GetObjectItem(c, "body");
+    char *owned = cJSON_IsString(body) ? strdup(body->valuestring) : cJSON_PrintUnformatted(body);
+    cg_send_result res;
+    memset(&res, 0x5A, sizeof res);
+    conn()->classify(status, owned, strlen(owned), &res);
+    const cJSON *expect = cJSON_GetObjectItem(c, "expect");
+    check_str(cname, "kind", cJSON_GetObjectItem(expect, "kind")->valuestring, send_name(res.kind));
+    long want_ra = (long)cJSON_GetObjectItem(expect, "retry_after_ms")->valuedouble;
+    if (want_ra != res.retry_after_ms)
+        fail_msg("%s: retry_after_ms: want %ld, got %ld", cname, want_ra, res.retry_after_ms);
+    assert_non_null(memchr(res.reason, '\0', sizeof res.reason));
+    assert_non_null(memchr(res.platform_id, '\0', sizeof res.platform_id));
+    check_str(cname, "platform_id", cJSON_GetObjectItem(expect, "platform_id")->valuestring, res.platform_id);
+    const cJSON *rc = cJSON_GetObjectItem(expect, "reason_contains");
+    if (rc && !strstr(res.reason, rc->valuestring))
+        fail_msg("%s: reason \"%s\" lacks \"%s\"", cname, res.reason, rc->valuestring);
+    const cJSON *rp = cJSON_GetObjectItem(expect, "reason_prefix");
+    if (rp && strncmp(res.reason, rp->valuestring, strlen(rp->valuestring)) != 0)
+        fail_msg("%s: reason \"%s\" does not start with \"%s\"", cname, res.reason, rp->valuestring);
+    free(owned);
+    cJSON_Delete(c);
+}
+
+static void run_dir(const char *dir, void (*fn)(const char *), size_t min_cases)
+{
+    size_t n;
+    char **files = list_cases(dir, &n);
+    if (n < min_cases) fail_msg("%s: only %zu cases", dir, n);
+    for (size_t i = 0; i < n; i++) {
+        fn(files[i]);
+        free(files[i]);
+    }
+    free(files);
+    print_message("%zu cases in %s passed\n", n, dir);
+}
+
+static void test_parse_cases(void **state) { (void)state; run_dir(CASES "/parse", run_parse_case, 15); }
+static void test_handshake_cases(void **state) { (void)state; run_dir(CASES "/handshake", run_handshake_case, 6); }
+static void test_render_cases(void **state) { (void)state; run_dir(CASES "/render", run_render_case, 10); }
+static void test_classify_cases(void **state) { (void)state; run_dir(CASES "/classify", run_classify_case, 10); }
+
+/* Properties no single case file can show. */
+
+/* Long mixed text, with and without buttons: every piece fits the limit
+ * (the last one the interactive / template limit), pieces rebuild the text
+ * apart from blanks, and no piece ends inside a UTF-8 sequence. */
+static void check_split(size_t nbuttons, int url_buttons, size_t piece_max, size_t last_max)
+{
+    size_t cap = 40000, len = 0;
+    char *text = malloc(cap);
+    static const char *const parts[] = { "Line one is short.\n", "Ünïcödé sentence here. ", "😀😀 ",
+                                         "a&b<c>d ", "longwordwithoutanyspaces", "كيف أجدد رخصتي؟ " };
+    for (unsigned i = 0; len < 12000; i = i * 7 + 3) {
+        const char *p = parts[i % 6];
+        memcpy(text + len, p, strlen(p));
+        len += strlen(p);
+    }
+    text[len] = '\0';
+    cg_reply r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.user, sizeof r.user, "15551234567");
+    r.text = text;
+    for (size_t i = 0; i < nbuttons; i++) {
+        char t[32], p[16];
+        snprintf(t, sizeof t, "Choice number %zu", i + 1);
+        snprintf(p, sizeof p, "c%zu", i + 1);
+        r.buttons[i].title = strdup(t);
+        if (url_buttons && i == 0) r.buttons[i].url = strdup("https://gov.example/apply");
+        else r.buttons[i].payload = strdup(p);
+    }
+    r.nbuttons = nbuttons;
+    cg_channel_cfg cfg = cfg_default();
+    cg_http_out out[CG_MAX_OUT_REQUESTS];
+    size_t n = 0;
+    assert_int_equal(conn()->render(&cfg, &r, out, CG_MAX_OUT_REQUESTS, &n), CG_OK);
+    assert_true(n >= 2);
+    char *rebuilt = calloc(1, cap * 2);
+    for (size_t i = 0; i < n; i++) {
+        cJSON *b = cJSON_Parse(out[i].body);
+        assert_non_null(b);
+        const char *t = NULL;
+        const cJSON *msg = cJSON_GetObjectItem(b, "message");
+        const cJSON *tx = cJSON_GetObjectItem(msg, "text");
+        if (tx) t = tx->valuestring;
+        else t = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(msg, "attachment"), "payload"), "text")->valuestring;
+        assert_non_null(t);
+        size_t units = cg_meta_chars(t, strlen(t));
+        if (units > (i + 1 == n ? last_max : piece_max))
+            fail_msg("piece %zu of %zu has %zu characters", i, n, units);
+        strcat(rebuilt, t);
+        strcat(rebuilt, " ");
+        cJSON_Delete(b);
+        cg_http_out_free(&out[i]);
+    }
+    size_t ia = 0, ib = 0;
+    for (;;) {
+        while (text[ia] == ' ' || text[ia] == '\n') ia++;
+        while (rebuilt[ib] == ' ' || rebuilt[ib] == '\n') ib++;
+        if (!text[ia] || !rebuilt[ib]) break;
+        if (text[ia] != rebuilt[ib]) fail_msg("pieces differ from the text at byte %zu", ia);
+        ia++, ib++;
+    }
+    assert_int_equal(text[ia], '\0');
+    free(rebuilt);
+    r.text = NULL;
+    cg_reply_free(&r);
+    free(text);
+}
+
+static void test_split_pieces_fit(void **state)
+{
+    (void)state;
+    check_split(0, 0, 2000, 2000);
+    check_split(5, 0, 2000, 2000);     /* quick replies ride on a normal text */
+    check_split(2, 1, 2000, 640);      /* button template: text ≤ 640 */
+}
+
+/* Shortened titles: within the limit, valid UTF-8, a prefix of the title
+ * followed by "…", never cut inside a word when there is an earlier space. */
+static void test_shorten(void **state)
+{
+    (void)state;
+    static const char *const titles[] = { "Renew a driving licence", "Ünïcödé ünïcödé ünïcödé ünïcödé",
+                                          "😀😀😀😀😀😀😀😀😀😀😀😀😀😀", "Supercalifragilisticexpialidocious",
+                                          "تجديد رخصة القيادة في المكتب", "Short", "Exactly twenty chars",
+                                          "Twenty-one characters" };
+    for (size_t i = 0; i < sizeof titles / sizeof titles[0]; i++) {
+        for (size_t max = 8; max <= 24; max += 4) {
+            char *s = cg_meta_shorten(titles[i], max);
+            assert_non_null(s);
+            size_t sl = strlen(s), tl = strlen(titles[i]);
+            assert_true(cg_meta_chars(s, sl) <= max);
+            if (cg_meta_chars(titles[i], tl) <= max) {
+                assert_string_equal(s, titles[i]);
+            } else {
+                assert_true(sl >= 3 && strcmp(s + sl - 3, "…") == 0);
+                size_t keep = sl - 3;
+                assert_memory_equal(s, titles[i], keep);
+                /* the kept part ends at a word end unless the first word alone is too long */
+                if (keep && strchr(titles[i], ' ') && (size_t)(strchr(titles[i], ' ') - titles[i]) < keep)
+                    assert_true(titles[i][keep] == ' ' || titles[i][keep] == ',' || titles[i][keep] == '-');
+                assert_true(keep == 0 || ((unsigned char)titles[i][keep] & 0xC0) != 0x80);
+            }
+            free(s);
+        }
+    }
+}
+
+static void test_verify_fails_closed(void **state)
+{
+    (void)state;
+    cg_channel_cfg cfg = cfg_default();
+    static const unsigned char body[] = "{}";
+    char sig[80];
+    sign("", body, 2, sig);
+    cg_http_in req;
+    memset(&req, 0, sizeof req);
+    req.headers[0].name = "x-hub-signature-256";
+    req.headers[0].value = sig;
+    req.nheaders = 1;
+    req.body = body;
+    req.body_len = 2;
+    cfg.secret = "";
+    assert_int_equal(conn()->verify(&cfg, &req), CG_E_AUTH);
+    cfg.secret = NULL;
+    assert_int_equal(conn()->verify(&cfg, &req), CG_E_AUTH);
+    /* upper-case hex is the same signature */
+    cfg = cfg_default();
+    sign(cfg.secret, body, 2, sig);
+    assert_int_equal(conn()->verify(&cfg, &req), CG_OK);
+    for (char *p = sig + 7; *p; p++) if (*p >= 'a' && *p <= 'f') *p = (char)(*p - 32);
+    assert_int_equal(conn()->verify(&cfg, &req), CG_OK);
+    /* an empty body is signed too */
+    sign(cfg.secret, NULL, 0, sig);
+    req.body = NULL;
+    req.body_len = 0;
+    assert_int_equal(conn()->verify(&cfg, &req), CG_OK);
+    /* the handshake refuses when no verify token is configured */
+    cfg.verify_token = "";
+    req.query = "hub.mode=subscribe&hub.verify_token=&hub.challenge=123";
+    cg_http_resp resp;
+    assert_int_equal(conn()->handshake(&cfg, &req, &resp), CG_E_FORBIDDEN);
+}
+
+static void test_descriptor(void **state)
+{
+    (void)state;
+    assert_ptr_equal(cg_connector_find("telegram"), cg_connectors[0]);
+    assert_non_null(cg_connector_find("whatsapp"));
+    assert_non_null(cg_connector_find("messenger"));
+    assert_null(cg_connector_find("WhatsApp"));
+    assert_int_equal(conn()->flags, CG_CONN_RAW_BODY | CG_CONN_HANDSHAKE);
+    assert_int_equal(conn()->max_body, 1024 * 1024);
+    assert_int_equal(conn()->max_text, 2000);
+    assert_non_null(conn()->verify);
+    assert_non_null(conn()->handshake);
+    assert_non_null(conn()->parse);
+    assert_non_null(conn()->render);
+    assert_non_null(conn()->classify);
+    /* a body of max_body + 1 bytes is refused by parse too, not only by http.c */
+    size_t big = conn()->max_body + 1;
+    unsigned char *b = malloc(big);
+    memset(b, ' ', big);
+    cg_http_in req;
+    memset(&req, 0, sizeof req);
+    req.body = b;
+    req.body_len = big;
+    cg_msg out[1];
+    size_t n = 7;
+    char reason[64];
+    cg_channel_cfg cfg = cfg_default();
+    assert_int_equal(conn()->parse(&cfg, &req, out, 1, &n, reason, sizeof reason), CG_E_TOO_LARGE);
+    assert_int_equal(n, 0);
+    free(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_cases),
+        cmocka_unit_test(test_handshake_cases),
+        cmocka_unit_test(test_render_cases),
+        cmocka_unit_test(test_classify_cases),
+        cmocka_unit_test(test_split_pieces_fit),
+        cmocka_unit_test(test_shorten),
+        cmocka_unit_test(test_verify_fails_closed),
+        cmocka_unit_test(test_descriptor),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
