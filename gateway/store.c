@@ -377,11 +377,21 @@ static void script_sha(cg_store_script *sc)
     for (int i = 0; i < SHA_DIGEST_LENGTH; i++) snprintf(sc->sha + 2 * i, 3, "%02x", d[i]);
 }
 
+static void script_loaded(cg_store *s, redisReply *r, void *ud);
+
+/* A script's first use on a live connection is preceded by its SCRIPT LOAD
+ * (same connection, so Redis has it before the EVALSHA): many first calls at
+ * once (64 pipeline entries in flight) would otherwise all come back
+ * NOSCRIPT and be sent again with the whole body. */
 static void remember_script(cg_store *s, cg_store_script *sc)
 {
     for (size_t i = 0; i < s->nscripts; i++)
         if (s->scripts[i] == sc) return;
     if (s->nscripts < sizeof s->scripts / sizeof *s->scripts) s->scripts[s->nscripts++] = sc;
+    if (s->ac && s->ready) {
+        const char *av[] = { "SCRIPT", "LOAD", sc->src };
+        cg_store_cmd(s, script_loaded, NULL, 3, av, NULL);
+    }
 }
 
 int cg_store_eval(cg_store *s, cg_store_script *sc, int nkeys, int argc, const char **argv,
