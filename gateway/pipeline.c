@@ -399,28 +399,40 @@ static cg_store_script commit_script = {
         "return 'ok'\n",
 };
 
+/* The commit's arguments in one growing buffer (offsets, so that it may
+ * move), NUL-terminated each; v[] is filled by av_argv() just before use. */
 typedef struct argv_b {
-    char *v[160];
+    char *buf;
+    size_t used, cap;
+    size_t off[160];
     size_t len[160];
+    const char *v[160];
     int n;
     int oom;
 } argv_b;
 
 static void av_addn(argv_b *a, const char *s, size_t n)
 {
-    if (a->oom || a->n >= (int)(sizeof a->v / sizeof *a->v)) {
+    if (a->oom || a->n >= (int)(sizeof a->off / sizeof *a->off)) {
         a->oom = 1;
         return;
     }
-    char *c = malloc(n + 1);
-    if (!c) {
-        a->oom = 1;
-        return;
+    if (a->used + n + 1 > a->cap) {
+        size_t cap = a->cap ? a->cap : 2048;
+        while (cap < a->used + n + 1) cap *= 2;
+        char *b = realloc(a->buf, cap);
+        if (!b) {
+            a->oom = 1;
+            return;
+        }
+        a->buf = b;
+        a->cap = cap;
     }
-    memcpy(c, s, n);
-    c[n] = '\0';
-    a->v[a->n] = c;
+    memcpy(a->buf + a->used, s, n);
+    a->buf[a->used + n] = '\0';
+    a->off[a->n] = a->used;
     a->len[a->n++] = n;
+    a->used += n + 1;
 }
 
 static void av_add(argv_b *a, const char *s) { av_addn(a, s ? s : "", s ? strlen(s) : 0); }
@@ -432,33 +444,39 @@ static void av_addi(argv_b *a, long long v)
     av_add(a, b);
 }
 
+static const char **av_argv(argv_b *a)
+{
+    for (int i = 0; i < a->n; i++) a->v[i] = a->buf + a->off[i];
+    return a->v;
+}
+
 static void av_free(argv_b *a)
 {
-    for (int i = 0; i < a->n; i++) free(a->v[i]);
+    free(a->buf);
+    a->buf = NULL;
     a->n = 0;
 }
 
-/* Starts an operation; returns the index of its count to patch with op_end. */
+/* Starts an operation; returns the index of its count to patch with op_end
+ * (room for 3 digits: at most 160 arguments in all). */
 static int op_begin(argv_b *a, const char *name)
 {
     av_add(a, name);
-    av_add(a, "0");
+    av_add(a, "000");
     return a->n - 1;
 }
 
 static void op_end(argv_b *a, int at)
 {
     if (a->oom) return;
-    char b[16];
-    snprintf(b, sizeof b, "%d", a->n - at - 1);
-    free(a->v[at]);
-    a->v[at] = strdup(b);
-    if (!a->v[at]) {
+    char b[8];
+    int k = snprintf(b, sizeof b, "%d", a->n - at - 1);
+    if (k < 1 || k > 3) {
         a->oom = 1;
-        a->v[at] = NULL;
         return;
     }
-    a->len[at] = strlen(b);
+    memcpy(a->buf + a->off[at], b, (size_t)k + 1);
+    a->len[at] = (size_t)k;
 }
 
 static char *buttons_json(const cg_turn_out *o)
@@ -726,7 +744,7 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
     if (!have_out && m->kind != CG_MSG_STATUS) cg_metrics_inc(CG_M_PROCESSED, m->channel);
     cg_turn_out_free(&out);
 
-    if (a.oom || cg_store_eval(p->store, &commit_script, 8, a.n, (const char **)a.v, a.len,
+    if (a.oom || cg_store_eval(p->store, &commit_script, 8, a.n, av_argv(&a), a.len,
                                commit_reply, e) != 0) {
         av_free(&a);
         entry_failed(p, e);

@@ -260,11 +260,7 @@ typedef struct store_req {
 
 static void req_free(store_req *q)
 {
-    if (q->argv) {
-        for (int i = 0; i < q->argc; i++) free(q->argv[i]);
-        free(q->argv);
-    }
-    free(q->lens);
+    free(q->argv);      /* one block: pointers, lengths, bytes (send_req) */
     free(q);
 }
 
@@ -328,16 +324,21 @@ static int send_req(cg_store *s, store_req *q, int argc, const char **argv, cons
 {
     if (!s->ac || s->closing) return -1;
     if (q->script) {
+        /* one allocation instead of one per argument (a commit has ~60) */
+        size_t bytes = 0;
+        for (int i = 0; i < argc; i++) bytes += lens[i] + 1;
+        char *blk = malloc((sizeof *q->argv + sizeof *q->lens) * (size_t)argc + bytes);
+        if (!blk) return -1;
         q->argc = argc;
-        q->argv = calloc((size_t)argc, sizeof *q->argv);
-        q->lens = calloc((size_t)argc, sizeof *q->lens);
-        if (!q->argv || !q->lens) return -1;
+        q->argv = (char **)blk;
+        q->lens = (size_t *)(blk + sizeof *q->argv * (size_t)argc);
+        char *d = (char *)(q->lens + argc);
         for (int i = 0; i < argc; i++) {
-            q->argv[i] = malloc(lens[i] + 1);
-            if (!q->argv[i]) return -1;
-            memcpy(q->argv[i], argv[i], lens[i]);
-            q->argv[i][lens[i]] = '\0';
+            q->argv[i] = d;
+            memcpy(d, argv[i], lens[i]);
+            d[lens[i]] = '\0';
             q->lens[i] = lens[i];
+            d += lens[i] + 1;
         }
     }
     if (redisAsyncCommandArgv(s->ac, on_reply, q, argc, argv, lens) != REDIS_OK) return -1;
