@@ -988,6 +988,8 @@ static void keep(cg_pipeline *p)
  * of pump(). Twice the entries it can hold (HELD_MAX + a read + ACTIVE_MAX). */
 #define CONV_SLOTS (4 * HELD_MAX)
 typedef struct conv_map {
+    uint32_t pass;                     /* a slot is in use when gen == pass */
+    uint32_t gen[CONV_SLOTS];
     uint64_t k[CONV_SLOTS];
     long long min[CONV_SLOTS];
     unsigned char busy[CONV_SLOTS];    /* active, deferred, or started this pass */
@@ -998,13 +1000,15 @@ static size_t conv_slot(conv_map *m, uint64_t key, long long seq)
 {
     size_t i = key % CONV_SLOTS;
     for (size_t n = 0; n < CONV_SLOTS; i = (i + 1) % CONV_SLOTS, n++) {
-        if (m->k[i] == key) {
-            if (seq < m->min[i]) m->min[i] = seq;
-            return i;
-        }
-        if (!m->k[i]) {
+        if (m->gen[i] != m->pass) {    /* free this pass: no clearing needed */
+            m->gen[i] = m->pass;
             m->k[i] = key;
             m->min[i] = seq;
+            m->busy[i] = 0;
+            return i;
+        }
+        if (m->k[i] == key) {
+            if (seq < m->min[i]) m->min[i] = seq;
             return i;
         }
     }
@@ -1037,8 +1041,10 @@ static void pump(cg_pipeline *p)
     unsigned startable = 0;
     if (p->queue.head) {
         static conv_map m;          /* loop thread only */
-        memset(m.k, 0, sizeof m.k);
-        memset(m.busy, 0, sizeof m.busy);
+        if (++m.pass == 0) {        /* wrapped: clear once every 2^32 passes */
+            memset(m.gen, 0, sizeof m.gen);
+            m.pass = 1;
+        }
         for (unsigned i = 0; i < p->nactive; i++) m.busy[conv_slot(&m, p->active[i]->conv, 0)] = 1;
         for (pl_entry *e = p->deferred.head; e; e = e->next) m.busy[conv_slot(&m, e->conv, 0)] = 1;
         for (pl_entry *e = p->queue.head; e; e = e->next)
