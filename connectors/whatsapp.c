@@ -518,7 +518,7 @@ static cg_err wa_render(const cg_channel_cfg *cfg, const cg_reply *r, cg_http_ou
 {
     if (n) *n = 0;
     if (!cfg || !r || !out || !n || !cfg->token || !cfg->token[0] || !cfg->api_base || !cfg->api_base[0] ||
-        !cfg->api_version || !cfg->api_version[0] || !cg_meta_digits(cfg->phone_number_id, 32))
+        !cfg->api_version || !cfg->api_version[0] || !cg_meta_digits(cfg->phone_number_id, 33))
         return CG_E_INTERNAL;
     size_t npay, nurl;
     if (!cg_meta_digits(r->user, CG_USER_MAX) || !wa_buttons_valid(r, &npay, &nurl)) return CG_E_INTERNAL;

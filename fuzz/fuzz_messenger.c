@@ -90,7 +90,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cg_err e = CONN.handshake(&cfg, &req, &resp);
         if (e == CG_OK) {
             if (resp.status != 200 || resp.body_len == 0 || resp.body_len > 128) abort();
-            if (!strstr(q, "verify-me")) abort();
+            char tok[64];
+            if (cg_http_in_query(&req, "hub.verify_token", tok, sizeof tok) != 0 || strcmp(tok, "verify-me") != 0)
+                abort();
         } else if (e != CG_E_FORBIDDEN && e != CG_E_BAD_REQUEST) {
             abort();
         }
