@@ -125,7 +125,7 @@ async function startFakeTelegram(token) {
   };
 }
 
-async function startGateway({ redisUrl, telegram, port, intentsDir, extra = {}, env = {} } = {}) {
+async function startGateway({ redisUrl, telegram, channels = {}, port, intentsDir, extra = {}, env = {} } = {}) {
   port = port || await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cg-gw-'));
   const cfg = {
@@ -139,6 +139,7 @@ async function startGateway({ redisUrl, telegram, port, intentsDir, extra = {}, 
     ...extra,
   };
   if (telegram) cfg.channels.telegram = telegram;
+  Object.assign(cfg.channels, channels);
   const cfgPath = path.join(dir, 'config.json');
   fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
   const gw = {
