@@ -531,12 +531,26 @@ void cg_store_set_wake(cg_store *s, void (*fn)(void *ud), void *ud)
  * so a connect to a dead Redis never failed and its commands hung. Here an
  * error status is handed to hiredis as a read/write event, which makes it
  * find the socket error and fail the connection.
+ *
+ * Writes: hiredis asks for a write event after every command and drops it
+ * once its buffer is written. Toggling UV_WRITABLE on the poll costs two
+ * epoll_ctl calls each time (libuv's uv_poll_start drops the fd first), and
+ * a loop iteration. Once connected, a request to write instead starts a
+ * uv_prepare that flushes the buffer right before the loop next blocks, so
+ * every command issued in one iteration goes out in one write(); only if
+ * the socket is full (hiredis asks again while flushing) does it fall back
+ * to the poll's write event.
  */
 typedef struct uvev {
     redisAsyncContext *ac;
     uv_poll_t poll;
+    uv_prepare_t flush;
     int events;
+    int flushing;
+    int open;                   /* handles not yet closed */
 } uvev;
+
+static void uvev_update(uvev *p, int add, int ev);
 
 static void uvev_poll(uv_poll_t *h, int status, int events)
 {
@@ -551,13 +565,21 @@ static void uvev_poll(uv_poll_t *h, int status, int events)
     if (p->ac && (events & UV_WRITABLE)) redisAsyncHandleWrite(p->ac);
 }
 
+static void uvev_flush(uv_prepare_t *h)
+{
+    uvev *p = h->data;
+    uv_prepare_stop(&p->flush);
+    if (!p->ac) return;
+    p->flushing = 1;
+    redisAsyncHandleWrite(p->ac);   /* may free ac: then p->ac is NULL */
+    p->flushing = 0;
+}
+
 static void uvev_update(uvev *p, int add, int ev)
 {
     int was = p->events;
     if (add) p->events |= ev;
     else p->events &= ~ev;
-    /* hiredis asks for write events on every command: restarting the poll
-     * each time costs an epoll_ctl per command, so only on a change */
     if (p->events == was && uv_is_active((uv_handle_t *)&p->poll)) return;
     if (p->events) uv_poll_start(&p->poll, p->events, uvev_poll);
     else uv_poll_stop(&p->poll);
@@ -565,16 +587,36 @@ static void uvev_update(uvev *p, int add, int ev)
 
 static void uvev_add_read(void *d) { uvev_update(d, 1, UV_READABLE); }
 static void uvev_del_read(void *d) { uvev_update(d, 0, UV_READABLE); }
-static void uvev_add_write(void *d) { uvev_update(d, 1, UV_WRITABLE); }
-static void uvev_del_write(void *d) { uvev_update(d, 0, UV_WRITABLE); }
 
-static void uvev_closed(uv_handle_t *h) { free(h->data); }
+static void uvev_add_write(void *d)
+{
+    uvev *p = d;
+    if (p->ac && (p->ac->c.flags & REDIS_CONNECTED) && !p->flushing) {
+        uv_prepare_start(&p->flush, uvev_flush);
+        return;
+    }
+    uvev_update(p, 1, UV_WRITABLE);    /* connecting, or the socket is full */
+}
+
+static void uvev_del_write(void *d)
+{
+    uvev *p = d;
+    uv_prepare_stop(&p->flush);
+    uvev_update(p, 0, UV_WRITABLE);
+}
+
+static void uvev_closed(uv_handle_t *h)
+{
+    uvev *p = h->data;
+    if (--p->open == 0) free(p);
+}
 
 static void uvev_cleanup(void *d)
 {
     uvev *p = d;
     p->ac = NULL;
     uv_close((uv_handle_t *)&p->poll, uvev_closed);
+    uv_close((uv_handle_t *)&p->flush, uvev_closed);
 }
 
 static int uvev_attach(redisAsyncContext *ac, uv_loop_t *loop)
@@ -586,8 +628,11 @@ static int uvev_attach(redisAsyncContext *ac, uv_loop_t *loop)
         free(p);
         return -1;
     }
+    uv_prepare_init(loop, &p->flush);
+    p->open = 2;
     p->ac = ac;
     p->poll.data = p;
+    p->flush.data = p;
     ac->ev.addRead = uvev_add_read;
     ac->ev.delRead = uvev_del_read;
     ac->ev.addWrite = uvev_add_write;
