@@ -12,7 +12,8 @@
  *   - a watchdog frees a connection that has had commands outstanding for
  *     CMD_TIMEOUT_MS with no reply (a hung or black-holed Redis), which
  *     fails those commands (callbacks get NULL) and reconnects;
- *   - runs Lua scripts by EVALSHA with one EVAL fallback on NOSCRIPT;
+ *   - runs Lua scripts by EVALSHA (the RESP built here, in one buffer) with
+ *     one EVAL fallback on NOSCRIPT (the same buffer, body for sha);
  *   - cg_store_ingest: dedupe + append to cg:inbox in ONE script call;
  *   - a second connection SUBSCRIBEs to cg:webchat once cg_store_on_webchat
  *     registers a callback (replies for web-chat sockets on any instance);
@@ -253,18 +254,53 @@ typedef struct store_req {
     cg_store_reply_fn fn;
     void *ud;
     cg_store_script *script;   /* EVALSHA: kept to retry as EVAL */
-    int argc;
-    char **argv;
-    size_t *lens;
+    char *cmd;                 /* EVALSHA: the RESP command as sent */
+    size_t cmdlen;
+    size_t rest;               /* offset of what follows the sha in cmd */
 } store_req;
 
 static void req_free(store_req *q)
 {
-    free(q->argv);      /* one block: pointers, lengths, bytes (send_req) */
+    free(q->cmd);
     free(q);
 }
 
 static int send_req(cg_store *s, store_req *q, int argc, const char **argv, const size_t *lens);
+static int send_formatted(cg_store *s, store_req *q, const char *cmd, size_t len);
+
+/* EVALSHA came back NOSCRIPT: the same command as EVAL with the script's
+ * body in place of the sha (everything after the sha is unchanged). */
+static int resend_as_eval(cg_store *s, store_req *q)
+{
+    size_t srclen = strlen(q->script->src);
+    const char *hdr_end = strchr(q->cmd, '\n');     /* "*<n>\r\n" */
+    if (!hdr_end) return -1;
+    size_t hdr = (size_t)(hdr_end - q->cmd) + 1;
+    char num[32];
+    int nn = snprintf(num, sizeof num, "$%zu\r\n", srclen);
+    size_t len = hdr + 10 + (size_t)nn + srclen + 2 + (q->cmdlen - q->rest);
+    char *c = malloc(len);
+    store_req *q2 = calloc(1, sizeof *q2);
+    if (!c || !q2) {
+        free(c);
+        free(q2);
+        return -1;
+    }
+    size_t o = 0;
+    memcpy(c + o, q->cmd, hdr); o += hdr;
+    memcpy(c + o, "$4\r\nEVAL\r\n", 10); o += 10;
+    memcpy(c + o, num, (size_t)nn); o += (size_t)nn;
+    memcpy(c + o, q->script->src, srclen); o += srclen;
+    memcpy(c + o, "\r\n", 2); o += 2;
+    memcpy(c + o, q->cmd + q->rest, q->cmdlen - q->rest); o += q->cmdlen - q->rest;
+    q2->s = s;
+    q2->fn = q->fn;
+    q2->ud = q->ud;
+    int rc = send_formatted(s, q2, c, o);
+    free(c);
+    if (rc) free(q2);
+    return rc;
+}
 
 static void on_reply(redisAsyncContext *ac, void *r_, void *priv)
 {
@@ -277,35 +313,11 @@ static void on_reply(redisAsyncContext *ac, void *r_, void *priv)
     if (!r) {
         s->ready = 0;
     } else if (r->type == REDIS_REPLY_ERROR) {
-        if (q->script && strncmp(r->str, "NOSCRIPT", 8) == 0) {
-            /* EVAL script nkeys args...: same args with the body for the sha */
-            const char **av = malloc(sizeof *av * (size_t)q->argc);
-            size_t *ln = malloc(sizeof *ln * (size_t)q->argc);
-            if (av && ln) {
-                for (int i = 0; i < q->argc; i++) {
-                    av[i] = q->argv[i];
-                    ln[i] = q->lens[i];
-                }
-                av[0] = "EVAL";
-                ln[0] = 4;
-                av[1] = q->script->src;
-                ln[1] = strlen(q->script->src);
-                store_req *q2 = calloc(1, sizeof *q2);
-                if (q2) {
-                    q2->s = s;
-                    q2->fn = q->fn;
-                    q2->ud = q->ud;
-                    if (send_req(s, q2, q->argc, av, ln) == 0) {
-                        free(av);
-                        free(ln);
-                        req_free(q);
-                        return;
-                    }
-                    free(q2);
-                }
+        if (q->script && q->cmd && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+            if (resend_as_eval(s, q) == 0) {
+                req_free(q);
+                return;
             }
-            free(av);
-            free(ln);
             q->fn(s, NULL, q->ud);
             req_free(q);
             return;
@@ -319,28 +331,17 @@ static void on_reply(redisAsyncContext *ac, void *r_, void *priv)
     req_free(q);
 }
 
-/* Copies argv into q (when q->script, so NOSCRIPT can resend) and sends. */
+static int send_formatted(cg_store *s, store_req *q, const char *cmd, size_t len)
+{
+    if (!s->ac || s->closing) return -1;
+    if (redisAsyncFormattedCommand(s->ac, on_reply, q, cmd, len) != REDIS_OK) return -1;
+    if (s->outstanding++ == 0) s->last_progress = uv_now(s->loop);
+    return 0;
+}
+
 static int send_req(cg_store *s, store_req *q, int argc, const char **argv, const size_t *lens)
 {
     if (!s->ac || s->closing) return -1;
-    if (q->script) {
-        /* one allocation instead of one per argument (a commit has ~60) */
-        size_t bytes = 0;
-        for (int i = 0; i < argc; i++) bytes += lens[i] + 1;
-        char *blk = malloc((sizeof *q->argv + sizeof *q->lens) * (size_t)argc + bytes);
-        if (!blk) return -1;
-        q->argc = argc;
-        q->argv = (char **)blk;
-        q->lens = (size_t *)(blk + sizeof *q->argv * (size_t)argc);
-        char *d = (char *)(q->lens + argc);
-        for (int i = 0; i < argc; i++) {
-            q->argv[i] = d;
-            memcpy(d, argv[i], lens[i]);
-            d[lens[i]] = '\0';
-            q->lens[i] = lens[i];
-            d += lens[i] + 1;
-        }
-    }
     if (redisAsyncCommandArgv(s->ac, on_reply, q, argc, argv, lens) != REDIS_OK) return -1;
     if (s->outstanding++ == 0) s->last_progress = uv_now(s->loop);
     return 0;
@@ -395,37 +396,70 @@ static void remember_script(cg_store *s, cg_store_script *sc)
     }
 }
 
+/* Decimal digits of v into p; returns the count. */
+static size_t fmt_u(char *p, size_t v)
+{
+    char t[24];
+    size_t n = 0;
+    do {
+        t[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++) p[i] = t[n - 1 - i];
+    return n;
+}
+
+/* The RESP command is built here in one buffer (hiredis's formatter costs
+ * more than the rest of the send) and kept, so that a NOSCRIPT reply can be
+ * answered by the same command as EVAL (resend_as_eval). */
 int cg_store_eval(cg_store *s, cg_store_script *sc, int nkeys, int argc, const char **argv,
                   const size_t *lens, cg_store_reply_fn fn, void *ud)
 {
     script_sha(sc);
     remember_script(s, sc);
-    int n = argc + 3;
-    const char **av = malloc(sizeof *av * (size_t)n);
-    size_t *ln = malloc(sizeof *ln * (size_t)n);
-    store_req *q = calloc(1, sizeof *q);
+    if (!s->ac || s->closing || argc < 0) return -1;
     char nk[16];
-    int rc = -1;
-    if (!av || !ln || !q) goto out;
-    snprintf(nk, sizeof nk, "%d", nkeys);
-    av[0] = "EVALSHA"; ln[0] = 7;
-    av[1] = sc->sha;   ln[1] = 40;
-    av[2] = nk;        ln[2] = strlen(nk);
+    int nkl = snprintf(nk, sizeof nk, "%d", nkeys);
+    size_t len = 128 + (size_t)nkl;    /* headers with room to spare */
+    for (int i = 0; i < argc; i++) len += 32 + (lens ? lens[i] : strlen(argv[i]));
+    char *c = malloc(len);
+    store_req *q = calloc(1, sizeof *q);
+    if (!c || !q) {
+        free(c);
+        free(q);
+        return -1;
+    }
+    size_t o = 0;
+    c[o++] = '*';
+    o += fmt_u(c + o, (size_t)argc + 3);
+    memcpy(c + o, "\r\n$7\r\nEVALSHA\r\n$40\r\n", 20); o += 20;
+    memcpy(c + o, sc->sha, 40); o += 40;
+    memcpy(c + o, "\r\n", 2); o += 2;
+    q->rest = o;
+    c[o++] = '$';
+    o += fmt_u(c + o, (size_t)nkl);
+    memcpy(c + o, "\r\n", 2); o += 2;
+    memcpy(c + o, nk, (size_t)nkl); o += (size_t)nkl;
+    memcpy(c + o, "\r\n", 2); o += 2;
     for (int i = 0; i < argc; i++) {
-        av[3 + i] = argv[i];
-        ln[3 + i] = lens ? lens[i] : strlen(argv[i]);
+        size_t l = lens ? lens[i] : strlen(argv[i]);
+        c[o++] = '$';
+        o += fmt_u(c + o, l);
+        memcpy(c + o, "\r\n", 2); o += 2;
+        memcpy(c + o, argv[i], l); o += l;
+        memcpy(c + o, "\r\n", 2); o += 2;
     }
     q->s = s;
     q->fn = fn;
     q->ud = ud;
     q->script = sc;
-    rc = send_req(s, q, n, av, ln);
-    if (rc == 0) q = NULL;
-out:
-    if (q) req_free(q);
-    free(av);
-    free(ln);
-    return rc;
+    q->cmd = c;
+    q->cmdlen = o;
+    if (send_formatted(s, q, c, o) != 0) {
+        req_free(q);
+        return -1;
+    }
+    return 0;
 }
 
 static void group_reply(cg_store *s, redisReply *r, void *ud)

@@ -7,7 +7,8 @@
  * in this file (on the same loop) that answers each chat with a scripted
  * list of Telegram Bot API responses.
  *
- *   ingest        stored once, second time deduplicated; seq numbers
+ *   ingest        stored once, second time deduplicated; seq numbers;
+ *                 NOSCRIPT answered by the same command as EVAL
  *   ingest down   CG_E_UNAVAILABLE when Redis is not there
  *   history       transcript → widget JSON, oldest first
  *   webchat       pub/sub frames reach the registered callback
@@ -441,6 +442,24 @@ static void test_ingest_dedupe(void **state)
     assert_string_equal(cg_store_field_str(f, "kind", b, sizeof b), "text");
     assert_string_equal(cg_store_field_str(f, "seq", b, sizeof b), "1");
     assert_true(cg_store_field_i64(f, "received_at") > 1700000000000LL);
+    freeReplyObject(r);
+
+    /* scripts flushed under a live connection (failover to a replica that
+     * never loaded them): the EVALSHA gets NOSCRIPT and the same command is
+     * sent once as EVAL, with the same arguments */
+    freeReplyObject(cmd("SCRIPT FLUSH"));
+    freeReplyObject(cmd("CONFIG RESETSTAT"));
+    cg_msg m4 = text_msg("501", "m4", "fourth, after a flush");
+    assert_int_equal(ingest(s, &m4, 1), CG_OK);
+    assert_int_equal(cmd_int("XLEN cg:inbox"), 4);
+    st = cmd("INFO commandstats");
+    assert_non_null(strstr(st->str, "cmdstat_eval:calls=1,"));
+    freeReplyObject(st);
+    r = cmd("XREVRANGE cg:inbox + - COUNT 1");
+    f = r->element[0]->element[1];
+    assert_string_equal(cg_store_field_str(f, "text", b, sizeof b), "fourth, after a flush");
+    assert_string_equal(cg_store_field_str(f, "seq", b, sizeof b), "4");
+    assert_string_equal(cg_store_field_str(f, "msg_id", b, sizeof b), "m4");
     freeReplyObject(r);
     close_store(s);
 }
