@@ -264,6 +264,7 @@ static const cfg_key cfg_keys[] = {
     {"www.dir", T_STR, F(www_dir), 0, 0, check_nonempty},
     {"log.level", T_STR, F(log_level), 0, 0, check_log_level},
     {"log.debug_content", T_BOOL, F(log_debug_content), 0, 1, NULL},
+    {"metrics.token", T_CHSTR, F(metrics_token), 0, 0, check_secret},
     {"limits.max_body", T_SIZE, F(max_body), 1024, 64LL * 1024 * 1024, NULL},
     {"retention.sessions_s", T_INT, F(session_ttl_s), 60, 3650 * DAY, NULL},
     {"retention.transcripts_s", T_INT, F(transcript_ttl_s), 60, 3650 * DAY, NULL},
@@ -302,7 +303,7 @@ static const cfg_key cfg_keys[] = {
 };
 
 static const char *const cfg_objects[] = {
-    "", "listen", "redis", "intents", "www", "log", "limits", "retention", "outbox", "channels",
+    "", "listen", "redis", "intents", "www", "log", "metrics", "limits", "retention", "outbox", "channels",
     "channels.telegram", "channels.whatsapp", "channels.messenger", "channels.webchat", NULL
 };
 
@@ -315,6 +316,7 @@ typedef struct cfg_env {
 
 static const cfg_env cfg_envs[] = {
     {"CIVICGATE_REDIS_URL", T_STR, F(redis_url), check_redis_url},
+    {"CIVICGATE_METRICS_TOKEN", T_CHSTR, F(metrics_token), check_secret},
     {"CIVICGATE_TELEGRAM_BOT_TOKEN", T_CHSTR, F(telegram.token), check_secret},
     {"CIVICGATE_TELEGRAM_WEBHOOK_SECRET", T_CHSTR, F(telegram.secret), check_webhook_secret},
     {"CIVICGATE_WHATSAPP_ACCESS_TOKEN", T_CHSTR, F(whatsapp.token), check_secret},

@@ -23,6 +23,7 @@ typedef struct cg_config {
     char *www_dir;                 /* www.dir: static files, default "gateway/www" */
     char *log_level;               /* log.level: "debug", "info" (default), "warn", "error" */
     int log_debug_content;         /* log.debug_content: log citizens' ids and texts (default false) */
+    const char *metrics_token;     /* metrics.token: bearer token for GET /metrics; unset = loopback only */
 
     /* channels: one entry per connector in cg_connectors[], same order. */
     cg_channel_cfg telegram, whatsapp, messenger;

@@ -357,8 +357,35 @@ static void route_readyz(struct lws *wsi, cg_http *h, http_pss *pss)
     respond_json(wsi, pss, ready ? 200 : 503, o);
 }
 
-static void route_metrics(struct lws *wsi, http_pss *pss)
+/* /metrics is not public: with metrics.token set, it takes
+ * "Authorization: Bearer <token>" (constant-time compare); without one, only
+ * a client on the loopback interface (a local scraper or sidecar). */
+static int metrics_allowed(struct lws *wsi, const cg_config *cfg, int *status)
 {
+    if (cfg->metrics_token) {
+        char auth[600];
+        int n = lws_hdr_copy(wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION);
+        static const char pre[] = "Bearer ";
+        *status = 401;
+        if (n <= (int)sizeof pre - 1 || strncmp(auth, pre, sizeof pre - 1) != 0) return 0;
+        const char *tok = auth + sizeof pre - 1;
+        return cg_secure_equal(tok, strlen(tok), cfg->metrics_token, strlen(cfg->metrics_token));
+    }
+    char ip[64] = "";
+    lws_get_peer_simple(wsi, ip, sizeof ip);
+    *status = 403;
+    return !strncmp(ip, "127.", 4) || !strcmp(ip, "::1") || !strncmp(ip, "::ffff:127.", 11);
+}
+
+static void route_metrics(struct lws *wsi, cg_http *h, http_pss *pss)
+{
+    int denied;
+    if (!metrics_allowed(wsi, h->gw->cfg, &denied)) {
+        respond_error(wsi, pss, denied, denied == 401 ? "metrics need Authorization: Bearer <metrics.token>"
+                                                      : "metrics are served to loopback clients only "
+                                                        "unless metrics.token is set");
+        return;
+    }
     size_t len = 0;
     char *m = cg_metrics_render(&len);
     if (!m) {
@@ -691,7 +718,7 @@ static int route_request(struct lws *wsi, cg_http *h, http_pss *pss, const char 
         return 0;
     }
     if (!strcmp(uri, "/metrics")) {
-        route_metrics(wsi, pss);
+        route_metrics(wsi, h, pss);
         return 0;
     }
     if (!strcmp(uri, "/chat/ws")) {

@@ -24,8 +24,10 @@ async function ask(text) {
   return m.body.text;
 }
 
+const METRICS_TOKEN = 'scrape-token-e2e';
+
 async function metrics() {
-  const res = await fetch(gw.base + '/metrics');
+  const res = await fetch(gw.base + '/metrics', { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
   assert.equal(res.status, 200);
   return res.text();
 }
@@ -46,6 +48,7 @@ test.before(async () => {
   gw = await h.startGateway({
     redisUrl: redis.url, intentsDir: dir,
     telegram: { bot_token: TOKEN, webhook_secret: SECRET, api_base: tg.base },
+    extra: { metrics: { token: METRICS_TOKEN } },
   });
   await gw.ready();
 });
@@ -63,7 +66,13 @@ test('healthz, readyz and metrics answer', async () => {
   const m = await metrics();
   assert.ok(metric(m, 'civicgate_messages_received_total') >= 1, m.slice(0, 2000));
   assert.ok(metric(m, 'civicgate_messages_sent_total') >= 1);
-  assert.match(m, /# TYPE civicgate_webhook_duration_seconds histogram|# TYPE \w*webhook\w* histogram/);
+  assert.match(m, /# TYPE civicgate_webhook_duration_seconds histogram/);
+});
+
+test('metrics are not public: no token or a wrong one gets 401', async () => {
+  assert.equal((await fetch(gw.base + '/metrics')).status, 401);
+  const wrong = await fetch(gw.base + '/metrics', { headers: { authorization: 'Bearer nope' } });
+  assert.equal(wrong.status, 401);
 });
 
 test('SIGHUP with a broken intent file: refused, the old table keeps serving', async () => {

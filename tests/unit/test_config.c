@@ -161,6 +161,7 @@ static void test_full(void **state)
     assert_string_equal(c.www_dir, "/srv/civicgate/www");
     assert_string_equal(c.log_level, "warn");
     assert_int_equal(c.log_debug_content, 1);
+    assert_string_equal(c.metrics_token, "prom-scrape-1");
     assert_int_equal(c.max_body, 262144);
     assert_int_equal(c.session_ttl_s, 86400);
     assert_int_equal(c.transcript_ttl_s, 172800);
