@@ -40,7 +40,7 @@ async function openChat(context) {
   page.on('pageerror', (e) => errors.push(String(e)));
   await page.goto(`${gw.base}/chat/`);
   // The demo page opens the widget; open it if it is closed.
-  const input = page.getByRole('textbox', { name: /message|question|type/i });
+  const input = page.getByRole('textbox', { name: /message|question|type|pregunta/i });
   if (!(await input.isVisible().catch(() => false))) {
     await page.getByRole('button', { name: /chat|help|ask/i }).first().click();
   }
@@ -76,7 +76,7 @@ test('ask, see the answer, click a button, reload and continue', async () => {
   assert.ok(fs.statSync(shot).size > 1000);
 
   await page.reload();
-  const input2 = page.getByRole('textbox', { name: /message|question|type/i });
+  const input2 = page.getByRole('textbox', { name: /message|question|type|pregunta/i });
   if (!(await input2.isVisible().catch(() => false))) {
     await page.getByRole('button', { name: /chat|help|ask/i }).first().click();
   }
@@ -89,6 +89,14 @@ test('ask, see the answer, click a button, reload and continue', async () => {
   const n = await bot.count();
   await ask(page, input2, 'thank you');
   await h.waitFor('a reply after reload', async () => (await bot.count()) > n, { timeout: 15000 });
+
+  // A citizen who writes Spanish gets Spanish answers, and the widget's own
+  // words follow.
+  const m = await bot.count();
+  await ask(page, input2, 'necesito seguro medico para mis hijos, como lo solicito');
+  await h.waitFor('a Spanish reply', async () => (await bot.count()) > m, { timeout: 15000 });
+  assert.equal(await bot.last().getAttribute('lang'), 'es');
+  assert.equal(await input2.getAttribute('placeholder'), 'Escriba su pregunta');
   assert.deepEqual(errors, []);
   await context.close();
 });

@@ -143,6 +143,21 @@
   root.appendChild(panel);
   root.appendChild(launcher);
 
+  /* The widget's own words follow the conversation's language: a citizen
+   * writing in Spanish on an English page gets "Escriba su pregunta". */
+  function followLang(l) {
+    var b = typeof l === 'string' ? l.toLowerCase().split('-')[0] : '';
+    if (!b || b === baseLang || !STRINGS[b]) return;
+    baseLang = b;
+    T = STRINGS[b];
+    input.setAttribute('placeholder', T.input);
+    label.textContent = T.input;
+    sendBtn.textContent = T.send;
+    closeBtn.setAttribute('aria-label', T.close);
+    closeBtn.setAttribute('title', T.close);
+    log.setAttribute('aria-label', T.log);
+  }
+
   /* ---- rendering ------------------------------------------------------- */
   var URL_RE = /\bhttps?:\/\/[^\s<>"']+/g;
 
@@ -312,6 +327,7 @@
         if (pending.length) showTyping(true);
       } else if (f.type === 'reply') {
         showTyping(false);
+        followLang(f.lang);
         addMessage(f.agent ? 'agent' : 'bot', f.text, { lang: f.lang, buttons: f.buttons, live: true });
       } else if (f.type === 'error') {
         showTyping(false);
