@@ -1,10 +1,11 @@
 /*
- * test_messenger.c: the Messenger connector against its case tables.
+ * test_meta.c: the WhatsApp Cloud API and Messenger connectors against their case
+ * tables: one runner, run once per connector (META_CONNS below).
  *
- *   tests/connectors/messenger/parse/<case>.json      headers + webhook body → status, messages
- *   tests/connectors/messenger/handshake/<case>.json  GET query → status, challenge echoed
- *   tests/connectors/messenger/render/<case>.json     cg_reply → requests (url + JSON body)
- *   tests/connectors/messenger/classify/<case>.json   HTTP status + Graph API body → send result
+ *   tests/connectors/<name>/parse/<case>.json      headers + webhook body → status, messages
+ *   tests/connectors/<name>/handshake/<case>.json  GET query → status, challenge echoed
+ *   tests/connectors/<name>/render/<case>.json     cg_reply → requests (url + JSON body)
+ *   tests/connectors/<name>/classify/<case>.json   HTTP status + Graph API body → send result
  *
  * Case format (documented here because the files are data, not code):
  *   parse:     {"name", "cfg"?:{"secret"?,"phone_number_id"?}, "headers"?:{name:value},
@@ -48,8 +49,30 @@
 #include "civicgate/message.h"
 #include "meta.h"
 
-#define CASES CG_SOURCE_DIR "/tests/connectors/messenger"
-#define CONN_NAME "messenger"
+/* What differs between the two connectors' runs; the case files hold the rest. */
+typedef struct meta_conn {
+    const char *name;            /* connector, route segment and case folder */
+    const char *token, *secret, *verify_token, *phone_number_id;
+    size_t min_parse;            /* the table must hold at least this many parse cases */
+    size_t max_text;             /* the descriptor's limit */
+} meta_conn;
+
+static const meta_conn META_CONNS[] = {
+    { "whatsapp", "EAAJB3kZCdZCqgBOZCZAtEhrVxZBq7dNmYQZD", "6f1e9c0b2a7d4e83b5c2a9f0d1e4b7c6",
+      "civicgate-wa-verify-2f9a", "106540352242922", 20, 4096 },
+    { "messenger", "EAAGm0PX4ZCpsBAPageTokenZBZCqZCZAZD", "c4d1a7e9b03f58a2d6e1f4b7a9c0e3d2",
+      "civicgate-ms-verify-81bd", NULL, 15, 2000 },
+};
+
+static const meta_conn *M;       /* the connector under test (set by the group setup) */
+#define CONN_NAME (M->name)
+
+static const char *case_dir(const char *kind)
+{
+    static char path[512];
+    snprintf(path, sizeof path, "%s/tests/connectors/%s/%s", CG_SOURCE_DIR, M->name, kind);
+    return path;
+}
 
 static const cg_connector *conn(void)
 {
@@ -64,11 +87,12 @@ static cg_channel_cfg cfg_default(void)
     memset(&cfg, 0, sizeof cfg);
     cfg.name = CONN_NAME;
     cfg.enabled = 1;
-    cfg.token = "EAAGm0PX4ZCpsBAPageTokenZBZCqZCZAZD";
-    cfg.secret = "c4d1a7e9b03f58a2d6e1f4b7a9c0e3d2";
-    cfg.verify_token = "civicgate-ms-verify-81bd";
+    cfg.token = M->token;
+    cfg.secret = M->secret;
+    cfg.verify_token = M->verify_token;
     cfg.api_base = "https://graph.facebook.com";
     cfg.api_version = "v21.0";
+    cfg.phone_number_id = M->phone_number_id;
     return cfg;
 }
 
@@ -244,7 +268,9 @@ static void run_parse_case(const char *path)
     cg_http_in req;
     memset(&req, 0, sizeof req);
     req.method = "POST";
-    req.path = "/webhooks/" CONN_NAME;
+    char route[64];
+    snprintf(route, sizeof route, "/webhooks/%s", CONN_NAME);
+    req.path = route;
     req.query = "";
     const cJSON *body = cJSON_GetObjectItem(c, "body");
     char *owned = NULL;
@@ -349,7 +375,9 @@ static void run_handshake_case(const char *path)
     cg_http_in req;
     memset(&req, 0, sizeof req);
     req.method = "GET";
-    req.path = "/webhooks/" CONN_NAME;
+    char route[64];
+    snprintf(route, sizeof route, "/webhooks/%s", CONN_NAME);
+    req.path = route;
     req.query = cJSON_GetObjectItem(c, "query")->valuestring;
     assert_true(conn()->flags & CG_CONN_HANDSHAKE);
     cg_http_resp resp;
@@ -381,7 +409,7 @@ static void run_render_case(const char *path)
     const cJSON *jr = cJSON_GetObjectItem(c, "reply");
     cg_reply r;
     memset(&r, 0, sizeof r);
-    snprintf(r.channel, sizeof r.channel, CONN_NAME);
+    snprintf(r.channel, sizeof r.channel, "%s", CONN_NAME);
     snprintf(r.user, sizeof r.user, "%s", cJSON_GetObjectItem(jr, "user")->valuestring);
     r.text = expand(cJSON_GetObjectItem(jr, "text"));
     if (cJSON_GetObjectItem(jr, "callback_id"))
@@ -475,10 +503,10 @@ static void run_dir(const char *dir, void (*fn)(const char *), size_t min_cases)
     print_message("%zu cases in %s passed\n", n, dir);
 }
 
-static void test_parse_cases(void **state) { (void)state; run_dir(CASES "/parse", run_parse_case, 15); }
-static void test_handshake_cases(void **state) { (void)state; run_dir(CASES "/handshake", run_handshake_case, 6); }
-static void test_render_cases(void **state) { (void)state; run_dir(CASES "/render", run_render_case, 10); }
-static void test_classify_cases(void **state) { (void)state; run_dir(CASES "/classify", run_classify_case, 10); }
+static void test_parse_cases(void **state) { (void)state; run_dir(case_dir("parse"), run_parse_case, M->min_parse); }
+static void test_handshake_cases(void **state) { (void)state; run_dir(case_dir("handshake"), run_handshake_case, 6); }
+static void test_render_cases(void **state) { (void)state; run_dir(case_dir("render"), run_render_case, 10); }
+static void test_classify_cases(void **state) { (void)state; run_dir(case_dir("classify"), run_classify_case, 10); }
 
 /* Properties no single case file can show. */
 
@@ -520,10 +548,18 @@ static void check_split(size_t nbuttons, int url_buttons, size_t piece_max, size
         cJSON *b = cJSON_Parse(out[i].body);
         assert_non_null(b);
         const char *t = NULL;
-        const cJSON *msg = cJSON_GetObjectItem(b, "message");
-        const cJSON *tx = cJSON_GetObjectItem(msg, "text");
-        if (tx) t = tx->valuestring;
-        else t = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(msg, "attachment"), "payload"), "text")->valuestring;
+        const cJSON *msg = cJSON_GetObjectItem(b, "message");   /* Messenger */
+        if (msg) {
+            const cJSON *tx = cJSON_GetObjectItem(msg, "text");
+            if (tx) t = tx->valuestring;
+            else t = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(msg, "attachment"), "payload"),
+                                         "text")->valuestring;
+        } else {                                                /* WhatsApp */
+            const cJSON *tx = cJSON_GetObjectItem(b, "text");
+            const cJSON *in = cJSON_GetObjectItem(b, "interactive");
+            if (tx) t = cJSON_GetObjectItem(tx, "body")->valuestring;
+            else t = cJSON_GetObjectItem(cJSON_GetObjectItem(in, "body"), "text")->valuestring;
+        }
         assert_non_null(t);
         size_t units = cg_meta_chars(t, strlen(t));
         if (units > (i + 1 == n ? last_max : piece_max))
@@ -551,9 +587,15 @@ static void check_split(size_t nbuttons, int url_buttons, size_t piece_max, size
 static void test_split_pieces_fit(void **state)
 {
     (void)state;
-    check_split(0, 0, 2000, 2000);
-    check_split(5, 0, 2000, 2000);     /* quick replies ride on a normal text */
-    check_split(2, 1, 2000, 640);      /* button template: text ≤ 640 */
+    if (!strcmp(M->name, "whatsapp")) {
+        check_split(0, 0, 4096, 4096);
+        check_split(2, 0, 4096, 1024);     /* reply buttons: body ≤ 1,024 */
+        check_split(7, 0, 4096, 1024);     /* list */
+    } else {
+        check_split(0, 0, 2000, 2000);
+        check_split(5, 0, 2000, 2000);     /* quick replies ride on a normal text */
+        check_split(2, 1, 2000, 640);      /* button template: text ≤ 640 */
+    }
 }
 
 /* Shortened titles: within the limit, valid UTF-8, a prefix of the title
@@ -632,7 +674,7 @@ static void test_descriptor(void **state)
     assert_null(cg_connector_find("WhatsApp"));
     assert_int_equal(conn()->flags, CG_CONN_RAW_BODY | CG_CONN_HANDSHAKE);
     assert_int_equal(conn()->max_body, 1024 * 1024);
-    assert_int_equal(conn()->max_text, 2000);
+    assert_int_equal(conn()->max_text, M->max_text);
     assert_non_null(conn()->verify);
     assert_non_null(conn()->handshake);
     assert_non_null(conn()->parse);
@@ -667,5 +709,10 @@ int main(void)
         cmocka_unit_test(test_verify_fails_closed),
         cmocka_unit_test(test_descriptor),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = 0;
+    for (size_t i = 0; i < sizeof META_CONNS / sizeof *META_CONNS; i++) {
+        M = &META_CONNS[i];
+        failed += _cmocka_run_group_tests(M->name, tests, sizeof tests / sizeof *tests, NULL, NULL);
+    }
+    return failed;
 }
