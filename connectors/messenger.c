@@ -505,14 +505,7 @@ static cg_err ms_render(const cg_channel_cfg *cfg, const cg_reply *r, cg_http_ou
 
 /* ---- classify ----------------------------------------------------------- */
 
-typedef struct {
-    long code;
-    long subcode;       /* 0: any */
-    cg_send_kind kind;
-    const char *prefix; /* reason prefix, or NULL for "messenger <status>/<code>: " */
-} ms_policy;
-
-static const ms_policy ms_policies[] = {
+static const cg_meta_policy ms_policies[] = {
     { 1, 0, CG_SEND_RETRY, NULL },
     { 2, 0, CG_SEND_RETRY, NULL },
     { 4, 0, CG_SEND_THROTTLED, NULL },
@@ -528,50 +521,7 @@ static const ms_policy ms_policies[] = {
 
 static void ms_classify(long status, const char *body, size_t len, cg_send_result *out)
 {
-    if (!out) return;
-    memset(out, 0, sizeof *out);
-    if (status == 0) {
-        out->kind = CG_SEND_RETRY;
-        snprintf(out->reason, sizeof out->reason, "messenger: no response");
-        return;
-    }
-    if (status >= 200 && status < 300) {
-        out->kind = CG_SEND_OK;
-        cg_meta_platform_id(body, len, NULL, "message_id", out);
-        return;
-    }
-    cg_meta_error ge;
-    cg_meta_graph_error(body, len, &ge);
-    const char *prefix = NULL;
-    int matched = 0;
-    if (ge.present) {
-        for (const ms_policy *p = ms_policies; p->code >= 0; p++) {
-            if (p->code == ge.code && (p->subcode == 0 || p->subcode == ge.subcode)) {
-                out->kind = p->kind;
-                prefix = p->prefix;
-                matched = 1;
-                break;
-            }
-        }
-        if (!matched && ge.code >= 200 && ge.code <= 299) { out->kind = CG_SEND_BAD_CONFIG; matched = 1; }
-        if (!matched && ge.is_transient) { out->kind = CG_SEND_RETRY; matched = 1; }
-    }
-    if (!matched) {
-        if (status == 429) out->kind = CG_SEND_THROTTLED;
-        else if (status == 401) out->kind = CG_SEND_BAD_CONFIG;
-        else if (status >= 500 || status == 408) out->kind = CG_SEND_RETRY;
-        else out->kind = CG_SEND_FAILED;
-    }
-    const char *msg = ge.message[0] ? ge.message : "(no message)";
-    if (prefix) snprintf(out->reason, sizeof out->reason, "%s%s", prefix, msg);
-    else if (ge.present) snprintf(out->reason, sizeof out->reason, "messenger %ld/%ld: %s", status, ge.code, msg);
-    else snprintf(out->reason, sizeof out->reason, "messenger %ld: %s", status, msg);
-    size_t rl = strlen(out->reason);
-    if (rl == sizeof out->reason - 1) {
-        size_t i = rl;
-        while (i > 0 && ((unsigned char)out->reason[i - 1] & 0xC0) == 0x80) i--;
-        if (i > 0 && ((unsigned char)out->reason[i - 1] & 0xC0) == 0xC0) out->reason[i - 1] = '\0';
-    }
+    cg_meta_classify("messenger", ms_policies, NULL, "message_id", status, body, len, out);
 }
 
 const cg_connector cg_messenger = {

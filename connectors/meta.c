@@ -399,3 +399,54 @@ void cg_meta_platform_id(const char *body, size_t len, const char *arr, const ch
         snprintf(out->platform_id, sizeof out->platform_id, "%s", id);
     cJSON_Delete(root);
 }
+
+void cg_meta_classify(const char *name, const cg_meta_policy *policies, const char *arr,
+                      const char *key, long status, const char *body, size_t len,
+                      cg_send_result *out)
+{
+    if (!out) return;
+    memset(out, 0, sizeof *out);
+    if (status == 0) {
+        out->kind = CG_SEND_RETRY;
+        snprintf(out->reason, sizeof out->reason, "%s: no response", name);
+        return;
+    }
+    if (status >= 200 && status < 300) {
+        out->kind = CG_SEND_OK;
+        cg_meta_platform_id(body, len, arr, key, out);
+        return;
+    }
+    cg_meta_error ge;
+    cg_meta_graph_error(body, len, &ge);
+    const char *prefix = NULL;
+    int matched = 0;
+    if (ge.present) {
+        for (const cg_meta_policy *p = policies; p->code >= 0; p++) {
+            if (p->code == ge.code && (p->subcode == 0 || p->subcode == ge.subcode)) {
+                out->kind = p->kind;
+                prefix = p->prefix;
+                matched = 1;
+                break;
+            }
+        }
+        if (!matched && ge.code >= 200 && ge.code <= 299) { out->kind = CG_SEND_BAD_CONFIG; matched = 1; }
+        if (!matched && ge.is_transient) { out->kind = CG_SEND_RETRY; matched = 1; }
+    }
+    if (!matched) {
+        if (status == 429) out->kind = CG_SEND_THROTTLED;
+        else if (status == 401) out->kind = CG_SEND_BAD_CONFIG;
+        else if (status >= 500 || status == 408) out->kind = CG_SEND_RETRY;
+        else out->kind = CG_SEND_FAILED;
+    }
+    const char *msg = ge.message[0] ? ge.message : "(no message)";
+    if (prefix) snprintf(out->reason, sizeof out->reason, "%s%s", prefix, msg);
+    else if (ge.present) snprintf(out->reason, sizeof out->reason, "%s %ld/%ld: %s", name, status, ge.code, msg);
+    else snprintf(out->reason, sizeof out->reason, "%s %ld: %s", name, status, msg);
+    /* never leave a cut UTF-8 sequence at the end of the reason */
+    size_t rl = strlen(out->reason);
+    if (rl == sizeof out->reason - 1) {
+        size_t i = rl;
+        while (i > 0 && ((unsigned char)out->reason[i - 1] & 0xC0) == 0x80) i--;
+        if (i > 0 && ((unsigned char)out->reason[i - 1] & 0xC0) == 0xC0) out->reason[i - 1] = '\0';
+    }
+}

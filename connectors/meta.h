@@ -11,6 +11,7 @@
  *   cg_meta_* json/text   helpers for parse and render
  *   cg_meta_request       connector render(): one POST with a JSON body
  *   cg_meta_graph_error   connector classify(): read {"error":{...}}
+ *   cg_meta_classify      connector classify(): the whole policy, from a table
  *
  * Everything here is pure (no I/O, clock or globals).
  */
@@ -110,6 +111,26 @@ typedef struct cg_meta_error {
 /* Contract: reads body[0..len) (any bytes; NULL allowed) into *e (zeroed
  * first). Never fails: an unreadable body gives present = 0. */
 void cg_meta_graph_error(const char *body, size_t len, cg_meta_error *e);
+
+/* One row of a connector's Graph error policy: what an error code (and, when
+ * subcode != 0, that subcode only) means for delivery. Tables end with
+ * code -1. */
+typedef struct cg_meta_policy {
+    long code;
+    long subcode;           /* 0: any */
+    cg_send_kind kind;
+    const char *prefix;     /* reason prefix, or NULL for "<name> <status>/<code>: " */
+} cg_meta_policy;
+
+/* Contract: the whole classify() of a Meta connector: no response → RETRY;
+ * 2xx → OK with platform_id (as cg_meta_platform_id with arr / key); else
+ * the first policy row matching the Graph error, then permission codes
+ * 200-299 → BAD_CONFIG, is_transient → RETRY, then by HTTP status (429
+ * THROTTLED, 401 BAD_CONFIG, 5xx/408 RETRY, other FAILED). The reason names
+ * the connector and never ends inside a UTF-8 sequence. */
+void cg_meta_classify(const char *name, const cg_meta_policy *policies, const char *arr,
+                      const char *key, long status, const char *body, size_t len,
+                      cg_send_result *out);
 
 /* Contract: OK result with platform_id from root[arr][0].id (WhatsApp
  * "messages") or root[key] (Messenger "message_id") when it fits; neither

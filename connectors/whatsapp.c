@@ -554,78 +554,28 @@ static cg_err wa_render(const cg_channel_cfg *cfg, const cg_reply *r, cg_http_ou
 
 /* ---- classify ----------------------------------------------------------- */
 
-typedef struct {
-    long code;
-    cg_send_kind kind;
-    const char *prefix;     /* reason prefix, or NULL for "whatsapp <code>: " */
-} wa_policy;
-
-static const wa_policy wa_policies[] = {
-    { 1, CG_SEND_RETRY, NULL },             /* API unknown */
-    { 2, CG_SEND_RETRY, NULL },             /* API service */
-    { 131000, CG_SEND_RETRY, NULL },        /* something went wrong */
-    { 131016, CG_SEND_RETRY, NULL },        /* service unavailable */
-    { 4, CG_SEND_THROTTLED, NULL },         /* API too many calls */
-    { 80007, CG_SEND_THROTTLED, NULL },     /* WABA rate limit */
-    { 130429, CG_SEND_THROTTLED, NULL },    /* cloud API throughput */
-    { 131048, CG_SEND_THROTTLED, NULL },    /* spam rate limit */
-    { 131056, CG_SEND_THROTTLED, NULL },    /* pair rate limit (same recipient) */
-    { 0, CG_SEND_BAD_CONFIG, NULL },        /* AuthException */
-    { 3, CG_SEND_BAD_CONFIG, NULL },        /* API method / capability */
-    { 10, CG_SEND_BAD_CONFIG, NULL },       /* permission denied */
-    { 190, CG_SEND_BAD_CONFIG, NULL },      /* access token expired / invalid */
-    { 131047, CG_SEND_FAILED, "reengagement: " },
-    { 100, CG_SEND_FAILED, "invalid parameter: " },
-    { -1, CG_SEND_OK, NULL }
+static const cg_meta_policy wa_policies[] = {
+    { 1, 0, CG_SEND_RETRY, NULL },             /* API unknown */
+    { 2, 0, CG_SEND_RETRY, NULL },             /* API service */
+    { 131000, 0, CG_SEND_RETRY, NULL },        /* something went wrong */
+    { 131016, 0, CG_SEND_RETRY, NULL },        /* service unavailable */
+    { 4, 0, CG_SEND_THROTTLED, NULL },         /* API too many calls */
+    { 80007, 0, CG_SEND_THROTTLED, NULL },     /* WABA rate limit */
+    { 130429, 0, CG_SEND_THROTTLED, NULL },    /* cloud API throughput */
+    { 131048, 0, CG_SEND_THROTTLED, NULL },    /* spam rate limit */
+    { 131056, 0, CG_SEND_THROTTLED, NULL },    /* pair rate limit (same recipient) */
+    { 0, 0, CG_SEND_BAD_CONFIG, NULL },        /* AuthException */
+    { 3, 0, CG_SEND_BAD_CONFIG, NULL },        /* API method / capability */
+    { 10, 0, CG_SEND_BAD_CONFIG, NULL },       /* permission denied */
+    { 190, 0, CG_SEND_BAD_CONFIG, NULL },      /* access token expired / invalid */
+    { 131047, 0, CG_SEND_FAILED, "reengagement: " },
+    { 100, 0, CG_SEND_FAILED, "invalid parameter: " },
+    { -1, 0, CG_SEND_OK, NULL }
 };
 
 static void wa_classify(long status, const char *body, size_t len, cg_send_result *out)
 {
-    if (!out) return;
-    memset(out, 0, sizeof *out);
-    if (status == 0) {
-        out->kind = CG_SEND_RETRY;
-        snprintf(out->reason, sizeof out->reason, "whatsapp: no response");
-        return;
-    }
-    if (status >= 200 && status < 300) {
-        out->kind = CG_SEND_OK;
-        cg_meta_platform_id(body, len, "messages", NULL, out);
-        return;
-    }
-    cg_meta_error ge;
-    cg_meta_graph_error(body, len, &ge);
-    const char *prefix = NULL;
-    int matched = 0;
-    if (ge.present) {
-        for (const wa_policy *p = wa_policies; p->code >= 0; p++) {
-            if (p->code == ge.code) {
-                out->kind = p->kind;
-                prefix = p->prefix;
-                matched = 1;
-                break;
-            }
-        }
-        if (!matched && ge.code >= 200 && ge.code <= 299) { out->kind = CG_SEND_BAD_CONFIG; matched = 1; }
-        if (!matched && ge.is_transient) { out->kind = CG_SEND_RETRY; matched = 1; }
-    }
-    if (!matched) {
-        if (status == 429) out->kind = CG_SEND_THROTTLED;
-        else if (status == 401) out->kind = CG_SEND_BAD_CONFIG;
-        else if (status >= 500 || status == 408) out->kind = CG_SEND_RETRY;
-        else out->kind = CG_SEND_FAILED;
-    }
-    const char *msg = ge.message[0] ? ge.message : "(no message)";
-    if (prefix) snprintf(out->reason, sizeof out->reason, "%s%s", prefix, msg);
-    else if (ge.present) snprintf(out->reason, sizeof out->reason, "whatsapp %ld/%ld: %s", status, ge.code, msg);
-    else snprintf(out->reason, sizeof out->reason, "whatsapp %ld: %s", status, msg);
-    /* never leave a cut UTF-8 sequence at the end of the reason */
-    size_t rl = strlen(out->reason);
-    if (rl == sizeof out->reason - 1) {
-        size_t i = rl;
-        while (i > 0 && ((unsigned char)out->reason[i - 1] & 0xC0) == 0x80) i--;
-        if (i > 0 && ((unsigned char)out->reason[i - 1] & 0xC0) == 0xC0) out->reason[i - 1] = '\0';
-    }
+    cg_meta_classify("whatsapp", wa_policies, "messages", NULL, status, body, len, out);
 }
 
 const cg_connector cg_whatsapp = {
