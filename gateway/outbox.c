@@ -133,7 +133,9 @@ struct cg_outbox {
     void *done_ud;
 };
 
-typedef struct ob_sock { uv_poll_t poll; curl_socket_t fd; cg_outbox *o; } ob_sock;
+/* events: what the poll watches now (uv_poll_start stops and restarts the
+ * watch, two epoll_ctl calls: skipped when curl asks for the same again). */
+typedef struct ob_sock { uv_poll_t poll; curl_socket_t fd; cg_outbox *o; int events; } ob_sock;
 
 static void settle(cg_outbox *o);
 static void pump(cg_outbox *o);
@@ -569,6 +571,8 @@ static int sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *so
     int ev = 0;
     if (what & CURL_POLL_IN) ev |= UV_READABLE;
     if (what & CURL_POLL_OUT) ev |= UV_WRITABLE;
+    if (ev == cs->events && uv_is_active((uv_handle_t *)&cs->poll)) return 0;
+    cs->events = ev;
     uv_poll_start(&cs->poll, ev, poll_cb);
     return 0;
 }
