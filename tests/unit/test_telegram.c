@@ -39,6 +39,7 @@
 
 #include "civicgate/connector.h"
 #include "civicgate/message.h"
+#include "support/conncase.h"
 
 #define CASES CG_SOURCE_DIR "/tests/connectors/telegram"
 
@@ -47,138 +48,6 @@ static const cg_connector *tg(void)
     const cg_connector *c = cg_connector_find("telegram");
     assert_non_null(c);
     return c;
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    fclose(f);
-    if (b) { b[n] = '\0'; if (len) *len = (size_t)n; }
-    return b;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Sorted list of the .json files of dir; *n set. */
-static char **list_cases(const char *dir, size_t *n)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    char **v = NULL;
-    size_t cnt = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        if (l < 6 || strcmp(e->d_name + l - 5, ".json") != 0) continue;
-        v = realloc(v, (cnt + 1) * sizeof *v);
-        size_t need = strlen(dir) + l + 2;
-        v[cnt] = malloc(need);
-        snprintf(v[cnt], need, "%s/%s", dir, e->d_name);
-        cnt++;
-    }
-    closedir(d);
-    qsort(v, cnt, sizeof *v, cmp_str);
-    *n = cnt;
-    return v;
-}
-
-static cJSON *load_case(const char *path)
-{
-    char *s = slurp(path, NULL);
-    assert_non_null(s);
-    cJSON *c = cJSON_Parse(s);
-    free(s);
-    if (!c) fail_msg("%s: case file is not JSON", path);
-    return c;
-}
-
-/* Expands a text spec (string or segment array) into a malloc'd string;
- * NULL for JSON null or absent. */
-static char *expand(const cJSON *spec)
-{
-    if (!spec || cJSON_IsNull(spec)) return NULL;
-    if (cJSON_IsString(spec)) return strdup(spec->valuestring);
-    assert_true(cJSON_IsArray(spec));
-    size_t cap = 64, len = 0;
-    char *out = malloc(cap);
-    const cJSON *seg;
-    cJSON_ArrayForEach(seg, spec) {
-        const char *s;
-        int times = 1;
-        if (cJSON_IsString(seg)) s = seg->valuestring;
-        else {
-            s = cJSON_GetObjectItem(seg, "repeat")->valuestring;
-            times = cJSON_GetObjectItem(seg, "times")->valueint;
-        }
-        size_t sl = strlen(s);
-        for (int i = 0; i < times; i++) {
-            if (len + sl + 1 > cap) { cap = (len + sl + 1) * 2; out = realloc(out, cap); }
-            memcpy(out + len, s, sl);
-            len += sl;
-        }
-    }
-    out[len] = '\0';
-    return out;
-}
-
-/* Replaces every "text" member holding a segment array by its expansion. */
-static void expand_texts(cJSON *node)
-{
-    cJSON *ch;
-    cJSON_ArrayForEach(ch, node) {
-        if (ch->string && strcmp(ch->string, "text") == 0 && cJSON_IsArray(ch)) {
-            char *s = expand(ch);
-            cJSON_ReplaceItemInObjectCaseSensitive(node, "text", cJSON_CreateString(s));
-            free(s);
-            return expand_texts(node);   /* the list changed under us: restart */
-        }
-        if (cJSON_IsObject(ch) || cJSON_IsArray(ch)) expand_texts(ch);
-    }
-}
-
-static const char *kind_name(cg_msg_kind k)
-{
-    static const char *const names[] = { "text", "button", "start", "language", "location", "media",
-                                         "edited", "blocked", "unblocked", "status", "unsupported" };
-    return (size_t)k < sizeof names / sizeof names[0] ? names[k] : "?";
-}
-
-static const char *status_name(cg_err e)
-{
-    switch (e) {
-    case CG_OK: return "ok";
-    case CG_E_AUTH: return "auth";
-    case CG_E_BAD_REQUEST: return "bad_request";
-    case CG_E_TOO_LARGE: return "too_large";
-    case CG_E_INTERNAL: return "internal";
-    case CG_E_NOMEM: return "nomem";
-    default: return "other";
-    }
-}
-
-static const char *send_name(cg_send_kind k)
-{
-    static const char *const names[] = { "ok", "retry", "throttled", "contact_gone", "bad_config", "failed" };
-    return (size_t)k < 6 ? names[k] : "?";
-}
-
-static void check_str(const char *cname, const char *field, const char *want, const char *got)
-{
-    if (!want && !got) return;
-    if (!want || !got || strcmp(want, got) != 0) {
-        fail_msg("%s: %s: want %.80s%s, got %.80s%s", cname, field, want ? want : "NULL",
-                 want && strlen(want) > 80 ? "..." : "", got ? got : "NULL",
-                 got && strlen(got) > 80 ? "..." : "");
-    }
 }
 
 static cg_channel_cfg cfg_default(void)
@@ -193,22 +62,9 @@ static cg_channel_cfg cfg_default(void)
     return cfg;
 }
 
-static unsigned char *from_hex(const char *hex, size_t *len)
-{
-    size_t n = strlen(hex) / 2;
-    unsigned char *b = malloc(n + 1);
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        sscanf(hex + 2 * i, "%2x", &v);
-        b[i] = (unsigned char)v;
-    }
-    *len = n;
-    return b;
-}
-
 static void run_parse_case(const char *path)
 {
-    cJSON *c = load_case(path);
+    cJSON *c = cg_case_load(path);
     const char *cname = cJSON_GetObjectItem(c, "name")->valuestring;
     cg_channel_cfg cfg = cfg_default();
     cg_http_in req;
@@ -229,7 +85,7 @@ static void run_parse_case(const char *path)
     char *owned = NULL;
     unsigned char *bytes = NULL;
     if (cJSON_GetObjectItem(c, "body_hex")) {
-        bytes = from_hex(cJSON_GetObjectItem(c, "body_hex")->valuestring, &req.body_len);
+        bytes = cg_case_from_hex(cJSON_GetObjectItem(c, "body_hex")->valuestring, &req.body_len);
         req.body = bytes;
     } else if (cJSON_IsString(body)) {
         req.body = (const unsigned char *)body->valuestring;
@@ -253,8 +109,8 @@ static void run_parse_case(const char *path)
     } else {
         n = 0;
     }
-    if (strcmp(status_name(e), want_status) != 0)
-        fail_msg("%s: status: want %s, got %s (%s)", cname, want_status, status_name(e), reason);
+    if (strcmp(cg_case_status_name(e), want_status) != 0)
+        fail_msg("%s: status: want %s, got %s (%s)", cname, want_status, cg_case_status_name(e), reason);
     const cJSON *rc = cJSON_GetObjectItem(expect, "reason_contains");
     if (rc && !strstr(reason, rc->valuestring))
         fail_msg("%s: reason \"%s\" lacks \"%s\"", cname, reason, rc->valuestring);
@@ -266,21 +122,21 @@ static void run_parse_case(const char *path)
     for (size_t i = 0; i < n; i++) {
         const cJSON *w = cJSON_GetArrayItem(msgs, (int)i);
         cg_msg *m = &out[i];
-        check_str(cname, "kind", cJSON_GetObjectItem(w, "kind")->valuestring, kind_name(m->kind));
-        check_str(cname, "channel", "telegram", m->channel);
-        check_str(cname, "user", cJSON_GetObjectItem(w, "user")->valuestring, m->user);
-        check_str(cname, "msg_id", cJSON_GetObjectItem(w, "msg_id")->valuestring, m->msg_id);
+        cg_case_check_str(cname, "kind", cJSON_GetObjectItem(w, "kind")->valuestring, cg_case_kind_name(m->kind));
+        cg_case_check_str(cname, "channel", "telegram", m->channel);
+        cg_case_check_str(cname, "user", cJSON_GetObjectItem(w, "user")->valuestring, m->user);
+        cg_case_check_str(cname, "msg_id", cJSON_GetObjectItem(w, "msg_id")->valuestring, m->msg_id);
         static const char *const owned_fields[] = { "text", "payload", "callback_id" };
         const char *got_owned[] = { m->text, m->payload, m->callback_id };
         for (size_t k = 0; k < 3; k++) {
-            char *want = expand(cJSON_GetObjectItem(w, owned_fields[k]));
-            check_str(cname, owned_fields[k], want, got_owned[k]);
+            char *want = cg_case_expand(cJSON_GetObjectItem(w, owned_fields[k]));
+            cg_case_check_str(cname, owned_fields[k], want, got_owned[k]);
             free(want);
         }
         const cJSON *v;
-        if ((v = cJSON_GetObjectItem(w, "name"))) check_str(cname, "name", cJSON_IsNull(v) ? NULL : v->valuestring, m->name);
-        if ((v = cJSON_GetObjectItem(w, "lang_hint"))) check_str(cname, "lang_hint", v->valuestring, m->lang_hint);
-        check_str(cname, "media", cJSON_GetObjectItem(w, "media") ? cJSON_GetObjectItem(w, "media")->valuestring : "",
+        if ((v = cJSON_GetObjectItem(w, "name"))) cg_case_check_str(cname, "name", cJSON_IsNull(v) ? NULL : v->valuestring, m->name);
+        if ((v = cJSON_GetObjectItem(w, "lang_hint"))) cg_case_check_str(cname, "lang_hint", v->valuestring, m->lang_hint);
+        cg_case_check_str(cname, "media", cJSON_GetObjectItem(w, "media") ? cJSON_GetObjectItem(w, "media")->valuestring : "",
                   m->media);
         if ((v = cJSON_GetObjectItem(w, "ts")) && (int64_t)v->valuedouble != m->ts)
             fail_msg("%s: ts: want %.0f, got %lld", cname, v->valuedouble, (long long)m->ts);
@@ -298,7 +154,7 @@ static void run_parse_case(const char *path)
 
 static void run_render_case(const char *path)
 {
-    cJSON *c = load_case(path);
+    cJSON *c = cg_case_load(path);
     const char *cname = cJSON_GetObjectItem(c, "name")->valuestring;
     cg_channel_cfg cfg = cfg_default();
     const cJSON *jc = cJSON_GetObjectItem(c, "cfg");
@@ -310,7 +166,7 @@ static void run_render_case(const char *path)
     memset(&r, 0, sizeof r);
     snprintf(r.channel, sizeof r.channel, "telegram");
     snprintf(r.user, sizeof r.user, "%s", cJSON_GetObjectItem(jr, "user")->valuestring);
-    r.text = expand(cJSON_GetObjectItem(jr, "text"));
+    r.text = cg_case_expand(cJSON_GetObjectItem(jr, "text"));
     if (cJSON_GetObjectItem(jr, "callback_id"))
         r.callback_id = strdup(cJSON_GetObjectItem(jr, "callback_id")->valuestring);
     const cJSON *b;
@@ -321,25 +177,25 @@ static void run_render_case(const char *path)
         if (cJSON_GetObjectItem(b, "url")) rb->url = strdup(cJSON_GetObjectItem(b, "url")->valuestring);
     }
     cJSON *expect = cJSON_GetObjectItem(c, "expect");
-    expand_texts(expect);
+    cg_case_expand_texts(expect);
     cg_http_out out[CG_MAX_OUT_REQUESTS];
     memset(out, 0, sizeof out);
     size_t n = 99;
     cg_err e = tg()->render(&cfg, &r, out, CG_MAX_OUT_REQUESTS, &n);
     const char *want_status = cJSON_GetObjectItem(expect, "status")->valuestring;
-    if (strcmp(status_name(e), want_status) != 0)
-        fail_msg("%s: status: want %s, got %s", cname, want_status, status_name(e));
+    if (strcmp(cg_case_status_name(e), want_status) != 0)
+        fail_msg("%s: status: want %s, got %s", cname, want_status, cg_case_status_name(e));
     if (e != CG_OK) assert_int_equal(n, 0);
     const cJSON *reqs = cJSON_GetObjectItem(expect, "requests");
     if ((size_t)cJSON_GetArraySize(reqs) != n)
         fail_msg("%s: want %d requests, got %zu", cname, cJSON_GetArraySize(reqs), n);
     for (size_t i = 0; i < n; i++) {
         const cJSON *w = cJSON_GetArrayItem(reqs, (int)i);
-        check_str(cname, "method", "POST", out[i].method);
-        check_str(cname, "url", cJSON_GetObjectItem(w, "url")->valuestring, out[i].url);
+        cg_case_check_str(cname, "method", "POST", out[i].method);
+        cg_case_check_str(cname, "url", cJSON_GetObjectItem(w, "url")->valuestring, out[i].url);
         assert_int_equal(out[i].secret_in_url, 1);
         assert_int_equal(out[i].nheaders, 1);
-        check_str(cname, "header", "Content-Type: application/json", out[i].headers[0]);
+        cg_case_check_str(cname, "header", "Content-Type: application/json", out[i].headers[0]);
         assert_int_equal(out[i].body_len, strlen(out[i].body));
         cJSON *got = cJSON_Parse(out[i].body);
         if (!got) fail_msg("%s: request %zu body is not JSON", cname, i);
@@ -358,7 +214,7 @@ static void run_render_case(const char *path)
 
 static void run_classify_case(const char *path)
 {
-    cJSON *c = load_case(path);
+    cJSON *c = cg_case_load(path);
     const char *cname = cJSON_GetObjectItem(c, "name")->valuestring;
     long status = (long)cJSON_GetObjectItem(c, "status")->valuedouble;
     const cJSON *body = cJSON_GetObjectItem(c, "body");
@@ -367,13 +223,13 @@ static void run_classify_case(const char *path)
     memset(&res, 0x5A, sizeof res);
     tg()->classify(status, owned, strlen(owned), &res);
     const cJSON *expect = cJSON_GetObjectItem(c, "expect");
-    check_str(cname, "kind", cJSON_GetObjectItem(expect, "kind")->valuestring, send_name(res.kind));
+    cg_case_check_str(cname, "kind", cJSON_GetObjectItem(expect, "kind")->valuestring, cg_case_send_name(res.kind));
     long want_ra = (long)cJSON_GetObjectItem(expect, "retry_after_ms")->valuedouble;
     if (want_ra != res.retry_after_ms)
         fail_msg("%s: retry_after_ms: want %ld, got %ld", cname, want_ra, res.retry_after_ms);
     assert_non_null(memchr(res.reason, '\0', sizeof res.reason));
     assert_non_null(memchr(res.platform_id, '\0', sizeof res.platform_id));
-    check_str(cname, "platform_id", cJSON_GetObjectItem(expect, "platform_id")->valuestring, res.platform_id);
+    cg_case_check_str(cname, "platform_id", cJSON_GetObjectItem(expect, "platform_id")->valuestring, res.platform_id);
     const cJSON *rc = cJSON_GetObjectItem(expect, "reason_contains");
     if (rc && !strstr(res.reason, rc->valuestring))
         fail_msg("%s: reason \"%s\" lacks \"%s\"", cname, res.reason, rc->valuestring);
@@ -381,22 +237,9 @@ static void run_classify_case(const char *path)
     cJSON_Delete(c);
 }
 
-static void run_dir(const char *dir, void (*fn)(const char *), size_t min_cases)
-{
-    size_t n;
-    char **files = list_cases(dir, &n);
-    if (n < min_cases) fail_msg("%s: only %zu cases", dir, n);
-    for (size_t i = 0; i < n; i++) {
-        fn(files[i]);
-        free(files[i]);
-    }
-    free(files);
-    print_message("%zu cases in %s passed\n", n, dir);
-}
-
-static void test_parse_cases(void **state) { (void)state; run_dir(CASES "/parse", run_parse_case, 25); }
-static void test_render_cases(void **state) { (void)state; run_dir(CASES "/render", run_render_case, 10); }
-static void test_classify_cases(void **state) { (void)state; run_dir(CASES "/classify", run_classify_case, 10); }
+static void test_parse_cases(void **state) { (void)state; cg_case_run_dir(CASES "/parse", run_parse_case, 25); }
+static void test_render_cases(void **state) { (void)state; cg_case_run_dir(CASES "/render", run_render_case, 10); }
+static void test_classify_cases(void **state) { (void)state; cg_case_run_dir(CASES "/classify", run_classify_case, 10); }
 
 /* Properties no single case file can show. */
 static void test_split_pieces_fit(void **state)
