@@ -22,6 +22,7 @@
 #include <openssl/sha.h>
 
 #include "civicgate/connector.h"
+#include "civicgate/text.h"
 #include "civicgate/message.h"
 
 /* Contract: the HTTP status http.c answers for e; 500 for a value outside
@@ -180,4 +181,26 @@ void cg_http_out_free(cg_http_out *o)
     o->nheaders = 0;
     free(o->body); o->body = NULL;
     o->body_len = 0;
+}
+
+int cg_reply_buttons_valid(const cg_reply *r, size_t payload_max, size_t *npay, size_t *nurl)
+{
+    size_t pay = 0, url = 0;
+    if (r->nbuttons > CG_REPLY_MAX_BUTTONS) return 0;
+    for (size_t i = 0; i < r->nbuttons; i++) {
+        const cg_reply_btn *b = &r->buttons[i];
+        if (!b->title || !b->title[0] || !cg_text_valid_utf8(b->title, strlen(b->title))) return 0;
+        if (b->payload) {
+            size_t pl = strlen(b->payload);
+            if (pl == 0 || pl > payload_max || !cg_text_valid_utf8(b->payload, pl)) return 0;
+            pay++;
+        } else {
+            if (!b->url || !cg_text_valid_utf8(b->url, strlen(b->url))) return 0;
+            if (strncmp(b->url, "https://", 8) != 0 && strncmp(b->url, "http://", 7) != 0) return 0;
+            url++;
+        }
+    }
+    if (npay) *npay = pay;
+    if (nurl) *nurl = url;
+    return 1;
 }

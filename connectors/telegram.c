@@ -661,19 +661,7 @@ static cJSON *tg_keyboard(const cg_reply *r)
 
 static int tg_buttons_valid(const cg_reply *r)
 {
-    if (r->nbuttons > CG_REPLY_MAX_BUTTONS) return 0;
-    for (size_t i = 0; i < r->nbuttons; i++) {
-        const cg_reply_btn *b = &r->buttons[i];
-        if (!b->title || !b->title[0] || !cg_text_valid_utf8(b->title, strlen(b->title))) return 0;
-        if (b->payload) {
-            size_t pl = strlen(b->payload);
-            if (pl == 0 || pl > TG_CALLBACK_DATA_MAX || !cg_text_valid_utf8(b->payload, pl)) return 0;
-        } else {
-            if (!b->url || !cg_text_valid_utf8(b->url, strlen(b->url))) return 0;
-            if (strncmp(b->url, "https://", 8) != 0 && strncmp(b->url, "http://", 7) != 0) return 0;
-        }
-    }
-    return 1;
+    return cg_reply_buttons_valid(r, TG_CALLBACK_DATA_MAX, NULL, NULL);
 }
 
 static cg_err tg_render(const cg_channel_cfg *cfg, const cg_reply *r, cg_http_out *out, size_t max,

@@ -468,22 +468,7 @@ static cJSON *wa_interactive(const cg_reply *r, const char *s, size_t len, size_
 
 static int wa_buttons_valid(const cg_reply *r, size_t *npay, size_t *nurl)
 {
-    *npay = *nurl = 0;
-    if (r->nbuttons > CG_REPLY_MAX_BUTTONS) return 0;
-    for (size_t i = 0; i < r->nbuttons; i++) {
-        const cg_reply_btn *b = &r->buttons[i];
-        if (!b->title || !b->title[0] || !cg_text_valid_utf8(b->title, strlen(b->title))) return 0;
-        if (b->payload) {
-            size_t pl = strlen(b->payload);
-            if (pl == 0 || pl > WA_PAYLOAD_MAX || !cg_text_valid_utf8(b->payload, pl)) return 0;
-            (*npay)++;
-        } else {
-            if (!b->url || !cg_text_valid_utf8(b->url, strlen(b->url))) return 0;
-            if (strncmp(b->url, "https://", 8) != 0 && strncmp(b->url, "http://", 7) != 0) return 0;
-            (*nurl)++;
-        }
-    }
-    return *npay <= WA_MAX_LIST_ROWS;
+    return cg_reply_buttons_valid(r, WA_PAYLOAD_MAX, npay, nurl) && *npay <= WA_MAX_LIST_ROWS;
 }
 
 /* The reply's text (blank edges trimmed) followed by "\n\n<title>: <url>"

@@ -130,6 +130,12 @@ typedef struct cg_connector {
 extern const cg_connector *const cg_connectors[];
 const cg_connector *cg_connector_find(const char *name);
 
+/* 1 when every button of r is sendable: at most CG_REPLY_MAX_BUTTONS, each
+ * with a non-empty UTF-8 title and either a payload of 1..payload_max bytes
+ * (UTF-8) or an http(s) URL. *npay and *nurl (may be NULL) count each kind.
+ * Connectors call it before rendering; it never truncates. */
+int cg_reply_buttons_valid(const cg_reply *r, size_t payload_max, size_t *npay, size_t *nurl);
+
 /* Constant-time equality of two byte strings (lengths may differ). */
 int cg_secure_equal(const char *a, size_t alen, const char *b, size_t blen);
 
