@@ -172,13 +172,20 @@ test('Redis down: webhooks get 503 and /readyz fails; Redis back: what was ackno
 
 test('killed with SIGKILL right after acknowledging, restarted: the reply still arrives', async () => {
   const id = newChat();
-  await tg.fail({ method: 'sendMessage', delay_ms: 3000, count: 1 });
+  // The first delivery hangs at the fake API; the gateway dies meanwhile.
+  await tg.fail({ method: 'sendMessage', delay_ms: 2000, count: 1 });
   assert.equal((await hook(h.tgText(id, 'medicaid'))).status, 200);
   await h.sleep(300);
   await gw.kill();
+  // The fake records the hung call when its delay ends, dead client or not:
+  // let that happen, then forget it, so that only a delivery by the
+  // restarted gateway can satisfy the wait below.
+  await h.sleep(2200);
   await tg.reset();
   await gw.start();
   await gw.ready();
-  const s = await waitSends(id, 1, 30000);
+  // The dead consumer's entry is claimed once it has been idle for the
+  // claim time (30 s, docs/redis.md).
+  const s = await waitSends(id, 1, 60000);
   assert.match(s[0].body.text, /Medicaid/i);
 });
