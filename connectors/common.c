@@ -204,3 +204,16 @@ int cg_reply_buttons_valid(const cg_reply *r, size_t payload_max, size_t *npay, 
     if (nurl) *nurl = url;
     return 1;
 }
+
+int cg_json_has_escaped_nul(const char *s, size_t len)
+{
+    int in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!in_str) { if (s[i] == '"') in_str = 1; continue; }
+        if (s[i] == '"') { in_str = 0; continue; }
+        if (s[i] != '\\' || i + 1 >= len) continue;
+        if (s[i + 1] == 'u' && i + 5 < len && memcmp(s + i + 2, "0000", 4) == 0) return 1;
+        i++;   /* skip the escaped character */
+    }
+    return 0;
+}

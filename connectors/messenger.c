@@ -342,38 +342,9 @@ done:
 
 /* ---- render ------------------------------------------------------------- */
 
-static int is_blank(char ch) { return ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r'; }
-
 static int ms_buttons_valid(const cg_reply *r, size_t *npay, size_t *nurl)
 {
     return cg_reply_buttons_valid(r, MS_PAYLOAD_MAX, npay, nurl) && *npay <= MS_MAX_QUICK_REPLIES;
-}
-
-/* Text with blank edges trimmed, plus "<title>: <url>" lines for the URL
- * buttons when links_in_text; malloc'd. */
-static char *ms_full_text(const cg_reply *r, int links_in_text)
-{
-    const char *t = r->text ? r->text : "";
-    size_t tl = strlen(t);
-    while (tl && is_blank(t[tl - 1])) tl--;
-    while (tl && is_blank(*t)) { t++; tl--; }
-    size_t need = tl + 3;
-    for (size_t i = 0; links_in_text && i < r->nbuttons; i++)
-        if (!r->buttons[i].payload) need += strlen(r->buttons[i].title) + strlen(r->buttons[i].url) + 4;
-    char *s = malloc(need), *o = s;
-    if (!s) return NULL;
-    memcpy(o, t, tl);
-    o += tl;
-    int first = 1;
-    for (size_t i = 0; links_in_text && i < r->nbuttons; i++) {
-        const cg_reply_btn *b = &r->buttons[i];
-        if (b->payload) continue;
-        if (o > s) { *o++ = '\n'; if (first) *o++ = '\n'; }
-        first = 0;
-        o += sprintf(o, "%s: %s", b->title, b->url);
-    }
-    *o = '\0';
-    return s;
 }
 
 static cJSON *ms_base(const cg_reply *r, cJSON **message)
@@ -453,7 +424,7 @@ static cg_err ms_render(const cg_channel_cfg *cfg, const cg_reply *r, cg_http_ou
     if (!cg_meta_digits(r->user, CG_USER_MAX) || !ms_buttons_valid(r, &npay, &nurl)) return CG_E_INTERNAL;
     if (r->text && !cg_text_valid_utf8(r->text, strlen(r->text))) return CG_E_INTERNAL;
     int use_template = nurl > 0 && r->nbuttons <= MS_MAX_TEMPLATE_BTNS;
-    char *text = ms_full_text(r, nurl > 0 && !use_template);
+    char *text = cg_meta_reply_text(r, nurl > 0 && !use_template);
     if (!text) return CG_E_NOMEM;
     size_t tlen = strlen(text);
     if (tlen == 0 && r->nbuttons) { free(text); return CG_E_INTERNAL; }

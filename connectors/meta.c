@@ -106,19 +106,6 @@ cg_err cg_meta_handshake(const cg_channel_cfg *cfg, const cg_http_in *req, cg_ht
     return CG_OK;
 }
 
-/* 1 when some JSON string in s[0..len) holds the escape \u0000 (cJSON would
- * cut the string there: refused rather than silently shortened). */
-static int has_escaped_nul(const char *s, size_t len)
-{
-    for (size_t i = 0; i + 5 < len; i++) {
-        if (s[i] != '\\') continue;
-        if (s[i + 1] == 'u' && s[i + 2] == '0' && s[i + 3] == '0' && s[i + 4] == '0' && s[i + 5] == '0')
-            return 1;
-        i++;   /* skip the escaped character (handles "\\u0000" literally) */
-    }
-    return 0;
-}
-
 cg_err cg_meta_parse_body(const cg_http_in *req, cJSON **root, char *reason, size_t cap)
 {
     *root = NULL;
@@ -146,7 +133,7 @@ cg_err cg_meta_parse_body(const cg_http_in *req, cJSON **root, char *reason, siz
         cJSON_Delete(r);
         return CG_E_BAD_REQUEST;
     }
-    if (has_escaped_nul(body, req->body_len)) {
+    if (cg_json_has_escaped_nul(body, req->body_len)) {
         cg_meta_reason(reason, cap, "body has a string with an escaped NUL");
         cJSON_Delete(r);
         return CG_E_BAD_REQUEST;
@@ -449,4 +436,29 @@ void cg_meta_classify(const char *name, const cg_meta_policy *policies, const ch
         while (i > 0 && ((unsigned char)out->reason[i - 1] & 0xC0) == 0x80) i--;
         if (i > 0 && ((unsigned char)out->reason[i - 1] & 0xC0) == 0xC0) out->reason[i - 1] = '\0';
     }
+}
+
+char *cg_meta_reply_text(const cg_reply *r, int links_in_text)
+{
+    const char *t = r->text ? r->text : "";
+    size_t tl = strlen(t);
+    while (tl && is_blank(t[tl - 1])) tl--;
+    while (tl && is_blank(*t)) { t++; tl--; }
+    size_t need = tl + 3;
+    for (size_t i = 0; links_in_text && i < r->nbuttons; i++)
+        if (!r->buttons[i].payload) need += strlen(r->buttons[i].title) + strlen(r->buttons[i].url) + 4;
+    char *s = malloc(need), *o = s;
+    if (!s) return NULL;
+    memcpy(o, t, tl);
+    o += tl;
+    int first = 1;
+    for (size_t i = 0; links_in_text && i < r->nbuttons; i++) {
+        const cg_reply_btn *b = &r->buttons[i];
+        if (b->payload) continue;
+        if (o > s) { *o++ = '\n'; if (first) *o++ = '\n'; }
+        first = 0;
+        o += sprintf(o, "%s: %s", b->title, b->url);
+    }
+    *o = '\0';
+    return s;
 }

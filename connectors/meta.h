@@ -9,6 +9,7 @@
  *   cg_meta_handshake     connector handshake(): hub.challenge echo
  *   cg_meta_parse_body    connector parse(): bounded strict JSON object
  *   cg_meta_* json/text   helpers for parse and render
+ *   cg_meta_reply_text    connector render(): the text with URL buttons as lines
  *   cg_meta_request       connector render(): one POST with a JSON body
  *   cg_meta_graph_error   connector classify(): read {"error":{...}}
  *   cg_meta_classify      connector classify(): the whole policy, from a table
@@ -111,6 +112,12 @@ typedef struct cg_meta_error {
 /* Contract: reads body[0..len) (any bytes; NULL allowed) into *e (zeroed
  * first). Never fails: an unreadable body gives present = 0. */
 void cg_meta_graph_error(const char *body, size_t len, cg_meta_error *e);
+
+/* Contract: the reply's text with blank edges trimmed, followed (when
+ * links_in_text) by "\n\n<title>: <url>" lines for its URL buttons;
+ * malloc'd, the caller frees; NULL on ENOMEM. Buttons must be valid
+ * (cg_reply_buttons_valid). */
+char *cg_meta_reply_text(const cg_reply *r, int links_in_text);
 
 /* One row of a connector's Graph error policy: what an error code (and, when
  * subcode != 0, that subcode only) means for delivery. Tables end with

@@ -177,21 +177,6 @@ static int contains_ci(const char *hay, const char *needle)
     return 0;
 }
 
-/* 1 when the JSON text s[0..len) has a \u0000 escape inside a string (cJSON
- * would decode it to a NUL and silently cut the string there). */
-static int json_has_escaped_nul(const char *s, size_t len)
-{
-    int in_str = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (!in_str) { if (s[i] == '"') in_str = 1; continue; }
-        if (s[i] == '"') { in_str = 0; continue; }
-        if (s[i] != '\\' || i + 1 >= len) continue;
-        if (s[i + 1] == 'u' && i + 5 < len && memcmp(s + i + 2, "0000", 4) == 0) return 1;
-        i++;   /* skip the escaped character */
-    }
-    return 0;
-}
-
 /* ---- verify ------------------------------------------------------------- */
 
 static cg_err tg_verify(const cg_channel_cfg *cfg, const cg_http_in *req)
@@ -498,7 +483,7 @@ static cg_err tg_parse(const cg_channel_cfg *cfg, const cg_http_in *req, cg_msg 
         set_reason(reason, cap, "body is not JSON at offset %zu", off);
         return CG_E_BAD_REQUEST;
     }
-    if (json_has_escaped_nul(body, req->body_len)) {
+    if (cg_json_has_escaped_nul(body, req->body_len)) {
         set_reason(reason, cap, "body has a string with an escaped NUL");
         cJSON_Delete(root);
         return CG_E_BAD_REQUEST;

@@ -49,21 +49,6 @@ static void set_reason(char *reason, size_t cap, const char *msg)
 }
 
 
-/* 1 when the JSON text s[0..len) has a \u0000 escape inside a string (cJSON
- * would decode it to a NUL and silently cut the string there). */
-static int json_has_escaped_nul(const char *s, size_t len)
-{
-    int in_str = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (!in_str) { if (s[i] == '"') in_str = 1; continue; }
-        if (s[i] == '"') { in_str = 0; continue; }
-        if (s[i] != '\\' || i + 1 >= len) continue;
-        if (s[i + 1] == 'u' && i + 5 < len && memcmp(s + i + 2, "0000", 4) == 0) return 1;
-        i++;   /* skip the escaped character */
-    }
-    return 0;
-}
-
 /* Contract: 1 when token is exactly CG_WC_TOKEN_LEN lowercase hex chars. */
 int cg_webchat_token_valid(const char *token)
 {
@@ -166,7 +151,7 @@ cg_err cg_webchat_parse(const char *data, size_t len, const char *user, cg_wc_fr
         set_reason(reason, cap, "frame is not JSON");
         return CG_E_BAD_REQUEST;
     }
-    if (json_has_escaped_nul(data, len)) {
+    if (cg_json_has_escaped_nul(data, len)) {
         cJSON_Delete(root);
         set_reason(reason, cap, "string holds an escaped NUL");
         return CG_E_BAD_REQUEST;

@@ -392,8 +392,6 @@ done:
 
 /* ---- render ------------------------------------------------------------- */
 
-static int is_blank(char ch) { return ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r'; }
-
 static cJSON *wa_base(const cg_reply *r, const char *type)
 {
     cJSON *b = cJSON_CreateObject();
@@ -471,33 +469,6 @@ static int wa_buttons_valid(const cg_reply *r, size_t *npay, size_t *nurl)
     return cg_reply_buttons_valid(r, WA_PAYLOAD_MAX, npay, nurl) && *npay <= WA_MAX_LIST_ROWS;
 }
 
-/* The reply's text (blank edges trimmed) followed by "\n\n<title>: <url>"
- * lines for URL buttons; malloc'd, NULL on ENOMEM. */
-static char *wa_full_text(const cg_reply *r)
-{
-    const char *t = r->text ? r->text : "";
-    size_t tl = strlen(t);
-    while (tl && is_blank(t[tl - 1])) tl--;
-    while (tl && is_blank(*t)) { t++; tl--; }
-    size_t need = tl + 3;
-    for (size_t i = 0; i < r->nbuttons; i++)
-        if (!r->buttons[i].payload) need += strlen(r->buttons[i].title) + strlen(r->buttons[i].url) + 4;
-    char *s = malloc(need), *o = s;
-    if (!s) return NULL;
-    memcpy(o, t, tl);
-    o += tl;
-    int first = 1;
-    for (size_t i = 0; i < r->nbuttons; i++) {
-        const cg_reply_btn *b = &r->buttons[i];
-        if (b->payload) continue;
-        if (o > s) { *o++ = '\n'; if (first) *o++ = '\n'; }
-        first = 0;
-        o += sprintf(o, "%s: %s", b->title, b->url);
-    }
-    *o = '\0';
-    return s;
-}
-
 static cg_err wa_render(const cg_channel_cfg *cfg, const cg_reply *r, cg_http_out *out, size_t max,
                         size_t *n)
 {
@@ -508,7 +479,7 @@ static cg_err wa_render(const cg_channel_cfg *cfg, const cg_reply *r, cg_http_ou
     size_t npay, nurl;
     if (!cg_meta_digits(r->user, CG_USER_MAX) || !wa_buttons_valid(r, &npay, &nurl)) return CG_E_INTERNAL;
     if (r->text && !cg_text_valid_utf8(r->text, strlen(r->text))) return CG_E_INTERNAL;
-    char *text = wa_full_text(r);
+    char *text = cg_meta_reply_text(r, 1);
     if (!text) return CG_E_NOMEM;
     size_t tlen = strlen(text);
     if (tlen == 0 && npay) { free(text); return CG_E_INTERNAL; }

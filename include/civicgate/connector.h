@@ -136,6 +136,11 @@ const cg_connector *cg_connector_find(const char *name);
  * Connectors call it before rendering; it never truncates. */
 int cg_reply_buttons_valid(const cg_reply *r, size_t payload_max, size_t *npay, size_t *nurl);
 
+/* 1 when a string in the JSON text s[0..len) holds the escape \u0000: cJSON
+ * would decode it to a NUL and silently cut the string there, so parsers
+ * refuse such bodies instead. */
+int cg_json_has_escaped_nul(const char *s, size_t len);
+
 /* Constant-time equality of two byte strings (lengths may differ). */
 int cg_secure_equal(const char *a, size_t alen, const char *b, size_t blen);
 
