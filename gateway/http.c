@@ -37,6 +37,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "health.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -353,6 +354,8 @@ static void route_readyz(struct lws *wsi, cg_http *h, http_pss *pss)
         cJSON_AddStringToObject(o, "redis", redis ? "up" : "down");
         cJSON_AddStringToObject(o, "intents", intents ? "loaded" : "missing");
         if (gw->stopping) cJSON_AddStringToObject(o, "gateway", "stopping");
+        cJSON *ch = cg_health_channels_json(gw->cfg);   /* detail only: never 503 for a channel */
+        if (ch) cJSON_AddItemToObject(o, "channels", ch);
     }
     respond_json(wsi, pss, ready ? 200 : 503, o);
 }
