@@ -117,6 +117,7 @@ typedef struct ob_entry {
     int64_t last_in, reengaged_at;  /* session times from begin (ms, 0 = none) */
     int window_closed;         /* Messenger HUMAN_AGENT tag */
     int reengage;              /* WhatsApp: sending the template; the reply is then held */
+    long code;                 /* the platform's error code of the last attempt, 0 = none */
     ob_state state;
     uint64_t not_before;       /* uv_now */
     uint64_t waiting_since;
@@ -491,17 +492,19 @@ fail:
 
 static void finish_dead(ob_entry *e, const char *kind, const char *reason)
 {
-    char seq[24], created[24], received[24], failed[24], att[16];
+    char seq[24], created[24], received[24], failed[24], att[16], code[24];
     snprintf(seq, sizeof seq, "%lld", e->seq);
     snprintf(created, sizeof created, "%lld", (long long)e->created_at);
     snprintf(received, sizeof received, "%lld", (long long)e->received_at);
     snprintf(failed, sizeof failed, "%lld", (long long)cg_store_now_ms());
     snprintf(att, sizeof att, "%d", e->attempt);
+    snprintf(code, sizeof code, "%ld", e->code);
     const char *x[] = {
         "channel", e->channel, "user", e->user, "text", e->text ? e->text : "",
         "buttons", e->buttons ? e->buttons : "[]", "callback_id", e->callback_id ? e->callback_id : "",
         "lang", e->lang, "created_at", created, "received_at", received, "seq", seq,
         "entry", e->id, "kind", kind, "reason", reason, "attempts", att, "failed_at", failed,
+        "code", code,
     };
     cg_metrics_inc(CG_M_FAILED, e->channel);
     cg_log(CG_LOG_WARN, "outbox_dead_letter", "channel", e->channel, "user", cg_log_user(e->user),
@@ -903,6 +906,7 @@ static void transfer_done(ob_entry *e, CURLcode rc)
         read_done(e, &res);
         return;
     }
+    e->code = res.code;
     switch (res.kind) {
     case CG_SEND_OK:
         cg_health_channel_ok(e->channel);
