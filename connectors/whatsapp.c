@@ -94,6 +94,8 @@
  *               WhatsApp user, old app version, ...); 131051 → FAILED,
  *               reason "unsupported message type: ..."; any other 4xx →
  *               FAILED with the message
+ *               132001 (template name or language unknown) → BAD_CONFIG,
+ *               reason "template missing: ..." (reengagement_template)
  *               every non-2xx: code = the Graph error code
  *
  * Extending: a new inbound type is a row in wa_media_kinds[] or a branch in
@@ -586,6 +588,7 @@ static const cg_meta_policy wa_policies[] = {
     { 131026, 0, CG_SEND_FAILED, "undeliverable: " },
     { 131051, 0, CG_SEND_FAILED, "unsupported message type: " },
     { 100, 0, CG_SEND_FAILED, "invalid parameter: " },
+    { 132001, 0, CG_SEND_BAD_CONFIG, "template missing: " },   /* reengagement_template not approved */
     { -1, 0, CG_SEND_OK, NULL }
 };
 
