@@ -43,6 +43,7 @@
 
 #include "agents.h"
 #include "api.h"
+#include "health.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -378,6 +379,8 @@ static void route_readyz(struct lws *wsi, cg_http *h, http_pss *pss)
         cJSON_AddStringToObject(o, "redis", redis ? "up" : "down");
         cJSON_AddStringToObject(o, "intents", intents ? "loaded" : "missing");
         if (gw->stopping) cJSON_AddStringToObject(o, "gateway", "stopping");
+        cJSON *ch = cg_health_channels_json(gw->cfg);   /* detail only: never 503 for a channel */
+        if (ch) cJSON_AddItemToObject(o, "channels", ch);
     }
     respond_json(wsi, pss, ready ? 200 : 503, o);
 }
