@@ -95,6 +95,7 @@ cJSON *ag_case_json(const cJSON *flat, int position)
     if (csat >= 1 && csat <= 5) cJSON_AddNumberToObject(o, "csat", csat);
     else cJSON_AddNullToObject(o, "csat");
     cJSON_AddBoolToObject(o, "callback", !strcmp(fs(flat, "callback"), "1"));
+    if (!strcmp(fs(flat, "erased"), "1")) cJSON_AddBoolToObject(o, "erased", 1);   /* the citizen's data was erased */
     double t = fnum(flat, "claimed_at");
     if (t > 0) cJSON_AddNumberToObject(o, "claimed_at", t);
     t = fnum(flat, "resolved_at");
@@ -765,6 +766,57 @@ static void refresh_presence(cg_agents *a)
         for (ag_conn *d = a->conns; d != c; d = d->next)
             if (d->state == 2 && !strcmp(d->who.name, c->who.name)) dup = 1;
         if (!dup) touch_seen(a, c->who.name);
+    }
+}
+
+/* ---- erasure ---------------------------------------------------------------- */
+
+/* KEYS 1 cg:cases:{c:u} 2 queue; → number of cases erased */
+static cg_store_script erase_script = {
+    .name = "agents_erase",
+    .src =
+        "local ids = redis.call('SMEMBERS', KEYS[1])\n"
+        "for _, id in ipairs(ids) do\n"
+        "  local ag = redis.call('HGET', 'cg:case:' .. id, 'agent')\n"
+        "  if ag and ag ~= '' then redis.call('SREM', 'cg:agent:held:' .. ag, id) end\n"
+        "  redis.call('DEL', 'cg:case:' .. id)\n"
+        "  redis.call('ZREM', KEYS[2], id)\n"
+        "  redis.call('ZREM', 'cg:cases:assigned', id)\n"
+        "  redis.call('ZREM', 'cg:cases:resolved', id)\n"
+        "  redis.call('PUBLISH', 'cg:agents', cjson.encode({type = 'case', prev = ag or '',\n"
+        "    case = {id = id, status = 'resolved', erased = '1'}}))\n"
+        "end\n"
+        "redis.call('DEL', KEYS[1])\n"
+        "if #ids > 0 then redis.call('PUBLISH', 'cg:agents', '{\"type\":\"queue\"}') end\n"
+        "return #ids\n",
+};
+
+typedef struct erase_req { cg_agents_erase_cb cb; void *ud; } erase_req;
+
+static void erase_reply(cg_store *s, redisReply *r, void *ud)
+{
+    erase_req *q = ud;
+    (void)s;
+    if (r && r->type == REDIS_REPLY_INTEGER) q->cb(CG_OK, (size_t)r->integer, q->ud);
+    else q->cb(CG_E_UNAVAILABLE, 0, q->ud);
+    free(q);
+}
+
+void cg_agents_erase(cg_store *s, const char *channel, const char *user, cg_agents_erase_cb cb, void *ud)
+{
+    char key[CG_KEY_MAX];
+    erase_req *q = calloc(1, sizeof *q);
+    if (!q || !s || cg_store_key(key, sizeof key, "cases", channel, user)) {
+        free(q);
+        cb(CG_E_UNAVAILABLE, 0, ud);
+        return;
+    }
+    q->cb = cb;
+    q->ud = ud;
+    const char *av[] = {key, CG_K_AGENTS_Q};
+    if (cg_store_eval(s, &erase_script, 2, 2, av, NULL, erase_reply, q) != 0) {
+        free(q);
+        cb(CG_E_UNAVAILABLE, 0, ud);
     }
 }
 
