@@ -47,6 +47,7 @@
 #define PRESENCE_MS       5000
 #define QUEUE_DEBOUNCE_MS 100
 #define POSITIONS_MAX     "500"
+#define REAUTH_MS         30000   /* live sockets' tokens checked again (expiry, logout missed) */
 
 /* ---- JSON of cases, entries, agents --------------------------------------- */
 
@@ -493,6 +494,15 @@ static void on_event(const char *payload, size_t len, void *ud)
         ag_queue_dirty(a);
     } else if (!strcmp(type, "presence")) {
         a->agents_dirty = 1;
+    } else if (!strcmp(type, "revoked")) {
+        /* a logout on any instance: sockets on that token are closed */
+        const char *key = fs(ev, "key");
+        for (ag_conn *c = a->conns; c; c = c->next) {
+            char k[CG_KEY_MAX];
+            if (c->state != 2) continue;
+            ag_token_key(c->token, k, sizeof k);
+            if (!strcmp(k, key)) ag_ws_revoke(c);
+        }
     } else if (!strcmp(type, "case")) {
         const cJSON *flat = cJSON_GetObjectItemCaseSensitive(ev, "case");
         const char *prev = fs(ev, "prev");
@@ -757,6 +767,24 @@ void cg_agents_case_queued(cg_agents *a)
     if (a && !a->stopping) ag_notify_positions(a);
 }
 
+static void reauth_done(cg_agents *a, const ag_who *who, void *ud)
+{
+    ag_conn *c = ud;
+    (void)a;
+    if (c->wsi && c->state == 2 && !who && !a->stopping) ag_ws_revoke(c);
+    if (--c->refs == 0) free(c);
+}
+
+/* Tokens of live sockets expire or are revoked: check them again. */
+static void reauth(cg_agents *a)
+{
+    for (ag_conn *c = a->conns; c; c = c->next) {
+        if (c->state != 2) continue;
+        c->refs++;
+        ag_auth(a, c->token, reauth_done, c);
+    }
+}
+
 static void refresh_presence(cg_agents *a)
 {
     /* every name with a live socket here, once */
@@ -870,6 +898,10 @@ static void tick_cb(uv_timer_t *t)
         a->next_presence = now + PRESENCE_MS;
         refresh_presence(a);
     }
+    if (now >= a->next_reauth) {
+        a->next_reauth = now + REAUTH_MS;
+        reauth(a);
+    }
     if (now >= a->next_sweep) {
         a->next_sweep = now + SWEEP_MS;
         sweep_grace(a);
@@ -889,6 +921,7 @@ cg_agents *cg_agents_start(cg_gateway *gw)
     a->tick.data = a;
     uv_timer_start(&a->tick, tick_cb, TICK_MS, TICK_MS);
     a->next_sweep = uv_now(gw->loop) + 1000;
+    a->next_reauth = uv_now(gw->loop) + REAUTH_MS;
     if (gw->store) cg_store_subscribe(gw->store, CG_CH_AGENTS, on_event, a);
     return a;
 }

@@ -161,6 +161,16 @@ test('the agents socket refuses a bad origin, a missing subprotocol, no auth and
   assert.equal((await early.closed).code, 4401);
 });
 
+test('logging out closes the sockets on that token, on every instance', async () => {
+  const t = await login(gwA, 'bob');
+  const ws = await agentSocket(gwB);
+  ws.send({ type: 'auth', token: t });
+  await ws.next((f) => f.type === 'hello');
+  assert.equal((await api(gwA, 'POST', '/agent/logout', { token: t })).status, 204);
+  assert.equal((await ws.next((f) => f.type === 'error')).error, 'unauthorized');
+  assert.equal((await ws.closed).code, 4401);
+});
+
 test('a Telegram citizen is handed to an agent and back to the bot, with a satisfaction question', async () => {
   const id = newChat();
   const alice = await login(gwA, 'alice');
