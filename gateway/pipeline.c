@@ -835,7 +835,6 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
                 if (txt) handoff_reply(&a, m, txt, lang, now_s, b);
                 else a.oom = 1;
                 free(txt);
-                cg_metrics_inc(CG_M_PROCESSED, m->channel);
                 break;
             }
         }
