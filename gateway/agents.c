@@ -235,6 +235,7 @@ static void auth_reply(cg_store *s, redisReply *r, void *ud)
             u = NULL;
         }
     }
+    a->auth_unavailable = !r || r->type == REDIS_REPLY_ERROR;
     q->cb(a, u ? &who : NULL, q->ud);
     free(q);
 }
@@ -242,6 +243,7 @@ static void auth_reply(cg_store *s, redisReply *r, void *ud)
 void ag_auth(cg_agents *a, const char *token, ag_auth_fn cb, void *ud)
 {
     if (!a || a->stopping || !token_ok(token)) {
+        if (a) a->auth_unavailable = a->stopping;
         cb(a, NULL, ud);
         return;
     }
@@ -249,6 +251,7 @@ void ag_auth(cg_agents *a, const char *token, ag_auth_fn cb, void *ud)
     ag_token_key(token, key, sizeof key);
     auth_req *q = calloc(1, sizeof *q);
     if (!q) {
+        a->auth_unavailable = 1;
         cb(a, NULL, ud);
         return;
     }
@@ -258,6 +261,7 @@ void ag_auth(cg_agents *a, const char *token, ag_auth_fn cb, void *ud)
     const char *av[] = {"HMGET", key, "name", "expires_at"};
     if (cg_store_cmd(a->gw->store, auth_reply, q, 4, av, NULL) != 0) {
         free(q);
+        a->auth_unavailable = 1;
         cb(a, NULL, ud);
         return;
     }
@@ -776,7 +780,7 @@ static void reauth_done(cg_agents *a, const ag_who *who, void *ud)
 {
     ag_conn *c = ud;
     (void)a;
-    if (c->wsi && c->state == 2 && !who && !a->stopping) ag_ws_revoke(c);
+    if (c->wsi && c->state == 2 && !who && !a->stopping && !a->auth_unavailable) ag_ws_revoke(c);
     if (--c->refs == 0) free(c);
 }
 

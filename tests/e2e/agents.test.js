@@ -454,3 +454,15 @@ test('after two messages the bot did not understand it offers a person; yes open
   assert.equal((await api(gwA, 'POST', `/agent/cases/${c.id}/resolve`, { token: sam })).status, 200);
   await waitSend(id, (m) => /How satisfied/.test(m.body.text), 'resolve notice');
 });
+
+test('Redis down: agents get 503 (not 401, their session is not lost); back: the same token works', async () => {
+  const t = await login(gwA, 'bob');
+  await redis.stop();
+  const r = await api(gwA, 'GET', '/agent/me', { token: t });
+  assert.equal(r.status, 503, JSON.stringify(r.body));
+  const login2 = await api(gwA, 'POST', '/agent/login', { body: { name: 'bob', password: PASSWORDS.bob } });
+  assert.equal(login2.status, 503);
+  await redis.restart();
+  await gwA.ready();
+  await h.waitFor('the token works again', async () => (await api(gwA, 'GET', '/agent/me', { token: t })).status === 200);
+});
