@@ -16,6 +16,11 @@
  *
  * Bounded: --messages N and --duration S (whichever first), then --drain S to
  * wait for the last replies. Targets 127.0.0.1 only. Output: one JSON object.
+ *
+ * The message text is --text T, or the lines of --texts FILE in turn (at most
+ * MAX_TEXTS lines of at most MAX_TEXT bytes, no '"', '\\' or control
+ * characters: they are pasted into the JSON as they are). bench/compare uses
+ * --texts so that every system answers the same mix of questions.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -27,6 +32,8 @@
 #define MAX_CONNS 1024
 #define MAX_CHATS 100000
 #define BUF_CAP   (64 * 1024)
+#define MAX_TEXTS 64
+#define MAX_TEXT  200
 
 typedef struct {
     const char *gw_host; int gw_port; int api_port;
@@ -37,6 +44,33 @@ typedef struct {
 static opts_t O = {"127.0.0.1", 8080, 18081, "bench-secret", "123:bench", "medicaid",
                    500, 20000, 32, 0, 30, 10};
 static uv_loop_t *loop;
+static char texts[MAX_TEXTS][MAX_TEXT + 1];
+static int ntexts;
+
+/* Reads --texts FILE into texts[]; exits with a message on anything unsafe. */
+static void load_texts(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) { fprintf(stderr, "loadgen: cannot open %s\n", path); exit(2); }
+    char line[1024];
+    while (fgets(line, sizeof line, f)) {
+        size_t n = strcspn(line, "\r\n");
+        line[n] = '\0';
+        if (!n) continue;
+        if (ntexts == MAX_TEXTS || n > MAX_TEXT) {
+            fprintf(stderr, "loadgen: %s: at most %d lines of %d bytes\n", path, MAX_TEXTS, MAX_TEXT);
+            exit(2);
+        }
+        for (size_t i = 0; i < n; i++)
+            if (line[i] == '"' || line[i] == '\\' || (unsigned char)line[i] < 0x20) {
+                fprintf(stderr, "loadgen: %s: '\"', '\\' and control characters are not allowed\n", path);
+                exit(2);
+            }
+        memcpy(texts[ntexts++], line, n + 1);
+    }
+    fclose(f);
+    if (!ntexts) { fprintf(stderr, "loadgen: %s has no text\n", path); exit(2); }
+}
 
 /* ---- statistics --------------------------------------------------------- */
 typedef struct { double *v; size_t n, cap; } samples_t;
@@ -119,11 +153,12 @@ typedef struct { uv_write_t w; char data[256]; } wreq_t;
 static void on_close_free(uv_handle_t *h) { free(h->data); }
 static void alloc_api(uv_handle_t *h, size_t sz, uv_buf_t *b)
 {
+    (void)sz;
     api_conn_t *c = h->data;
     b->base = c->buf + c->len;
     b->len = sizeof c->buf - c->len;
 }
-static void after_write(uv_write_t *w, int st) { free(w); }
+static void after_write(uv_write_t *w, int st) { (void)st; free(w); }
 
 static void api_reply(api_conn_t *c, const char *json)
 {
@@ -154,6 +189,7 @@ static void record_reply(const char *body, long blen)
 
 static void api_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
+    (void)b;
     api_conn_t *c = s->data;
     if (n < 0) { uv_close((uv_handle_t *)s, on_close_free); return; }
     c->len += (size_t)n;
@@ -223,6 +259,7 @@ static void maybe_finish(void)
 
 static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
+    (void)b;
     client_t *c = s->data;
     if (n < 0) { fprintf(stderr, "loadgen: gateway closed a connection: %s\n", uv_strerror((int)n)); c->connected = 0; return; }
     c->len += (size_t)n;
@@ -248,6 +285,7 @@ static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 
 static void alloc_client(uv_handle_t *h, size_t sz, uv_buf_t *b)
 {
+    (void)sz;
     client_t *c = h->data;
     b->base = c->buf + c->len;
     b->len = sizeof c->buf - c->len;
@@ -273,7 +311,7 @@ static void client_send(client_t *c, double due)
         "{\"update_id\":%ld,\"message\":{\"message_id\":%ld,\"from\":{\"id\":%ld,\"is_bot\":false,"
         "\"first_name\":\"Load\",\"language_code\":\"en\"},\"chat\":{\"id\":%ld,\"first_name\":\"Load\","
         "\"type\":\"private\"},\"date\":1764194400,\"text\":\"%s\"}}",
-        900000000L + i, i + 1, 1000000 + chat, 1000000 + chat, O.text);
+        900000000L + i, i + 1, 1000000 + chat, 1000000 + chat, ntexts ? texts[i % ntexts] : O.text);
     int n = snprintf(c->req, sizeof c->req,
         "POST /webhooks/telegram HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         "X-Telegram-Bot-Api-Secret-Token: %s\r\nContent-Length: %d\r\n\r\n%s", O.secret, bl, body);
@@ -295,6 +333,7 @@ static void on_connect(uv_connect_t *r, int st)
 
 static void on_tick(uv_timer_t *t)
 {
+    (void)t;
     double now = now_ms();
     maybe_finish();
     if (!load_done && O.rate > 0) {
@@ -319,7 +358,8 @@ static void usage(void)
 {
     fprintf(stderr,
         "usage: loadgen [--gateway HOST:PORT] [--api-port P] [--secret S] [--token T] [--chats N]\n"
-        "               [--messages N] [--concurrency C | --rate R] [--duration S] [--drain S] [--text T]\n");
+        "               [--messages N] [--concurrency C | --rate R] [--duration S] [--drain S]\n"
+        "               [--text T | --texts FILE]\n");
     exit(2);
 }
 
@@ -345,6 +385,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--duration")) O.duration = atof(v);
         else if (!strcmp(a, "--drain")) O.drain = atof(v);
         else if (!strcmp(a, "--text")) O.text = v;
+        else if (!strcmp(a, "--texts")) load_texts(v);
         else usage();
         i++;
     }
