@@ -21,8 +21,18 @@
  * MAX_TEXTS lines of at most MAX_TEXT bytes, no '"', '\\' or control
  * characters: they are pasted into the JSON as they are). bench/compare uses
  * --texts so that every system answers the same mix of questions.
+ *
+ * --warmup S: first S seconds of the same load, unmeasured (JIT compilers,
+ * caches, connection pools warm up), then wait until every warm-up webhook
+ * is answered (at most --drain S), reset the counters and measure. The fake
+ * API stays up throughout, so the system under test keeps its connections.
+ * --watch PID,PID,...: processes whose CPU time (utime + stime from
+ * /proc/PID/stat) over the measured part and peak RSS (VmHWM) are reported,
+ * in the order given, with the load generator's own CPU time.
  */
 #include <errno.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,18 +44,67 @@
 #define BUF_CAP   (64 * 1024)
 #define MAX_TEXTS 64
 #define MAX_TEXT  200
+#define MAX_WATCH 8
 
 typedef struct {
     const char *gw_host; int gw_port; int api_port;
     const char *secret, *token, *text;
-    int chats, messages, concurrency; double rate, duration, drain;
+    int chats, messages, concurrency; double rate, duration, drain, warmup;
 } opts_t;
 
 static opts_t O = {"127.0.0.1", 8080, 18081, "bench-secret", "123:bench", "medicaid",
-                   500, 20000, 32, 0, 30, 10};
+                   500, 20000, 32, 0, 30, 10, 0};
 static uv_loop_t *loop;
 static char texts[MAX_TEXTS][MAX_TEXT + 1];
 static int ntexts;
+static int watch[MAX_WATCH], nwatch;
+static double watch_cpu0[MAX_WATCH], self_cpu0;
+
+/* CPU seconds (user + system, all threads) of pid so far; -1 if gone. */
+static double proc_cpu(int pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');     /* the command name may hold spaces */
+    if (!p) return -1;
+    unsigned long ut = 0, st = 0;
+    /* after ")": state, then fields 4..13, then utime (14) and stime (15) */
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2) return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* VmHWM of pid in kB; -1 if gone. */
+static long proc_hwm(int pid)
+{
+    char path[64], line[256];
+    long kb = -1;
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) kb = atol(line + 6);
+    fclose(f);
+    return kb;
+}
+
+static double self_cpu(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec
+         + ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+}
+
+static void cpu_baseline(void)
+{
+    for (int i = 0; i < nwatch; i++) watch_cpu0[i] = proc_cpu(watch[i]);
+    self_cpu0 = self_cpu();
+}
 
 /* Reads --texts FILE into texts[]; exits with a message on anything unsafe. */
 static void load_texts(const char *path)
@@ -105,7 +164,8 @@ typedef struct { double *sent; int nsent, cap, replies, acked; } chat_t;
 static chat_t *chats;
 static long sent_total, acked_total, rejected_total, replies_total, dup_total, sched_total;
 static double t_start, t_last_reply, t_load_end;
-static int load_done;
+static int load_done, warming;
+static long warmup_sent, warmup_undrained;
 
 static double now_ms(void) { return (double)uv_hrtime() / 1e6; }
 
@@ -251,6 +311,13 @@ static int pick_free(void)
 
 static void maybe_finish(void)
 {
+    if (warming) {
+        if (!load_done && now_ms() - t_start > O.warmup * 1000) {
+            load_done = 1;
+            t_load_end = now_ms();
+        }
+        return;
+    }
     if (!load_done && (sent_total >= O.messages || now_ms() - t_start > O.duration * 1000)) {
         load_done = 1;
         t_load_end = now_ms();
@@ -331,6 +398,24 @@ static void on_connect(uv_connect_t *r, int st)
     if (O.rate <= 0 && !load_done) client_send(c, now_ms());
 }
 
+/* End of the warm-up: forget it and start the measured load. */
+static void begin_measured(double now)
+{
+    warming = 0;
+    warmup_sent = sent_total;
+    warmup_undrained = acked_total - replies_total;
+    for (int i = 0; i < O.chats; i++) chats[i].nsent = chats[i].replies = chats[i].acked = 0;
+    sent_total = acked_total = rejected_total = replies_total = dup_total = sched_total = 0;
+    ack_lat.n = e2e_lat.n = 0;
+    t_start = now;
+    t_last_reply = 0;
+    load_done = 0;
+    cpu_baseline();
+    if (O.rate <= 0)
+        for (int i = 0; i < nclients; i++)
+            if (clients[i].connected && !clients[i].busy) client_send(&clients[i], now);
+}
+
 static void on_tick(uv_timer_t *t)
 {
     (void)t;
@@ -350,7 +435,10 @@ static void on_tick(uv_timer_t *t)
         int inflight = 0;
         for (int i = 0; i < nclients; i++) inflight += clients[i].busy;
         long outstanding = acked_total - replies_total;
-        if ((!inflight && outstanding <= 0) || now - t_load_end > O.drain * 1000) uv_stop(loop);
+        if ((!inflight && outstanding <= 0) || now - t_load_end > O.drain * 1000) {
+            if (warming) begin_measured(now);
+            else uv_stop(loop);
+        }
     }
 }
 
@@ -359,7 +447,7 @@ static void usage(void)
     fprintf(stderr,
         "usage: loadgen [--gateway HOST:PORT] [--api-port P] [--secret S] [--token T] [--chats N]\n"
         "               [--messages N] [--concurrency C | --rate R] [--duration S] [--drain S]\n"
-        "               [--text T | --texts FILE]\n");
+        "               [--text T | --texts FILE] [--warmup S] [--watch PID,PID,...]\n");
     exit(2);
 }
 
@@ -386,6 +474,15 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--drain")) O.drain = atof(v);
         else if (!strcmp(a, "--text")) O.text = v;
         else if (!strcmp(a, "--texts")) load_texts(v);
+        else if (!strcmp(a, "--warmup")) O.warmup = atof(v);
+        else if (!strcmp(a, "--watch")) {
+            for (const char *p = v; *p && nwatch < MAX_WATCH; ) {
+                watch[nwatch++] = atoi(p);
+                p = strchr(p, ',');
+                if (!p) break;
+                p++;
+            }
+        }
         else usage();
         i++;
     }
@@ -411,6 +508,8 @@ int main(int argc, char **argv)
     struct sockaddr_in g;
     uv_ip4_addr("127.0.0.1", O.gw_port, &g);
     t_start = now_ms();
+    warming = O.warmup > 0;
+    if (!warming) cpu_baseline();
     for (int i = 0; i < nclients; i++) {
         client_t *c = &clients[i];
         uv_tcp_init(loop, &c->tcp);
@@ -422,6 +521,14 @@ int main(int argc, char **argv)
     uv_timer_start(&tick, on_tick, 1, 1);
     uv_run(loop, UV_RUN_DEFAULT);
 
+    double cpu[MAX_WATCH];
+    long hwm[MAX_WATCH];
+    for (int i = 0; i < nwatch; i++) {
+        double c = proc_cpu(watch[i]);
+        cpu[i] = c >= 0 && watch_cpu0[i] >= 0 ? c - watch_cpu0[i] : -1;
+        hwm[i] = proc_hwm(watch[i]);
+    }
+    double own_cpu = self_cpu() - self_cpu0;
     double load_s = (t_load_end - t_start) / 1000.0;
     double span_s = ((t_last_reply > t_start ? t_last_reply : t_load_end) - t_start) / 1000.0;
     long lost = 0;
@@ -435,11 +542,17 @@ int main(int argc, char **argv)
            "\"rejected\":%ld,\"replies\":%ld,\"lost\":%ld,\"duplicates\":%ld,\"load_seconds\":%.3f,"
            "\"replies_per_second\":%.1f,"
            "\"ack_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f},"
-           "\"e2e_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f}}\n",
+           "\"e2e_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f},"
+           "\"warmup_sent\":%ld,\"warmup_undrained\":%ld,\"loadgen_cpu_s\":%.3f,\"cpu_s\":[",
            O.rate > 0 ? "open" : "closed", O.rate, O.concurrency, O.chats, sent_total, acked_total,
            rejected_total, replies_total, lost, dup_total, load_s,
            span_s > 0 ? (double)(replies_total - dup_total) / span_s : 0,
            pct(&ack_lat, .5), pct(&ack_lat, .99), pct(&ack_lat, .999),
-           pct(&e2e_lat, .5), pct(&e2e_lat, .99), pct(&e2e_lat, .999));
+           pct(&e2e_lat, .5), pct(&e2e_lat, .99), pct(&e2e_lat, .999),
+           warmup_sent, warmup_undrained, own_cpu);
+    for (int i = 0; i < nwatch; i++) printf("%s%.3f", i ? "," : "", cpu[i]);
+    printf("],\"hwm_kb\":[");
+    for (int i = 0; i < nwatch; i++) printf("%s%ld", i ? "," : "", hwm[i]);
+    printf("]}\n");
     return lost ? 1 : 0;
 }
