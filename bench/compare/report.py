@@ -28,6 +28,14 @@ def fmt(x, nd=1):
     return f"{x:,}"
 
 
+def lostdup(res):
+    """lost / duplicates, and webhooks that failed (connection closed) if any."""
+    if not res:
+        return "–"
+    extra = f" (failed {res['failed']})" if res.get("failed") else ""
+    return f"{res['lost']} / {res['duplicates']}{extra}"
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
@@ -71,11 +79,11 @@ def main():
             cpu, lg = "–", None
         row = [s, redis,
                fmt(cr["replies_per_second"], 0) if cr else "–",
-               f"{cr['lost']} / {cr['duplicates']}" if cr else "–",
+               lostdup(cr),
                fmt(orr["replies_per_second"], 0) if orr else "–",
                " / ".join(fmt(orr["ack_ms"][k], 1) for k in ("p50", "p99", "p999")) if orr else "–",
                " / ".join(fmt(orr["e2e_ms"][k], 1) for k in ("p50", "p99", "p999")) if orr else "–",
-               f"{orr['lost']} / {orr['duplicates']}" if orr else "–",
+               lostdup(orr),
                fmt(hwm, 1), cpu, fmt(lg, 2)]
         print("| " + " | ".join(row) + " |")
     print()

@@ -29,6 +29,9 @@
  * --watch PID,PID,...: processes whose CPU time (utime + stime from
  * /proc/PID/stat) over the measured part and peak RSS (VmHWM) are reported,
  * in the order given, with the load generator's own CPU time.
+ * A connection the server closes (Node closes idle keep-alive connections
+ * after 5 s) is opened again; a webhook that was in flight on it is counted
+ * in "failed" (never acknowledged).
  */
 #include <errno.h>
 #include <sys/resource.h>
@@ -165,7 +168,8 @@ static chat_t *chats;
 static long sent_total, acked_total, rejected_total, replies_total, dup_total, sched_total;
 static double t_start, t_last_reply, t_load_end;
 static int load_done, warming;
-static long warmup_sent, warmup_undrained;
+static long warmup_sent, warmup_undrained, failed_total, reconnects_total;
+static int stopping;
 
 static double now_ms(void) { return (double)uv_hrtime() / 1e6; }
 
@@ -324,11 +328,35 @@ static void maybe_finish(void)
     }
 }
 
+static void on_connect(uv_connect_t *r, int st);
+static struct sockaddr_in gw_addr;
+
+static void client_reopen(uv_handle_t *h)
+{
+    client_t *c = h->data;
+    if (stopping) return;
+    reconnects_total++;
+    uv_tcp_init(loop, &c->tcp);
+    c->tcp.data = c;
+    c->conn.data = c;
+    uv_tcp_connect(&c->conn, &c->tcp, (const struct sockaddr *)&gw_addr, on_connect);
+}
+
 static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     (void)b;
     client_t *c = s->data;
-    if (n < 0) { fprintf(stderr, "loadgen: gateway closed a connection: %s\n", uv_strerror((int)n)); c->connected = 0; return; }
+    if (n < 0) {
+        /* An idle keep-alive connection closed by the server (Node closes
+         * them after 5 s): open another. A webhook in flight on it is
+         * counted as failed (never acknowledged, as Telegram would see it). */
+        if (c->busy) failed_total++;
+        c->busy = 0;
+        c->connected = 0;
+        c->len = 0;
+        uv_close((uv_handle_t *)&c->tcp, client_reopen);
+        return;
+    }
     c->len += (size_t)n;
     for (;;) {
         int status = 0;
@@ -406,6 +434,7 @@ static void begin_measured(double now)
     warmup_undrained = acked_total - replies_total;
     for (int i = 0; i < O.chats; i++) chats[i].nsent = chats[i].replies = chats[i].acked = 0;
     sent_total = acked_total = rejected_total = replies_total = dup_total = sched_total = 0;
+    failed_total = reconnects_total = 0;
     ack_lat.n = e2e_lat.n = 0;
     t_start = now;
     t_last_reply = 0;
@@ -437,7 +466,7 @@ static void on_tick(uv_timer_t *t)
         long outstanding = acked_total - replies_total;
         if ((!inflight && outstanding <= 0) || now - t_load_end > O.drain * 1000) {
             if (warming) begin_measured(now);
-            else uv_stop(loop);
+            else { stopping = 1; uv_stop(loop); }
         }
     }
 }
@@ -505,8 +534,7 @@ int main(int argc, char **argv)
     /* Open loop needs enough connections for the rate at a few ms of ack latency. */
     nclients = O.concurrency;
     clients = calloc((size_t)nclients, sizeof *clients);
-    struct sockaddr_in g;
-    uv_ip4_addr("127.0.0.1", O.gw_port, &g);
+    uv_ip4_addr("127.0.0.1", O.gw_port, &gw_addr);
     t_start = now_ms();
     warming = O.warmup > 0;
     if (!warming) cpu_baseline();
@@ -515,7 +543,7 @@ int main(int argc, char **argv)
         uv_tcp_init(loop, &c->tcp);
         c->tcp.data = c;
         c->conn.data = c;
-        uv_tcp_connect(&c->conn, &c->tcp, (const struct sockaddr *)&g, on_connect);
+        uv_tcp_connect(&c->conn, &c->tcp, (const struct sockaddr *)&gw_addr, on_connect);
     }
     uv_timer_init(loop, &tick);
     uv_timer_start(&tick, on_tick, 1, 1);
@@ -543,13 +571,14 @@ int main(int argc, char **argv)
            "\"replies_per_second\":%.1f,"
            "\"ack_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f},"
            "\"e2e_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f},"
-           "\"warmup_sent\":%ld,\"warmup_undrained\":%ld,\"loadgen_cpu_s\":%.3f,\"cpu_s\":[",
+           "\"warmup_sent\":%ld,\"warmup_undrained\":%ld,\"failed\":%ld,\"reconnects\":%ld,"
+           "\"loadgen_cpu_s\":%.3f,\"cpu_s\":[",
            O.rate > 0 ? "open" : "closed", O.rate, O.concurrency, O.chats, sent_total, acked_total,
            rejected_total, replies_total, lost, dup_total, load_s,
            span_s > 0 ? (double)(replies_total - dup_total) / span_s : 0,
            pct(&ack_lat, .5), pct(&ack_lat, .99), pct(&ack_lat, .999),
            pct(&e2e_lat, .5), pct(&e2e_lat, .99), pct(&e2e_lat, .999),
-           warmup_sent, warmup_undrained, own_cpu);
+           warmup_sent, warmup_undrained, failed_total, reconnects_total, own_cpu);
     for (int i = 0; i < nwatch; i++) printf("%s%.3f", i ? "," : "", cpu[i]);
     printf("],\"hwm_kb\":[");
     for (int i = 0; i < nwatch; i++) printf("%s%ld", i ? "," : "", hwm[i]);
