@@ -3,8 +3,8 @@
 # and with a C echo bot (the ceiling), under the same load, in one run
 # (issue 8, "The comparison"). `make bench-compare` runs it.
 #
-#   bench/compare/run.sh              # everything, about 6-8 minutes
-#   SYSTEMS="echo civicgate-aof" RATE=1000 bench/compare/run.sh
+#   bench/compare/run.sh              # everything, about 8-9 minutes
+#   SYSTEMS="echo civicgate-aof" ROUNDS=1 OPEN_RATES=1000 bench/compare/run.sh
 #
 # What it does, in order:
 #   1. builds build/civicgate (make build) and, into build/bench/, the load
@@ -16,12 +16,14 @@
 #   3. makes civicgate's intent table from bench/compare/keywords.json (the
 #      table the peers answer from) and checks that civicgate and the peers
 #      pick the same intent for every load text;
-#   4. for each system and each load (closed loop: CONC connections, each
-#      sending its next webhook when the last one is acknowledged; open loop:
-#      RATE webhooks/s on a schedule, latency counted from the schedule),
-#      starts a fresh Redis (where the system uses one) and a fresh system,
-#      runs loadgen with a warm-up, and records its JSON (+ CPU of the system
-#      and its Redis from /proc/PID/stat, peak RSS = VmHWM) in OUT/results.jsonl;
+#   4. for each load, each system in turn (closed loop, ROUNDS rounds of all
+#      systems one after the other, so that the machine's noise falls on all
+#      of them alike: CONC connections, each sending its next webhook when the
+#      last one is acknowledged; then open loop at each of OPEN_RATES
+#      webhooks/s on a schedule, latency counted from the schedule), starts a
+#      fresh Redis (where the system uses one) and a fresh system, runs
+#      loadgen with a warm-up, and records its JSON (+ CPU of the system and
+#      its Redis from /proc/PID/stat, peak RSS = VmHWM) in OUT/results.jsonl;
 #   5. opens WS_CONNS web-chat WebSockets to civicgate (AOF) and reads its RSS;
 #   6. prints the markdown tables (report.py) to stdout and OUT/report.md.
 #
@@ -38,11 +40,12 @@ root=$PWD
 
 SYSTEMS=${SYSTEMS:-"echo civicgate-aof civicgate-nopersist telegraf bottender"}
 CONC=${CONC:-64}             # closed loop connections
-CLOSED_S=${CLOSED_S:-15}     # closed loop measured seconds
-RATE=${RATE:-2000}           # open loop webhooks per second
-OPEN_S=${OPEN_S:-10}         # open loop measured seconds
-OPEN_CONC=${OPEN_CONC:-256}  # open loop connections (enough for RATE at 100 ms acks)
-WARMUP_S=${WARMUP_S:-3}      # unmeasured warm-up before each load
+CLOSED_S=${CLOSED_S:-10}     # closed loop measured seconds
+ROUNDS=${ROUNDS:-3}          # closed loop rounds over all systems
+OPEN_RATES=${OPEN_RATES:-"2000 500"}  # open loop webhooks per second (the target's rate, and one all can hold)
+OPEN_S=${OPEN_S:-8}          # open loop measured seconds
+OPEN_CONC=${OPEN_CONC:-256}  # open loop connections (enough for 2,000/s at 100 ms acks)
+WARMUP_S=${WARMUP_S:-2}      # unmeasured warm-up before each load
 CHATS=${CHATS:-2000}
 DRAIN_S=${DRAIN_S:-20}       # wait for the last replies after the load
 MAX_MESSAGES=${MAX_MESSAGES:-1000000}
@@ -170,27 +173,34 @@ results=$OUT/results.jsonl
 : >"$results"
 t_begin=$(date +%s)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-for sys in $SYSTEMS; do
-    declare -F "start_$sys" >/dev/null || { log "unknown system $sys"; exit 2; }
-    for mode in closed open; do
-        r=$(needs_redis "$sys")
-        [ "$r" != no ] && start_redis "$r"
-        gp=$(free_port); ap=$(free_port)
-        "start_$sys"
-        watch=$syspid${redispid:+,$redispid}
-        if [ $mode = closed ]; then
-            args=(--concurrency "$CONC" --duration "$CLOSED_S" --messages "$MAX_MESSAGES")
-        else
-            args=(--rate "$RATE" --concurrency "$OPEN_CONC" --duration "$OPEN_S" --messages $((RATE * OPEN_S)))
-        fi
-        log "$sys, $mode loop"
-        json=$(build/bench/loadgen --gateway "127.0.0.1:$gp" --api-port "$ap" --secret "$SECRET" --token "$TOKEN" \
-                 --texts "$texts" --chats "$CHATS" --warmup "$WARMUP_S" --drain "$DRAIN_S" --watch "$watch" "${args[@]}" \
-               || true)
-        [ -n "$json" ] || { log "$sys $mode: loadgen printed nothing"; exit 1; }
-        echo "{\"system\":\"$sys\",\"redis\":\"$r\",\"loadavg\":\"$(cut -d' ' -f1 /proc/loadavg)\",\"result\":$json}" >>"$results"
-        stop_all
-    done
+for sys in $SYSTEMS; do declare -F "start_$sys" >/dev/null || { log "unknown system $sys"; exit 2; }; done
+
+run_one() { # $1: system, $2: round, $3: rate (0: closed loop)
+    local sys=$1 round=$2 rate=$3 r json
+    r=$(needs_redis "$sys")
+    [ "$r" != no ] && start_redis "$r"
+    gp=$(free_port); ap=$(free_port)
+    "start_$sys"
+    if [ "$rate" = 0 ]; then
+        args=(--concurrency "$CONC" --duration "$CLOSED_S" --messages "$MAX_MESSAGES")
+        log "$sys, closed loop, round $round of $ROUNDS"
+    else
+        args=(--rate "$rate" --concurrency "$OPEN_CONC" --duration "$OPEN_S" --messages $((rate * OPEN_S)))
+        log "$sys, open loop at $rate/s"
+    fi
+    json=$(build/bench/loadgen --gateway "127.0.0.1:$gp" --api-port "$ap" --secret "$SECRET" --token "$TOKEN" \
+             --texts "$texts" --chats "$CHATS" --warmup "$WARMUP_S" --drain "$DRAIN_S" \
+             --watch "$syspid${redispid:+,$redispid}" "${args[@]}" || true)
+    [ -n "$json" ] || { log "$sys: loadgen printed nothing"; exit 1; }
+    echo "{\"system\":\"$sys\",\"redis\":\"$r\",\"round\":$round,\"loadavg\":\"$(cut -d' ' -f1 /proc/loadavg)\",\"result\":$json}" >>"$results"
+    stop_all
+}
+
+for round in $(seq "$ROUNDS"); do
+    for sys in $SYSTEMS; do run_one "$sys" "$round" 0; done
+done
+for rate in $OPEN_RATES; do
+    for sys in $SYSTEMS; do run_one "$sys" 1 "$rate"; done
 done
 
 # ---- 5. open web-chat WebSockets ----------------------------------------------------
@@ -213,7 +223,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
     echo "Measured $(date -u '+%Y-%m-%d %H:%M') UTC on $(nproc) cores ($cpu), $(free -g | awk '/Mem:/{print $2}') GB,"
     echo "load average before the run: $load_before; node $(node --version), $(redis-server --version | cut -d' ' -f3 | tr -d v=),"
     echo "peers: $versions. Run time $(( $(date +%s) - t_begin )) s."
-    echo "Command: SYSTEMS=\"$SYSTEMS\" CONC=$CONC CLOSED_S=$CLOSED_S RATE=$RATE OPEN_S=$OPEN_S OPEN_CONC=$OPEN_CONC WARMUP_S=$WARMUP_S CHATS=$CHATS PEER_REDIS=$PEER_REDIS WS_CONNS=$WS_CONNS bench/compare/run.sh"
+    echo "Command: SYSTEMS=\"$SYSTEMS\" ROUNDS=$ROUNDS CONC=$CONC CLOSED_S=$CLOSED_S OPEN_RATES=\"$OPEN_RATES\" OPEN_S=$OPEN_S OPEN_CONC=$OPEN_CONC WARMUP_S=$WARMUP_S CHATS=$CHATS PEER_REDIS=$PEER_REDIS WS_CONNS=$WS_CONNS bench/compare/run.sh"
     echo
     python3 bench/compare/report.py "$results"
 } | tee "$OUT/report.md"
