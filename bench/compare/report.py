@@ -63,6 +63,19 @@ def cpu_per_k(res, with_redis=True):
 
 
 REDIS = {"no": "none", "aof": "AOF everysec", "none": "no persistence"}
+SCRIPTS = ("eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro")
+HOUSEKEEPING = ("info", "ping", "hello", "select", "config", "client", "command", "script")
+
+
+def redis_per_webhook(calls, res):
+    """(commands, scripts) Redis ran per webhook over the whole run, warm-up
+    included (INFO commandstats counts the commands scripts call too), without
+    connection housekeeping; None without Redis."""
+    if not calls:
+        return None
+    n = res["sent"] + res.get("warmup_sent", 0)
+    work = {k: v for k, v in calls.items() if k.split("|")[0] not in HOUSEKEEPING}
+    return (sum(work.values()) / n, sum(v for k, v in work.items() if k in SCRIPTS) / n) if n else None
 
 
 def main():
@@ -82,6 +95,7 @@ def main():
         redis[s] = r["redis"]
         if res["mode"] == "closed":
             closed.setdefault(s, {})[r.get("round", 1)] = res
+            res["_redis"] = redis_per_webhook(r.get("redis_calls"), res)
         else:
             opened.setdefault(res["rate"], {})[s] = res
     rounds = sorted({k for v in closed.values() for k in v})
@@ -91,8 +105,9 @@ def main():
               "median (min–max) over the rounds):")
         print()
         print("| system | Redis | replies/s | lost / duplicates | peak RSS MB | "
-              "CPU ms per reply: system + Redis | load generator CPU ms per reply |")
-        print("|---|---|---|---|---|---|---|")
+              "CPU ms per reply: system + Redis | Redis commands per webhook (of them scripts) | "
+              "load generator CPU ms per reply |")
+        print("|---|---|---|---|---|---|---|---|")
         for s in systems:
             rs = list(closed.get(s, {}).values())
             if not rs:
@@ -106,9 +121,11 @@ def main():
             lost = sum(r["lost"] for r in rs)
             dup = sum(r["duplicates"] for r in rs)
             failed = sum(r.get("failed", 0) for r in rs)
+            rc = [r["_redis"] for r in rs if r.get("_redis")]
+            rcs = f"{median([x[0] for x in rc]):.1f} ({median([x[1] for x in rc]):.1f})" if rc else "–"
             print(f"| {s} | {REDIS[redis[s]]} | {spread([r['replies_per_second'] for r in rs])} | "
                   f"{lost} / {dup}{f' (failed {failed})' if failed else ''} | "
-                  f"{spread([r['hwm_kb'][0] / 1024 for r in rs if r['hwm_kb']], 1)} | {cpu} | "
+                  f"{spread([r['hwm_kb'][0] / 1024 for r in rs if r['hwm_kb']], 1)} | {cpu} | {rcs} | "
                   f"{spread([1000.0 * r['loadgen_cpu_s'] / max(1, r['replies']) for r in rs], 3)} |")
         print()
         base = [b for b in ("echo",) + PEERS if b in closed]

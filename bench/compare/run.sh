@@ -23,7 +23,8 @@
 #      webhooks/s on a schedule, latency counted from the schedule), starts a
 #      fresh Redis (where the system uses one) and a fresh system, runs
 #      loadgen with a warm-up, and records its JSON (+ CPU of the system and
-#      its Redis from /proc/PID/stat, peak RSS = VmHWM) in OUT/results.jsonl;
+#      its Redis from /proc/PID/stat, peak RSS = VmHWM, Redis INFO
+#      commandstats) in OUT/results.jsonl;
 #   5. opens WS_CONNS web-chat WebSockets to civicgate (AOF) and reads its RSS;
 #   6. prints the markdown tables (report.py) to stdout and OUT/report.md.
 #
@@ -192,7 +193,11 @@ run_one() { # $1: system, $2: round, $3: rate (0: closed loop)
              --texts "$texts" --chats "$CHATS" --warmup "$WARMUP_S" --drain "$DRAIN_S" \
              --watch "$syspid${redispid:+,$redispid}" "${args[@]}" || true)
     [ -n "$json" ] || { log "$sys: loadgen printed nothing"; exit 1; }
-    echo "{\"system\":\"$sys\",\"redis\":\"$r\",\"round\":$round,\"loadavg\":\"$(cut -d' ' -f1 /proc/loadavg)\",\"result\":$json}" >>"$results"
+    # Redis commands over the whole run (warm-up included), by name: calls.
+    local cmds='{}'
+    [ -n "$rp" ] && cmds=$(redis-cli -p "$rp" info commandstats | tr -d '\r' |
+        sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\),.*/"\1":\2/p' | paste -sd, | sed 's/^/{/; s/$/}/')
+    echo "{\"system\":\"$sys\",\"redis\":\"$r\",\"round\":$round,\"loadavg\":\"$(cut -d' ' -f1 /proc/loadavg)\",\"redis_calls\":$cmds,\"result\":$json}" >>"$results"
     stop_all
 }
 
