@@ -30,11 +30,15 @@
 #
 # Systems: echo (no Redis), civicgate-aof (Redis appendfsync everysec),
 # civicgate-nopersist (Redis without AOF or RDB), telegraf, bottender (their
-# Redis as PEER_REDIS says: aof, the default, or none).
+# Redis as PEER_REDIS says: aof, the default, or none), and, when named in
+# SYSTEMS, telegraf-cluster and bottender-cluster: the same bots as
+# CLUSTER_WORKERS node:cluster workers (plus the primary process; the CPU and
+# RSS of all of them are summed).
 # Everything listens on 127.0.0.1; every load is bounded in count and time.
 # Extending: a new system is a start_<name> function that starts it on $gp
 # pointed at the fake API on $ap (and Redis on $rp if it needs one), sets
-# $syspid, and a name in SYSTEMS (with needs_redis for its Redis).
+# $syspid (and $workers, its other processes), and a name in SYSTEMS (with
+# needs_redis for its Redis).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -53,7 +57,9 @@ MAX_MESSAGES=${MAX_MESSAGES:-1000000}
 WS_CONNS=${WS_CONNS:-10000}  # 0: skip the WebSocket part
 WS_HOLD_S=${WS_HOLD_S:-10}
 PEER_REDIS=${PEER_REDIS:-aof}
+CLUSTER_WORKERS=${CLUSTER_WORKERS:-2}  # Node processes of telegraf-cluster and bottender-cluster, 2 to 6
 OUT=${OUT:-build/bench/compare-$(date -u +%Y%m%dT%H%M%SZ)}
+case $CLUSTER_WORKERS in [2-6]) ;; *) echo "CLUSTER_WORKERS: 2 to 6" >&2; exit 2 ;; esac
 SECRET=bench-secret
 TOKEN=123:bench
 
@@ -92,11 +98,11 @@ fi
 
 # ---- 4. the systems --------------------------------------------------------------
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-syspid=; redispid=; rp=
+syspid=; redispid=; rp=; workers=
 stop_all() {
     if [ -n "$syspid" ]; then kill "$syspid" 2>/dev/null || true; wait "$syspid" 2>/dev/null || true; fi
     if [ -n "$rp" ]; then redis-cli -p "$rp" shutdown nosave >/dev/null 2>&1 || true; fi
-    syspid=; redispid=; rp=
+    syspid=; redispid=; rp=; workers=
 }
 cleanup() { stop_all; rm -rf "$work"; }
 trap cleanup EXIT
@@ -147,19 +153,25 @@ JSON
 start_civicgate-aof() { start_civicgate; }
 start_civicgate-nopersist() { start_civicgate; }
 
-start_telegraf() {
-    (cd "$peers" && PORT=$gp API_ROOT=http://127.0.0.1:$ap REDIS_URL=redis://127.0.0.1:$rp SECRET=$SECRET \
-        TOKEN=$TOKEN exec node telegraf-bot.js 2>>"$work/telegraf.log") &
+# A peer: $1 the script in bench/peers, $2 its number of processes (> 1:
+# node:cluster workers, listed in $workers once they all run).
+start_node() {
+    (cd "$peers" && WORKERS=$2 PORT=$gp API_ROOT=http://127.0.0.1:$ap REDIS_URL=redis://127.0.0.1:$rp \
+        REDIS_PORT=$rp SECRET=$SECRET TOKEN=$TOKEN exec node "$1" 2>>"$work/$1.log") &
     syspid=$!
     wait_http "http://127.0.0.1:$gp/webhooks/telegram" POST
+    [ "$2" -gt 1 ] || return 0
+    for _ in $(seq 100); do
+        workers=$(pgrep -P "$syspid" | paste -sd, || true)
+        [ "$(echo "$workers" | tr , '\n' | grep -c .)" -ge "$2" ] && return 0
+        sleep 0.1
+    done
+    log "$1: only these workers started: $workers"; return 1
 }
-
-start_bottender() {
-    (cd "$peers" && PORT=$gp API_ROOT=http://127.0.0.1:$ap REDIS_PORT=$rp SECRET=$SECRET \
-        TOKEN=$TOKEN exec node bottender-bot.js 2>>"$work/bottender.log") &
-    syspid=$!
-    wait_http "http://127.0.0.1:$gp/webhooks/telegram" POST
-}
+start_telegraf() { start_node telegraf-bot.js 1; }
+start_bottender() { start_node bottender-bot.js 1; }
+start_telegraf-cluster() { start_node telegraf-bot.js "$CLUSTER_WORKERS"; }
+start_bottender-cluster() { start_node bottender-bot.js "$CLUSTER_WORKERS"; }
 
 needs_redis() {
     case $1 in
@@ -189,15 +201,22 @@ run_one() { # $1: system, $2: round, $3: rate (0: closed loop)
         args=(--rate "$rate" --concurrency "$OPEN_CONC" --duration "$OPEN_S" --messages $((rate * OPEN_S)))
         log "$sys, open loop at $rate/s"
     fi
+    # The processes to watch and their roles: the system's, then its Redis.
+    local pids=$syspid${workers:+,$workers} roles n
+    n=$(echo "$pids" | tr , '\n' | grep -c .)
+    roles=$(printf '"system",%.0s' $(seq "$n"))
+    roles=${roles%,}${redispid:+,\"redis\"}
     json=$(build/bench/loadgen --gateway "127.0.0.1:$gp" --api-port "$ap" --secret "$SECRET" --token "$TOKEN" \
              --texts "$texts" --chats "$CHATS" --warmup "$WARMUP_S" --drain "$DRAIN_S" \
-             --watch "$syspid${redispid:+,$redispid}" "${args[@]}" || true)
+             --watch "$pids${redispid:+,$redispid}" "${args[@]}" || true)
     [ -n "$json" ] || { log "$sys: loadgen printed nothing"; exit 1; }
     # Redis commands over the whole run (warm-up included), by name: calls.
     local cmds='{}'
     [ -n "$rp" ] && cmds=$(redis-cli -p "$rp" info commandstats | tr -d '\r' |
         sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\),.*/"\1":\2/p' | paste -sd, | sed 's/^/{/; s/$/}/')
-    echo "{\"system\":\"$sys\",\"redis\":\"$r\",\"round\":$round,\"loadavg\":\"$(cut -d' ' -f1 /proc/loadavg)\",\"redis_calls\":$cmds,\"result\":$json}" >>"$results"
+    local nw=1
+    case $sys in *-cluster) nw=$CLUSTER_WORKERS ;; esac
+    echo "{\"system\":\"$sys\",\"redis\":\"$r\",\"workers\":$nw,\"watch_roles\":[$roles],\"round\":$round,\"loadavg\":\"$(cut -d' ' -f1 /proc/loadavg)\",\"redis_calls\":$cmds,\"result\":$json}" >>"$results"
     stop_all
 }
 
@@ -228,7 +247,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
     echo "Measured $(date -u '+%Y-%m-%d %H:%M') UTC on $(nproc) cores ($cpu), $(free -g | awk '/Mem:/{print $2}') GB,"
     echo "load average before the run: $load_before; node $(node --version), $(redis-server --version | cut -d' ' -f3 | tr -d v=),"
     echo "peers: $versions. Run time $(( $(date +%s) - t_begin )) s."
-    echo "Command: SYSTEMS=\"$SYSTEMS\" ROUNDS=$ROUNDS CONC=$CONC CLOSED_S=$CLOSED_S OPEN_RATES=\"$OPEN_RATES\" OPEN_S=$OPEN_S OPEN_CONC=$OPEN_CONC WARMUP_S=$WARMUP_S CHATS=$CHATS PEER_REDIS=$PEER_REDIS WS_CONNS=$WS_CONNS bench/compare/run.sh"
+    echo "Command: SYSTEMS=\"$SYSTEMS\" ROUNDS=$ROUNDS CONC=$CONC CLOSED_S=$CLOSED_S OPEN_RATES=\"$OPEN_RATES\" OPEN_S=$OPEN_S OPEN_CONC=$OPEN_CONC WARMUP_S=$WARMUP_S CHATS=$CHATS PEER_REDIS=$PEER_REDIS CLUSTER_WORKERS=$CLUSTER_WORKERS WS_CONNS=$WS_CONNS bench/compare/run.sh"
     echo
     python3 bench/compare/report.py "$results"
 } | tee "$OUT/report.md"

@@ -13,9 +13,19 @@
 // false), the webhook is answered once the session is read, and the handler
 // and the session write finish after that.
 //
-// Environment: PORT, API_ROOT, REDIS_PORT, SECRET, TOKEN, KEYWORDS. Listens
+// Environment: PORT, API_ROOT, REDIS_PORT, SECRET, TOKEN, KEYWORDS, WORKERS
+// (default 1: one process; more: node:cluster workers). Listens
 // on 127.0.0.1 only; bodies over 1 MB are refused.
 'use strict';
+const cluster = require('cluster');
+const workers = Math.min(Math.max(Number(process.env.WORKERS) || 1, 1), 16);
+if (workers > 1 && cluster.isPrimary) {
+  // WORKERS > 1: node:cluster, one process per worker sharing the port, as
+  // one would run a Node bot on a machine with several cores.
+  for (let i = 0; i < workers; i++) cluster.fork();
+  cluster.on('exit', (w, code) => { if (code) console.error('%s: worker %d exited %d', 'bottender-bot', w.process.pid, code); });
+  return;
+}
 const http = require('http');
 const crypto = require('crypto');
 const { TelegramBot, RedisSessionStore } = require('bottender');

@@ -11,9 +11,19 @@
 // second message and which the fake API would not see). Telegraf answers the
 // webhook after the handler (and the session write) have finished.
 //
-// Environment: PORT, API_ROOT, REDIS_URL, SECRET, TOKEN, KEYWORDS. Listens on
+// Environment: PORT, API_ROOT, REDIS_URL, SECRET, TOKEN, KEYWORDS, WORKERS
+// (default 1: one process; more: node:cluster workers). Listens on
 // 127.0.0.1 only.
 'use strict';
+const cluster = require('cluster');
+const workers = Math.min(Math.max(Number(process.env.WORKERS) || 1, 1), 16);
+if (workers > 1 && cluster.isPrimary) {
+  // WORKERS > 1: node:cluster, one process per worker sharing the port, as
+  // one would run a Node bot on a machine with several cores.
+  for (let i = 0; i < workers; i++) cluster.fork();
+  cluster.on('exit', (w, code) => { if (code) console.error('%s: worker %d exited %d', 'telegraf-bot', w.process.pid, code); });
+  return;
+}
 const http = require('http');
 const { Telegraf, session } = require('telegraf');
 const { Redis } = require('@telegraf/session/redis');
