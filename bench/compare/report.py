@@ -198,8 +198,8 @@ def main():
             return median(xs)
         peers = [p for p in closed if p.split(" ")[0] in PEERS]
         if peers:
-            faster = max(peers, key=lambda p: median([r["replies_per_second"] for r in closed[p].values()]))
-            x = ratio_to(faster)
+            # The peer civicgate compares worst with, round by round.
+            x, faster = min((ratio_to(p), p) for p in peers)
             checks.append((f"replies/s ≥ 3× the faster peer ({faster}: {x:.2f}×)", x >= 3))
         if "echo" in closed:
             x = ratio_to("echo")
