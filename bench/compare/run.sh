@@ -3,7 +3,7 @@
 # and with a C echo bot (the ceiling), under the same load, in one run
 # (issue 8, "The comparison"). `make bench-compare` runs it.
 #
-#   bench/compare/run.sh              # everything, about 8-9 minutes
+#   bench/compare/run.sh              # everything: about 8 minutes (+1 for the first npm ci)
 #   SYSTEMS="echo civicgate-aof" ROUNDS=1 OPEN_RATES=1000 bench/compare/run.sh
 #
 # What it does, in order:
