@@ -21,9 +21,22 @@
  *                          (cur, try, due, part) lives in cg:seq:{c:u}, so it
  *                          survives a crash: a claimed reply does not retry
  *                          sooner than due nor resend delivered parts.
+ *          (0 round trips) skipped for a reply marked head = 1 by the
+ *                          pipeline's commit (sent was seq-1 and the session
+ *                          not blocked, checked in the same atomic step that
+ *                          created it) when it comes from XREADGROUP ">",
+ *                          i.e. no consumer has had it before: then no one
+ *                          can have advanced sent past it nor written its
+ *                          retry state, so begin would answer "go, try 0,
+ *                          part 0". Claimed and re-read entries, and a retry
+ *                          of a head reply, go through begin as before. The
+ *                          finish of a reply that never wrote retry state
+ *                          skips its HDEL.
  *   render the connector's requests (or, for webchat, the frame).
  *   send   parts [part, n) in order through libcurl multi on the uv loop
- *          (uv_poll per socket, one uv_timer for curl's timeouts);
+ *          (uv_poll per socket, one uv_timer for curl's timeouts; easy
+ *          handles are reset and reused, connections kept alive in the
+ *          multi handle's cache);
  *          responses capped at RESP_MAX bytes; timeout cfg->outbox_timeout_ms.
  *          After each part but the last, "part" records progress.
  *   classify → finish (1 round trip):
@@ -92,6 +105,8 @@ typedef struct ob_entry {
     uint64_t waiting_since;
     unsigned waits;
     int force;
+    int fresh;                 /* begun by the commit (field head): skip begin once */
+    int state_kept;            /* cur/try/due/part may be in cg:seq for this reply */
     int attempt, part;
     /* sending */
     cg_http_out reqs[CG_MAX_OUT_REQUESTS];
@@ -120,6 +135,7 @@ struct cg_outbox {
     ob_entry *head, *tail;     /* stream order */
     size_t n, active;
     int reading;
+    int read_first;            /* the read in flight is XREADGROUP ">" */
     int woken;                 /* a wake came while a read was in flight */
     uint64_t next_read, next_claim, next_stats, next_keep;
     char claim_cursor[48];
@@ -218,6 +234,7 @@ static ob_entry *entry_parse(cg_outbox *o, const redisReply *x)
     e->created_at = cg_store_field_i64(f, "created_at");
     e->received_at = cg_store_field_i64(f, "received_at");
     e->conv = fnv(e->channel, e->user);
+    e->fresh = strcmp(cg_store_field_str(f, "head", b, sizeof b), "1") == 0;
     return e;
 }
 
@@ -321,10 +338,13 @@ static uint64_t rate_take(cg_outbox *o, const ob_entry *e, uint64_t now)
 /*
  * KEYS: 1 cg:seq:{c:u}  2 cg:sess:{c:u}  3 cg:outbox  4 cg:deadletter
  *       5 cg:ogap:{c:u}
- * ARGV: 1 group  2 entry id  3 seq  4 outcome  5 session TTL, then
- *   retry: 6 try  7 due (ms)  8 part        part: 6 part
- *   ok:    6 pub channel or ""  7 message   gone: -
- *   dead:  6.. dead-letter fields
+ * ARGV: 1 group  2 entry id  3 seq  4 outcome  5 session TTL
+ *       6 "1" when retry state (cur, try, due, part) may be in cg:seq for
+ *         this reply (it went through begin, a retry or a part), else ""
+ *         (a reply begun by the pipeline's commit: nothing to delete), then
+ *   retry: 7 try  8 due (ms)  9 part        part: 7 part
+ *   ok:    7 pub channel or ""  8 message   gone: -
+ *   dead:  7.. dead-letter fields
  * Returns "ok" or "dup" (finished before: acknowledged).
  */
 static cg_store_script finish_script = {
@@ -338,22 +358,22 @@ static cg_store_script finish_script = {
         "end\n"
         "if oc == 'retry' then\n"
         "  if not late then\n"
-        "    redis.call('HSET', KEYS[1], 'cur', ARGV[3], 'try', ARGV[6], 'due', ARGV[7], 'part', ARGV[8])\n"
+        "    redis.call('HSET', KEYS[1], 'cur', ARGV[3], 'try', ARGV[7], 'due', ARGV[8], 'part', ARGV[9])\n"
         "  end\n"
         "  return 'ok'\n"
         "end\n"
         "if oc == 'part' then\n"
-        "  if not late then redis.call('HSET', KEYS[1], 'cur', ARGV[3], 'part', ARGV[6]) end\n"
+        "  if not late then redis.call('HSET', KEYS[1], 'cur', ARGV[3], 'part', ARGV[7]) end\n"
         "  return 'ok'\n"
         "end\n"
         "if oc == 'dead' then\n"
         "  local f = {}\n"
-        "  for i = 6, #ARGV do f[#f + 1] = ARGV[i] end\n"
+        "  for i = 7, #ARGV do f[#f + 1] = ARGV[i] end\n"
         "  redis.call('XADD', KEYS[4], '*', unpack(f))\n"
         "elseif oc == 'gone' then\n"
         "  redis.call('HSET', KEYS[2], 'blocked', '1'); redis.call('EXPIRE', KEYS[2], ARGV[5])\n"
-        "elseif oc == 'ok' and ARGV[6] ~= '' then\n"
-        "  redis.call('PUBLISH', ARGV[6], ARGV[7])\n"
+        "elseif oc == 'ok' and ARGV[7] ~= '' then\n"
+        "  redis.call('PUBLISH', ARGV[7], ARGV[8])\n"
         "end\n"
         "if late then redis.call('SREM', KEYS[5], ARGV[3])\n"
         "else\n"
@@ -362,7 +382,7 @@ static cg_store_script finish_script = {
         "    redis.call('EXPIRE', KEYS[5], ARGV[5])\n"
         "  end\n"
         "  redis.call('HSET', KEYS[1], 'sent', seq)\n"
-        "  redis.call('HDEL', KEYS[1], 'cur', 'try', 'due', 'part')\n"
+        "  if ARGV[6] ~= '' then redis.call('HDEL', KEYS[1], 'cur', 'try', 'due', 'part') end\n"
         "end\n"
         "redis.call('XACK', KEYS[3], ARGV[1], ARGV[2])\n"
         "return 'ok'\n",
@@ -423,6 +443,8 @@ static void finish(ob_entry *e, const char *outcome, const char *const *extra, s
     snprintf(ttl, sizeof ttl, "%d", cfg->session_ttl_s > 0 ? cfg->session_ttl_s : 2592000);
     av[n++] = k1; av[n++] = k2; av[n++] = CG_K_OUTBOX; av[n++] = CG_K_DEADLETTER; av[n++] = k5;
     av[n++] = CG_G_OUTBOX; av[n++] = e->id; av[n++] = seq; av[n++] = outcome; av[n++] = ttl;
+    av[n++] = e->state_kept || !terminal ? "1" : "";
+    if (!terminal) e->state_kept = 1;
     for (size_t i = 0; i < nextra && n < sizeof av / sizeof *av; i++) av[n++] = extra[i];
     e->state = OB_FINISH;
     if (cg_store_eval(o->store, &finish_script, 5, (int)n, av, NULL, finish_reply, f) != 0)
@@ -527,8 +549,9 @@ static void record_part(ob_entry *e)
     snprintf(seq, sizeof seq, "%lld", e->seq);
     snprintf(part, sizeof part, "%d", e->part);
     const char *av[] = { k1, k2, CG_K_OUTBOX, CG_K_DEADLETTER, k5, CG_G_OUTBOX, e->id, seq, "part",
-                         ttl, part };
-    if (cg_store_eval(o->store, &finish_script, 5, 11, av, NULL, progress_reply, o) == 0)
+                         ttl, "1", part };
+    e->state_kept = 1;
+    if (cg_store_eval(o->store, &finish_script, 5, 12, av, NULL, progress_reply, o) == 0)
         o->inflight++;
 }
 
@@ -902,6 +925,7 @@ static void begin(ob_entry *e)
     snprintf(seq, sizeof seq, "%lld", e->seq);
     const char *av[] = { k1, k2, CG_K_OUTBOX, k4, CG_G_OUTBOX, e->id, seq, e->force ? "force" : "" };
     e->state = OB_BEGIN;
+    e->state_kept = 1;
     o->active++;
     if (cg_store_eval(o->store, &begin_script, 4, 8, av, NULL, begin_reply, e) != 0) {
         e->state = OB_QUEUED;
@@ -922,7 +946,9 @@ static void ack_reply(cg_store *s, redisReply *r, void *ud)
     settle(o);
 }
 
-static void add_entries(cg_outbox *o, const redisReply *arr)
+/* first: the entries come from XREADGROUP ">" (never delivered before);
+ * only those may skip begin (see the top of the file). */
+static void add_entries(cg_outbox *o, const redisReply *arr, int first)
 {
     if (!arr || arr->type != REDIS_REPLY_ARRAY) return;
     for (size_t i = 0; i < arr->elements; i++) {
@@ -932,6 +958,7 @@ static void add_entries(cg_outbox *o, const redisReply *arr)
             continue;
         ob_entry *e = entry_parse(o, x);
         if (!e) continue;
+        if (!first) e->fresh = 0;
         if (e->seq <= 0 || !e->channel[0] || !e->user[0]) {
             /* deleted from the stream, or not written by our pipeline */
             const char *av[] = { "XACK", CG_K_OUTBOX, CG_G_OUTBOX, e->id };
@@ -957,7 +984,8 @@ static void read_reply(cg_store *s, redisReply *r, void *ud)
     } else if (r && r->type == REDIS_REPLY_ARRAY) {
         for (size_t i = 0; i < r->elements; i++) {
             const redisReply *st = r->element[i];
-            if (st->type == REDIS_REPLY_ARRAY && st->elements == 2) add_entries(o, st->element[1]);
+            if (st->type == REDIS_REPLY_ARRAY && st->elements == 2)
+                add_entries(o, st->element[1], o->read_first);
         }
     }
     uint64_t now = uv_now(o->gw->loop);
@@ -972,6 +1000,7 @@ static void read_more(cg_outbox *o, const char *from, const char *count)
                          "STREAMS", CG_K_OUTBOX, from };
     if (cg_store_cmd(o->store, read_reply, o, 9, av, NULL) == 0) {
         o->reading = 1;
+        o->read_first = strcmp(from, ">") == 0;
         o->inflight++;
     } else {
         o->next_read = uv_now(o->gw->loop) + POLL_IDLE_MS;
@@ -987,7 +1016,7 @@ static void claim_reply(cg_store *s, redisReply *r, void *ud)
         r->element[0]->type == REDIS_REPLY_STRING && r->element[0]->len < sizeof o->claim_cursor) {
         memcpy(o->claim_cursor, r->element[0]->str, r->element[0]->len + 1);
         size_t before = o->n;
-        add_entries(o, r->element[1]);
+        add_entries(o, r->element[1], 0);
         if (o->n > before) {
             char n[24];
             snprintf(n, sizeof n, "%zu", o->n - before);
@@ -1077,6 +1106,13 @@ static void pump(cg_outbox *o)
         uint64_t w = rate_take(o, e, now);
         if (w) {
             e->not_before = now + w;
+            continue;
+        }
+        if (e->fresh) {        /* the commit did begin's work: send now */
+            e->fresh = 0;
+            e->state = OB_BEGIN;
+            o->active++;
+            start_send(e);
             continue;
         }
         begin(e);

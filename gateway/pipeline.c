@@ -347,7 +347,10 @@ static void entry_failed(cg_pipeline *p, pl_entry *e)
  *   del                      delete session and transcript (keeps cg:seq)
  *   hset  f v ...            session fields (+ EXPIRE)
  *   conv  f v ...            a transcript entry (MAXLEN ~, + EXPIRE)
- *   out   f v ...            an outbox entry; gets the next out seq
+ *   out   f v ...            an outbox entry; gets the next out seq, and
+ *                            head = 1 when it is next to deliver (sent = seq-1)
+ *                            and the session is not blocked: the outbox's
+ *                            begin check, done here (see outbox.c)
  *   zadd  score member       escalation (ZADD NX)
  *   pub   channel message    PUBLISH
  *   flow  f v ...            a finished flow's answers (XADD cg:flows MAXLEN ~)
@@ -358,8 +361,9 @@ static void entry_failed(cg_pipeline *p, pl_entry *e)
 static cg_store_script commit_script = {
     .name = "commit",
     .src =
-        "local c = redis.call('HMGET', KEYS[1], 'done', 'out')\n"
+        "local c = redis.call('HMGET', KEYS[1], 'done', 'out', 'sent')\n"
         "local done, out = tonumber(c[1] or '0'), tonumber(c[2] or '0')\n"
+        "local sent = tonumber(c[3] or '0')\n"
         "local seq, late, conv, hs = tonumber(ARGV[3]), false, false, {}\n"
         "if seq <= done then\n"
         "  if redis.call('SREM', KEYS[7], ARGV[3]) == 1 then late = true\n"
@@ -384,6 +388,9 @@ static cg_store_script commit_script = {
         "    out = out + 1\n"
         "    hs[#hs + 1] = 'out'; hs[#hs + 1] = tostring(out)\n"
         "    a[#a + 1] = 'seq'; a[#a + 1] = tostring(out)\n"
+        "    if out == sent + 1 and not late and redis.call('HGET', KEYS[2], 'blocked') ~= '1' then\n"
+        "      a[#a + 1] = 'head'; a[#a + 1] = '1'\n"
+        "    end\n"
         "    redis.call('XADD', KEYS[4], '*', unpack(a))\n"
         "  elseif op == 'zadd' then redis.call('ZADD', KEYS[6], 'NX', a[1], a[2])\n"
         "  elseif op == 'pub' then redis.call('PUBLISH', a[1], a[2])\n"
