@@ -15,7 +15,8 @@
  * A request's state lives in lws's per-session data (http_pss), which lws
  * zeroes for every transaction. The response is always written from
  * LWS_CALLBACK_HTTP_WRITEABLE: respond() stores it and asks for a writeable
- * callback; the headers go in one callback, the body in the following ones.
+ * callback; the headers go in one callback, the body in the following ones
+ * (a small body goes with the headers, in one write).
  * A webhook waiting for Redis holds an http_pending that the store callback
  * owns: if the connection closes first, the pending's wsi is set to NULL and
  * the callback just frees it (never touch a wsi after its close).
@@ -195,9 +196,24 @@ static int write_response(struct lws *wsi, cg_http *h, http_pss *pss)
             add_hdr(wsi, "cache-control:", "no-store", &p, end) ||
             add_security_headers(wsi, h, pss->page, &p, end) ||
             (pss->close_after && add_hdr(wsi, "connection:", "close", &p, end)) ||
-            (pss->location[0] && add_hdr(wsi, "location:", pss->location, &p, end)) ||
-            lws_finalize_write_http_header(wsi, start, &p, end))
+            (pss->location[0] && add_hdr(wsi, "location:", pss->location, &p, end)))
             return -1;
+        if (pss->resp_len && pss->resp_len < (size_t)(end - p) - 2) {
+            /* a small body (a webhook's answer) goes out with the headers in
+             * one write: a second writeable callback cost a send() and two
+             * poll restarts (four epoll_ctl) per request. HTTP/1 only (no
+             * TLS here): the bytes go out as they are, and lws buffers what
+             * the socket does not take. */
+            if (lws_finalize_http_header(wsi, &p, end)) return -1;
+            memcpy(p, pss->resp + LWS_PRE, pss->resp_len);
+            p += pss->resp_len;
+            if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) != (int)(p - start))
+                return -1;
+            pss->resp_off = pss->resp_len;
+            pss->resp_state = RESP_BODY;
+            goto done;
+        }
+        if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
         pss->resp_state = RESP_BODY;
         if (pss->resp_len) {
             lws_callback_on_writable(wsi);
@@ -218,6 +234,7 @@ static int write_response(struct lws *wsi, cg_http *h, http_pss *pss)
     } else {
         return 0;
     }
+done:;
     int status = pss->status, close_after = pss->close_after;
     request_done(h, pss, status);
     pss_release(h, pss);
