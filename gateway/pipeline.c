@@ -28,6 +28,10 @@
  * blocked, agent) → cg_dialog_turn (pure, in process) → commit (1 round
  * trip: the "commit" script writes the session, the transcript, the outbox
  * entry, the escalation, a finished flow's answers (cg:flows), and XACKs).
+ * The commit also does the outbox's sequence check for the reply it queues:
+ * when the reply is next to deliver (cg:seq sent == its out seq - 1) and the
+ * session is not blocked, the outbox entry gets head = 1 and the outbox
+ * sends it without its "begin" round trip (outbox.c says when that holds).
  * A crash before the commit leaves the entry pending: it is processed again
  * (at-least-once); after the commit it is a duplicate and only acknowledged.
  *
