@@ -437,8 +437,8 @@ static void finish(ob_entry *e, const char *outcome, const char *const *extra, s
         cg_store_key(k2, sizeof k2, "sess", e->channel, e->user) ||
         cg_store_key(k5, sizeof k5, "ogap", e->channel, e->user))
         goto fail;
-    snprintf(seq, sizeof seq, "%lld", e->seq);
-    snprintf(ttl, sizeof ttl, "%d", cfg->session_ttl_s > 0 ? cfg->session_ttl_s : 2592000);
+    cg_store_fmt_ll(seq, e->seq);
+    cg_store_fmt_ll(ttl, cfg->session_ttl_s > 0 ? cfg->session_ttl_s : 2592000);
     av[n++] = k1; av[n++] = k2; av[n++] = CG_K_OUTBOX; av[n++] = CG_K_DEADLETTER; av[n++] = k5;
     av[n++] = CG_G_OUTBOX; av[n++] = e->id; av[n++] = seq; av[n++] = outcome; av[n++] = ttl;
     av[n++] = e->state_kept || !terminal ? "1" : "";

@@ -450,8 +450,8 @@ static void av_add(argv_b *a, const char *s) { av_addn(a, s ? s : "", s ? strlen
 
 static void av_addi(argv_b *a, long long v)
 {
-    char b[32];
-    snprintf(b, sizeof b, "%lld", v);
+    char b[CG_STORE_NUM_MAX];
+    cg_store_fmt_ll(b, v);
     av_add(a, b);
 }
 
@@ -480,8 +480,8 @@ static int op_begin(argv_b *a, const char *name)
 static void op_end(argv_b *a, int at)
 {
     if (a->oom) return;
-    char b[8];
-    int k = snprintf(b, sizeof b, "%d", a->n - at - 1);
+    char b[CG_STORE_NUM_MAX];
+    int k = cg_store_fmt_ll(b, a->n - at - 1);
     if (k < 1 || k > 3) {
         a->oom = 1;
         return;
@@ -583,7 +583,7 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
     int have_out = 0;
     char ref[32], now_s[32], b[64];
     int64_t now = cg_store_now_ms();
-    snprintf(now_s, sizeof now_s, "%lld", (long long)now);
+    cg_store_fmt_ll(now_s, (long long)now);
     memset(&out, 0, sizeof out);
 
     static const char *const kinds[] = { "seq", "sess", "conv", NULL, NULL, NULL, "gap" };
@@ -607,7 +607,7 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
     av_add(&a, e->force ? "force" : "");
 
     int op;
-    snprintf(b, sizeof b, "%lld", (long long)(e->received_at ? e->received_at : now));
+    cg_store_fmt_ll(b, (long long)(e->received_at ? e->received_at : now));
     /* the citizen's side of the transcript */
     int citizen = m->kind != CG_MSG_STATUS && m->kind != CG_MSG_BLOCKED &&
                   m->kind != CG_MSG_UNBLOCKED;
@@ -862,7 +862,7 @@ static void process(cg_pipeline *p, pl_entry *e)
         entry_free(e);
         return;
     }
-    snprintf(seq, sizeof seq, "%lld", e->seq);
+    cg_store_fmt_ll(seq, e->seq);
     const char *av[] = { k1, k2, k3, seq };
     p->active[p->nactive++] = e;
     if (cg_store_eval(p->store, &load_script, 3, 4, av, NULL, load_reply, e) != 0) {
