@@ -270,6 +270,8 @@ static const cfg_key cfg_keys[] = {
     {"retention.transcripts_s", T_INT, F(transcript_ttl_s), 60, 3650 * DAY, NULL},
     {"retention.transcript_max_entries", T_INT, F(transcript_max), 1, 100000, NULL},
     {"retention.dedupe_s", T_INT, F(dedupe_ttl_s), 60, 30 * DAY, NULL},
+    {"retention.audit_s", T_INT, F(audit_ttl_s), 3600, 3650 * DAY, NULL},
+    {"retention.analytics_s", T_INT, F(analytics_ttl_s), 3600, 3650 * DAY, NULL},
     {"outbox.max_attempts", T_INT, F(outbox_max_attempts), 1, 100, NULL},
     {"outbox.timeout_ms", T_INT, F(outbox_timeout_ms), 100, 120000, NULL},
     {"shutdown_grace_ms", T_INT, F(shutdown_grace_ms), 0, 600000, NULL},
@@ -371,6 +373,8 @@ void cg_config_defaults(cg_config *c)
     c->transcript_ttl_s = 90 * DAY;
     c->transcript_max = 500;
     c->dedupe_ttl_s = 2 * DAY;
+    c->audit_ttl_s = 365 * DAY;
+    c->analytics_ttl_s = 180 * DAY;
     c->outbox_max_attempts = 8;
     c->outbox_timeout_ms = 10000;
     c->shutdown_grace_ms = 5000;

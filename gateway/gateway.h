@@ -7,6 +7,8 @@
  *   store.c     hiredis async on the loop: every Redis command
  *   pipeline.c  inbox stream → dialog → transcript + outbox stream
  *   outbox.c    outbox stream → connector.render → libcurl multi → classify
+ *   agents.c    hand-off queue, agents' console (WebSocket + API)
+ *   api.c       the JSON API's routes (api.h); admin.c the admins' part
  *   serve.c     start-up, signals, intent reloads, graceful stop
  * Everything here is touched only on the loop thread, except the intent
  * snapshot, which a pool thread builds and the loop thread swaps in.
@@ -23,6 +25,7 @@ typedef struct cg_store cg_store;
 typedef struct cg_http cg_http;
 typedef struct cg_pipeline cg_pipeline;
 typedef struct cg_outbox cg_outbox;
+typedef struct cg_agents cg_agents;
 
 typedef struct cg_gateway {
     uv_loop_t *loop;
@@ -33,6 +36,7 @@ typedef struct cg_gateway {
     cg_http *http;
     cg_pipeline *pipeline;
     cg_outbox *outbox;
+    cg_agents *agents;          /* agents.h: the hand-off queue and the console */
     int stopping;
 } cg_gateway;
 

@@ -10,6 +10,9 @@
  *   GET  /healthz /readyz /metrics
  *   GET  /chat/ and /agent/      static files from www.dir (flat, whitelisted)
  *   GET  /chat/ws                web-chat WebSocket (http_webchat.c)
+ *   GET  /agent/ws               agents' console WebSocket (agents module)
+ *   *    /api/v1/...             the JSON API: api.h finds the route, the
+ *                                owning module answers (cg_api_respond)
  * Anything else: 404 JSON; a known path with another method: 405.
  *
  * A request's state lives in lws's per-session data (http_pss), which lws
@@ -25,7 +28,8 @@
  * cg_http_inflight(), cg_http_free(), and cg_http_final() once uv_run()
  * returned (lws on a foreign loop finishes its destruction in a second call).
  *
- * Extending: a route is a branch in route_request(); a static file type a row
+ * Extending: an API route is a row in its module's table (api.h); another
+ * route is a branch in route_request(); a static file type a row
  * in static_types[]; a webhook header a row in hdr_table[].
  */
 #include "http_internal.h"
@@ -38,6 +42,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "agents.h"
+#include "api.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -48,7 +54,7 @@
 #define HTTP_MAX_HEADER_DATA 8192   /* lws header storage per connection */
 #define HTTP_TIMEOUT_S  30          /* lws: idle and pending timeouts */
 
-enum { ROUTE_NONE = 0, ROUTE_WEBHOOK, ROUTE_REJECTED, ROUTE_STATIC };
+enum { ROUTE_NONE = 0, ROUTE_WEBHOOK, ROUTE_REJECTED, ROUTE_STATIC, ROUTE_API };
 enum { RESP_NONE = 0, RESP_HEADERS, RESP_BODY };
 
 typedef struct http_pending {
@@ -56,6 +62,13 @@ typedef struct http_pending {
     size_t n;                    /* messages handed to the store */
     char channel[CG_CHANNEL_MAX];
 } http_pending;
+
+struct cg_api_call {
+    struct lws *wsi;             /* NULL once the connection closed */
+    cg_api_done_fn done;         /* detached calls (cg_api_call_new) */
+    void *ud;
+    int detached;
+};
 
 typedef struct http_pss {
     int counted;                 /* counted in h->inflight */
@@ -70,6 +83,13 @@ typedef struct http_pss {
     cg_header hdrs[CG_HTTP_MAX_HEADERS]; size_t nhdrs;
     unsigned char *body; size_t body_len, body_cap, limit;
     http_pending *pending;
+    /* API (ROUTE_API) */
+    const cg_api_route *api;
+    cg_api_call *call;           /* the handler's until it answers */
+    char segs[CG_API_MAX_PARAMS][CG_API_PARAM_MAX];
+    const char *params[CG_API_MAX_PARAMS]; size_t nparams;
+    char auth[600];
+    char ctype_in[128];
     /* response */
     int resp_state;
     int status;
@@ -109,6 +129,10 @@ static void pss_release(cg_http *h, http_pss *pss)
     if (pss->pending) {           /* the store callback frees it */
         pss->pending->wsi = NULL;
         pss->pending = NULL;
+    }
+    if (pss->call) {              /* the API handler frees it when it answers */
+        pss->call->wsi = NULL;
+        pss->call = NULL;
     }
     if (pss->counted) {
         pss->counted = 0;
@@ -474,6 +498,75 @@ static int serve_static(struct lws *wsi, cg_http *h, http_pss *pss, const char *
     return 0;
 }
 
+/* ---- request bodies ----------------------------------------------------- */
+
+/* Check Content-Length against limit (required when need_length) and make
+ * room for the body. Returns 1: no body, process now; 2: the body follows
+ * (LWS_CALLBACK_HTTP_BODY); 0: refused and answered (close after); -1: hang
+ * up. */
+static int body_begin(struct lws *wsi, http_pss *pss, size_t limit, int need_length)
+{
+    char cl[32];
+    int cll = lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    if (cll <= 0) {
+        if (!need_length) return 1;
+        pss->close_after = 1;
+        respond_error(wsi, pss, 411, "Content-Length required");
+        return 0;
+    }
+    char *endp;
+    errno = 0;
+    unsigned long long len = strtoull(cl, &endp, 10);
+    if (errno || *endp || cl[0] == '-') {
+        pss->close_after = 1;
+        respond_error(wsi, pss, 400, "bad Content-Length");
+        return 0;
+    }
+    if (len > limit) {
+        pss->close_after = 1;
+        if (pss->conn)
+            cg_log(CG_LOG_WARN, "webhook_rejected", "channel", pss->conn->name, "reason", "payload too large", NULL);
+        respond_error(wsi, pss, 413, "payload too large");
+        return 0;
+    }
+    if (len == 0) return 1;
+    /* lws does not answer Expect: 100-continue; do it here, before the
+     * body, so that such clients need not wait (the status line is raw
+     * bytes on the wire; the response headers come later as usual) */
+    char expect[32];
+    if (lws_hdr_copy(wsi, expect, sizeof expect, WSI_TOKEN_HTTP_EXPECT) > 0 && !strcasecmp(expect, "100-continue")) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        unsigned char buf[LWS_PRE + sizeof cont];
+        memcpy(buf + LWS_PRE, cont, sizeof cont - 1);
+        if (lws_write(wsi, buf + LWS_PRE, sizeof cont - 1, LWS_WRITE_HTTP) != (int)(sizeof cont - 1)) return -1;
+    }
+    pss->body = malloc((size_t)len + 1);   /* + NUL for the API's handlers */
+    if (!pss->body) {
+        pss->close_after = 1;
+        respond_error(wsi, pss, 500, "out of memory");
+        return 0;
+    }
+    pss->body_cap = (size_t)len;
+    pss->limit = limit;
+    return 2;
+}
+
+/* A chunk of the body (LWS_CALLBACK_HTTP_BODY). */
+static int body_chunk(struct lws *wsi, http_pss *pss, const void *in, size_t len)
+{
+    if (pss->route != ROUTE_WEBHOOK && pss->route != ROUTE_API) return 0;   /* already answered: drain */
+    if (pss->resp_state != RESP_NONE) return 0;
+    if (!pss->body || pss->body_len + len > pss->body_cap || pss->body_len + len > pss->limit) {
+        if (pss->route == ROUTE_WEBHOOK) pss->route = ROUTE_REJECTED;
+        pss->close_after = 1;
+        respond_error(wsi, pss, 413, "payload too large");
+        return 0;
+    }
+    memcpy(pss->body + pss->body_len, in, len);
+    pss->body_len += len;
+    return 0;
+}
+
 /* ---- webhooks ----------------------------------------------------------- */
 
 static void webhook_stored(cg_err result, void *ud)
@@ -570,66 +663,13 @@ static int webhook_begin(struct lws *wsi, cg_http *h, http_pss *pss)
         respond_error(wsi, pss, 414, "query too long");
         return 0;
     }
-    char cl[32];
-    int cll = lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH);
-    if (cll <= 0) {
+    int rc = body_begin(wsi, pss, limit, 1);
+    if (rc < 0) return -1;
+    if (rc == 0) {
         pss->route = ROUTE_REJECTED;
-        pss->close_after = 1;
-        respond_error(wsi, pss, 411, "Content-Length required");
         return 0;
     }
-    char *endp;
-    errno = 0;
-    unsigned long long len = strtoull(cl, &endp, 10);
-    if (errno || *endp || cl[0] == '-') {
-        pss->route = ROUTE_REJECTED;
-        pss->close_after = 1;
-        respond_error(wsi, pss, 400, "bad Content-Length");
-        return 0;
-    }
-    if (len > limit) {
-        pss->route = ROUTE_REJECTED;
-        pss->close_after = 1;
-        cg_log(CG_LOG_WARN, "webhook_rejected", "channel", pss->conn->name, "reason", "payload too large", NULL);
-        respond_error(wsi, pss, 413, "payload too large");
-        return 0;
-    }
-    if (len == 0) {
-        webhook_process(wsi, h, pss);
-        return 0;
-    }
-    /* lws does not answer Expect: 100-continue; do it here, before the
-     * body, so that such clients need not wait (the status line is raw
-     * bytes on the wire; the response headers come later as usual) */
-    char expect[32];
-    if (lws_hdr_copy(wsi, expect, sizeof expect, WSI_TOKEN_HTTP_EXPECT) > 0 && !strcasecmp(expect, "100-continue")) {
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        unsigned char buf[LWS_PRE + sizeof cont];
-        memcpy(buf + LWS_PRE, cont, sizeof cont - 1);
-        if (lws_write(wsi, buf + LWS_PRE, sizeof cont - 1, LWS_WRITE_HTTP) != (int)(sizeof cont - 1)) return -1;
-    }
-    pss->body = malloc((size_t)len);
-    if (!pss->body) {
-        pss->route = ROUTE_REJECTED;
-        pss->close_after = 1;
-        respond_error(wsi, pss, 500, "out of memory");
-        return 0;
-    }
-    pss->body_cap = (size_t)len;
-    return 0;
-}
-
-static int webhook_body(struct lws *wsi, http_pss *pss, const void *in, size_t len)
-{
-    if (pss->route != ROUTE_WEBHOOK) return 0;   /* already answered: drain */
-    if (pss->body_len + len > pss->body_cap || pss->body_len + len > pss->limit) {
-        pss->route = ROUTE_REJECTED;
-        pss->close_after = 1;
-        respond_error(wsi, pss, 413, "payload too large");
-        return 0;
-    }
-    memcpy(pss->body + pss->body_len, in, len);
-    pss->body_len += len;
+    if (rc == 1) webhook_process(wsi, h, pss);
     return 0;
 }
 
@@ -659,6 +699,126 @@ static void route_handshake(struct lws *wsi, http_pss *pss)
     if (resp.body_len > sizeof resp.body) resp.body_len = sizeof resp.body;
     respond(wsi, pss, resp.status ? resp.status : 200, resp.content_type[0] ? resp.content_type : "text/plain",
             resp.body, resp.body_len);
+}
+
+/* ---- the JSON API (api.h) ----------------------------------------------- */
+
+void cg_api_respond(cg_api_call *call, int status, const char *content_type, const char *body, size_t len)
+{
+    if (!call) return;
+    if (call->detached) {
+        if (call->done) call->done(call->ud, status, content_type ? content_type : "application/json",
+                                   body ? body : "", body ? len : 0);
+    } else if (call->wsi) {
+        http_pss *pss = lws_wsi_user(call->wsi);
+        pss->call = NULL;
+        respond(call->wsi, pss, status, content_type ? content_type : "application/json", body ? body : "",
+                body ? len : 0);
+    }
+    free(call);
+}
+
+void cg_api_json(cg_api_call *call, int status, cJSON *obj)
+{
+    char *s = obj ? cJSON_PrintUnformatted(obj) : NULL;
+    cJSON_Delete(obj);
+    if (!s) {
+        cg_api_error(call, 500, "out of memory");
+        return;
+    }
+    cg_api_respond(call, status, "application/json", s, strlen(s));
+    free(s);
+}
+
+void cg_api_error(cg_api_call *call, int status, const char *msg)
+{
+    char buf[512];
+    cJSON *o = cJSON_CreateObject();
+    char *s = NULL;
+    if (o && cJSON_AddStringToObject(o, "error", msg ? msg : "error")) s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    int n = snprintf(buf, sizeof buf, "%s", s ? s : "{\"error\":\"out of memory\"}");
+    free(s);
+    cg_api_respond(call, s ? status : 500, "application/json", buf, n > 0 && (size_t)n < sizeof buf ? (size_t)n : 0);
+}
+
+int cg_api_alive(const cg_api_call *call)
+{
+    return call && (call->detached ? call->done != NULL : call->wsi != NULL);
+}
+
+cg_api_call *cg_api_call_new(cg_api_done_fn done, void *ud)
+{
+    cg_api_call *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->detached = 1;
+    c->done = done;
+    c->ud = ud;
+    return c;
+}
+
+void cg_api_call_cancel(cg_api_call *call)
+{
+    if (call) call->done = NULL;
+}
+
+/* The request is complete (no body, or all of it): hand it to the route. */
+static void api_dispatch(struct lws *wsi, cg_http *h, http_pss *pss)
+{
+    cg_api_call *call = calloc(1, sizeof *call);
+    if (!call) {
+        respond_error(wsi, pss, 500, "out of memory");
+        return;
+    }
+    call->wsi = wsi;
+    pss->call = call;
+    char peer[64] = "";
+    lws_get_peer_simple(wsi, peer, sizeof peer);
+    if (pss->body) pss->body[pss->body_len] = '\0';
+    cg_api_req req = {
+        .gw = h->gw,
+        .method = pss->method,
+        .path = pss->path,
+        .nparams = pss->nparams,
+        .query = pss->query,
+        .authorization = pss->auth,
+        .peer = peer,
+        .content_type = pss->ctype_in,
+        .body = pss->body ? (const char *)pss->body : "",
+        .body_len = pss->body_len,
+    };
+    for (size_t i = 0; i < pss->nparams; i++) req.params[i] = pss->params[i];
+    lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, HTTP_TIMEOUT_S);
+    pss->api->fn(&req, call);   /* may answer at once (then pss->call is NULL) */
+}
+
+/* Start of a request under /api/v1/. Returns the callback's return value. */
+static int api_begin(struct lws *wsi, cg_http *h, http_pss *pss)
+{
+    int st = cg_api_match(pss->method, pss->path, &pss->api, pss->segs, pss->params, &pss->nparams);
+    if (st != 200) {
+        respond_error(wsi, pss, st, st == 405 ? "method not allowed" : "not found");
+        return 0;
+    }
+    pss->route = ROUTE_API;
+    if (gather_query(wsi, pss) < 0) {
+        pss->close_after = 1;
+        respond_error(wsi, pss, 414, "query too long");
+        return 0;
+    }
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) >= (int)sizeof pss->auth) {
+        pss->close_after = 1;
+        respond_error(wsi, pss, 431, "Authorization header too long");
+        return 0;
+    }
+    if (lws_hdr_copy(wsi, pss->auth, sizeof pss->auth, WSI_TOKEN_HTTP_AUTHORIZATION) < 0) pss->auth[0] = '\0';
+    if (lws_hdr_copy(wsi, pss->ctype_in, sizeof pss->ctype_in, WSI_TOKEN_HTTP_CONTENT_TYPE) < 0)
+        pss->ctype_in[0] = '\0';
+    int body = !strcmp(pss->method, "POST") || !strcmp(pss->method, "PUT") || !strcmp(pss->method, "PATCH");
+    int rc = body_begin(wsi, pss, CG_API_MAX_BODY, body);
+    if (rc < 0) return -1;
+    if (rc == 1) api_dispatch(wsi, h, pss);
+    return 0;
 }
 
 /* ---- routing ------------------------------------------------------------ */
@@ -696,6 +856,7 @@ static int route_request(struct lws *wsi, cg_http *h, http_pss *pss, const char 
     snprintf(pss->path, sizeof pss->path, "%s", uri);
     int get = m == LWSHUMETH_GET, post = m == LWSHUMETH_POST;
 
+    if (!strncmp(uri, CG_API_PREFIX, sizeof CG_API_PREFIX - 1)) return api_begin(wsi, h, pss);
     if (!strncmp(uri, "/webhooks/", 10)) {
         const char *name = uri + 10;
         pss->conn = cg_connector_find(name);
@@ -765,9 +926,11 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
         h = http_of(wsi);
         return route_request(wsi, h, pss, in ? (const char *)in : "/");
     case LWS_CALLBACK_HTTP_BODY:
-        return webhook_body(wsi, pss, in, len);
+        return body_chunk(wsi, pss, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (pss->resp_state != RESP_NONE) return 0;
         if (pss->route == ROUTE_WEBHOOK) webhook_process(wsi, http_of(wsi), pss);
+        else if (pss->route == ROUTE_API) api_dispatch(wsi, http_of(wsi), pss);
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         if (!pss) return 0;
@@ -779,8 +942,14 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
             pss_release(h, pss);
         }
         return lws_http_transaction_completed(wsi) ? -1 : 0;
-    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        return http_wc_confirm_upgrade(http_of(wsi), wsi, in);
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
+        char uri[16];
+        h = http_of(wsi);
+        if (in && !strcasecmp(in, "websocket") && lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) > 0 &&
+            !strcmp(uri, "/agent/ws"))
+            return cg_agents_ws_confirm_upgrade(h->gw, wsi, !h->accepting);
+        return http_wc_confirm_upgrade(h, wsi, in);
+    }
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         if (pss) pss_release(http_of(wsi), pss);
@@ -805,7 +974,7 @@ static void lws_log_emit(int level, const char *line)
 
 static const struct lws_protocols *http_protocols(void)
 {
-    static struct lws_protocols p[3];
+    static struct lws_protocols p[4];
     if (!p[0].name) {
         p[0].name = "http";
         p[0].callback = callback_http;
@@ -814,6 +983,10 @@ static const struct lws_protocols *http_protocols(void)
         p[1].callback = http_wc_callback;
         p[1].per_session_data_size = http_wc_pss_size();
         p[1].rx_buffer_size = 4096;
+        p[2].name = CG_AGENTS_WS_PROTOCOL;
+        p[2].callback = cg_agents_ws_callback;
+        p[2].per_session_data_size = cg_agents_ws_pss_size();
+        p[2].rx_buffer_size = 4096;
     }
     return p;
 }
@@ -891,6 +1064,7 @@ void cg_http_stop_accepting(cg_http *h)
     /* web-chat sockets close with 1001 "going away": clients reconnect to
      * another instance and get their history there */
     lws_callback_on_writable_all_protocol(h->ctx, &http_protocols()[1]);
+    lws_callback_on_writable_all_protocol(h->ctx, &http_protocols()[2]);   /* agents: same */
 }
 
 size_t cg_http_inflight(const cg_http *h)

@@ -5,7 +5,7 @@
  *   arguments → config (exit 2 on error, message names the key) → logging →
  *   intent table (exit 1 with its diagnostics when invalid) → instance name →
  *   libcurl → uv loop → store (Redis, async, reconnecting) → HTTP server
- *   (exit 1 when it cannot listen) → pipeline → outbox → signal handlers →
+ *   (exit 1 when it cannot listen) → pipeline → outbox → agents → signal handlers →
  *   "listening" logged → uv_run.
  *
  * SIGHUP: the intent directory is loaded again on the libuv thread pool
@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "gateway.h"
+#include "agents.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -196,6 +197,7 @@ static void part_stopped(void *ud)
     if (--s->stops_pending > 0) return;
     s->gw.pipeline = NULL;
     s->gw.outbox = NULL;
+    s->gw.agents = NULL;
     if (s->gw.store) cg_store_close(s->gw.store, store_closed, s);
     else store_closed(s);
 }
@@ -227,6 +229,10 @@ static void stop_begin(serve *s, const char *why)
     if (s->gw.outbox) {
         s->stops_pending++;
         cg_outbox_stop(s->gw.outbox, part_stopped, s);
+    }
+    if (s->gw.agents) {
+        s->stops_pending++;
+        cg_agents_stop(s->gw.agents, part_stopped, s);
     }
     part_stopped(s);
 }
@@ -381,8 +387,9 @@ int cg_serve_main(int argc, char **argv)
         } else {
             gw->pipeline = cg_pipeline_start(gw);
             gw->outbox = cg_outbox_start(gw);
-            if (!gw->pipeline || !gw->outbox) {
-                cg_log(CG_LOG_ERROR, "start_failed", "reason", "cannot start the pipeline or the outbox", NULL);
+            gw->agents = gw->pipeline && gw->outbox ? cg_agents_start(gw) : NULL;
+            if (!gw->pipeline || !gw->outbox || !gw->agents) {
+                cg_log(CG_LOG_ERROR, "start_failed", "reason", "cannot start the pipeline, the outbox or the agents' module", NULL);
                 s->exit_code = 1;
                 stop_begin(s, "start failure");
             } else {
