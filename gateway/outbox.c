@@ -52,7 +52,8 @@
  *   webchat: no HTTP: PUBLISH cg:webchat {"user","frame"} and finish OK in
  *   the same script.
  * Windows (gateway/window.c): before sending a WhatsApp or Messenger reply,
- * the begin script's session times (last_in, reengaged_at) decide: send;
+ * the begin script's session times (last_in, reengaged_at; for a head reply
+ * sent without begin, its received_at, see above) decide: send;
  * Messenger's HUMAN_AGENT tag (reply.window_closed); WhatsApp's re-engagement
  * template, sent in place of the reply, then "hold"; hold without a template
  * (one already went out, or none is configured); or refuse (dead letter).
