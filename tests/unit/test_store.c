@@ -1028,7 +1028,7 @@ static void test_outbox(void **state)
         freeReplyObject(cmd("XCLAIM cg:outbox outbox dead-2 0 %s IDLE 600000",
                             pr->element[0]->element[0]->str));
         freeReplyObject(pr);
-        assert_true(wait_int("HGET cg:seq:{telegram:7011} sent", 1, 6000));
+        assert_true(wait_int("HGET cg:seq:{telegram:7011} sent", 1, 10000));
         assert_int_equal(sc[3].count, 1);
         assert_true(sc[3].at[0] - t0 >= 1500);
         cg_store_timings.claim_every_ms = claim_every;
