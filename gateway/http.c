@@ -80,7 +80,7 @@ typedef struct http_pss {
     const char *method;
     char path[HTTP_MAX_PATH];
     char query[HTTP_MAX_QUERY];
-    char hbuf[HTTP_HDR_BUF]; size_t hlen;
+    char *hbuf; size_t hlen;     /* HTTP_HDR_BUF bytes, malloc'd by gather_headers */
     cg_header hdrs[CG_HTTP_MAX_HEADERS]; size_t nhdrs;
     unsigned char *body; size_t body_len, body_cap, limit;
     http_pending *pending;
@@ -123,6 +123,9 @@ int http_origin_allowed(const cg_config *c, const char *origin)
 
 static void pss_release(cg_http *h, http_pss *pss)
 {
+    free(pss->hbuf);
+    pss->hbuf = NULL;
+    pss->hlen = pss->nhdrs = 0;
     free(pss->body);
     pss->body = NULL;
     pss->body_len = pss->body_cap = 0;
@@ -290,6 +293,9 @@ static void gather_headers(struct lws *wsi, http_pss *pss)
     char cname[64];
     pss->hlen = 0;
     pss->nhdrs = 0;
+    /* not in pss itself: lws zeroes the whole pss twice per request, and
+     * 4 KiB of it for routes that never gather headers was 2% of a webhook */
+    if (!pss->hbuf && !(pss->hbuf = malloc(HTTP_HDR_BUF))) return;
     for (size_t i = 0; i < sizeof hdr_table / sizeof hdr_table[0] && pss->nhdrs < CG_HTTP_MAX_HEADERS; i++) {
         const char *name = hdr_table[i].name;
         size_t nlen = strlen(name);
@@ -303,7 +309,7 @@ static void gather_headers(struct lws *wsi, http_pss *pss)
         if (vlen < 0) continue;
         if (hdr_table[i].tok >= 0 && vlen == 0) continue;
         size_t need = nlen + 1 + (size_t)vlen + 1;
-        if (pss->hlen + need > sizeof pss->hbuf) continue;
+        if (pss->hlen + need > HTTP_HDR_BUF) continue;
         char *n = pss->hbuf + pss->hlen;
         memcpy(n, name, nlen + 1);
         char *v = n + nlen + 1;
