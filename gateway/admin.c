@@ -37,6 +37,7 @@
 
 #include "agents.h"
 #include "audit.h"
+#include "intents_live.h"
 #include "log.h"
 
 /* ---- authentication ----------------------------------------------------- */
@@ -134,8 +135,60 @@ void cg_admin_auth(const cg_api_req *req, cg_api_call *call, int allow_superviso
     cg_agents_authenticate(req->gw->agents, tok, admin_agents_said, x);
 }
 
+/* ---- the intent table ---------------------------------------------------- */
+
+static void intents_info(cg_api_req *copy, cg_api_call *call, const char *who, const char *role)
+{
+    (void)who;
+    (void)role;
+    cg_gateway *gw = copy->gw;
+    cg_api_req_free(copy);
+    if (!gw->live) {
+        cg_api_error(call, 503, "the intent table is not available");
+        return;
+    }
+    cg_api_json(call, 200, cg_intents_live_info(gw->live));
+}
+
+static void intents_get(const cg_api_req *req, cg_api_call *call)
+{
+    cg_admin_auth(req, call, 0, intents_info);
+}
+
+typedef struct reload_wait { cg_gateway *gw; cg_api_call *call; } reload_wait;
+
+static void intents_reloaded(void *ud, cg_live_result r)
+{
+    reload_wait *w = ud;
+    if (r == CG_LIVE_STOPPED) cg_api_error(w->call, 503, "the gateway is stopping");
+    else cg_api_json(w->call, r == CG_LIVE_OK ? 200 : 422, cg_intents_live_last(w->gw->live));
+    free(w);
+}
+
+static void intents_reload_go(cg_api_req *copy, cg_api_call *call, const char *who, const char *role)
+{
+    (void)role;
+    cg_gateway *gw = copy->gw;
+    cg_api_req_free(copy);
+    reload_wait *w = calloc(1, sizeof *w);
+    if (!w) {
+        cg_api_error(call, 500, "out of memory");
+        return;
+    }
+    *w = (reload_wait){gw, call};
+    cg_log(CG_LOG_INFO, "intents_reload_requested", "by", who, NULL);
+    cg_intents_live_reload(gw->live, "api", intents_reloaded, w);
+}
+
+static void intents_reload(const cg_api_req *req, cg_api_call *call)
+{
+    cg_admin_auth(req, call, 0, intents_reload_go);
+}
+
 /* ---- routes ------------------------------------------------------------- */
 
 const cg_api_route cg_admin_api_routes[] = {
+    {"GET", "/api/v1/admin/intents", intents_get},
+    {"POST", "/api/v1/admin/intents/reload", intents_reload},
     {NULL, NULL, NULL},
 };
