@@ -70,6 +70,7 @@
 #include <cjson/cJSON.h>
 
 #include "store.h"
+#include "citizens.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -96,6 +97,7 @@ typedef struct pl_entry {
     uint64_t due;                /* uv_now when a deferred entry is retried */
     unsigned defers;
     int force;
+    int erase;                   /* the citizen confirmed "delete my data": erase once committed */
 } pl_entry;
 
 typedef struct pl_list { pl_entry *head, *tail; size_t n; } pl_list;
@@ -673,6 +675,7 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
         if (out.action == CG_ACT_DELETE_DATA) {
             op = op_begin(&a, "del");
             op_end(&a, op);
+            e->erase = 1;            /* the rest of their data once this is committed */
             cg_log(CG_LOG_INFO, "data_deleted", "channel", m->channel, "user",
                    cg_log_user(m->user), NULL);
         } else {
@@ -770,6 +773,9 @@ static void commit_reply(cg_store *s, redisReply *r, void *ud)
         entry_failed(p, e);
     } else {
         if (e->force) cg_log(CG_LOG_WARN, "pipeline_gap_skipped", "entry", e->id, NULL);
+        if (e->erase && strcmp(r->str, "ok") == 0)
+            cg_citizens_erase(p->gw, e->msg.channel, e->msg.user, CG_CITIZENS_KEEP_DELIVERY, "citizen", "citizen",
+                              NULL, NULL);
         finish_entry(p, e);
         if (p->gw->outbox) cg_outbox_wake(p->gw->outbox);
     }
