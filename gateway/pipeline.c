@@ -47,8 +47,14 @@
  *
  * Finished flows: a turn that ends a flow (CG_ACT_FLOW_DONE, or
  * CG_ACT_ESCALATE with vars_json from a hand-off flow) adds, in the same
- * commit, an entry to the stream cg:flows (MAXLEN ~ 100000): intent,
- * reference, channel, user, lang, vars (the answers as JSON), ts (ms).
+ * commit, an entry to the stream cg:flows (MAXLEN ~ 100000, and entries
+ * older than retention.transcripts_s trimmed): intent, reference, channel,
+ * user, lang, vars (the answers as JSON), ts (ms).
+ *
+ * "Delete my data" confirmed (CG_ACT_DELETE_DATA): the commit deletes the
+ * session and the transcript; once it is committed, cg_citizens_erase()
+ * (citizens.h) removes the rest of the citizen's data, keeping cg:seq:{c:u}
+ * so that the confirmation queued by the same commit is delivered in order.
  *
  * Message kinds: TEXT/BUTTON/START/LANGUAGE/LOCATION/MEDIA/UNSUPPORTED run a
  * turn (UNSUPPORTED as media "unsupported"); EDITED is recorded in the
@@ -391,6 +397,8 @@ static cg_store_script commit_script = {
         "  elseif op == 'pub' then redis.call('PUBLISH', a[1], a[2])\n"
         "  elseif op == 'flow' then\n"
         "    redis.call('XADD', KEYS[8], 'MAXLEN', '~', '" FLOWS_MAX "', '*', unpack(a))\n"
+        "    local t = redis.call('TIME')\n"   /* retention: as long as transcripts */
+        "    redis.call('XTRIM', KEYS[8], 'MINID', '~', (tonumber(t[1]) - tonumber(ARGV[6])) * 1000)\n"
         "  end\n"
         "end\n"
         "if conv then redis.call('EXPIRE', KEYS[3], ARGV[6]) end\n"
