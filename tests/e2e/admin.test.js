@@ -339,6 +339,12 @@ test('export returns what is stored about a citizen; erasure leaves no key of th
   const id = ++chat;
   const other = ++chat;
   await ask(id, 'how do i apply for medicaid');
+  // a finished flow: its answers go to the shared stream cg:flows
+  await ask(id, 'report a problem');
+  await ask(id, 'Website not working');
+  await ask(id, 'the sign-in page of e2e-example.gov shows an error');
+  await ask(id, 'yesterday');
+  assert.match(await ask(id, 'No contact needed'), /report number is R-/);
   await ask(id, 'talk to a person');    // escalates: the agents' queue names the citizen
   await ask(other, 'how do i apply for medicaid');
   await h.waitFor('inbox and outbox drained', drained, { timeout: 20000 });
@@ -365,6 +371,10 @@ test('export returns what is stored about a citizen; erasure leaves no key of th
   assert.ok(sess.ttl_ms > 0);
   assert.ok(names.some((k) => k.startsWith(`cg:dedupe:{telegram:${id}}:`)), 'dedupe keys are exported');
   assert.equal(doc.queues.agent_queue.member, `telegram:${id}`);
+  const flows = doc.streams.flows || [];
+  assert.equal(flows.length, 1, JSON.stringify(doc.streams));
+  assert.equal(flows[0].fields.intent, 'report-problem');
+  assert.match(flows[0].fields.vars, /sign-in page of e2e-example\.gov/);
   // nothing of the other citizen
   assert.ok(!ex.text.includes(String(other)), 'the export names another citizen');
 
@@ -372,7 +382,7 @@ test('export returns what is stored about a citizen; erasure leaves no key of th
   assert.equal(del.status, 200, del.text);
   assert.equal(del.json.erased, true);
   assert.equal(del.json.complete, true);
-  assert.ok(del.json.keys >= 3 && del.json.entries >= 1, del.text);
+  assert.ok(del.json.keys >= 3 && del.json.entries >= 2, del.text);   // the queue and the flow at least
   assert.deepEqual(await keysWith(String(id)), [], 'a key of the erased citizen is left');
   assert.equal((await raw('ZSCORE', 'cg:queue:agents', `telegram:${id}`)).length, 0);
   for (const s of ['cg:flows', 'cg:inbox', 'cg:outbox', 'cg:deadletter']) {
