@@ -349,7 +349,7 @@ static cg_store_script finish_script = {
         "  redis.call('XADD', KEYS[4], '*', unpack(f))\n"
         /* retention: dead letters hold replies' text; kept as long as sessions */
         "  local t = redis.call('TIME')\n"
-        "  redis.call('XTRIM', KEYS[4], 'MINID', '~', (tonumber(t[1]) - tonumber(ARGV[5])) * 1000)\n"
+        "  redis.call('XTRIM', KEYS[4], 'MINID', (tonumber(t[1]) - tonumber(ARGV[5])) * 1000)\n"
         "elseif oc == 'gone' then\n"
         "  redis.call('HSET', KEYS[2], 'blocked', '1'); redis.call('EXPIRE', KEYS[2], ARGV[5])\n"
         "elseif oc == 'ok' and ARGV[6] ~= '' then\n"

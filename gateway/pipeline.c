@@ -398,7 +398,7 @@ static cg_store_script commit_script = {
         "  elseif op == 'flow' then\n"
         "    redis.call('XADD', KEYS[8], 'MAXLEN', '~', '" FLOWS_MAX "', '*', unpack(a))\n"
         "    local t = redis.call('TIME')\n"   /* retention: as long as transcripts */
-        "    redis.call('XTRIM', KEYS[8], 'MINID', '~', (tonumber(t[1]) - tonumber(ARGV[6])) * 1000)\n"
+        "    redis.call('XTRIM', KEYS[8], 'MINID', (tonumber(t[1]) - tonumber(ARGV[6])) * 1000)\n"
         "  end\n"
         "end\n"
         "if conv then redis.call('EXPIRE', KEYS[3], ARGV[6]) end\n"

@@ -156,6 +156,28 @@ test('every authorised admin call writes one audit entry: who, role, method, pat
   for (const e of last) assert.match(e.ts, /^\d{13}$/);
 });
 
+test('retention: finished flows\' answers and dead letters older than their retention are trimmed', async () => {
+  // entries from long ago (a stream id is its time in ms): 1970
+  assert.deepEqual(await raw('XADD', 'cg:flows', '1000-1', 'intent', 'report-problem', 'channel', 'telegram',
+    'user', '1', 'vars', '{"old":"yes"}'), ['1000-1']);
+  assert.deepEqual(await raw('XADD', 'cg:deadletter', '1000-1', 'channel', 'telegram', 'user', '1',
+    'text', 'old reply'), ['1000-1']);
+  const id = ++chat;
+  await ask(id, 'report a problem');
+  await ask(id, 'Website not working');
+  await ask(id, 'the sign-in page shows an error');
+  await ask(id, 'yesterday');
+  assert.match(await ask(id, 'No contact needed'), /report number is R-/);
+  await h.waitFor('the flow\'s answers', async () => (await raw('XRANGE', 'cg:flows', '-', '+')).includes(String(id)));
+  assert.deepEqual(await raw('XRANGE', 'cg:flows', '-', '2000'), [], 'the old flow answers were not trimmed');
+  // a reply the platform refuses for good is dead-lettered
+  const gone = ++chat;
+  await tg.fail({ method: 'sendMessage', status: 400, description: 'Bad Request: message is too long', count: 1, chat_id: gone });
+  await send(gone, 'how do i apply for medicaid');
+  await h.waitFor('the dead letter', async () => (await raw('XRANGE', 'cg:deadletter', '-', '+')).includes(String(gone)));
+  assert.deepEqual(await raw('XRANGE', 'cg:deadletter', '-', '2000'), [], 'the old dead letter was not trimmed');
+});
+
 test('GET /api/v1/admin/intents: version, loaded_at, intents per language, warnings', async () => {
   const r = await api('GET', '/api/v1/admin/intents');
   assert.equal(r.status, 200, r.text);
