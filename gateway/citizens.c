@@ -9,6 +9,10 @@
  *            entries per call of the "cit_stream" script (XRANGE from an
  *            exclusive start, match, XDEL when erasing), at most
  *            CIT_STREAM_CALLS calls per stream
+ *   RECORDS  cit_records[]: hashes <prefix><id> (SCAN MATCH <prefix>*) whose
+ *            fields "channel" and "user" name the citizen, with the sets
+ *            that list their id (the "cit_record" script per SCAN reply:
+ *            HGETALL for the export; DEL, ZREM/SREM for the erasure)
  *   SCAN     SCAN MATCH *{<channel>:<user>}* COUNT CIT_SCAN_COUNT: every key
  *            with the conversation's hash tag, at most CIT_MAX_KEYS keys and
  *            CIT_SCAN_CALLS calls
@@ -21,8 +25,9 @@
  * CG_E_UNAVAILABLE (erasure is idempotent: run it again).
  *
  * Extending: a module that keeps per-citizen data outside keys tagged
- * {channel:user} adds a row to cit_streams[] or cit_zsets[] (and a line in
- * docs/redis.md); a key made with cg_store_key() needs nothing here.
+ * {channel:user} adds a row to cit_streams[], cit_zsets[] or cit_records[]
+ * (and a line in docs/redis.md); a key made with cg_store_key() needs
+ * nothing here.
  */
 #include "citizens.h"
 
@@ -43,6 +48,7 @@
 #define CIT_MAX_KEYS       10000    /* keys of one citizen */
 #define CIT_KEYS_PER_CALL  32
 #define CIT_DUMP_MAX       "100000" /* elements exported per key */
+#define CIT_BATCH_MAX      4096     /* keys of one SCAN reply checked at once */
 
 /* ---- where a citizen's data is, besides the tagged keys ----------------- */
 
@@ -73,6 +79,23 @@ typedef struct cit_zset {
 static const cit_zset cit_zsets[] = {
     {"agent_queue", CG_K_AGENTS_Q},
     {NULL, NULL},
+};
+
+/* Records: hashes named <prefix><id> whose fields "channel" and "user" name
+ * the citizen (found by SCAN MATCH <prefix>*), and the sets or sorted sets
+ * that list their <id> (a "<field>" in a set's name is replaced by that
+ * field of the record, e.g. the agent holding a case). */
+#define CIT_RECORD_SETS 6
+typedef struct cit_record {
+    const char *name;
+    const char *prefix;
+    const char *sets[CIT_RECORD_SETS];   /* NULL-terminated */
+} cit_record;
+
+static const cit_record cit_records[] = {
+    /* the agents' hand-off cases (issue 5) */
+    {"cases", "cg:case:", {CG_K_AGENTS_Q, "cg:cases:assigned", "cg:cases:resolved", "cg:agent:held:<agent>", NULL}},
+    {NULL, NULL, {NULL}},
 };
 
 /* ---- scripts ------------------------------------------------------------ */
@@ -128,6 +151,34 @@ static cg_store_script cit_dump_script = {
         "return out\n",
 };
 
+/* KEYS: candidate records; ARGV: 1 channel, 2 user, 3 erase "1"/"0",
+ * 4 export "1"/"0", 5 prefix length, 6 number of sets, 7.. the sets
+ * → {removed (records + memberships), {key, {field, value, ...}, ...}} */
+static cg_store_script cit_record_script = {
+    .name = "cit_record",
+    .src =
+        "local out, del = {}, 0\n"
+        "for _, k in ipairs(KEYS) do\n"
+        "  if redis.call('TYPE', k)['ok'] == 'hash' then\n"
+        "    local f = redis.call('HMGET', k, 'channel', 'user')\n"
+        "    if f[1] == ARGV[1] and f[2] == ARGV[2] then\n"
+        "      local id = string.sub(k, tonumber(ARGV[5]) + 1)\n"
+        "      if ARGV[4] == '1' then out[#out + 1] = k; out[#out + 1] = redis.call('HGETALL', k) end\n"
+        "      if ARGV[3] == '1' then\n"
+        "        for i = 7, 6 + tonumber(ARGV[6]) do\n"
+        "          local sk = (string.gsub(ARGV[i], '<(%w+)>', function(fl) return redis.call('HGET', k, fl) or '' end))\n"
+        "          local t = redis.call('TYPE', sk)['ok']\n"
+        "          if t == 'zset' then del = del + redis.call('ZREM', sk, id)\n"
+        "          elseif t == 'set' then del = del + redis.call('SREM', sk, id) end\n"
+        "        end\n"
+        "        del = del + redis.call('DEL', k)\n"
+        "      end\n"
+        "    end\n"
+        "  end\n"
+        "end\n"
+        "return {del, out}\n",
+};
+
 /* ---- validation ----------------------------------------------------------- */
 
 int cg_citizens_valid(const char *channel, const char *user)
@@ -147,7 +198,7 @@ int cg_citizens_valid(const char *channel, const char *user)
 
 /* ---- the job ------------------------------------------------------------ */
 
-typedef enum { ST_ZSETS = 0, ST_STREAMS, ST_SCAN, ST_KEYS, ST_DONE } cit_step;
+typedef enum { ST_ZSETS = 0, ST_STREAMS, ST_RECORDS, ST_SCAN, ST_KEYS, ST_DONE } cit_step;
 
 typedef struct cit_job {
     cg_gateway *gw;
@@ -168,7 +219,10 @@ typedef struct cit_job {
     size_t nkeys, key_i;
     cg_citizens_counts counts;
     int found;
-    cJSON *doc, *jkeys, *jstreams, *jzsets;
+    char **batch;                /* ST_RECORDS: keys of one SCAN reply */
+    size_t nbatch;
+    int record_scan_done;
+    cJSON *doc, *jkeys, *jstreams, *jzsets, *jrecords;
     cg_citizens_erase_cb erase_cb;
     cg_citizens_export_cb export_cb;
     void *ud;
@@ -180,6 +234,8 @@ static void cit_free(cit_job *j)
 {
     for (size_t i = 0; i < j->nkeys; i++) free(j->keys[i]);
     free(j->keys);
+    for (size_t i = 0; i < j->nbatch; i++) free(j->batch[i]);
+    free(j->batch);
     cJSON_Delete(j->doc);
     free(j);
 }
@@ -372,6 +428,87 @@ static void stream_reply(cg_store *s, redisReply *r, void *ud)
     cit_next(j);
 }
 
+static void batch_clear(cit_job *j)
+{
+    for (size_t i = 0; i < j->nbatch; i++) free(j->batch[i]);
+    j->nbatch = 0;
+}
+
+/* The end of one record row's SCAN: the next row. */
+static void record_row_done(cit_job *j)
+{
+    j->idx++;
+    j->calls = 0;
+    j->record_scan_done = 0;
+    strcpy(j->cursor, "0");
+}
+
+static void record_reply(cg_store *s, redisReply *r, void *ud)
+{
+    cit_job *j = ud;
+    (void)s;
+    batch_clear(j);
+    if (reply_bad(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER) {
+        cit_end(j, CG_E_UNAVAILABLE);
+        return;
+    }
+    j->counts.entries += (size_t)r->element[0]->integer;
+    const redisReply *got = r->element[1];
+    if (!j->erase && got->type == REDIS_REPLY_ARRAY && got->elements) {
+        cJSON *a = cJSON_GetObjectItemCaseSensitive(j->jrecords, cit_records[j->idx].name);
+        if (!a) a = cJSON_AddArrayToObject(j->jrecords, cit_records[j->idx].name);
+        for (size_t i = 0; a && i + 1 < got->elements; i += 2) {
+            cJSON *o = cJSON_CreateObject();
+            if (!o) break;
+            cJSON_AddItemToObject(o, "key", reply_json(got->element[i]));
+            cJSON_AddItemToObject(o, "fields", pairs_json(got->element[i + 1]));
+            cJSON_AddItemToArray(a, o);
+            j->found = 1;
+        }
+    }
+    if (j->record_scan_done) record_row_done(j);
+    cit_next(j);
+}
+
+static void record_scan_reply(cg_store *s, redisReply *r, void *ud)
+{
+    cit_job *j = ud;
+    (void)s;
+    if (reply_bad(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY ||
+        r->element[0]->len >= sizeof j->cursor) {
+        cit_end(j, CG_E_UNAVAILABLE);
+        return;
+    }
+    const redisReply *ks = r->element[1];
+    batch_clear(j);
+    if (ks->elements > CIT_BATCH_MAX) j->counts.complete = 0;
+    if (ks->elements && !j->batch && !(j->batch = calloc(CIT_BATCH_MAX, sizeof *j->batch))) {
+        cit_end(j, CG_E_NOMEM);
+        return;
+    }
+    for (size_t i = 0; i < ks->elements && j->nbatch < CIT_BATCH_MAX; i++) {
+        const redisReply *k = ks->element[i];
+        if (k->type != REDIS_REPLY_STRING || k->len >= CG_KEY_MAX) continue;
+        if (!(j->batch[j->nbatch] = strdup(k->str))) {
+            cit_end(j, CG_E_NOMEM);
+            return;
+        }
+        j->nbatch++;
+    }
+    memcpy(j->cursor, r->element[0]->str, r->element[0]->len + 1);
+    j->calls++;
+    if (!strcmp(j->cursor, "0")) {
+        j->record_scan_done = 1;
+    } else if (j->calls >= CIT_SCAN_CALLS) {
+        j->counts.complete = 0;
+        j->record_scan_done = 1;
+    }
+    if (!j->nbatch && j->record_scan_done) record_row_done(j);
+    cit_next(j);
+}
+
 static void scan_reply(cg_store *s, redisReply *r, void *ud)
 {
     cit_job *j = ud;
@@ -445,9 +582,11 @@ static void cit_next(cit_job *j)
             rc = cg_store_cmd(st, zset_reply, j, 3, av, NULL);
         } else if (j->step == ST_STREAMS) {
             if (!cit_streams[j->idx].name) {
-                j->step = ST_SCAN;
+                j->step = ST_RECORDS;
+                j->idx = 0;
                 strcpy(j->cursor, "0");
                 j->calls = 0;
+                j->record_scan_done = 0;
                 continue;
             }
             if (!stream_wanted(j, &cit_streams[j->idx])) {
@@ -458,6 +597,37 @@ static void cit_next(cit_job *j)
             const char *av[] = {s->key, j->start, CIT_CHUNK, s->match == CIT_MATCH_TARGET ? "target" : "fields",
                                 j->channel, j->user, j->member, j->erase ? "1" : "0", j->erase ? "0" : "1"};
             rc = cg_store_eval(st, &cit_stream_script, 1, 9, av, NULL, stream_reply, j);
+        } else if (j->step == ST_RECORDS) {
+            const cit_record *rec = &cit_records[j->idx];
+            if (!rec->name) {
+                j->step = ST_SCAN;
+                strcpy(j->cursor, "0");
+                j->calls = 0;
+                continue;
+            }
+            if (j->nbatch) {   /* the keys of the last SCAN reply: check them */
+                const char *av[CIT_BATCH_MAX + 6 + CIT_RECORD_SETS];
+                char plen[16], nsets[16];
+                size_t ns = 0;
+                while (ns < CIT_RECORD_SETS && rec->sets[ns]) ns++;
+                snprintf(plen, sizeof plen, "%zu", strlen(rec->prefix));
+                snprintf(nsets, sizeof nsets, "%zu", ns);
+                int ac = 0;
+                for (size_t i = 0; i < j->nbatch; i++) av[ac++] = j->batch[i];
+                av[ac++] = j->channel;
+                av[ac++] = j->user;
+                av[ac++] = j->erase ? "1" : "0";
+                av[ac++] = j->erase ? "0" : "1";
+                av[ac++] = plen;
+                av[ac++] = nsets;
+                for (size_t i = 0; i < ns; i++) av[ac++] = rec->sets[i];
+                rc = cg_store_eval(st, &cit_record_script, (int)j->nbatch, ac, av, NULL, record_reply, j);
+            } else {
+                char pat[CG_KEY_MAX];
+                snprintf(pat, sizeof pat, "%s*", rec->prefix);
+                const char *av[] = {"SCAN", j->cursor, "MATCH", pat, "COUNT", CIT_SCAN_COUNT};
+                rc = cg_store_cmd(st, record_scan_reply, j, 6, av, NULL);
+            }
         } else if (j->step == ST_SCAN) {
             const char *av[] = {"SCAN", j->cursor, "MATCH", j->pattern, "COUNT", CIT_SCAN_COUNT};
             rc = cg_store_cmd(st, scan_reply, j, 6, av, NULL);
@@ -563,7 +733,8 @@ void cg_citizens_export(cg_gateway *gw, const char *channel, const char *user, c
     j->jkeys = cJSON_AddObjectToObject(j->doc, "keys");
     j->jzsets = cJSON_AddObjectToObject(j->doc, "queues");
     j->jstreams = cJSON_AddObjectToObject(j->doc, "streams");
-    if (!j->jkeys || !j->jzsets || !j->jstreams) {
+    j->jrecords = cJSON_AddObjectToObject(j->doc, "records");
+    if (!j->jkeys || !j->jzsets || !j->jstreams || !j->jrecords) {
         cit_free(j);
         cb(ud, CG_E_NOMEM, NULL);
         return;

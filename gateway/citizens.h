@@ -13,7 +13,11 @@
  *   - entries naming the citizen in shared structures, listed in citizens.c
  *     (cit_streams[], cit_zsets[]): cg:queue:agents, cg:flows, cg:inbox,
  *     cg:outbox, cg:deadletter (erased and exported) and cg:audit (exported,
- *     never erased: the audit log is kept for accountability).
+ *     never erased: the audit log is kept for accountability);
+ *   - records: hashes named <prefix><id> whose "channel" and "user" fields
+ *     name the citizen (cit_records[]: the agents' cases cg:case:<id>, with
+ *     their ids in cg:queue:agents, cg:cases:assigned, cg:cases:resolved and
+ *     cg:agent:held:<agent>).
  * A module that stores per-citizen data elsewhere adds one row there.
  */
 #ifndef CG_CITIZENS_H
@@ -55,7 +59,8 @@ void cg_citizens_erase(cg_gateway *gw, const char *channel, const char *user, cg
 /* doc: {"channel", "user", "exported_at", "found" (false: nothing held),
  * "complete", "keys": {key: {"type", "ttl_ms", "value"}}, "queues":
  * {"agent_queue": {"member", "score"}}, "streams": {"flows"|"inbox"|...:
- * [{"id", "fields"}]}}; owned by the callback (delete it), NULL unless CG_OK.
+ * [{"id", "fields"}]}, "records": {"cases": [{"key", "fields"}]}}; owned by
+ * the callback (delete it), NULL unless CG_OK.
  * Same result codes as erasure; cb may run before return likewise. */
 typedef void (*cg_citizens_export_cb)(void *ud, cg_err result, cJSON *doc);
 void cg_citizens_export(cg_gateway *gw, const char *channel, const char *user, cg_citizens_export_cb cb,

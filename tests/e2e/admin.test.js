@@ -370,6 +370,16 @@ test('export returns what is stored about a citizen; erasure leaves no key of th
   await ask(id, 'talk to a person');    // escalates: the agents' queue names the citizen
   await ask(other, 'how do i apply for medicaid');
   await h.waitFor('inbox and outbox drained', drained, { timeout: 20000 });
+  // hand-off cases as the agents' module keeps them (issue 5): a hash per
+  // case naming the conversation, its id in the queues and the holder's set
+  const caseA = `e2e-case-a-${Date.now()}`;
+  const caseB = `e2e-case-b-${Date.now()}`;
+  await raw('HSET', `cg:case:${caseA}`, 'channel', 'telegram', 'user', String(id), 'status', 'resolved', 'agent', 'ana');
+  await raw('ZADD', 'cg:cases:resolved', '1', caseA);
+  await raw('SADD', 'cg:agent:held:ana', caseA);
+  await raw('HSET', `cg:case:${caseB}`, 'channel', 'telegram', 'user', String(other), 'status', 'assigned', 'agent', 'ana');
+  await raw('ZADD', 'cg:cases:assigned', '2', caseB);
+  await raw('SADD', 'cg:agent:held:ana', caseB);
   assert.ok((await keysWith(`{telegram:${id}}`)).length >= 3, 'the citizen has keys');
   assert.notEqual((await raw('ZSCORE', 'cg:queue:agents', `telegram:${id}`))[0], undefined);
 
@@ -397,6 +407,7 @@ test('export returns what is stored about a citizen; erasure leaves no key of th
   assert.equal(flows.length, 1, JSON.stringify(doc.streams));
   assert.equal(flows[0].fields.intent, 'report-problem');
   assert.match(flows[0].fields.vars, /sign-in page of e2e-example\.gov/);
+  assert.deepEqual(doc.records.cases.map((c) => [c.key, c.fields.status]), [[`cg:case:${caseA}`, 'resolved']]);
   // nothing of the other citizen
   assert.ok(!ex.text.includes(String(other)), 'the export names another citizen');
 
@@ -411,6 +422,12 @@ test('export returns what is stored about a citizen; erasure leaves no key of th
     const entries = await raw('XRANGE', s, '-', '+');
     assert.ok(!entries.includes(String(id)), `${s} still names the citizen`);
   }
+  // their case went with its ids; the other citizen's stays
+  assert.deepEqual(await keysWith(caseA), []);
+  assert.equal((await raw('ZSCORE', 'cg:cases:resolved', caseA)).length, 0);
+  assert.deepEqual(await raw('SMEMBERS', 'cg:agent:held:ana'), [caseB]);
+  assert.deepEqual(await keysWith(caseB), [`cg:case:${caseB}`]);
+  assert.deepEqual(await raw('ZSCORE', 'cg:cases:assigned', caseB), ['2']);
   // the other citizen is untouched
   assert.ok((await keysWith(`{telegram:${other}}`)).length >= 3);
   // the audit log says who erased whom, without any of the content
