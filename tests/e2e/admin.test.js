@@ -351,6 +351,9 @@ test('a file changed under intents.dir reloads the table when intents.watch is o
     assert.equal(bad.version, v1.version, 'the refused table did not replace the served one');
     assert.ok(bad.last_error.errors.some((e) => e.path.endsWith('e2e-new/lighthouse.json') && e.line === 2), JSON.stringify(bad.last_error));
     assert.match(g2.logs, /"event":"intents_reload_failed","trigger":"watch"/);
+    // the watcher's handles close with the rest on a graceful stop
+    const r = await g2.stop();
+    assert.equal(r.code, 0, g2.logs.slice(-3000));
   } finally {
     await g2.stop();
     fs.rmSync(wdir, { recursive: true, force: true });
@@ -466,4 +469,10 @@ test('"delete my data", confirmed: the citizen\'s data goes, the confirmation is
   assert.ok(audit.includes('erase') && audit.includes('citizen') && audit.includes(`telegram:${id}`), audit.join(' '));
   assert.match(gw.logs, /"event":"citizen_erased"/);
   assert.ok(!gw.logs.includes(String(id)), 'the citizen id reached the logs');
+});
+
+test('SIGTERM after all of the above: a clean exit (no sanitizer report, no leak)', async () => {
+  const r = await gw.stop('SIGTERM');
+  assert.equal(r.code, 0, gw.logs.slice(-3000));
+  assert.ok(!/ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/.test(gw.logs), gw.logs.slice(-3000));
 });
