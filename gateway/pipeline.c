@@ -396,9 +396,9 @@ static cg_store_script commit_script = {
         "  elseif op == 'zadd' then redis.call('ZADD', KEYS[6], 'NX', a[1], a[2])\n"
         "  elseif op == 'pub' then redis.call('PUBLISH', a[1], a[2])\n"
         "  elseif op == 'flow' then\n"
-        "    redis.call('XADD', KEYS[8], 'MAXLEN', '~', '" FLOWS_MAX "', '*', unpack(a))\n"
         "    local t = redis.call('TIME')\n"   /* retention: as long as transcripts */
         "    redis.call('XTRIM', KEYS[8], 'MINID', (tonumber(t[1]) - tonumber(ARGV[6])) * 1000)\n"
+        "    redis.call('XADD', KEYS[8], 'MAXLEN', '~', '" FLOWS_MAX "', '*', unpack(a))\n"
         "  end\n"
         "end\n"
         "if conv then redis.call('EXPIRE', KEYS[3], ARGV[6]) end\n"
