@@ -9,9 +9,9 @@
  *   outbox.c    outbox stream → connector.render → libcurl multi → classify
  *   agents.c    hand-off queue, agents' console (WebSocket + API)
  *   api.c       the JSON API's routes (api.h); admin.c the admins' part
+ *   serve.c     start-up, signals, intent reloads, graceful stop
  *   intents_live.c  intent reloads (SIGHUP, admin API, directory watcher)
  *   citizens.c  one citizen's data: export and erasure
- *   serve.c     start-up, signals, intent reloads, graceful stop
  * Everything here is touched only on the loop thread, except the intent
  * snapshot, which a pool thread builds and the loop thread swaps in.
  */
