@@ -10,6 +10,8 @@
  *   agents.c    hand-off queue, agents' console (WebSocket + API)
  *   api.c       the JSON API's routes (api.h); admin.c the admins' part
  *   serve.c     start-up, signals, intent reloads, graceful stop
+ *   intents_live.c  intent reloads (SIGHUP, admin API, directory watcher)
+ *   citizens.c  one citizen's data: export and erasure
  * Everything here is touched only on the loop thread, except the intent
  * snapshot, which a pool thread builds and the loop thread swaps in.
  */
@@ -26,6 +28,7 @@ typedef struct cg_http cg_http;
 typedef struct cg_pipeline cg_pipeline;
 typedef struct cg_outbox cg_outbox;
 typedef struct cg_agents cg_agents;
+typedef struct cg_intents_live cg_intents_live;
 
 typedef struct cg_gateway {
     uv_loop_t *loop;
@@ -37,6 +40,7 @@ typedef struct cg_gateway {
     cg_pipeline *pipeline;
     cg_outbox *outbox;
     cg_agents *agents;          /* agents.h: the hand-off queue and the console */
+    cg_intents_live *live;      /* intents_live.h: reloads, watcher, what is loaded */
     int stopping;
 } cg_gateway;
 
