@@ -318,13 +318,32 @@
         announce(added.length + ' new cases in the queue. ' + S.queue.length + ' waiting.');
       }
     }
-    if (S.open) {
+    if (S.open && !S.open.loading) {
       const q = S.queue.find((c) => c.id === S.open.id);
       if (q) S.open.case = Object.assign({}, S.open.case, q);
+      else if (S.open.case.status === 'queued' && !S.cases.has(S.open.id)) goneFromQueue(S.open);
     }
     renderLists();
     if (S.open) renderOpenHead();
     supervisorChanged();
+  }
+
+  /* The open case left the queue and no "case" frame told us where (an agent
+   * sees only queued and own cases): ask; if we may no longer see it, say so. */
+  async function goneFromQueue(o) {
+    if (o.claiming || o.claimLost) return;   // claim() tells the story
+    try {
+      const r = await fetchJson('/api/v1/agent/cases/' + encodeURIComponent(o.id));
+      if (S.open !== o || !r || !r.case || o.claiming || o.claimLost) return;
+      onCase(r.case);
+    } catch (e) {
+      if (S.open !== o || e.status === 401 || o.claiming || o.claimLost) return;
+      o.case = Object.assign({}, o.case, { status: 'assigned', agent: o.case.agent || 'another agent' });
+      caseAlert('This case has left the queue: another agent took it.', 'info');
+      renderOpenHead();
+      renderComposer();
+      $('composer').hidden = true;
+    }
   }
 
   function onCase(c) {
@@ -344,7 +363,7 @@
       S.open.case = Object.assign({}, S.open.case, c);
       renderOpenHead();
       renderComposer();
-      if (changed && c.status === 'assigned' && S.me && c.agent !== S.me.name && !isSup()) {
+      if (changed && c.status === 'assigned' && S.me && c.agent !== S.me.name && !isSup() && !S.open.claimLost) {
         caseAlert('This case is now held by ' + c.agent + '.', 'info');
       }
     }
@@ -574,7 +593,7 @@
     if (!o || !o.case) return;
     const c = o.case;
     const form = $('composer');
-    form.hidden = c.status === 'resolved' || !!o.error;
+    form.hidden = c.status === 'resolved' || !!o.error || (c.status === 'assigned' && !canReply(c) && !isSup());
     const replyOk = canReply(c);
     $('mode-reply').disabled = !replyOk;
     if (!replyOk && S.mode === 'reply') setMode('note', false);
@@ -626,6 +645,7 @@
     const btn = $('act-claim');
     busy(btn, true);
     caseAlert(null);
+    o.claiming = true;
     try {
       const r = await fetchJson('/api/v1/agent/cases/' + encodeURIComponent(o.id) + '/claim', { method: 'POST' });
       if (r && r.case) onCase(r.case);
@@ -634,6 +654,7 @@
       loadCase(o.id, { keepComposer: true });   // the "claimed" event and anything said meanwhile
     } catch (e) {
       if (e.status === 409) {
+        o.claimLost = true;
         const who = e.body && e.body.agent ? e.body.agent : 'another agent';
         caseAlert('Already claimed by ' + who + '.');
         S.queue = S.queue.filter((q) => q.id !== o.id);
@@ -641,10 +662,12 @@
         renderLists();
         renderOpenHead();
         renderComposer();
+        $('composer').hidden = true;
       } else if (e.status !== 401) {
         caseAlert('Could not claim the case: ' + e.message);
       }
     } finally {
+      o.claiming = false;
       busy(btn, false);
     }
   }
@@ -728,7 +751,6 @@
   async function submitTransfer(ev) {
     ev.preventDefault();
     const dlg = $('dlg-transfer');
-    if (ev.submitter && ev.submitter.value === 'cancel') { dlg.close('cancel'); return; }
     const toAgent = $('transfer-agent-radio').checked;
     const name = $('transfer-agent').value.trim();
     const err = $('transfer-error');
@@ -747,7 +769,16 @@
       if (r && r.case) onCase(r.case);
       toast(toAgent ? 'Case transferred to ' + name + '.' : 'Case returned to the queue.', 'ok');
       announce(toAgent ? 'Case transferred to ' + name + '.' : 'Case returned to the queue.');
-      $('act-transfer').hidden ? $('case-title').focus() : $('act-transfer').focus();
+      if (toAgent && !isSup()) {
+        // No longer ours to see: close it and go back to the lists.
+        S.open = null;
+        $('composer-text').value = '';
+        renderOpen();
+        renderLists();
+        $('main').focus();
+      } else {
+        $('act-transfer').hidden ? $('case-title').focus() : $('act-transfer').focus();
+      }
     } catch (e) {
       if (e.status === 401) return;
       err.textContent = e.status === 404 ? 'There is no agent called “' + name + '”.' : 'Could not transfer: ' + e.message;
@@ -861,7 +892,7 @@
       const tab = $('tab-' + name);
       if (name === v) tab.setAttribute('aria-current', 'page'); else tab.removeAttribute('aria-current');
     }
-    if (v === 'supervisor') loadSupCases();
+    if (v === 'supervisor') { loadSupCases(); loadAgents(); }
     if (v === 'dashboard') mountDashboard();
   }
 
@@ -885,6 +916,17 @@
     } catch (e) {
       V.clear(root);
       root.appendChild(V.el('p', { class: 'alert alert-error', role: 'alert' }, 'The dashboard failed to start: ' + e.message));
+    }
+  }
+
+  async function loadAgents() {
+    if (!isSup()) return;
+    try {
+      const r = await fetchJson('/api/v1/agent/agents');
+      S.agents = (r && r.agents) || [];
+      renderSupervisor();
+    } catch (e) {
+      if (e.status !== 401) toast('Could not load the agents: ' + e.message, 'error');
     }
   }
 
@@ -1018,7 +1060,7 @@
       $('case-title').focus();
     });
     $('allcases-filter').addEventListener('change', loadSupCases);
-    $('allcases-refresh').addEventListener('click', loadSupCases);
+    $('allcases-refresh').addEventListener('click', () => { loadSupCases(); loadAgents(); });
 
     $('act-claim').addEventListener('click', claim);
     $('act-resolve').addEventListener('click', openResolve);
@@ -1028,6 +1070,7 @@
       if (ok) resolve(); else $('act-resolve').focus();
     });
     $('transfer-form').addEventListener('submit', submitTransfer);
+    $('transfer-cancel').addEventListener('click', () => $('dlg-transfer').close('cancel'));
     for (const r of document.querySelectorAll('input[name="transfer-to"]')) {
       r.addEventListener('change', () => {
         const toAgent = $('transfer-agent-radio').checked;
