@@ -51,17 +51,17 @@ test('the journey: a Telegram citizen is handed off, claimed, answered and resol
 
   // The citizen talks to the bot first, then asks for a person.
   const id = newChat();
-  await stack.say(id, 'hello', { first: 'Ana' });
+  await stack.say(id, 'hola', { first: 'Ana', lang: 'es' });
   await stack.waitSent(id, 'the bot greets', () => true);
-  await stack.say(id, 'i want to speak to a human', { first: 'Ana' });
+  await stack.say(id, 'quiero hablar con una persona', { first: 'Ana', lang: 'es' });
 
   // The case appears live in the queue: channel, language, question, position, waiting time.
   const queued = caseItem(page, 'queue', 'Ana');
   await queued.waitFor({ timeout: 15000 });
   const text = await queued.innerText();
   assert.match(text, /Telegram/);
-  assert.match(text, /\bEN\b/);
-  assert.match(text, /i want to speak to a human/);
+  assert.match(text, /\bES\b/);
+  assert.match(text, /quiero hablar con una persona/);
   assert.match(text, /#1\b/);
   const wait = queued.locator('.ci-wait');
   const w0 = await wait.innerText();
@@ -72,10 +72,10 @@ test('the journey: a Telegram citizen is handed off, claimed, answered and resol
   // Opening it shows the whole transcript, the bot's part too, before claiming.
   await queued.click();
   const tx = page.getByRole('log', { name: 'Transcript' });
-  await tx.locator('.tx-citizen', { hasText: 'hello' }).first().waitFor();
+  await tx.locator('.tx-citizen', { hasText: 'hola' }).first().waitFor();
   assert.ok(await tx.locator('.tx-bot').count() >= 1, 'the bot\'s replies are in the transcript');
-  assert.match(await page.locator('#details').innerText(), /Telegram[\s\S]*English/);
-  assert.equal(await page.locator('#details-question').innerText(), 'i want to speak to a human');
+  assert.match(await page.locator('#details').innerText(), /Telegram[\s\S]*Spanish/);
+  assert.equal(await page.locator('#details-question').innerText(), 'quiero hablar con una persona');
   await shots.take(page, 'case-preview');
 
   // Claim: the case moves to "My cases" and the reply box opens.
@@ -86,13 +86,13 @@ test('the journey: a Telegram citizen is handed off, claimed, answered and resol
   await shots.take(page, 'claimed');
 
   // The citizen's next message appears live.
-  await stack.say(id, 'my claim number is 4711', { first: 'Ana' });
-  await tx.locator('.tx-citizen', { hasText: 'my claim number is 4711' }).waitFor({ timeout: 15000 });
+  await stack.say(id, 'mi número de expediente es 4711', { first: 'Ana', lang: 'es' });
+  await tx.locator('.tx-citizen', { hasText: 'mi número de expediente es 4711' }).waitFor({ timeout: 15000 });
   await shots.take(page, 'citizen-message-live');
 
   // The agent's reply (Enter sends) reaches the fake Telegram API.
   const box = page.getByRole('textbox', { name: 'Reply to the citizen' });
-  const reply = 'Hello Ana, I am looking at claim 4711 now.';
+  const reply = 'Hola Ana, ahora mismo reviso el expediente 4711.';
   await box.fill(reply);
   assert.equal(await page.locator('#composer-count').innerText(), `${reply.length} / 4,096`);
   await box.press('Enter');
@@ -119,7 +119,7 @@ test('the journey: a Telegram citizen is handed off, claimed, answered and resol
   const option = page.getByRole('option').first();
   await option.waitFor({ timeout: 10000 });
   const token = await page.evaluate(() => sessionStorage.getItem('civicgate.agent.token'));
-  const canned = await C.api(stack.gw, token, 'GET', '/agent/canned?lang=en&q=medicaid');
+  const canned = await C.api(stack.gw, token, 'GET', '/agent/canned?lang=es&q=medicaid');
   assert.equal(canned.status, 200);
   const first = canned.body.answers[0];
   assert.ok(first && first.text, 'the gateway has a canned answer about medicaid');
