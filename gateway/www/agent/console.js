@@ -229,20 +229,22 @@
     }
   }
 
+  /* The state is announced (role="status") when it changes; the countdown
+   * beside it is aria-hidden, so that it is not read every second. */
   function renderConn() {
-    const labels = { connecting: 'Connecting…', online: 'Live', offline: 'Offline', closed: 'Disconnected' };
-    let text = labels[S.conn] || 'Reconnecting…';
+    const labels = { connecting: 'Connecting…', online: 'Live', offline: 'Offline', closed: 'Disconnected', reconnecting: 'Reconnecting…' };
+    const text = labels[S.conn] || 'Reconnecting…';
+    if ($('conn-text').textContent !== text) $('conn-text').textContent = text;
+    let count = '';
     if (S.conn === 'reconnecting' && S.reconnectAt) {
       const s = Math.max(0, Math.ceil((S.reconnectAt - Date.now()) / 1000));
-      text = s > 0 ? 'Reconnecting in ' + s + ' s' : 'Reconnecting…';
+      if (s > 0) count = ' in ' + s + ' s';
     }
-    if ($('conn-text').textContent !== text) $('conn-text').textContent = text;
-    if (!$('banner').hidden) {
-      const b = S.conn === 'offline'
-        ? 'You are offline. The console reconnects when the network is back; nothing is sent meanwhile.'
-        : 'Connection to the gateway lost. ' + text + '. Live updates are paused.';
-      if ($('banner-text').textContent !== b) $('banner-text').textContent = b;
-    }
+    if ($('conn-count').textContent !== count) $('conn-count').textContent = count;
+    const b = S.conn === 'offline'
+      ? 'You are offline. The console reconnects when the network is back; nothing is sent meanwhile.'
+      : 'Connection to the gateway lost. Live updates are paused until the console reconnects.';
+    if ($('banner-text').textContent !== b) $('banner-text').textContent = b;
   }
 
   function tick() {
@@ -505,9 +507,13 @@
       return;
     }
     lastDay = null;
+    // A whole transcript at once is not news: keep the log quiet while it is
+    // drawn, then let it announce what arrives live.
+    t.setAttribute('aria-live', 'off');
     if (!o.transcript.length) t.appendChild(V.el('p', { class: 'empty-small' }, 'No messages yet.'));
     for (const e of o.transcript) t.appendChild(renderEntry(e));
     t.scrollTop = t.scrollHeight;
+    requestAnimationFrame(() => t.setAttribute('aria-live', 'polite'));
     renderComposer(opt);
   }
 

@@ -40,12 +40,20 @@ async function startStack() {
   const users = Object.entries(AGENTS).map(([name, a]) => ({
     name, display_name: a.display_name, role: a.role, password_hash: a.hash,
   }));
-  const gw = await h.startGateway({
-    redisUrl: redis.url,
-    telegram: { bot_token: TG_TOKEN, webhook_secret: TG_SECRET, api_base: tg.base },
-    extra: { agents: { users } },
-  });
-  await gw.ready();
+  let gw;
+  try {
+    gw = await h.startGateway({
+      redisUrl: redis.url,
+      telegram: { bot_token: TG_TOKEN, webhook_secret: TG_SECRET, api_base: tg.base },
+      extra: { agents: { users } },
+    });
+    await gw.ready();
+  } catch (e) {
+    // Leave nothing running when the gateway does not come up.
+    await tg.stop();
+    await redis.stop();
+    throw e;
+  }
   const stack = {
     redis, tg, gw,
     // A Telegram citizen writes to the bot (a webhook as Telegram sends it).
