@@ -32,6 +32,10 @@ void cg_agents_stop(cg_agents *a, void (*done)(void *ud), void *ud);
 typedef void (*cg_agents_auth_cb)(void *ud, const char *name, const char *role);
 void cg_agents_authenticate(cg_agents *a, const char *token, cg_agents_auth_cb cb, void *ud);
 
+/* The pipeline queued a case (its commit is in Redis): tell waiting
+ * citizens their position now rather than at the next sweep. a may be NULL. */
+void cg_agents_case_queued(cg_agents *a);
+
 /* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE for /agent/ws: 0 lets the upgrade go
  * on, >0 when a refusal was written, <0 to hang up. stopping: the server no
  * longer accepts connections. */

@@ -8,4 +8,8 @@
  * the process exit status (0 ok, 1 findings/failures, 2 usage error). */
 int cg_cli_intents(int argc, char **argv);
 
+/* civicgate hash-password: stdin → crypto_pwhash_str hash on stdout.
+ * Exit 0, 1 on failure, 2 on usage errors. */
+int cg_cli_hash_password(int argc, char **argv);
+
 #endif

@@ -242,7 +242,9 @@ typedef enum {
     T_INT,      /* int field, integer in [min, max] */
     T_SIZE,     /* size_t field, integer in [min, max] */
     T_BOOL,     /* int field, true/false */
-    T_ORIGINS   /* the allowed_origins array */
+    T_ORIGINS,  /* the allowed_origins array */
+    T_AGENT_USERS, /* agents.users (config_agents.c) */
+    T_OFFICE    /* agents.office_hours (config_agents.c) */
 } cfg_type;
 
 typedef struct cfg_key {
@@ -301,12 +303,20 @@ static const cfg_key cfg_keys[] = {
 
     {"channels.webchat.enabled", T_BOOL, F(webchat_enabled), 0, 1, NULL},
     {"channels.webchat.allowed_origins", T_ORIGINS, 0, 0, CG_MAX_ORIGINS, check_origin},
+
+    {"agents.users", T_AGENT_USERS, 0, 0, CG_AGENTS_MAX_USERS, NULL},
+    {"agents.session_ttl_s", T_INT, F(agents.session_ttl_s), 300, 30 * DAY, NULL},
+    {"agents.disconnect_grace_s", T_INT, F(agents.disconnect_grace_s), 5, DAY, NULL},
+    {"agents.no_agent_timeout_s", T_INT, F(agents.no_agent_timeout_s), 0, 7 * DAY, NULL},
+    {"agents.login_max_failures", T_INT, F(agents.login_max_failures), 1, 1000, NULL},
+    {"agents.avg_handle_s", T_INT, F(agents.avg_handle_s), 10, DAY, NULL},
+    {"agents.office_hours", T_OFFICE, 0, 0, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL}
 };
 
 static const char *const cfg_objects[] = {
     "", "listen", "redis", "intents", "www", "log", "metrics", "limits", "retention", "outbox", "channels",
-    "channels.telegram", "channels.whatsapp", "channels.messenger", "channels.webchat", NULL
+    "channels.telegram", "channels.whatsapp", "channels.messenger", "channels.webchat", "agents", NULL
 };
 
 typedef struct cfg_env {
@@ -378,6 +388,12 @@ void cg_config_defaults(cg_config *c)
     c->outbox_max_attempts = 8;
     c->outbox_timeout_ms = 10000;
     c->shutdown_grace_ms = 5000;
+
+    c->agents.session_ttl_s = 12 * 3600;
+    c->agents.disconnect_grace_s = 120;
+    c->agents.no_agent_timeout_s = 900;
+    c->agents.login_max_failures = 5;
+    c->agents.avg_handle_s = 300;
 }
 
 void cg_config_free(cg_config *c)
@@ -390,6 +406,7 @@ void cg_config_free(cg_config *c)
     free(c->log_level);
     for (size_t i = 0; i < c->norigins; i++) free(c->origins[i]);
     for (size_t i = 0; i < c->nowned; i++) free(c->owned[i]);
+    cg_config_agents_free(&c->agents);
     memset(c, 0, sizeof *c);
 }
 
@@ -490,6 +507,10 @@ static int apply_key(cg_config *c, const cfg_key *k, const cJSON *v, const char 
         c->norigins = (size_t)n;
         return 0;
     }
+    case T_AGENT_USERS:
+        return cg_config_agents_users(&c->agents, v, path, err, cap);
+    case T_OFFICE:
+        return cg_config_office_hours(&c->agents.office, v, path, err, cap);
     }
     return -1;
 }

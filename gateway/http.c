@@ -85,6 +85,7 @@ typedef struct http_pss {
     /* API (ROUTE_API) */
     const cg_api_route *api;
     cg_api_call *call;           /* the handler's until it answers */
+    int api_dispatched;          /* the handler ran (an empty POST body still gets BODY callbacks) */
     char segs[CG_API_MAX_PARAMS][CG_API_PARAM_MAX];
     const char *params[CG_API_MAX_PARAMS]; size_t nparams;
     char auth[600];
@@ -539,6 +540,7 @@ static int body_chunk(struct lws *wsi, http_pss *pss, const void *in, size_t len
 {
     if (pss->route != ROUTE_WEBHOOK && pss->route != ROUTE_API) return 0;   /* already answered: drain */
     if (pss->resp_state != RESP_NONE) return 0;
+    if (pss->route == ROUTE_API && pss->api_dispatched) return 0;   /* Content-Length: 0, answer pending */
     if (!pss->body || pss->body_len + len > pss->body_cap || pss->body_len + len > pss->limit) {
         if (pss->route == ROUTE_WEBHOOK) pss->route = ROUTE_REJECTED;
         pss->close_after = 1;
@@ -756,6 +758,7 @@ static void api_dispatch(struct lws *wsi, cg_http *h, http_pss *pss)
     }
     call->wsi = wsi;
     pss->call = call;
+    pss->api_dispatched = 1;
     char peer[64] = "";
     lws_get_peer_simple(wsi, peer, sizeof peer);
     if (pss->body) pss->body[pss->body_len] = '\0';
@@ -828,6 +831,7 @@ static int route_request(struct lws *wsi, cg_http *h, http_pss *pss, const char 
     int m = lws_http_get_uri_and_method(wsi, &u, &ulen);
     pss->method = method_name(m);
     pss->t0 = uv_hrtime();
+    pss->api_dispatched = 0;
     if (!pss->counted) {
         pss->counted = 1;
         h->inflight++;
@@ -914,7 +918,7 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         if (pss->resp_state != RESP_NONE) return 0;
         if (pss->route == ROUTE_WEBHOOK) webhook_process(wsi, http_of(wsi), pss);
-        else if (pss->route == ROUTE_API) api_dispatch(wsi, http_of(wsi), pss);
+        else if (pss->route == ROUTE_API && !pss->api_dispatched) api_dispatch(wsi, http_of(wsi), pss);
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         if (!pss) return 0;

@@ -2,6 +2,7 @@
  * main.c: the civicgate command line. Dispatches to
  *   civicgate serve [--config FILE]      → cg_serve_main (serve.c)
  *   civicgate intents ...                → cg_cli_intents (cli_intents.c)
+ *   civicgate hash-password              → cg_cli_hash_password (cli_password.c)
  *   civicgate help | --help | -h         → usage on stdout, exit 0
  *   civicgate --version                  → version on stdout, exit 0
  * Anything else prints the usage on stderr and exits 2.
@@ -41,6 +42,11 @@ static const char usage_text[] =
     "      Validate the intent table, classify utterances, or measure accuracy on\n"
     "      labelled cases; see civicgate intents --help.\n"
     "\n"
+    "  hash-password\n"
+    "      Read a password from standard input (one line) and print its hash\n"
+    "      (libsodium crypto_pwhash_str, Argon2id) for agents.users[].password_hash\n"
+    "      in the configuration. The password itself is never stored.\n"
+    "\n"
     "  help, --help, -h   Show this help.\n"
     "  --version          Show the version.\n";
 
@@ -53,6 +59,7 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "serve")) return cg_serve_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "intents")) return cg_cli_intents(argc - 1, argv + 1);
+    if (!strcmp(cmd, "hash-password")) return cg_cli_hash_password(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         fputs(usage_text, stdout);
         return 0;

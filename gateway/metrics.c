@@ -41,6 +41,8 @@ static const struct { const char *name, *help; } counter_meta[CG_M__COUNT] = {
     [CG_M_ESCALATED] = {"civicgate_escalations_total", "Conversations handed to a human agent."},
     [CG_M_CONTACT_GONE] = {"civicgate_contacts_gone_total",
                            "Replies not delivered because the citizen blocked the bot or left the platform."},
+    [CG_M_CASES_CLAIMED] = {"civicgate_agent_cases_claimed_total", "Hand-off cases claimed by an agent."},
+    [CG_M_CASES_RESOLVED] = {"civicgate_agent_cases_resolved_total", "Hand-off cases resolved by an agent."},
 };
 
 static const struct { const char *name, *help; } hist_meta[CG_H__COUNT] = {

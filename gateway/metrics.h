@@ -20,6 +20,8 @@ typedef enum {
     CG_M_FALLBACK,       /* civicgate_intent_fallbacks_total{channel} */
     CG_M_ESCALATED,      /* civicgate_escalations_total{channel} */
     CG_M_CONTACT_GONE,   /* civicgate_contacts_gone_total{channel}: blocked the bot, deleted... */
+    CG_M_CASES_CLAIMED,  /* civicgate_agent_cases_claimed_total{channel} (agents_api.c) */
+    CG_M_CASES_RESOLVED, /* civicgate_agent_cases_resolved_total{channel} */
     CG_M__COUNT
 } cg_metric;
 
