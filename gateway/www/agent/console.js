@@ -58,6 +58,7 @@
     view: 'inbox',
     dashMounted: false,
     supCases: [],
+    agentsAt: 0,               // when the agents list was last read (supervisor view)
   };
 
   let fetchJson = null;
@@ -254,6 +255,10 @@
       if (since) span.textContent = V.waited(now - since);
     }
     if (S.conn === 'reconnecting') renderConn();
+    // Presence is pushed when an agent connects or leaves, but "online" on
+    // the gateway means "seen in the last seconds": re-read it now and then
+    // while the supervisor looks at it, so a lapse shows without a push.
+    if (S.view === 'supervisor' && !document.hidden && now - S.agentsAt > 10000) loadAgents();
   }
 
   /* Everything the socket does not push on connection: run on every hello. */
@@ -379,7 +384,7 @@
 
   function onEntry(id, e) {
     if (S.open && S.open.id === id && !S.open.loading) {
-      appendEntry(e);
+      appendEntry(e, 'socket');
       if (e.dir === 'in' && document.hidden) announce('New message from ' + V.who(S.open.case) + '.');
       return;
     }
@@ -469,7 +474,7 @@
       o.keys = new Set();
       for (const e of r.transcript || []) {
         const k = entryKey(e);
-        if (!o.keys.has(k)) { o.keys.add(k); o.transcript.push(e); }
+        if (!o.keys.has(k)) { o.keys.add(k); o.transcript.push(Object.assign({}, e, { _src: 'load' })); }
       }
       o.loading = false;
       o.error = null;
@@ -529,10 +534,26 @@
     return frag;
   }
 
-  function appendEntry(e) {
+  /* The agent's own reply or note arrives twice: in the REST answer and as a
+   * socket "entry" (either first), and the two may not carry the same ts.
+   * Each copy from one source absorbs one copy from the other: same dir,
+   * agent and text, within 10 s. */
+  function isEcho(o, e, source) {
+    if (!S.me || e.agent !== S.me.name || e.kind) return false;
+    const others = source === 'rest' ? ['socket', 'load'] : ['rest'];
+    const twin = o.transcript.find((x) => others.includes(x._src) && !x._paired && x.dir === e.dir &&
+      x.agent === e.agent && x.text === e.text && Math.abs((x.ts || 0) - (e.ts || 0)) < 10000);
+    if (!twin) return false;
+    twin._paired = true;
+    return true;
+  }
+
+  function appendEntry(e, source) {
     const o = S.open;
     const k = entryKey(e);
     if (o.keys.has(k)) return;
+    if (source && isEcho(o, e, source)) return;
+    e = Object.assign({}, e, { _src: source || 'load' });
     o.keys.add(k);
     o.transcript.push(e);
     if (e.dir === 'in') o.case.last_message_at = e.ts;
@@ -693,7 +714,7 @@
     try {
       const path = '/api/v1/agent/cases/' + encodeURIComponent(o.id) + (mode === 'note' ? '/notes' : '/reply');
       const r = await fetchJson(path, { method: 'POST', body: { text } });
-      if (S.open === o && r && r.entry) appendEntry(r.entry);
+      if (S.open === o && r && r.entry) appendEntry(r.entry, 'rest');
       if (ta.value.replace(/^\s+|\s+$/g, '') === text) ta.value = '';
       ta.style.height = '';
       announce(mode === 'note' ? 'Note added.' : 'Reply sent.');
@@ -927,6 +948,7 @@
 
   async function loadAgents() {
     if (!isSup()) return;
+    S.agentsAt = Date.now();
     try {
       const r = await fetchJson('/api/v1/agent/agents');
       S.agents = (r && r.agents) || [];

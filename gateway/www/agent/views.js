@@ -191,11 +191,14 @@
     const kind = entryKind(e);
     const text = typeof e.text === 'string' ? e.text : '';
     if (kind === 'system') {
+      // "claimed by bob" says it all; a bare "escalated" gets a readable label.
       const label = EVENTS[e.kind] || (e.kind ? String(e.kind) : 'Event');
-      const line = el('div', { class: 'tx tx-system', 'data-kind': e.kind || 'note' },
-        el('span', { class: 'tx-sys-text' }, el('strong', null, label), text ? ': ' + text : '', e.agent ? ' (' + e.agent + ')' : ''),
+      const plain = !text || text.toLowerCase() === String(e.kind || '').toLowerCase();
+      const said = plain ? label : text.charAt(0).toUpperCase() + text.slice(1);
+      const by = e.agent && !said.includes(e.agent) ? ' (' + e.agent + ')' : '';
+      return el('div', { class: 'tx tx-system', 'data-kind': e.kind || 'note' },
+        el('span', { class: 'tx-sys-text' }, said + by),
         el('time', { datetime: new Date(e.ts || 0).toISOString() }, ' · ' + clock(e.ts)));
-      return line;
     }
     const mine = opt && opt.me && e.agent === opt.me;
     const names = {
