@@ -138,7 +138,15 @@ test('the journey: a Telegram citizen is handed off, claimed, answered and resol
   await page.locator('#case-sub .badge-status', { hasText: 'Resolved' }).waitFor();
   await stack.waitSent(id, 'the CSAT question', isCsat);
   assert.equal(await caseItem(page, 'mine', 'Ana').count(), 0);
+  await page.getByText(/^Resolved by alice\. The bot answers this citizen again\./).waitFor();
+  assert.equal(await page.locator('#composer').isVisible(), false);
   await shots.take(page, 'resolved');
+
+  // Narrow screens: one column, nothing wider than the phone.
+  await page.setViewportSize({ width: 390, height: 844 });
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth),
+    'no horizontal scrolling at 390 px');
+  await shots.take(page, 'phone');
 
   // The note never reached the citizen (it was written before the resolve
   // message, which has arrived, and a conversation's messages go in order).

@@ -509,6 +509,7 @@
     if (o.error) {
       caseAlert(o.error);
       $('composer').hidden = true;
+      $('case-closed').hidden = true;
       return;
     }
     lastDay = null;
@@ -621,6 +622,12 @@
     const c = o.case;
     const form = $('composer');
     form.hidden = c.status === 'resolved' || !!o.error || (c.status === 'assigned' && !canReply(c) && !isSup());
+    const closed = $('case-closed');
+    closed.hidden = c.status !== 'resolved';
+    if (c.status === 'resolved') {
+      closed.textContent = 'Resolved' + (c.agent ? ' by ' + c.agent : '') + '. The bot answers this citizen again. ' +
+        (c.csat ? 'Satisfaction: ' + c.csat + ' out of 5.' : 'The citizen was asked to rate the help (1–5).');
+    }
     const replyOk = canReply(c);
     $('mode-reply').disabled = !replyOk;
     if (!replyOk && S.mode === 'reply') setMode('note', false);
