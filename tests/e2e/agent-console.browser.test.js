@@ -336,6 +336,41 @@ test('a supervisor sees both agents online, their cases, and every case', async 
   for (const x of [a, b, s]) await x.context.close();
 });
 
+test('landmarks, names and live regions for screen readers', async () => {
+  const { context, page, errors } = await C.openConsole(browser, stack.gw);
+  // The sign-in form: labelled fields, nothing unnamed.
+  const unnamed = /^\s*- (button|link|textbox|combobox|radio|checkbox|listbox)( "")?(\s*\[[^\]]*\])?:?\s*$/m;
+  const login = await page.locator('body').ariaSnapshot();
+  assert.doesNotMatch(login, unnamed, login);
+  await C.signIn(page, 'sue');
+  const id = newChat();
+  await stack.say(id, 'live agent', { first: 'Pilar' });
+  await caseItem(page, 'queue', 'Pilar').click({ timeout: 15000 });
+  await page.locator('#transcript .tx-citizen', { hasText: 'live agent' }).waitFor();
+
+  await page.getByRole('banner').waitFor();
+  await page.getByRole('navigation', { name: 'Console sections' }).waitFor();
+  await page.getByRole('navigation', { name: 'Cases' }).waitFor();
+  await page.getByRole('main').waitFor();
+  await page.getByRole('complementary', { name: 'Details' }).waitFor();
+  const log = page.getByRole('log', { name: 'Transcript' });
+  await log.waitFor();
+  assert.equal(await log.getAttribute('aria-live'), 'polite');
+  assert.equal(await page.locator('#announcer').getAttribute('aria-live'), 'polite');
+  assert.match(await page.getByRole('status').filter({ hasText: 'Live' }).innerText(), /Live/);
+  // A case in the list is one sentence for a screen reader.
+  const label = await caseItem(page, 'queue', 'Pilar').getAttribute('aria-label');
+  assert.match(label, /^Pilar, on Telegram, English, position \d+, waiting since .+, asked: live agent$/);
+  // Every control on the page has a name.
+  const snap = await page.locator('body').ariaSnapshot();
+  assert.doesNotMatch(snap, unnamed, snap);
+  // A new hand-off is announced in the polite live region.
+  await stack.say(newChat(), 'transfer me to a person', { first: 'Quique' });
+  await page.locator('#announcer', { hasText: 'New case in the queue: Quique on Telegram' }).waitFor({ timeout: 15000 });
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('a claim lost to another agent says who has it', async () => {
   const shots = new C.Shots('claim-409');
   const { context, page, errors } = await C.openConsole(browser, stack.gw);

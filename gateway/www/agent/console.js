@@ -312,11 +312,14 @@
   }
 
   function setQueue(cases, fromRest) {
+    // The first queue of a connection is the state, not news: announce only
+    // what arrives after it.
+    const news = !fromRest && S.queueSeen;
     if (!fromRest) S.queueSeen = true;
     const before = new Set(S.queue.map((c) => c.id));
     S.queue = cases.filter((c) => c && c.id);
     for (const c of S.queue) S.cases.delete(c.id);
-    if (S.everOnline && !fromRest) {
+    if (news) {
       const added = S.queue.filter((c) => !before.has(c.id));
       if (added.length === 1) {
         const c = added[0];
@@ -607,6 +610,7 @@
       ['Position', c.status === 'queued' && c.position ? String(c.position) : null],
       ['Agent', c.agent || null],
       ['Reason', REASONS[c.reason] || c.reason || null],
+      ['Call-back', c.callback ? 'The citizen left a message to be called back' : null],
       ['Priority', c.priority ? String(c.priority) : null],
       ['Queued', c.created_at ? V.when(c.created_at) : null],
       ['Last message', c.last_message_at ? V.when(c.last_message_at) : null],

@@ -130,6 +130,7 @@
       el('span', { class: 'ci-wait', 'data-since': String(since || ''), title: waitLabel }, waited(opt.now - (since || opt.now))));
     const meta = el('span', { class: 'ci-meta' }, channelBadge(c.channel), langBadge(c.lang));
     if (c.status === 'queued' && c.position) meta.appendChild(el('span', { class: 'badge badge-pos' }, '#' + c.position));
+    if (c.callback) meta.appendChild(el('span', { class: 'badge badge-callback' }, 'Call-back'));
     if (c.priority > 0) meta.appendChild(el('span', { class: 'badge badge-prio' }, 'Priority ' + c.priority));
     if (opt.showAgent && c.agent) meta.appendChild(el('span', { class: 'badge' }, c.agent));
     if (c.unread) meta.appendChild(el('span', { class: 'badge badge-unread' }, c.unread + ' new'));
@@ -142,6 +143,7 @@
       if (c.position) parts.push('position ' + c.position);
       parts.push('waiting since ' + clock(c.created_at));
     }
+    if (c.callback) parts.push('asked to be called back');
     if (c.unread) parts.push(c.unread + ' new messages');
     if (c.question) parts.push('asked: ' + c.question);
     btn.setAttribute('aria-label', parts.join(', '));
@@ -177,6 +179,8 @@
     transferred: 'Transferred',
     resolved: 'Resolved',
     csat: 'Satisfaction rating',
+    returned: 'Returned to the queue',
+    callback: 'The citizen asked to be called back',
   };
 
   /* The kind of a transcript entry: "citizen" | "bot" | "agent" | "note" | "system". */
