@@ -371,6 +371,34 @@ test('landmarks, names and live regions for screen readers', async () => {
   await context.close();
 });
 
+test('a message on another of the agent\'s cases marks it unread and is announced', async () => {
+  const shots = new C.Shots('unread');
+  const { context, page, errors } = await C.openConsole(browser, stack.gw);
+  await C.signIn(page, 'alice');
+  const one = newChat(), two = newChat();
+  await stack.say(one, 'speak with somebody', { first: 'Olga' });
+  await stack.say(two, 'representative please', { first: 'Pablo' });
+  for (const name of ['Olga', 'Pablo']) {
+    await caseItem(page, 'queue', name).click({ timeout: 15000 });
+    await page.locator('#case-title', { hasText: name }).waitFor();
+    await page.getByRole('button', { name: 'Claim', exact: true }).click();
+    await caseItem(page, 'mine', name).waitFor();
+  }
+  // Pablo's case is open; Olga writes.
+  await stack.say(one, 'are you still there?', { first: 'Olga' });
+  const olga = caseItem(page, 'mine', 'Olga');
+  await olga.locator('.badge-unread', { hasText: '1 new' }).waitFor({ timeout: 15000 });
+  await page.locator('#announcer', { hasText: 'New message from Olga (Telegram).' }).waitFor();
+  assert.equal(await page.locator('#transcript .tx-citizen', { hasText: 'are you still there?' }).count(), 0);
+  await shots.take(page, 'unread-badge');
+  // Opening it clears the mark and shows the message.
+  await olga.click();
+  await page.locator('#transcript .tx-citizen', { hasText: 'are you still there?' }).waitFor();
+  await h.waitFor('the unread mark to go', async () => (await olga.locator('.badge-unread').count()) === 0);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('a claim lost to another agent says who has it', async () => {
   const shots = new C.Shots('claim-409');
   const { context, page, errors } = await C.openConsole(browser, stack.gw);
