@@ -316,6 +316,8 @@ test('a supervisor sees both agents online, their cases, and every case', async 
   await b.page.getByRole('heading', { name: 'Sign in to the agent console' }).waitFor();
   await agents.locator('tr[data-agent="bob"]', { hasText: 'Offline' }).waitFor({ timeout: 40000 });
   assert.match(await agents.locator('tr[data-agent="alice"]').innerText(), /Online/);
+  assert.equal(await s.page.locator('#stat-online').innerText(), '2 of 3');
+  assert.ok(Number(await s.page.locator('#stat-assigned').innerText()) >= 1);
   await shots.take(s.page, 'bob-offline');
 
   // Opening a case from the table shows it in the inbox.

@@ -172,6 +172,7 @@
     S.queue = [];
     S.cases = new Map();
     S.agents = [];
+    S.supCases = [];
     S.open = null;
     S.everOnline = false;
     S.dashMounted = false;
@@ -441,6 +442,7 @@
     }
     const n = S.queue.length;
     document.title = (n ? '(' + n + ') ' : '') + 'Agent console – civicgate';
+    if (isSup()) renderStats();
   }
 
   function listOrder() {
@@ -988,8 +990,25 @@
     }
   }
 
+  function renderStats() {
+    const now = Date.now();
+    const oldest = S.queue.reduce((m, c) => Math.min(m, c.created_at || now), now);
+    $('stat-waiting').textContent = String(S.queue.length);
+    const longest = $('stat-longest');
+    if (S.queue.length) {
+      longest.setAttribute('data-since', String(oldest));
+      longest.textContent = V.waited(now - oldest);
+    } else {
+      longest.removeAttribute('data-since');
+      longest.textContent = '–';
+    }
+    $('stat-assigned').textContent = String(othersList().length + mineList().length);
+    $('stat-online').textContent = S.agents.filter((a) => a.online).length + ' of ' + S.agents.length;
+  }
+
   function renderSupervisor() {
     if (!isSup()) return;
+    renderStats();
     const body = $('agents-body');
     V.clear(body);
     const agents = S.agents.slice().sort((a, b) => (b.online ? 1 : 0) - (a.online ? 1 : 0) || a.name.localeCompare(b.name));
