@@ -394,10 +394,11 @@
     }
     const c = S.cases.get(id);
     if (c && e.dir === 'in') {
-      c.unread = (c.unread || 0) + 1;
       c.last_message_at = e.ts || Date.now();
+      const mine = S.me && c.agent === S.me.name;   // supervisors see others' entries too: not theirs to read
+      if (mine) c.unread = (c.unread || 0) + 1;
       renderLists();
-      if (S.me && c.agent === S.me.name) announce('New message from ' + V.who(c) + ' (' + V.channelName(c.channel) + ').');
+      if (mine) announce('New message from ' + V.who(c) + ' (' + V.channelName(c.channel) + ').');
     }
   }
 
