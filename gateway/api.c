@@ -11,6 +11,7 @@
  */
 #include "api.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -19,6 +20,7 @@
 static const cg_api_route *const tables[] = {
     cg_agents_api_routes,
     cg_admin_api_routes,
+    cg_analytics_api_routes,
 };
 
 /* 1 when path matches pattern; binds the "*" segments. */
@@ -75,6 +77,38 @@ int cg_api_match(const char *method, const char *path, const cg_api_route **rout
                  char segs[CG_API_MAX_PARAMS][CG_API_PARAM_MAX], const char **params, size_t *nparams)
 {
     return cg_api_match_in(tables, sizeof tables / sizeof tables[0], method, path, route, segs, params, nparams);
+}
+
+/* One allocation: the struct, then every string, NUL-terminated. */
+cg_api_req *cg_api_req_copy(const cg_api_req *req)
+{
+    const char *strs[6 + CG_API_MAX_PARAMS] = {req->method, req->path, req->query, req->authorization, req->peer,
+                                              req->content_type};
+    size_t nstr = 6, total = sizeof(cg_api_req) + req->body_len + 1;
+    for (size_t i = 0; i < req->nparams && i < CG_API_MAX_PARAMS; i++) strs[nstr++] = req->params[i];
+    for (size_t i = 0; i < nstr; i++) total += (strs[i] ? strlen(strs[i]) : 0) + 1;
+    cg_api_req *c = malloc(total);
+    if (!c) return NULL;
+    *c = *req;
+    char *p = (char *)(c + 1);
+    const char **dst[6 + CG_API_MAX_PARAMS] = {&c->method, &c->path, &c->query, &c->authorization, &c->peer,
+                                               &c->content_type};
+    for (size_t i = 0; i < c->nparams && i < CG_API_MAX_PARAMS; i++) dst[6 + i] = &c->params[i];
+    for (size_t i = 0; i < nstr; i++) {
+        size_t n = strs[i] ? strlen(strs[i]) : 0;
+        memcpy(p, strs[i] ? strs[i] : "", n + 1);
+        *dst[i] = p;
+        p += n + 1;
+    }
+    if (req->body_len) memcpy(p, req->body, req->body_len);
+    p[req->body_len] = '\0';
+    c->body = p;
+    return c;
+}
+
+void cg_api_req_free(cg_api_req *copy)
+{
+    free(copy);
 }
 
 int cg_api_query(const cg_api_req *req, const char *name, char *buf, size_t cap)

@@ -96,6 +96,12 @@ const char *cg_api_bearer(const cg_api_req *req);
  * content type is not JSON) through call and returns NULL. Caller deletes. */
 cJSON *cg_api_body_object(const cg_api_req *req, cg_api_call *call);
 
+/* A heap copy of req (every string copied) for handlers that answer after
+ * an asynchronous step; NULL on allocation failure. cg_api_req_free()
+ * frees it. */
+cg_api_req *cg_api_req_copy(const cg_api_req *req);
+void cg_api_req_free(cg_api_req *copy);
+
 /* Route lookup: *route set and params bound (pointers into the caller's
  * storage segs[], CG_API_MAX_PARAMS × CG_API_PARAM_MAX) when found: 200.
  * 405 when the path exists under another method, 404 otherwise. */
@@ -109,5 +115,6 @@ int cg_api_match_in(const cg_api_route *const *tables, size_t ntables, const cha
 /* ---- the route tables --------------------------------------------------- */
 extern const cg_api_route cg_agents_api_routes[];   /* agents.c: /api/v1/agent..., cases, login */
 extern const cg_api_route cg_admin_api_routes[];    /* admin.c:  /api/v1/admin/... */
+extern const cg_api_route cg_analytics_api_routes[];/* analytics.c: /api/v1/admin/unmatched, stats */
 
 #endif

@@ -108,12 +108,36 @@ static void test_bearer_and_query(void **state)
     assert_int_equal(cg_api_query(&req, "missing", buf, sizeof buf), -1);
 }
 
+static void test_request_copy(void **state)
+{
+    (void)state;
+    char body[] = "{\"text\":\"hola\"}";
+    cg_api_req req = {.method = "POST", .path = "/api/v1/agent/cases/c_1/reply", .query = "",
+                      .authorization = "Bearer t", .peer = "127.0.0.1", .content_type = "application/json",
+                      .body = body, .body_len = strlen(body), .nparams = 1};
+    req.params[0] = "c_1";
+    cg_api_req *c = cg_api_req_copy(&req);
+    assert_non_null(c);
+    body[2] = 'X';   /* the copy does not share the caller's storage */
+    assert_string_equal(c->method, "POST");
+    assert_string_equal(c->path, "/api/v1/agent/cases/c_1/reply");
+    assert_string_equal(c->params[0], "c_1");
+    assert_int_equal(c->nparams, 1);
+    assert_string_equal(c->authorization, "Bearer t");
+    assert_string_equal(c->content_type, "application/json");
+    assert_int_equal(c->body_len, strlen(body));
+    assert_string_equal(c->body, "{\"text\":\"hola\"}");
+    assert_ptr_not_equal(c->path, req.path);
+    cg_api_req_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_match_table),
         cmocka_unit_test(test_long_segment_is_not_found),
         cmocka_unit_test(test_bearer_and_query),
+        cmocka_unit_test(test_request_copy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
