@@ -397,6 +397,55 @@ test('a message on another of the agent\'s cases marks it unread and is announce
   await olga.click();
   await page.locator('#transcript .tx-citizen', { hasText: 'are you still there?' }).waitFor();
   await h.waitFor('the unread mark to go', async () => (await olga.locator('.badge-unread').count()) === 0);
+
+  // Olga goes back to the queue through the transfer dialog.
+  await page.getByRole('button', { name: 'Transfer', exact: true }).click();
+  const dlg = page.getByRole('dialog', { name: 'Transfer this case' });
+  await dlg.getByRole('radio', { name: 'Back to the queue' }).check();
+  await dlg.getByRole('button', { name: 'Transfer', exact: true }).click();
+  await caseItem(page, 'queue', 'Olga').waitFor({ timeout: 15000 });
+  assert.equal(await caseItem(page, 'mine', 'Olga').count(), 0);
+  await page.getByRole('button', { name: 'Claim', exact: true }).waitFor();
+  await shots.take(page, 'back-to-queue');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('the Dashboard tab mounts window.CivicgateDashboard with the token and a working fetchJson', async () => {
+  const shots = new C.Shots('dashboard');
+  const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  // A stand-in for the admin's dashboard.js, served from the gateway's origin
+  // (the CSP allows only 'self' scripts): it records how it was mounted and
+  // renders what fetchJson brings back from the real API.
+  await page.route('**/agent/dashboard.js', (route) => route.fulfill({
+    contentType: 'text/javascript; charset=utf-8',
+    body: `window.CivicgateDashboard = { mount(el, o) {
+      window.__mounted = (window.__mounted || 0) + 1;
+      window.__dashToken = o.token;
+      o.fetchJson('/api/v1/agent/me').then((me) => {
+        const p = document.createElement('p'); p.id = 'dash-me'; p.textContent = 'Signed in as ' + me.name; el.appendChild(p);
+      });
+      o.fetchJson('/api/v1/agent/no-such-route').catch((e) => {
+        const p = document.createElement('p'); p.id = 'dash-err'; p.textContent = 'error ' + e.status; el.appendChild(p);
+      });
+    } };`,
+  }));
+  await page.goto(`${stack.gw.base}/agent/`);
+  await C.signIn(page, 'sue');
+  await page.getByRole('link', { name: 'Dashboard', exact: true }).click();
+  await page.locator('#dash-me', { hasText: 'Signed in as sue' }).waitFor();
+  await page.locator('#dash-err', { hasText: 'error 404' }).waitFor();
+  const token = await page.evaluate(() => sessionStorage.getItem('civicgate.agent.token'));
+  assert.equal(await page.evaluate(() => window.__dashToken), token);
+  // Mounted once, however often the tab is opened.
+  await page.getByRole('link', { name: 'Inbox', exact: true }).click();
+  await page.getByRole('link', { name: 'Dashboard', exact: true }).click();
+  await page.locator('#dash-me').waitFor();
+  assert.equal(await page.evaluate(() => window.__mounted), 1);
+  await shots.take(page, 'mounted');
   assert.deepEqual(errors, []);
   await context.close();
 });
@@ -491,6 +540,18 @@ test('unauthenticated access is refused: API 401, WebSocket closed, console back
   assert.ok(ws.bad.frames.some((f) => f.type === 'error' && f.error === 'unauthorized'));
   assert.ok(!ws.bad.frames.some((f) => f.type === 'hello' || f.type === 'queue'));
   assert.ok(!ws.noAuth.frames.some((f) => f.type === 'result' || f.type === 'queue'), JSON.stringify(ws.noAuth));
+
+  // A token revoked elsewhere while the console is open: the next call gets
+  // 401 and the console goes back to the sign-in form, saying why.
+  await C.signIn(page, 'alice');
+  const live = await page.evaluate(() => sessionStorage.getItem('civicgate.agent.token'));
+  assert.equal((await C.api(stack.gw, live, 'POST', '/agent/logout')).status, 204);
+  const id = newChat();
+  await stack.say(id, 'let me talk to staff', { first: 'Ramón' });
+  await page.locator('#queue-list .case-item', { hasText: 'Ramón' }).click({ timeout: 15000 });
+  await page.getByRole('alert').filter({ hasText: 'Your session has ended. Sign in again.' }).waitFor();
+  assert.equal(await page.locator('#app').isVisible(), false);
+  await shots.take(page, 'session-ended');
 
   // A token that was signed out no longer opens anything, and a console
   // holding it goes back to the sign-in form.
