@@ -349,6 +349,7 @@
       onCase(r.case);
     } catch (e) {
       if (S.open !== o || e.status === 401 || o.claiming || o.claimLost) return;
+      o.ver = (o.ver || 0) + 1;
       o.case = Object.assign({}, o.case, { status: 'assigned', agent: o.case.agent || 'another agent' });
       caseAlert('This case has left the queue: another agent took it.', 'info');
       renderOpenHead();
@@ -371,6 +372,7 @@
     }
     if (S.open && S.open.id === c.id) {
       const changed = !prev || prev.status !== c.status || prev.agent !== c.agent;
+      S.open.ver = (S.open.ver || 0) + 1;
       S.open.case = Object.assign({}, S.open.case, c);
       renderOpenHead();
       renderComposer();
@@ -469,19 +471,34 @@
     loadCase(id, {});
   }
 
+  /* GET the case and its transcript. Answers can be overtaken: by a newer
+   * load (dropped), by "case" frames or action answers that arrived while
+   * the request was out (their status and holder win), and by live entries
+   * (kept when the load does not have them yet). */
   async function loadCase(id, opt) {
     const o = S.open;
     if (!o || o.id !== id) return;
+    const seq = o.loadSeq = (o.loadSeq || 0) + 1;
+    const ver = o.ver || 0;
     try {
       const r = await fetchJson('/api/v1/agent/cases/' + encodeURIComponent(id));
-      if (S.open !== o) return;
-      o.case = Object.assign({}, o.case, r.case);
-      o.transcript = [];
-      o.keys = new Set();
+      if (S.open !== o || seq !== o.loadSeq) return;
+      o.case = (o.ver || 0) !== ver ? Object.assign({}, r.case, o.case) : Object.assign({}, o.case, r.case);
+      const loaded = [];
+      const keys = new Set();
       for (const e of r.transcript || []) {
         const k = entryKey(e);
-        if (!o.keys.has(k)) { o.keys.add(k); o.transcript.push(Object.assign({}, e, { _src: 'load' })); }
+        if (!keys.has(k)) { keys.add(k); loaded.push(Object.assign({}, e, { _src: 'load' })); }
       }
+      for (const e of o.transcript) {
+        if (e._src === 'load' || keys.has(entryKey(e))) continue;
+        const twin = loaded.some((x) => x.dir === e.dir && x.agent === e.agent && x.text === e.text &&
+          Math.abs((x.ts || 0) - (e.ts || 0)) < 10000);
+        if (!twin) { keys.add(entryKey(e)); loaded.push(e); }
+      }
+      loaded.sort((a, b) => (a.ts || 0) - (b.ts || 0));
+      o.transcript = loaded;
+      o.keys = keys;
       o.loading = false;
       o.error = null;
       if (o.case.status === 'assigned' && (isSup() || (S.me && o.case.agent === S.me.name))) {
@@ -491,7 +508,7 @@
       renderOpen(opt);
       renderLists();
     } catch (e) {
-      if (S.open !== o) return;
+      if (S.open !== o || seq !== o.loadSeq) return;
       o.loading = false;
       o.error = e.status === 404 ? 'This case no longer exists.' : e.status === 403 ? 'You may not see this case.' : 'Could not load the conversation: ' + e.message;
       renderOpen(opt);
@@ -637,9 +654,14 @@
     }
     const replyOk = canReply(c);
     $('mode-reply').disabled = !replyOk;
-    if (!replyOk && S.mode === 'reply') setMode('note', false);
-    else if (replyOk && !(opt && opt.keepComposer) && !$('composer-text').value) setMode('reply', false);
-    else setMode(S.mode, false);
+    if (!replyOk && S.mode === 'reply') {
+      setMode('note', false);
+      S.modeForced = true;              // not the agent's choice: undone when replying becomes possible
+    } else if (replyOk && (S.modeForced || (!(opt && opt.keepComposer) && !$('composer-text').value))) {
+      setMode('reply', false);
+    } else {
+      setMode(S.mode, false);
+    }
     const hint = $('composer-hint');
     hint.textContent = replyOk ? ''
       : c.status === 'queued' ? 'Claim this case to reply to the citizen. Notes are for agents only.'
@@ -649,6 +671,7 @@
 
   function setMode(mode, focus) {
     S.mode = mode;
+    S.modeForced = false;
     $('mode-reply').checked = mode === 'reply';
     $('mode-note').checked = mode === 'note';
     const form = $('composer');
@@ -699,6 +722,7 @@
         const who = e.body && e.body.agent ? e.body.agent : 'another agent';
         caseAlert('Already claimed by ' + who + '.');
         S.queue = S.queue.filter((q) => q.id !== o.id);
+        o.ver = (o.ver || 0) + 1;
         o.case = Object.assign({}, o.case, { status: 'assigned', agent: e.body && e.body.agent ? e.body.agent : o.case.agent });
         renderLists();
         renderOpenHead();
