@@ -389,7 +389,12 @@
   }
 
   function onEntry(id, e) {
-    if (S.open && S.open.id === id && !S.open.loading) {
+    if (S.open && S.open.id === id && S.open.loading) {
+      // Kept for loadCase() to merge: its answer may predate this entry.
+      S.open.transcript.push(Object.assign({}, e, { _src: 'socket' }));
+      return;
+    }
+    if (S.open && S.open.id === id) {
       appendEntry(e, 'socket');
       if (e.dir === 'in' && document.hidden) announce('New message from ' + V.who(S.open.case) + '.');
       return;
