@@ -386,7 +386,9 @@ test('a message on another of the agent\'s cases marks it unread and is announce
     await page.getByRole('button', { name: 'Claim', exact: true }).click();
     await caseItem(page, 'mine', name).waitFor();
   }
-  // Pablo's case is open; Olga writes.
+  // Pablo's case is open, with a reply being written; Olga writes.
+  const draft = 'Pablo, your appointment is';
+  await page.getByRole('textbox', { name: 'Reply to the citizen' }).fill(draft);
   await stack.say(one, 'are you still there?', { first: 'Olga' });
   const olga = caseItem(page, 'mine', 'Olga');
   await olga.locator('.badge-unread', { hasText: '1 new' }).waitFor({ timeout: 15000 });
@@ -407,6 +409,11 @@ test('a message on another of the agent\'s cases marks it unread and is announce
   assert.equal(await caseItem(page, 'mine', 'Olga').count(), 0);
   await page.getByRole('button', { name: 'Claim', exact: true }).waitFor();
   await shots.take(page, 'back-to-queue');
+
+  // Pablo's unsent reply waited for him.
+  await caseItem(page, 'mine', 'Pablo').click();
+  await page.locator('#case-title', { hasText: 'Pablo' }).waitFor();
+  assert.equal(await page.getByRole('textbox', { name: 'Reply to the citizen' }).inputValue(), draft);
   assert.deepEqual(errors, []);
   await context.close();
 });

@@ -58,6 +58,7 @@
     view: 'inbox',
     dashMounted: false,
     supCases: [],
+    drafts: new Map(),         // case id → unsent text of a case not open now
     agentsAt: 0,               // when the agents list was last read (supervisor view)
   };
 
@@ -173,6 +174,7 @@
     S.cases = new Map();
     S.agents = [];
     S.supCases = [];
+    S.drafts = new Map();
     S.open = null;
     S.everOnline = false;
     S.dashMounted = false;
@@ -466,8 +468,12 @@
   function openCase(id) {
     if (S.open && S.open.id === id && !S.open.error) return;
     const known = findCase(id);
+    // Drafts stay with their case while the agent looks at another one.
+    if (S.open) S.drafts.set(S.open.id, $('composer-text').value);
     S.open = { id, case: known || { id }, transcript: [], keys: new Set(), loading: true };
-    $('composer-text').value = '';
+    $('composer-text').value = S.drafts.get(id) || '';
+    S.drafts.delete(id);
+    updateCount();
     caseAlert(null);
     const c = S.cases.get(id);
     if (c) c.unread = 0;
@@ -665,7 +671,9 @@
     } else if (replyOk && (S.modeForced || (!(opt && opt.keepComposer) && !$('composer-text').value))) {
       setMode('reply', false);
     } else {
+      const forced = S.modeForced;
       setMode(S.mode, false);
+      S.modeForced = forced;
     }
     const hint = $('composer-hint');
     hint.textContent = replyOk ? ''
@@ -719,8 +727,10 @@
       const r = await fetchJson('/api/v1/agent/cases/' + encodeURIComponent(o.id) + '/claim', { method: 'POST' });
       if (r && r.case) onCase(r.case);
       announce('You claimed the case of ' + V.who(o.case) + '.');
-      setMode('reply', true);
-      loadCase(o.id, { keepComposer: true });   // the "claimed" event and anything said meanwhile
+      if (S.open === o) {
+        setMode('reply', true);
+        loadCase(o.id, { keepComposer: true });   // the "claimed" event and anything said meanwhile
+      }
     } catch (e) {
       if (e.status === 409) {
         o.claimLost = true;
@@ -758,7 +768,7 @@
       const path = '/api/v1/agent/cases/' + encodeURIComponent(o.id) + (mode === 'note' ? '/notes' : '/reply');
       const r = await fetchJson(path, { method: 'POST', body: { text } });
       if (S.open === o && r && r.entry) appendEntry(r.entry, 'rest');
-      if (ta.value.replace(/^\s+|\s+$/g, '') === text) ta.value = '';
+      if (S.open === o && ta.value.replace(/^\s+|\s+$/g, '') === text) ta.value = '';
       ta.style.height = '';
       announce(mode === 'note' ? 'Note added.' : 'Reply sent.');
     } catch (e) {
