@@ -108,12 +108,18 @@ class Shots {
   }
 }
 
-// A console page with page errors collected (a test asserts there are none).
+// A console page with page errors and CSP violations collected (a test
+// asserts there are none).
 async function openConsole(browser, gw, { viewport = { width: 1440, height: 900 } } = {}) {
   const context = await browser.newContext({ viewport });
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
+  // The gateway's CSP allows only 'self' scripts and styles, no inline ones:
+  // anything the page does against it is an error too.
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) errors.push(m.text());
+  });
   await page.goto(`${gw.base}/agent/`);
   return { context, page, errors };
 }
