@@ -333,3 +333,77 @@ test('roles: agents see queued and own cases; transfer; supervisors see everyone
   assert.ok(canned.body.answers.every((a) => typeof a.intent === 'string' && typeof a.text === 'string'));
   assert.equal((await api(gwA, 'POST', `/agent/cases/${c.id}/resolve`, { token: sam })).status, 200);
 });
+
+test('a disconnected agent\'s cases go back to the queue after the grace period; the call-back offer', async () => {
+  const agents = { ...agentsConfig(), disconnect_grace_s: 5, no_agent_timeout_s: 1 };
+  const telegram = { bot_token: TOKEN, webhook_secret: SECRET, api_base: tg.base };
+  const gwC = await h.startGateway({ redisUrl: redis.url, telegram, extra: { agents } });
+  try {
+    await gwC.ready();
+    // the call-back offer: queued longer than no_agent_timeout_s
+    const waiting = newChat();
+    assert.equal((await hook(gwC, h.tgText(waiting, 'talk to a person'))).status, 200);
+    const offer = await waitSend(waiting, (m) => /leave a message/.test(m.body.text), 'call-back offer');
+    const kb = offer.msg.body.reply_markup.inline_keyboard.flat().map((b) => b.callback_data);
+    assert.deepEqual(kb, ['cb', 'w']);
+    assert.equal((await hook(gwC, h.tgCallback(waiting, 'cb'))).status, 200);
+    await waitSend(waiting, (m) => /write your message and how we can reach you/.test(m.body.text), 'call-back answer');
+    const sam = await login(gwC, 'sam');
+    const wc = await h.waitFor('callback flag', async () => {
+      const q = await api(gwC, 'GET', '/agent/queue', { token: sam });
+      const c = q.body.cases.find((x) => x.user === String(waiting));
+      return c && c.callback ? c : null;
+    });
+    assert.equal(wc.status, 'queued');
+    // offered once only: exactly one offer however many sweeps ran
+    assert.equal(sends(await tg.calls(), waiting).filter((m) => /leave a message/.test(m.body.text)).length, 1);
+    assert.equal((await api(gwC, 'POST', `/agent/cases/${wc.id}/resolve`, { token: sam })).status, 200);
+
+    // grace: alice claims, then is gone (no socket, no calls)
+    const id = newChat();
+    const alice = await login(gwC, 'alice');
+    assert.equal((await hook(gwC, h.tgText(id, 'talk to a person'))).status, 200);
+    const c = await caseOf(gwC, alice, id);
+    assert.equal((await api(gwC, 'POST', `/agent/cases/${c.id}/claim`, { token: alice })).status, 200);
+    const status = () => redis.cli('HGET', `cg:case:${c.id}`, 'status');
+    assert.match(await status(), /assigned/);
+    await h.waitFor('case returned to the queue', async () => /queued/.test(await status()), { timeout: 30000 });
+    const view = await api(gwC, 'GET', `/agent/cases/${c.id}`, { token: sam });
+    assert.equal(view.body.case.status, 'queued');
+    assert.equal(view.body.case.agent, null);
+    assert.ok(view.body.transcript.some((e) => e.kind === 'returned' && e.agent === 'alice'));
+    assert.equal((await api(gwC, 'POST', `/agent/cases/${c.id}/resolve`, { token: sam })).status, 200);
+  } finally {
+    const r = await gwC.stop();
+    assert.equal(r.code, 0, gwC.logs.slice(-3000));
+  }
+});
+
+test('outside office hours the citizen is told when the office opens; the case stays queued', async () => {
+  // open only on Sundays from 00:00 to 00:01 UTC: closed now (unless the
+  // test runs in that minute, when the office is honestly open)
+  const agents = { ...agentsConfig(), office_hours: { timezone: 'UTC', week: { sun: ['00:00-00:01'] } } };
+  const telegram = { bot_token: TOKEN, webhook_secret: SECRET, api_base: tg.base };
+  const gwD = await h.startGateway({ redisUrl: redis.url, telegram, extra: { agents } });
+  try {
+    await gwD.ready();
+    const now = new Date();
+    const open = now.getUTCDay() === 0 && now.getUTCHours() === 0 && now.getUTCMinutes() === 0;
+    const id = newChat();
+    assert.equal((await hook(gwD, h.tgText(id, 'talk to a person'))).status, 200);
+    if (!open) {
+      const m = await waitSend(id, (x) => /office is closed/.test(x.body.text), 'closed notice');
+      const opens = m.msg.body.text.match(/opens on (\d{4}-\d{2}-\d{2}) 00:00/);
+      assert.ok(opens, m.msg.body.text);
+      assert.equal(new Date(`${opens[1]}T00:00:00Z`).getUTCDay(), 0, 'a Sunday');
+      assert.ok(new Date(`${opens[1]}T00:00:00Z`) > now);
+    }
+    const sam = await login(gwD, 'sam');
+    const c = await caseOf(gwD, sam, id);
+    assert.equal(c.status, 'queued');
+    assert.equal((await api(gwD, 'POST', `/agent/cases/${c.id}/resolve`, { token: sam })).status, 200);
+  } finally {
+    const r = await gwD.stop();
+    assert.equal(r.code, 0, gwD.logs.slice(-3000));
+  }
+});
