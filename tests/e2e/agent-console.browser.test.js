@@ -310,6 +310,20 @@ test('a supervisor sees both agents online, their cases, and every case', async 
   assert.match(await row.innerText(), /Assigned[\s\S]*bob/);
   await shots.take(s.page, 'agents-and-cases');
 
+  // The supervisor assigns a queued case to alice, who sees it arrive.
+  const id2 = newChat();
+  await stack.say(id2, 'i need to talk to a representative', { first: 'Tomás' });
+  await s.page.getByRole('link', { name: 'Inbox', exact: true }).click();
+  await caseItem(s.page, 'queue', 'Tomás').click({ timeout: 15000 });
+  await s.page.getByRole('button', { name: 'Assign', exact: true }).click();
+  const assign = s.page.getByRole('dialog', { name: 'Assign this case to an agent' });
+  await assign.getByLabel('Agent name').fill('alice');
+  await assign.getByRole('button', { name: 'Assign', exact: true }).click();
+  await s.page.locator('#case-sub', { hasText: 'Held by alice' }).waitFor();
+  await caseItem(a.page, 'mine', 'Tomás').waitFor({ timeout: 15000 });
+  await shots.take(s.page, 'assigned-to-alice');
+  await s.page.getByRole('link', { name: 'Agents & cases' }).click();
+
   // bob signs out: the supervisor's view shows him offline (the gateway counts
   // an agent online for 15 s after last seen; the view re-reads every 10 s).
   await b.page.getByRole('button', { name: 'Sign out', exact: true }).click();

@@ -528,6 +528,8 @@
 
   function canReply(c) { return !!(c && c.status === 'assigned' && S.me && c.agent === S.me.name); }
   function canManage(c) { return !!(c && c.status === 'assigned' && (canReply(c) || isSup())); }
+  /* Supervisors may also assign a queued case to an agent. */
+  function canTransfer(c) { return canManage(c) || !!(c && c.status === 'queued' && isSup()); }
 
   function renderOpen(opt) {
     const o = S.open;
@@ -622,7 +624,8 @@
 
     const claim = $('act-claim'), transfer = $('act-transfer'), resolve = $('act-resolve');
     claim.hidden = c.status !== 'queued';
-    transfer.hidden = !canManage(c);
+    transfer.hidden = !canTransfer(c);
+    transfer.textContent = c.status === 'queued' ? 'Assign' : 'Transfer';
     resolve.hidden = !canManage(c);
 
     const dlC = $('details-citizen');
@@ -811,7 +814,8 @@
   }
 
   function openTransfer() {
-    if (!S.open || !canManage(S.open.case)) return;
+    if (!S.open || !canTransfer(S.open.case)) return;
+    const assign = S.open.case.status === 'queued';   // a supervisor assigning from the queue
     const dl = $('transfer-agents');
     V.clear(dl);
     const me = S.me && S.me.name;
@@ -820,12 +824,16 @@
     for (const a of agents) {
       dl.appendChild(V.el('option', { value: a.name }, (a.display_name || a.name) + (a.online ? ' · online' : ' · offline') + ' · ' + (a.cases || 0) + ' cases'));
     }
-    $('transfer-queue').checked = true;
+    $('dlg-transfer-title').textContent = assign ? 'Assign this case to an agent' : 'Transfer this case';
+    $('transfer-ok').textContent = assign ? 'Assign' : 'Transfer';
+    $('transfer-queue').closest('.choice').hidden = assign;
+    $('transfer-queue').checked = !assign;
+    $('transfer-agent-radio').checked = assign;
     $('transfer-agent').value = '';
-    $('transfer-agent').disabled = true;
+    $('transfer-agent').disabled = !assign;
     $('transfer-error').hidden = true;
     $('dlg-transfer').showModal();
-    $('transfer-queue').focus();
+    (assign ? $('transfer-agent') : $('transfer-queue')).focus();
   }
 
   async function submitTransfer(ev) {
@@ -1121,7 +1129,7 @@
       case 'r': if (o && canReply(o.case)) { e.preventDefault(); setMode('reply', true); } break;
       case 'n': if (o && !$('composer').hidden) { e.preventDefault(); setMode('note', true); } break;
       case '/': if (o && canReply(o.case)) { e.preventDefault(); openCanned(); } break;
-      case 't': if (o && canManage(o.case)) { e.preventDefault(); openTransfer(); } break;
+      case 't': if (o && canTransfer(o.case)) { e.preventDefault(); openTransfer(); } break;
       case 'e': if (o && canManage(o.case)) { e.preventDefault(); openResolve(); } break;
       default: break;
     }
