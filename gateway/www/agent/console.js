@@ -717,12 +717,21 @@
 
   /* ---- actions ---------------------------------------------------------- */
 
+  /* After an action's answer: move the focus to el only if the agent has not
+   * moved it elsewhere meanwhile (it is still where the action started, or
+   * it fell to the body because that control went away). */
+  function focusAfter(from, el) {
+    const a = document.activeElement;
+    if (!a || a === document.body || a === from || (from && !from.isConnected) || (a.hidden || a.offsetParent === null)) el.focus();
+  }
+
   function busy(btn, on) { if (btn) { btn.disabled = on; btn.setAttribute('aria-busy', on ? 'true' : 'false'); } }
 
   async function claim() {
     const o = S.open;
     if (!o || o.case.status !== 'queued') return;
     const btn = $('act-claim');
+    const from = document.activeElement;
     busy(btn, true);
     caseAlert(null);
     o.claiming = true;
@@ -731,7 +740,8 @@
       if (r && r.case) onCase(r.case);
       announce('You claimed the case of ' + V.who(o.case) + '.');
       if (S.open === o) {
-        setMode('reply', true);
+        setMode('reply', false);
+        focusAfter(from, $('composer-text'));
         loadCase(o.id, { keepComposer: true });   // the "claimed" event and anything said meanwhile
       }
     } catch (e) {
@@ -765,6 +775,7 @@
     const mode = S.mode;
     if (mode === 'reply' && !canReply(o.case)) return;
     const btn = $('composer-send');
+    const from = document.activeElement;
     busy(btn, true);
     caseAlert(null);
     try {
@@ -784,7 +795,7 @@
     } finally {
       busy(btn, false);
       updateCount();
-      ta.focus();
+      if (S.open === o) focusAfter(from, ta);
     }
   }
 
@@ -797,6 +808,7 @@
 
   async function resolve() {
     const o = S.open;
+    const from = document.activeElement;
     busy($('act-resolve'), true);
     caseAlert(null);
     try {
@@ -805,7 +817,7 @@
       else onCase(Object.assign({}, o.case, { status: 'resolved' }));
       toast('Case resolved. ' + V.who(o.case) + ' has been asked to rate the help.', 'ok');
       announce('Case resolved.');
-      $('case-title').focus();
+      if (S.open === o) focusAfter(from, $('case-title'));
     } catch (e) {
       if (e.status !== 401) caseAlert('Could not resolve the case: ' + e.message);
     } finally {
