@@ -301,9 +301,13 @@ test('a supervisor sees both agents online, their cases, and every case', async 
   for (const name of ['alice', 'bob']) {
     await agents.locator(`tr[data-agent="${name}"]`, { hasText: 'Online' }).waitFor({ timeout: 15000 });
   }
+  // bob's count as the gateway has it (at least Rosa's case) is what the view shows.
+  const sueToken = await s.page.evaluate(() => sessionStorage.getItem('civicgate.agent.token'));
   await h.waitFor('bob\'s case count', async () => {
     await s.page.getByRole('button', { name: 'Refresh', exact: true }).click();
-    return (await agents.locator('tr[data-agent="bob"] td.num').innerText()) === '1';
+    const list = await C.api(stack.gw, sueToken, 'GET', '/agent/agents');
+    const bobCases = list.body.agents.find((x) => x.name === 'bob').cases;
+    return bobCases >= 1 && (await agents.locator('tr[data-agent="bob"] td.num').innerText()) === String(bobCases);
   }, { timeout: 10000, interval: 500 });
   const row = s.page.locator('#allcases-body tr', { hasText: 'Rosa' });
   await row.waitFor({ timeout: 10000 });
