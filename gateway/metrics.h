@@ -20,6 +20,11 @@ typedef enum {
     CG_M_FALLBACK,       /* civicgate_intent_fallbacks_total{channel} */
     CG_M_ESCALATED,      /* civicgate_escalations_total{channel} */
     CG_M_CONTACT_GONE,   /* civicgate_contacts_gone_total{channel}: blocked the bot, deleted... */
+    CG_M_READ_SENT,      /* civicgate_read_receipts_sent_total{channel}: inbound marked as read */
+    CG_M_READ_FAILED,    /* civicgate_read_receipts_failed_total{channel}: given up on */
+    CG_M_REENGAGED,      /* civicgate_reengagements_total{channel}: templates sent outside the window */
+    CG_M_HELD,           /* civicgate_replies_held_total{channel}: held until the citizen writes */
+    CG_M_AUTH_FAILED,    /* civicgate_channel_auth_failures_total{channel}: token/permission refused */
     CG_M_CASES_CLAIMED,  /* civicgate_agent_cases_claimed_total{channel} (agents_api.c) */
     CG_M_CASES_RESOLVED, /* civicgate_agent_cases_resolved_total{channel} */
     CG_M__COUNT
@@ -37,6 +42,11 @@ void cg_metrics_set_gauge(const char *name, double v);
 void cg_metrics_intent_reload(int ok);
 /* One HTTP response sent: civicgate_http_responses_total{code="2xx"|...}. */
 void cg_metrics_http_status(int status);
+/* A delivery the platform reported failed (a status callback), by the
+ * platform's error code: civicgate_delivery_failed_total{channel,code}.
+ * code: 1-12 digits, else counted as "other"; at most 64 (channel, code)
+ * pairs, later new pairs count as code "other". */
+void cg_metrics_delivery_failed(const char *channel, const char *code);
 /* Render all as Prometheus text into a malloc'd buffer; caller frees. */
 char *cg_metrics_render(size_t *len);
 

@@ -332,6 +332,7 @@ test('roles: agents see queued and own cases; transfer; supervisors see everyone
   assert.ok(canned.body.answers.length > 0 && canned.body.answers.length <= 50);
   assert.ok(canned.body.answers.every((a) => typeof a.intent === 'string' && typeof a.text === 'string'));
   assert.equal((await api(gwA, 'POST', `/agent/cases/${c.id}/resolve`, { token: sam })).status, 200);
+  await waitSend(id, (m) => /How satisfied/.test(m.body.text), 'resolve notice');
 });
 
 test('a disconnected agent\'s cases go back to the queue after the grace period; the call-back offer', async () => {
@@ -373,6 +374,7 @@ test('a disconnected agent\'s cases go back to the queue after the grace period;
     assert.equal(view.body.case.agent, null);
     assert.ok(view.body.transcript.some((e) => e.kind === 'returned' && e.agent === 'alice'));
     assert.equal((await api(gwC, 'POST', `/agent/cases/${c.id}/resolve`, { token: sam })).status, 200);
+    await waitSend(id, (m) => /How satisfied/.test(m.body.text), 'resolve notice');
   } finally {
     const r = await gwC.stop();
     assert.equal(r.code, 0, gwC.logs.slice(-3000));
@@ -402,6 +404,8 @@ test('outside office hours the citizen is told when the office opens; the case s
     const c = await caseOf(gwD, sam, id);
     assert.equal(c.status, 'queued');
     assert.equal((await api(gwD, 'POST', `/agent/cases/${c.id}/resolve`, { token: sam })).status, 200);
+    // delivered before the stop (a reply still held by the outbox at exit is another matter)
+    await waitSend(id, (m) => /How satisfied/.test(m.body.text), 'resolve notice');
   } finally {
     const r = await gwD.stop();
     assert.equal(r.code, 0, gwD.logs.slice(-3000));
