@@ -176,8 +176,6 @@
     connect();
     return {
       reconnectNow,
-      /* Test and debugging hook: drop the connection as a network failure would. */
-      drop() { if (ws) ws.close(4000, 'dropped by the console'); },
       close() {
         stopped = true;
         clearTimeout(timer);
