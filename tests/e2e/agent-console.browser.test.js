@@ -83,6 +83,10 @@ test('the journey: a Telegram citizen is handed off, claimed, answered and resol
   await page.locator('#case-sub', { hasText: 'You hold this case' }).waitFor();
   await caseItem(page, 'mine', 'Ana').waitFor();
   assert.equal(await caseItem(page, 'queue', 'Ana').count(), 0);
+  assert.equal(await page.locator('#case-title').innerText(), 'Ana');
+  // System events have their own look: the hand-off and the claim.
+  await tx.locator('.tx-system', { hasText: 'Handed off to a person' }).first().waitFor();
+  await tx.locator('.tx-system', { hasText: 'Claimed by alice' }).waitFor();
   await shots.take(page, 'claimed');
 
   // The citizen's next message appears live.
