@@ -815,8 +815,7 @@
       const r = await fetchJson('/api/v1/agent/cases/' + encodeURIComponent(o.id) + '/resolve', { method: 'POST' });
       if (r && r.case) onCase(r.case);
       else onCase(Object.assign({}, o.case, { status: 'resolved' }));
-      toast('Case resolved. ' + V.who(o.case) + ' has been asked to rate the help.', 'ok');
-      announce('Case resolved.');
+      toast('Case resolved. ' + V.who(o.case) + ' has been asked to rate the help.', 'ok');   // toasts are a live region
       if (S.open === o) focusAfter(from, $('case-title'));
     } catch (e) {
       if (e.status !== 401) caseAlert('Could not resolve the case: ' + e.message);
@@ -868,7 +867,6 @@
       dlg.close('ok');
       if (r && r.case) onCase(r.case);
       toast(toAgent ? 'Case transferred to ' + name + '.' : 'Case returned to the queue.', 'ok');
-      announce(toAgent ? 'Case transferred to ' + name + '.' : 'Case returned to the queue.');
       if (toAgent && !isSup()) {
         // No longer ours to see: close it and go back to the lists.
         S.open = null;
