@@ -436,6 +436,18 @@ test('a message on another of the agent\'s cases marks it unread and is announce
   await caseItem(page, 'mine', 'Pablo').click();
   await page.locator('#case-title', { hasText: 'Pablo' }).waitFor();
   assert.equal(await page.getByRole('textbox', { name: 'Reply to the citizen' }).inputValue(), draft);
+
+  // Past 4,096 characters the counter says by how much and nothing can be sent.
+  const box = page.getByRole('textbox', { name: 'Reply to the citizen' });
+  await box.fill('é'.repeat(4100));
+  assert.equal(await page.locator('#composer-count').innerText(), '4,100 / 4,096: 4 too many');
+  assert.ok(await page.getByRole('button', { name: 'Send', exact: true }).isDisabled());
+  await box.press('Enter');
+  assert.equal((await box.inputValue()).length, 4100, 'the text stays in the box');
+  await box.fill('é'.repeat(4096));
+  assert.equal(await page.locator('#composer-count').innerText(), '4,096 / 4,096');
+  assert.ok(await page.getByRole('button', { name: 'Send', exact: true }).isEnabled());
+  await shots.take(page, 'limit');
   assert.deepEqual(errors, []);
   await context.close();
 });
