@@ -343,8 +343,12 @@ static void queue_reply(cg_store *s, redisReply *r, void *ud)
             if (q->only) {
                 if (q->only->wsi && q->only->state == 2) ag_ws_send(q->only, txt, n);
             } else {
-                for (ag_conn *c = a->conns; c; c = c->next)
-                    if (c->state == 2) ag_ws_send(c, txt, n);
+                if (!a->last_queue || strcmp(a->last_queue, txt)) {
+                    for (ag_conn *c = a->conns; c; c = c->next)
+                        if (c->state == 2) ag_ws_send(c, txt, n);
+                    free(a->last_queue);
+                    a->last_queue = strdup(txt);
+                }
                 cg_metrics_set_gauge("civicgate_agents_queue_length", (double)r->elements);
                 cg_metrics_set_gauge("civicgate_agents_queue_longest_wait_seconds",
                                      oldest ? (double)(cg_store_now_ms() - oldest) / 1000.0 : 0);
@@ -424,9 +428,13 @@ static void agents_reply(cg_store *s, redisReply *r, void *ud)
         cJSON_AddItemToObject(f, "agents", arr);
         char *txt = cJSON_PrintUnformatted(f);
         cJSON_Delete(f);
-        if (txt && !a->stopping) {
+        if (txt && !a->stopping && (q->only || !a->last_agents || strcmp(a->last_agents, txt))) {
             for (ag_conn *c = a->conns; c; c = c->next)
                 if (c->state == 2 && c->who.supervisor && (!q->only || q->only == c)) ag_ws_send(c, txt, strlen(txt));
+            if (!q->only) {
+                free(a->last_agents);
+                a->last_agents = strdup(txt);
+            }
         }
         free(txt);
     }
@@ -764,7 +772,11 @@ static void refresh_presence(cg_agents *a)
 
 static void maybe_free(cg_agents *a)
 {
-    if (a->closed == 2 && a->inflight == 0 && a->nconns == 0) free(a);
+    if (a->closed == 2 && a->inflight == 0 && a->nconns == 0) {
+        free(a->last_queue);
+        free(a->last_agents);
+        free(a);
+    }
 }
 
 static void tick_closed(uv_handle_t *h)

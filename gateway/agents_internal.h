@@ -69,6 +69,7 @@ struct cg_agents {
     int queue_dirty, queue_reading;
     int agents_dirty;
     uint64_t next_presence, next_sweep, next_queue;
+    char *last_queue, *last_agents;         /* last frames broadcast: unchanged ones are not resent */
 };
 
 /* Lua helpers shared by the module's scripts (keys made from a case's

@@ -4,10 +4,13 @@
  * bytes) and prints its libsodium crypto_pwhash_str hash (Argon2id,
  * OPSLIMIT/MEMLIMIT_INTERACTIVE: the same cost login verification pays), for
  * agents.users[].password_hash. The password is wiped from memory after use.
+ * From a terminal it asks on stderr and does not echo what is typed.
  */
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -30,7 +33,20 @@ int cg_cli_hash_password(int argc, char **argv)
         return 1;
     }
     char pw[PASSWORD_MAX + 2];
-    if (!fgets(pw, sizeof pw, stdin)) {
+    struct termios old, quiet;
+    int tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+    if (tty) {
+        fputs("password (not shown): ", stderr);
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    char *got = fgets(pw, sizeof pw, stdin);
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        fputc('\n', stderr);
+    }
+    if (!got) {
         fprintf(stderr, "civicgate hash-password: no password on standard input\n");
         return 2;
     }
