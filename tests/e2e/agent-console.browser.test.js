@@ -608,6 +608,20 @@ test('unauthenticated access is refused: API 401, WebSocket closed, console back
   await page.getByRole('heading', { name: 'Sign in to the agent console' }).waitFor();
   assert.equal(await page.locator('#app').isVisible(), false);
   await shots.take(page, 'revoked-token');
+
+  // Last, because it locks this address out of signing in for a while: after
+  // too many wrong passwords the form says to wait (the gateway answers 429).
+  let said = '';
+  for (let i = 0; i < 10 && !/Too many/.test(said); i++) {
+    await page.getByLabel('Name', { exact: true }).fill('bob');
+    await page.getByLabel('Password', { exact: true }).fill(`wrong ${i}`);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.locator('#login-submit:not([disabled])', { hasText: 'Sign in' }).waitFor();
+    said = await page.locator('#login-error').innerText();
+    assert.match(said, /Wrong name or password\.|Too many failed attempts/);
+  }
+  assert.match(said, /Too many failed attempts\. Wait a few minutes, then try again\./);
+  await shots.take(page, 'locked-out');
   assert.deepEqual(errors, []);
   await context.close();
 });
