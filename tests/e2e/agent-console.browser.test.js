@@ -146,6 +146,12 @@ test('the journey: a Telegram citizen is handed off, claimed, answered and resol
   assert.equal(await page.locator('#composer').isVisible(), false);
   await shots.take(page, 'resolved');
 
+  // The citizen taps 4: the rating shows on the case, live.
+  await stack.press(id, 'csat:4', { lang: 'es' });
+  await page.locator('#case-closed', { hasText: 'Satisfaction: 4 out of 5.' }).waitFor({ timeout: 15000 });
+  assert.match(await page.locator('#details-case').innerText(), /Satisfaction\s+4 \/ 5/);
+  await shots.take(page, 'rated');
+
   // Narrow screens: one column, nothing wider than the phone.
   await page.setViewportSize({ width: 390, height: 844 });
   assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth),
