@@ -281,6 +281,19 @@ test('keyboard only: sign in, open, claim, reply, note, canned answer, transfer 
   await shots.take(page, 'shortcuts');
   await kb.press('Escape');
   await help.waitFor({ state: 'hidden' });
+
+  // Single-key shortcuts can be turned off (WCAG 2.1.4), from the same list.
+  await page.getByRole('button', { name: 'Shortcuts', exact: true }).focus();
+  await kb.press('Enter');
+  await help.waitFor();
+  const toggle = help.getByRole('checkbox', { name: /Use single-key shortcuts/ });
+  await toggle.focus();
+  await kb.press('Space');
+  assert.equal(await toggle.isChecked(), false);
+  await kb.press('Escape');
+  await page.locator('#main').focus();
+  await kb.press('?');
+  assert.equal(await help.isVisible(), false, 'no shortcut while they are off');
   assert.deepEqual(errors, []);
   await context.close();
 });

@@ -1107,8 +1107,13 @@
     return t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
   }
 
+  /* WCAG 2.1.4: single-key shortcuts can be turned off (kept per browser). */
+  const KEYS_KEY = 'civicgate.agent.keys';
+  function keysOn() { try { return localStorage.getItem(KEYS_KEY) !== 'off'; } catch (e) { return true; } }
+
   function onKey(e) {
     if ($('app').hidden || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (!keysOn()) return;             // the Shortcuts button still opens the list
     if (document.querySelector('dialog[open]')) return;
     if (typingTarget(e.target)) return;
     const k = e.key;
@@ -1157,6 +1162,10 @@
     $('login-form').addEventListener('submit', signIn);
     $('logout').addEventListener('click', signOut);
     $('help-button').addEventListener('click', () => $('dlg-help').showModal());
+    $('keys-on').checked = keysOn();
+    $('keys-on').addEventListener('change', () => {
+      try { localStorage.setItem(KEYS_KEY, $('keys-on').checked ? 'on' : 'off'); } catch (e) { /* storage disabled */ }
+    });
     $('banner-action').textContent = 'Reconnect now';
     $('banner-action').addEventListener('click', () => { if (S.sock) S.sock.reconnectNow(); });
     window.addEventListener('hashchange', () => { if (!$('app').hidden) route(); });
