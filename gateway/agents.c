@@ -47,6 +47,7 @@
 #define PRESENCE_MS       5000
 #define QUEUE_DEBOUNCE_MS 100
 #define POSITIONS_MAX     "500"
+#define REAUTH_MS         30000   /* live sockets' tokens checked again (expiry, logout missed) */
 
 /* ---- JSON of cases, entries, agents --------------------------------------- */
 
@@ -95,6 +96,7 @@ cJSON *ag_case_json(const cJSON *flat, int position)
     if (csat >= 1 && csat <= 5) cJSON_AddNumberToObject(o, "csat", csat);
     else cJSON_AddNullToObject(o, "csat");
     cJSON_AddBoolToObject(o, "callback", !strcmp(fs(flat, "callback"), "1"));
+    if (!strcmp(fs(flat, "erased"), "1")) cJSON_AddBoolToObject(o, "erased", 1);   /* the citizen's data was erased */
     double t = fnum(flat, "claimed_at");
     if (t > 0) cJSON_AddNumberToObject(o, "claimed_at", t);
     t = fnum(flat, "resolved_at");
@@ -492,6 +494,15 @@ static void on_event(const char *payload, size_t len, void *ud)
         ag_queue_dirty(a);
     } else if (!strcmp(type, "presence")) {
         a->agents_dirty = 1;
+    } else if (!strcmp(type, "revoked")) {
+        /* a logout on any instance: sockets on that token are closed */
+        const char *key = fs(ev, "key");
+        for (ag_conn *c = a->conns; c; c = c->next) {
+            char k[CG_KEY_MAX];
+            if (c->state != 2) continue;
+            ag_token_key(c->token, k, sizeof k);
+            if (!strcmp(k, key)) ag_ws_revoke(c);
+        }
     } else if (!strcmp(type, "case")) {
         const cJSON *flat = cJSON_GetObjectItemCaseSensitive(ev, "case");
         const char *prev = fs(ev, "prev");
@@ -756,6 +767,24 @@ void cg_agents_case_queued(cg_agents *a)
     if (a && !a->stopping) ag_notify_positions(a);
 }
 
+static void reauth_done(cg_agents *a, const ag_who *who, void *ud)
+{
+    ag_conn *c = ud;
+    (void)a;
+    if (c->wsi && c->state == 2 && !who && !a->stopping) ag_ws_revoke(c);
+    if (--c->refs == 0) free(c);
+}
+
+/* Tokens of live sockets expire or are revoked: check them again. */
+static void reauth(cg_agents *a)
+{
+    for (ag_conn *c = a->conns; c; c = c->next) {
+        if (c->state != 2) continue;
+        c->refs++;
+        ag_auth(a, c->token, reauth_done, c);
+    }
+}
+
 static void refresh_presence(cg_agents *a)
 {
     /* every name with a live socket here, once */
@@ -765,6 +794,57 @@ static void refresh_presence(cg_agents *a)
         for (ag_conn *d = a->conns; d != c; d = d->next)
             if (d->state == 2 && !strcmp(d->who.name, c->who.name)) dup = 1;
         if (!dup) touch_seen(a, c->who.name);
+    }
+}
+
+/* ---- erasure ---------------------------------------------------------------- */
+
+/* KEYS 1 cg:cases:{c:u} 2 queue; → number of cases erased */
+static cg_store_script erase_script = {
+    .name = "agents_erase",
+    .src =
+        "local ids = redis.call('SMEMBERS', KEYS[1])\n"
+        "for _, id in ipairs(ids) do\n"
+        "  local ag = redis.call('HGET', 'cg:case:' .. id, 'agent')\n"
+        "  if ag and ag ~= '' then redis.call('SREM', 'cg:agent:held:' .. ag, id) end\n"
+        "  redis.call('DEL', 'cg:case:' .. id)\n"
+        "  redis.call('ZREM', KEYS[2], id)\n"
+        "  redis.call('ZREM', 'cg:cases:assigned', id)\n"
+        "  redis.call('ZREM', 'cg:cases:resolved', id)\n"
+        "  redis.call('PUBLISH', 'cg:agents', cjson.encode({type = 'case', prev = ag or '',\n"
+        "    case = {id = id, status = 'resolved', erased = '1'}}))\n"
+        "end\n"
+        "redis.call('DEL', KEYS[1])\n"
+        "if #ids > 0 then redis.call('PUBLISH', 'cg:agents', '{\"type\":\"queue\"}') end\n"
+        "return #ids\n",
+};
+
+typedef struct erase_req { cg_agents_erase_cb cb; void *ud; } erase_req;
+
+static void erase_reply(cg_store *s, redisReply *r, void *ud)
+{
+    erase_req *q = ud;
+    (void)s;
+    if (r && r->type == REDIS_REPLY_INTEGER) q->cb(CG_OK, (size_t)r->integer, q->ud);
+    else q->cb(CG_E_UNAVAILABLE, 0, q->ud);
+    free(q);
+}
+
+void cg_agents_erase(cg_store *s, const char *channel, const char *user, cg_agents_erase_cb cb, void *ud)
+{
+    char key[CG_KEY_MAX];
+    erase_req *q = calloc(1, sizeof *q);
+    if (!q || !s || cg_store_key(key, sizeof key, "cases", channel, user)) {
+        free(q);
+        cb(CG_E_UNAVAILABLE, 0, ud);
+        return;
+    }
+    q->cb = cb;
+    q->ud = ud;
+    const char *av[] = {key, CG_K_AGENTS_Q};
+    if (cg_store_eval(s, &erase_script, 2, 2, av, NULL, erase_reply, q) != 0) {
+        free(q);
+        cb(CG_E_UNAVAILABLE, 0, ud);
     }
 }
 
@@ -818,6 +898,10 @@ static void tick_cb(uv_timer_t *t)
         a->next_presence = now + PRESENCE_MS;
         refresh_presence(a);
     }
+    if (now >= a->next_reauth) {
+        a->next_reauth = now + REAUTH_MS;
+        reauth(a);
+    }
     if (now >= a->next_sweep) {
         a->next_sweep = now + SWEEP_MS;
         sweep_grace(a);
@@ -837,6 +921,7 @@ cg_agents *cg_agents_start(cg_gateway *gw)
     a->tick.data = a;
     uv_timer_start(&a->tick, tick_cb, TICK_MS, TICK_MS);
     a->next_sweep = uv_now(gw->loop) + 1000;
+    a->next_reauth = uv_now(gw->loop) + REAUTH_MS;
     if (gw->store) cg_store_subscribe(gw->store, CG_CH_AGENTS, on_event, a);
     return a;
 }

@@ -1003,6 +1003,10 @@ static void authed(cg_agents *a, const ag_who *who, void *ud)
         ag_token_key(r->token, key, sizeof key);
         const char *av[] = {"DEL", key};
         cg_store_cmd(r->a->gw->store, ag_ignore, NULL, 2, av, NULL);
+        char ev[CG_KEY_MAX + 48];
+        snprintf(ev, sizeof ev, "{\"type\":\"revoked\",\"key\":\"%s\"}", key);   /* hex: no escaping */
+        const char *pv[] = {"PUBLISH", CG_CH_AGENTS, ev};
+        cg_store_cmd(r->a->gw->store, ag_ignore, NULL, 3, pv, NULL);
         cg_audit(r->a->gw, r->who.name, role_of(&r->who), "logout", r->who.name, NULL);
         cg_api_respond(r->call, 204, NULL, NULL, 0);
         req_free(r);

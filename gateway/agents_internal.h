@@ -68,7 +68,7 @@ struct cg_agents {
     size_t nconns;
     int queue_dirty, queue_reading;
     int agents_dirty;
-    uint64_t next_presence, next_sweep, next_queue;
+    uint64_t next_presence, next_sweep, next_queue, next_reauth;
     char *last_queue, *last_agents;         /* last frames broadcast: unchanged ones are not resent */
 };
 
@@ -155,5 +155,7 @@ void ag_ws_send(ag_conn *c, const char *frame, size_t len);
 void ag_ws_send_json(ag_conn *c, cJSON *frame);   /* takes ownership */
 void ag_ws_close(ag_conn *c, int code);
 void ag_ws_tick(cg_agents *a, uint64_t now);      /* auth deadlines */
+/* The socket's token is no longer valid: error frame "unauthorized", close 4401. */
+void ag_ws_revoke(ag_conn *c);
 
 #endif

@@ -309,6 +309,13 @@ static int receive(struct lws *wsi, ag_conn *c, const void *in, size_t len)
     return 0;
 }
 
+void ag_ws_revoke(ag_conn *c)
+{
+    if (!c->wsi || c->close_code) return;
+    send_error(c, "unauthorized");
+    ag_ws_close(c, CLOSE_UNAUTHORIZED);
+}
+
 void ag_ws_tick(cg_agents *a, uint64_t now)
 {
     for (ag_conn *c = a->conns; c; c = c->next)

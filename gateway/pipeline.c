@@ -376,7 +376,8 @@ static void entry_failed(cg_pipeline *p, pl_entry *e)
  *   pub   channel message    PUBLISH
  *   flow  f v ...            a finished flow's answers (XADD cg:flows MAXLEN ~)
  *   case  id score f v ...   a hand-off case: HSET (+ EXPIRE transcript TTL),
- *                            ZADD cg:queue:agents when score is not "", and
+ *                            when score is not "" (a new case) ZADD
+ *                            cg:queue:agents and SADD cg:cases:{c:u}, and
  *                            the "case" event; an update ("" score) of a case
  *                            that is gone does nothing
  *   centry id unread ts json a citizen message for an open case: unread + 1
@@ -430,6 +431,8 @@ static cg_store_script commit_script = {
         "      if #a > 2 then redis.call('HSET', ck, unpack(a, 3)) end\n"
         "      redis.call('EXPIRE', ck, ARGV[6])\n"
         "      if a[2] ~= '' then\n"
+        "        local ix = string.gsub(KEYS[2], '^cg:sess:', 'cg:cases:')\n"
+        "        redis.call('SADD', ix, a[1]); redis.call('EXPIRE', ix, ARGV[6])\n"
         "        redis.call('ZADD', KEYS[6], a[2], a[1])\n"
         "        redis.call('PUBLISH', 'cg:agents', '{\"type\":\"queue\"}')\n"
         "      end\n"
@@ -832,7 +835,6 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
                 if (txt) handoff_reply(&a, m, txt, lang, now_s, b);
                 else a.oom = 1;
                 free(txt);
-                cg_metrics_inc(CG_M_PROCESSED, m->channel);
                 break;
             }
         }

@@ -161,6 +161,16 @@ test('the agents socket refuses a bad origin, a missing subprotocol, no auth and
   assert.equal((await early.closed).code, 4401);
 });
 
+test('logging out closes the sockets on that token, on every instance', async () => {
+  const t = await login(gwA, 'bob');
+  const ws = await agentSocket(gwB);
+  ws.send({ type: 'auth', token: t });
+  await ws.next((f) => f.type === 'hello');
+  assert.equal((await api(gwA, 'POST', '/agent/logout', { token: t })).status, 204);
+  assert.equal((await ws.next((f) => f.type === 'error')).error, 'unauthorized');
+  assert.equal((await ws.closed).code, 4401);
+});
+
 test('a Telegram citizen is handed to an agent and back to the bot, with a satisfaction question', async () => {
   const id = newChat();
   const alice = await login(gwA, 'alice');
@@ -410,4 +420,27 @@ test('outside office hours the citizen is told when the office opens; the case s
     const r = await gwD.stop();
     assert.equal(r.code, 0, gwD.logs.slice(-3000));
   }
+});
+
+test('after two messages the bot did not understand it offers a person; yes opens a case with that question', async () => {
+  const id = newChat();
+  const sam = await login(gwA, 'sam');
+  assert.equal((await hook(gwA, h.tgText(id, 'zxqv plonk wibble'))).status, 200);
+  await waitSend(id, () => true, 'first fallback');
+  assert.equal((await hook(gwA, h.tgText(id, 'florp quazzle snirk'))).status, 200);
+  const yesNo = (m) => {
+    const kb = m.body.reply_markup && m.body.reply_markup.inline_keyboard;
+    const data = kb ? kb.flat().map((b) => b.callback_data) : [];
+    return data.includes('y') && data.includes('n');
+  };
+  const offer = await waitSend(id, yesNo, 'the offer of a person (yes / no)');
+  assert.equal(offer.index, 1, 'offered at the second fallback');
+  assert.match(offer.msg.body.text, /person/i);
+  assert.equal((await hook(gwA, h.tgCallback(id, 'y'))).status, 200);
+  const c = await caseOf(gwA, sam, id);
+  assert.equal(c.reason, 'fallbacks');
+  assert.equal(c.question, 'florp quazzle snirk');
+  await waitSend(id, (m) => /in the queue/.test(m.body.text), 'position notice');
+  assert.equal((await api(gwA, 'POST', `/agent/cases/${c.id}/resolve`, { token: sam })).status, 200);
+  await waitSend(id, (m) => /How satisfied/.test(m.body.text), 'resolve notice');
 });

@@ -51,6 +51,7 @@
 
 #include "gateway.h"
 #include "store.h"
+#include "agents.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -395,6 +396,16 @@ static cg_err ingest(cg_store *s, const cg_msg *m, size_t n)
     assert_true(run_until(ingest_called, &r, 5000));
     return r.err;
 }
+
+typedef struct erase_res { int called; cg_err err; size_t n; } erase_res;
+static void erase_cb(cg_err e, size_t n, void *ud)
+{
+    erase_res *r = ud;
+    r->called = 1;
+    r->err = e;
+    r->n = n;
+}
+static int erase_called(void *ud) { return ((erase_res *)ud)->called; }
 
 /* ---- store -------------------------------------------------------------- */
 
@@ -754,6 +765,21 @@ static void test_pipeline(void **state)
         assert_int_equal(cmd_int("XLEN cg:outbox"), before);   /* for the agent, not the bot */
         snprintf(q, sizeof q, "HGET cg:case:%s unread", cid);
         assert_int_equal(cmd_int(q), 1);
+        /* the case is indexed per conversation, and erased with the citizen */
+        snprintf(q, sizeof q, "SISMEMBER cg:cases:{telegram:604} %s", cid);
+        assert_int_equal(cmd_int(q), 1);
+        erase_res er = { 0, CG_E_UNAVAILABLE, 99 };
+        cg_agents_erase(gw.store, "telegram", "604", erase_cb, &er);
+        assert_true(run_until(erase_called, &er, 3000));
+        assert_int_equal(er.err, CG_OK);
+        assert_int_equal(er.n, 1);
+        snprintf(q, sizeof q, "EXISTS cg:case:%s", cid);
+        assert_int_equal(cmd_int(q), 0);
+        snprintf(q, sizeof q, "ZSCORE cg:queue:agents %s", cid);
+        r = cmd(q);
+        assert_int_equal(r->type, REDIS_REPLY_NIL);
+        freeReplyObject(r);
+        assert_int_equal(cmd_int("EXISTS cg:cases:{telegram:604}"), 0);
         r = cmd("XRANGE cg:conv:{telegram:604} - +");
         int note = 0;
         for (size_t i = 0; i < r->elements; i++) {
