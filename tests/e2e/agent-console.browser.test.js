@@ -601,17 +601,28 @@ test('unauthenticated access is refused: API 401, WebSocket closed, console back
   assert.ok(!ws.bad.frames.some((f) => f.type === 'hello' || f.type === 'queue'));
   assert.ok(!ws.noAuth.frames.some((f) => f.type === 'result' || f.type === 'queue'), JSON.stringify(ws.noAuth));
 
-  // A token revoked elsewhere while the console is open: the next call gets
-  // 401 and the console goes back to the sign-in form, saying why.
+  // Signed out elsewhere (the same token) while the console is open: the
+  // gateway closes the socket and the console is back at the sign-in form
+  // at once, saying why.
   await C.signIn(page, 'alice');
   const live = await page.evaluate(() => sessionStorage.getItem('civicgate.agent.token'));
   assert.equal((await C.api(stack.gw, live, 'POST', '/agent/logout')).status, 204);
+  await page.getByRole('alert').filter({ hasText: 'Your session has ended. Sign in again.' }).waitFor({ timeout: 15000 });
+  assert.equal(await page.locator('#app').isVisible(), false);
+  await shots.take(page, 'signed-out-elsewhere');
+
+  // A session that expires (its key gone from Redis, as at its TTL): the next
+  // call gets 401 and the console goes back to the sign-in form.
+  await C.signIn(page, 'alice');
+  const expiring = await page.evaluate(() => sessionStorage.getItem('civicgate.agent.token'));
+  const sha = require('node:crypto').createHash('sha256').update(expiring).digest('hex');
+  assert.equal(await stack.redis.cli('DEL', `cg:agent:token:${sha}`), '(integer) 1');
   const id = newChat();
   await stack.say(id, 'let me talk to staff', { first: 'Ramón' });
   await page.locator('#queue-list .case-item', { hasText: 'Ramón' }).click({ timeout: 15000 });
   await page.getByRole('alert').filter({ hasText: 'Your session has ended. Sign in again.' }).waitFor();
   assert.equal(await page.locator('#app').isVisible(), false);
-  await shots.take(page, 'session-ended');
+  await shots.take(page, 'session-expired');
 
   // A token that was signed out no longer opens anything, and a console
   // holding it goes back to the sign-in form.
