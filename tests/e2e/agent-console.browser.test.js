@@ -102,7 +102,7 @@ test('the journey: a Telegram citizen is handed off, claimed, answered and resol
   await box.press('Enter');
   await stack.waitSent(id, 'the agent\'s reply at the Bot API', (c) => c.body.text === reply);
   await tx.locator('.tx-agent', { hasText: reply }).waitFor();
-  assert.equal(await box.inputValue(), '');
+  await h.waitFor('the reply box to empty once sent', async () => (await box.inputValue()) === '');
   await shots.take(page, 'replied');
 
   // An internal note: shown as such, never sent to the citizen.
@@ -119,14 +119,16 @@ test('the journey: a Telegram citizen is handed off, claimed, answered and resol
   await page.getByRole('radio', { name: 'Reply to citizen' }).check();
   await page.getByRole('button', { name: 'Canned answers', exact: true }).click();
   const search = page.getByRole('combobox', { name: 'Search the intent table' });
-  await search.fill('medicaid');
-  const option = page.getByRole('option').first();
-  await option.waitFor({ timeout: 10000 });
   const token = await page.evaluate(() => sessionStorage.getItem('civicgate.agent.token'));
   const canned = await C.api(stack.gw, token, 'GET', '/agent/canned?lang=es&q=medicaid');
   assert.equal(canned.status, 200);
   const first = canned.body.answers[0];
   assert.ok(first && first.text, 'the gateway has a canned answer about medicaid');
+  await search.fill('medicaid');
+  // The list shows the answers for "medicaid" (not those of the empty search before).
+  await page.locator('#canned-status', { hasText: `${canned.body.answers.length} answer` }).waitFor({ timeout: 10000 });
+  await h.waitFor('the medicaid answers', async () =>
+    (await page.locator('#canned-list [aria-selected="true"] .canned-title').innerText()) === first.title);
   await shots.take(page, 'canned-answers');
   await search.press('Enter');
   assert.equal(await box.inputValue(), first.text);
@@ -212,6 +214,8 @@ test('keyboard only: sign in, open, claim, reply, note, canned answer, transfer 
   await kb.type('le ayudo ahora.');
   await kb.press('Enter');
   await stack.waitSent(id1, 'the keyboard reply', (c) => c.body.text === 'Hola Luis,\nle ayudo ahora.');
+  const emptied = (what) => h.waitFor(what, async () => (await page.locator('#composer-text').inputValue()) === '');
+  await emptied('the box to empty after the reply');
 
   // Esc leaves the box; n writes a note.
   await kb.press('Escape');
@@ -222,6 +226,7 @@ test('keyboard only: sign in, open, claim, reply, note, canned answer, transfer 
   await kb.type('Keyboard note');
   await kb.press('Enter');
   await page.locator('#transcript .tx-note', { hasText: 'Keyboard note' }).waitFor();
+  await emptied('the box to empty after the note');
 
   // / opens the canned answers; arrows choose, Enter inserts, Enter sends.
   await kb.press('Escape');

@@ -889,7 +889,7 @@
 
   /* ---- canned answers ------------------------------------------------- */
 
-  const canned = { items: [], active: -1, seq: 0, timer: null };
+  const canned = { items: [], active: -1, seq: 0, timer: null, pending: false };
 
   function openCanned() {
     const o = S.open;
@@ -905,6 +905,7 @@
 
   function loadCanned() {
     clearTimeout(canned.timer);
+    canned.pending = true;          // Enter waits for the answers of what was typed
     canned.timer = setTimeout(async () => {
       const seq = ++canned.seq;
       const q = $('canned-search').value.trim();
@@ -923,7 +924,9 @@
         canned.active = -1;
         $('canned-status').textContent = 'Could not load the answers: ' + e.message;
       }
+      canned.pending = false;
       renderCanned();
+      if (canned.insertWhenLoaded) { canned.insertWhenLoaded = false; if (canned.active >= 0) insertCanned(canned.active); }
     }, 120);
   }
 
@@ -951,7 +954,7 @@
 
   function insertCanned(i) {
     const a = canned.items[i];
-    if (!a) return;
+    if (!a || !$('dlg-canned').open) return;
     $('dlg-canned').close();
     const ta = $('composer-text');
     const start = ta.selectionStart || 0, end = ta.selectionEnd || 0;
@@ -975,7 +978,8 @@
       renderCanned();
     } else if (e.key === 'Enter') {
       e.preventDefault();
-      if (canned.active >= 0) insertCanned(canned.active);
+      if (canned.pending) canned.insertWhenLoaded = true;   // the list on screen is for an older search
+      else if (canned.active >= 0) insertCanned(canned.active);
     }
   }
 
@@ -1225,7 +1229,7 @@
     $('canned-search').addEventListener('input', loadCanned);
     $('canned-search').addEventListener('keydown', onCannedKey);
     $('canned-close').addEventListener('click', () => $('dlg-canned').close());
-    $('dlg-canned').addEventListener('close', () => $('composer-text').focus());
+    $('dlg-canned').addEventListener('close', () => { canned.insertWhenLoaded = false; $('composer-text').focus(); });
     $('case-title').setAttribute('tabindex', '-1');
   }
 
