@@ -543,6 +543,40 @@ test('a claim lost to another agent says who has it', async () => {
   await context.close();
 });
 
+test('a reply refused because the case was taken away keeps its text and says why', async () => {
+  const shots = new C.Shots('reply-409');
+  const { context, page, errors } = await C.openConsole(browser, stack.gw);
+  await C.signIn(page, 'alice');
+  const id = newChat();
+  await stack.say(id, 'i need to talk to a representative', { first: 'Vera' });
+  await caseItem(page, 'queue', 'Vera').click({ timeout: 15000 });
+  await page.getByRole('button', { name: 'Claim', exact: true }).click();
+  await page.locator('#case-sub', { hasText: 'You hold this case' }).waitFor();
+  const caseId = await caseItem(page, 'mine', 'Vera').getAttribute('data-id');
+
+  // The reply leaves the browser; before it arrives a supervisor sends the
+  // case back to the queue.
+  let release;
+  const held = new Promise((r) => { release = r; });
+  await page.route('**/api/v1/agent/cases/*/reply', async (route) => { await held; await route.continue(); });
+  const box = page.getByRole('textbox', { name: 'Reply to the citizen' });
+  const text = 'Vera, I will call you tomorrow morning.';
+  await box.fill(text);
+  await box.press('Enter');
+  assert.equal(await box.inputValue(), '', 'the box empties at once');
+  const sue = await C.apiLogin(stack.gw, 'sue');
+  const r = await C.api(stack.gw, sue, 'POST', `/agent/cases/${encodeURIComponent(caseId)}/transfer`, { to: null });
+  assert.equal(r.status, 200, r.text);
+  release();
+  await page.getByRole('alert').filter({ hasText: 'You no longer hold the case of Vera, so the reply was not sent.' }).waitFor({ timeout: 15000 });
+  await h.waitFor('the text back in the box', async () => (await page.locator('#composer-text').inputValue()) === text);
+  await caseItem(page, 'queue', 'Vera').waitFor({ timeout: 15000 });
+  await shots.take(page, 'text-kept');
+  assert.ok(!(await stack.sent(id)).some((c) => c.body.text === text), 'nothing reached the citizen');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('when the gateway restarts the console reconnects, signs in again on the socket and is live', async () => {
   const shots = new C.Shots('reconnect');
   const { context, page, errors } = await C.openConsole(browser, stack.gw);

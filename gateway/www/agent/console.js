@@ -778,19 +778,28 @@
     const from = document.activeElement;
     busy(btn, true);
     caseAlert(null);
+    // The box empties at once, as in any chat; the text comes back if the
+    // gateway refuses it (in front of anything typed meanwhile).
+    ta.value = '';
+    ta.style.height = '';
+    updateCount();
+    const giveBack = () => {
+      if (S.open === o) ta.value = ta.value ? text + '\n' + ta.value : text;
+      else S.drafts.set(o.id, text + (S.drafts.get(o.id) ? '\n' + S.drafts.get(o.id) : ''));
+    };
     try {
       const path = '/api/v1/agent/cases/' + encodeURIComponent(o.id) + (mode === 'note' ? '/notes' : '/reply');
       const r = await fetchJson(path, { method: 'POST', body: { text } });
       if (S.open === o && r && r.entry) appendEntry(r.entry, 'rest');
-      if (S.open === o && ta.value.replace(/^\s+|\s+$/g, '') === text) ta.value = '';
-      ta.style.height = '';
       announce(mode === 'note' ? 'Note added.' : 'Reply sent.');
     } catch (e) {
+      giveBack();
+      const say = (msg) => { if (S.open === o) caseAlert(msg); else toast(msg, 'error'); };
       if (e.status === 409) {
-        caseAlert('You no longer hold this case, so the reply was not sent. Your text is still in the box.');
-        loadCase(o.id, { keepComposer: true });
+        say('You no longer hold the case of ' + V.who(o.case) + ', so the reply was not sent. Your text is back in the box.');
+        if (S.open === o) loadCase(o.id, { keepComposer: true });
       } else if (e.status !== 401) {
-        caseAlert((mode === 'note' ? 'The note was not saved: ' : 'The reply was not sent: ') + e.message + '. Your text is still in the box.');
+        say((mode === 'note' ? 'The note was not saved: ' : 'The reply was not sent: ') + e.message + '. Your text is back in the box.');
       }
     } finally {
       busy(btn, false);
