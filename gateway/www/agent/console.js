@@ -1248,13 +1248,27 @@
     const token = storage(TOKEN_KEY);
     if (!token) { showLogin(''); return; }
     S.token = token;
+    resume(0);
+  }
+
+  /* A session kept in this tab: check it. Only a 401 ends it; a gateway that
+   * cannot answer now (down, or 503 while Redis is unavailable) is asked
+   * again after 2, 4, 8 ... 30 s, keeping the session. */
+  async function resume(attempt) {
     try {
       const me = await fetchJson('/api/v1/agent/me', { noAuthRedirect: true });
       start(me);
     } catch (e) {
-      S.token = null;
-      if (e.status === 401) { storage(TOKEN_KEY, null); showLogin('Your session has ended. Sign in again.'); }
-      else { storage(TOKEN_KEY, null); showLogin('Could not check your session: ' + e.message, true); }
+      if (e.status === 401) {
+        S.token = null;
+        storage(TOKEN_KEY, null);
+        showLogin('Your session has ended. Sign in again.');
+        return;
+      }
+      const delay = Math.min(30, 2 * Math.pow(2, attempt));
+      $('boot-text').textContent = 'The gateway is not answering (' + e.message + '). Trying again in ' + delay + ' s…';
+      $('boot').setAttribute('role', 'alert');
+      setTimeout(() => resume(attempt + 1), delay * 1000);
     }
   }
 
