@@ -23,7 +23,7 @@
  *   - positions: a queued citizen hears their position and expected wait
  *     when cg_agents_should_notify() says so (the first notice comes at once:
  *     the pipeline calls cg_agents_case_queued()); outside office hours when
- *     the office opens instead;
+ *     the office opens instead, and the position again once it has opened;
  *   - call-back: a case queued for agents.no_agent_timeout_s gets, once, the
  *     offer to leave a message ("cb") or keep waiting ("w"); the pipeline
  *     handles the answer.
@@ -235,6 +235,7 @@ static void auth_reply(cg_store *s, redisReply *r, void *ud)
             u = NULL;
         }
     }
+    a->auth_unavailable = !r || r->type == REDIS_REPLY_ERROR;
     q->cb(a, u ? &who : NULL, q->ud);
     free(q);
 }
@@ -242,6 +243,7 @@ static void auth_reply(cg_store *s, redisReply *r, void *ud)
 void ag_auth(cg_agents *a, const char *token, ag_auth_fn cb, void *ud)
 {
     if (!a || a->stopping || !token_ok(token)) {
+        if (a) a->auth_unavailable = a->stopping;
         cb(a, NULL, ud);
         return;
     }
@@ -249,6 +251,7 @@ void ag_auth(cg_agents *a, const char *token, ag_auth_fn cb, void *ud)
     ag_token_key(token, key, sizeof key);
     auth_req *q = calloc(1, sizeof *q);
     if (!q) {
+        a->auth_unavailable = 1;
         cb(a, NULL, ud);
         return;
     }
@@ -258,6 +261,7 @@ void ag_auth(cg_agents *a, const char *token, ag_auth_fn cb, void *ud)
     const char *av[] = {"HMGET", key, "name", "expires_at"};
     if (cg_store_cmd(a->gw->store, auth_reply, q, 4, av, NULL) != 0) {
         free(q);
+        a->auth_unavailable = 1;
         cb(a, NULL, ud);
         return;
     }
@@ -733,7 +737,10 @@ static void positions_reply(cg_store *s, redisReply *r, void *ud)
         if (!*channel || !*user) continue;
         char pos_s[16], wait_s[16];
         snprintf(pos_s, sizeof pos_s, "%d", pos);
-        if (cg_agents_should_notify(told, pos) && !callback) {
+        /* told "<n>c": told position n while the office was closed; once it
+         * opens they hear the position again, with a wait */
+        int told_closed = strchr(told_s, 'c') != NULL;
+        if ((cg_agents_should_notify(told, pos) || (open && told_closed)) && !callback) {
             char *text;
             if (!open) {
                 text = cg_agents_text(st, "queue_closed", lang, pos_s, NULL, opens_s);
@@ -743,8 +750,10 @@ static void positions_reply(cg_store *s, redisReply *r, void *ud)
                 text = cg_agents_text(st, w < 0 ? "queue_position_unknown" : "queue_position", lang, pos_s, wait_s,
                                       NULL);
             }
+            char new_told[20];
+            snprintf(new_told, sizeof new_told, "%d%s", pos, open ? "" : "c");
             notice_cas(a, id, channel, user, lang, "told", told_s[0] && strcmp(told_s, "0") ? told_s : "",
-                       pos_s, text, 0);
+                       new_told, text, 0);
         } else if (open && cfg->agents.no_agent_timeout_s > 0 && !offered && !callback && told > 0 &&
                    created > 0 && now_ms - created >= (int64_t)cfg->agents.no_agent_timeout_s * 1000) {
             notice_cas(a, id, channel, user, lang, "offered", "", "1",
@@ -771,7 +780,7 @@ static void reauth_done(cg_agents *a, const ag_who *who, void *ud)
 {
     ag_conn *c = ud;
     (void)a;
-    if (c->wsi && c->state == 2 && !who && !a->stopping) ag_ws_revoke(c);
+    if (c->wsi && c->state == 2 && !who && !a->stopping && !a->auth_unavailable) ag_ws_revoke(c);
     if (--c->refs == 0) free(c);
 }
 

@@ -982,9 +982,9 @@ static void canned(ag_req *r)
 static void authed(cg_agents *a, const ag_who *who, void *ud)
 {
     ag_req *r = ud;
-    (void)a;
     if (!who) {
-        cg_api_error(r->call, 401, "unknown or expired token");
+        if (a->auth_unavailable) cg_api_error(r->call, 503, "Redis unavailable, try again");
+        else cg_api_error(r->call, 401, "unknown or expired token");
         req_free(r);
         return;
     }

@@ -70,6 +70,7 @@ struct cg_agents {
     int agents_dirty;
     uint64_t next_presence, next_sweep, next_queue, next_reauth;
     char *last_queue, *last_agents;         /* last frames broadcast: unchanged ones are not resent */
+    int auth_unavailable;                   /* set for the ag_auth callback: who is NULL because Redis failed */
 };
 
 /* Lua helpers shared by the module's scripts (keys made from a case's
@@ -112,8 +113,9 @@ struct cg_agents {
 /* ---- agents.c -------------------------------------------------------------- */
 
 typedef void (*ag_auth_fn)(cg_agents *a, const ag_who *who, void *ud);
-/* Token → who (NULL: unknown, expired, or the user left the config). Marks
- * the agent seen. cb may run before return. */
+/* Token → who (NULL: unknown, expired, or the user left the config; or
+ * Redis failed, and then a->auth_unavailable is 1 during the callback).
+ * Marks the agent seen. cb may run before return. */
 void ag_auth(cg_agents *a, const char *token, ag_auth_fn cb, void *ud);
 /* sha256(token) as hex into out (65 bytes). */
 void ag_token_key(const char *token, char *out, size_t cap);

@@ -8,7 +8,8 @@
  *             channels.webchat.allowed_origins (403), subprotocol offered (400)
  *   auth      the first frame must be {"type":"auth","token":"..."} within
  *             AUTH_DEADLINE_MS; anything else, a bad token or the deadline:
- *             {"type":"error","error":"unauthorized"} then close 4401
+ *             {"type":"error","error":"unauthorized"} then close 4401 (Redis
+ *             unavailable: an "unavailable" error and close 1011, to retry)
  *   live      hello, the queue, the agents list (supervisors); then pushes
  *             from agents.c (queue, case, entry, agents) and answers to
  *             {"type":"call","req":n,"method","path","body"}: the REST
@@ -141,7 +142,11 @@ static void auth_done(cg_agents *a, const ag_who *who, void *ud)
 {
     ag_conn *c = ud;
     if (c->wsi && !a->stopping) {
-        if (!who) {
+        if (!who && a->auth_unavailable) {
+            /* Redis down: not the token's fault; the console reconnects */
+            send_error(c, "unavailable: try again");
+            ag_ws_close(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+        } else if (!who) {
             send_error(c, "unauthorized");
             ag_ws_close(c, CLOSE_UNAUTHORIZED);
         } else {

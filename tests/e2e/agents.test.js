@@ -343,6 +343,16 @@ test('roles: agents see queued and own cases; transfer; supervisors see everyone
   assert.ok(canned.body.answers.every((a) => typeof a.intent === 'string' && typeof a.text === 'string'));
   assert.equal((await api(gwA, 'POST', `/agent/cases/${c.id}/resolve`, { token: sam })).status, 200);
   await waitSend(id, (m) => /How satisfied/.test(m.body.text), 'resolve notice');
+  // the metrics (loopback may read them without a token)
+  const metrics = await h.waitFor('agents gauges', async () => {
+    const t = await (await fetch(`${gwA.base}/metrics`)).text();
+    return /civicgate_agents_online \d/.test(t) && /civicgate_agents_queue_length \d/.test(t) ? t : null;
+  }, { timeout: 15000 });
+  const claimed = metrics.match(/civicgate_agent_cases_claimed_total\{channel="telegram"\} (\d+)/);
+  assert.ok(claimed && Number(claimed[1]) >= 1, 'claims counted');
+  const resolved = metrics.match(/civicgate_agent_cases_resolved_total\{channel="telegram"\} (\d+)/);
+  assert.ok(resolved && Number(resolved[1]) >= 1, 'resolves counted');
+  assert.match(metrics, /civicgate_agents_queue_longest_wait_seconds [\d.]+/);
 });
 
 test('a disconnected agent\'s cases go back to the queue after the grace period; the call-back offer', async () => {
@@ -443,4 +453,16 @@ test('after two messages the bot did not understand it offers a person; yes open
   await waitSend(id, (m) => /in the queue/.test(m.body.text), 'position notice');
   assert.equal((await api(gwA, 'POST', `/agent/cases/${c.id}/resolve`, { token: sam })).status, 200);
   await waitSend(id, (m) => /How satisfied/.test(m.body.text), 'resolve notice');
+});
+
+test('Redis down: agents get 503 (not 401, their session is not lost); back: the same token works', async () => {
+  const t = await login(gwA, 'bob');
+  await redis.stop();
+  const r = await api(gwA, 'GET', '/agent/me', { token: t });
+  assert.equal(r.status, 503, JSON.stringify(r.body));
+  const login2 = await api(gwA, 'POST', '/agent/login', { body: { name: 'bob', password: PASSWORDS.bob } });
+  assert.equal(login2.status, 503);
+  await redis.restart();
+  await gwA.ready();
+  await h.waitFor('the token works again', async () => (await api(gwA, 'GET', '/agent/me', { token: t })).status === 200);
 });
