@@ -282,6 +282,8 @@ typedef struct cfg_key {
 static const cfg_key cfg_keys[] = {
     {"listen.address", T_STR, F(listen_address), 0, 0, check_ip},
     {"listen.port", T_INT, F(listen_port), 1, 65535, NULL},
+    {"listen.tls_cert", T_STR, F(tls_cert), 0, 0, check_nonempty},
+    {"listen.tls_key", T_STR, F(tls_key), 0, 0, check_nonempty},
     {"redis.url", T_STR, F(redis_url), 0, 0, check_redis_url},
     {"intents.dir", T_STR, F(intents_dir), 0, 0, check_nonempty},
     {"www.dir", T_STR, F(www_dir), 0, 0, check_nonempty},
@@ -427,6 +429,8 @@ void cg_config_free(cg_config *c)
 {
     if (!c) return;
     free(c->listen_address);
+    free(c->tls_cert);
+    free(c->tls_key);
     free(c->redis_url);
     free(c->intents_dir);
     free(c->www_dir);
@@ -653,6 +657,10 @@ int cg_config_parse(cg_config *c, const char *json, size_t len, const char *path
         rc = walk(c, root, "", msg, sizeof msg);
     }
     cJSON_Delete(root);
+    if (rc == 0 && !c->tls_cert != !c->tls_key) {
+        snprintf(msg, sizeof msg, "listen.tls_cert and listen.tls_key: set both (TLS) or neither (plain HTTP)");
+        rc = -1;
+    }
     if (rc == 0 && !c->whatsapp.template_name != !c->whatsapp.template_language) {
         snprintf(msg, sizeof msg, "channels.whatsapp.reengagement_template: needs both name and language");
         rc = -1;

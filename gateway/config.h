@@ -53,6 +53,8 @@ typedef struct cg_agents_cfg {
 typedef struct cg_config {
     char *listen_address;          /* listen.address, default "127.0.0.1" */
     int listen_port;               /* listen.port, default 8080 */
+    char *tls_cert;                /* listen.tls_cert: PEM certificate chain, or NULL (plain HTTP) */
+    char *tls_key;                 /* listen.tls_key: its PEM private key */
     char *redis_url;               /* redis.url, default "redis://127.0.0.1:6379/0" */
     char *intents_dir;             /* intents.dir, default "intents" */
     char *www_dir;                 /* www.dir: static files, default "gateway/www" */

@@ -198,6 +198,7 @@ static int add_security_headers(struct lws *wsi, cg_http *h, int page, unsigned 
         add_hdr(wsi, "referrer-policy:", "no-referrer", p, end))
         return -1;
     if (page && add_hdr(wsi, "content-security-policy:", h->csp, p, end)) return -1;
+    if (h->gw->cfg->tls_cert && add_hdr(wsi, "strict-transport-security:", "max-age=31536000", p, end)) return -1;
     return 0;
 }
 
@@ -1043,6 +1044,14 @@ cg_http *cg_http_start(cg_gateway *gw, char *err, size_t errcap)
     info.max_http_header_data = HTTP_MAX_HEADER_DATA;
     info.timeout_secs = HTTP_TIMEOUT_S;
     info.server_string = "civicgate";
+    if (gw->cfg->tls_cert) {
+        /* TLS terminated here (OpenSSL through lws); otherwise by a proxy */
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = gw->cfg->tls_cert;
+        info.ssl_private_key_filepath = gw->cfg->tls_key;
+        info.ssl_cipher_list = NULL;   /* OpenSSL's defaults */
+        info.alpn = "http/1.1";        /* no HTTP/2: every route here is written for HTTP/1.1 */
+    }
     info.vhost_name = "civicgate";
 
     /* explicit vhost: lws_create_context() succeeds even when the default
@@ -1057,8 +1066,13 @@ cg_http *cg_http_start(cg_gateway *gw, char *err, size_t errcap)
     }
     http_ctx_slot = h->ctx;
     if (!lws_create_vhost(h->ctx, &info)) {
-        snprintf(err, errcap, "cannot listen on %s:%d (address in use or not available)", gw->cfg->listen_address,
-                 gw->cfg->listen_port);
+        if (gw->cfg->tls_cert)
+            snprintf(err, errcap, "cannot listen on %s:%d (address in use or not available, or listen.tls_cert / "
+                     "listen.tls_key unreadable or not a matching PEM pair)", gw->cfg->listen_address,
+                     gw->cfg->listen_port);
+        else
+            snprintf(err, errcap, "cannot listen on %s:%d (address in use or not available)",
+                     gw->cfg->listen_address, gw->cfg->listen_port);
         lws_context_destroy(h->ctx);   /* finished by cg_http_final() */
         http_wc_free(h->wc);
         free(h);
