@@ -577,6 +577,29 @@ test('a reply refused because the case was taken away keeps its text and says wh
   await context.close();
 });
 
+test('a reload while Redis is down keeps the session and resumes when it is back', async () => {
+  const shots = new C.Shots('redis-down');
+  const { context, page, errors } = await C.openConsole(browser, stack.gw);
+  await C.signIn(page, 'alice');
+  await stack.redis.stop();
+  let down = true;
+  try {
+    await page.reload();
+    await page.getByText(/The gateway is not answering/).waitFor({ timeout: 15000 });
+    assert.equal(await page.locator('#login-view').isVisible(), false, 'not sent to the sign-in form');
+    await shots.take(page, 'waiting-for-gateway');
+  } finally {
+    await stack.redis.restart();   // whatever happened, the next tests get their Redis back
+    down = false;
+  }
+  assert.equal(down, false);
+  await page.locator('#conn[data-state="online"]').waitFor({ timeout: 60000 });
+  assert.equal(await page.locator('#me-name').innerText(), 'Alice Martín');
+  await shots.take(page, 'resumed');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('when the gateway restarts the console reconnects, signs in again on the socket and is live', async () => {
   const shots = new C.Shots('reconnect');
   const { context, page, errors } = await C.openConsole(browser, stack.gw);
