@@ -1175,6 +1175,12 @@
     $('login-form').addEventListener('submit', signIn);
     $('logout').addEventListener('click', signOut);
     $('help-button').addEventListener('click', () => $('dlg-help').showModal());
+    $('boot-signin').addEventListener('click', () => {
+      clearTimeout(resumeTimer);
+      S.token = null;
+      storage(TOKEN_KEY, null);
+      showLogin('');
+    });
     $('keys-on').checked = keysOn();
     $('keys-on').addEventListener('change', () => {
       try { localStorage.setItem(KEYS_KEY, $('keys-on').checked ? 'on' : 'off'); } catch (e) { /* storage disabled */ }
@@ -1254,7 +1260,9 @@
   /* A session kept in this tab: check it. Only a 401 ends it; a gateway that
    * cannot answer now (down, or 503 while Redis is unavailable) is asked
    * again after 2, 4, 8 ... 30 s, keeping the session. */
+  let resumeTimer = null;
   async function resume(attempt) {
+    if (!S.token) return;   // given up for a new sign-in
     try {
       const me = await fetchJson('/api/v1/agent/me', { noAuthRedirect: true });
       start(me);
@@ -1268,7 +1276,8 @@
       const delay = Math.min(30, 2 * Math.pow(2, attempt));
       $('boot-text').textContent = 'The gateway is not answering (' + e.message + '). Trying again in ' + delay + ' s…';
       $('boot').setAttribute('role', 'alert');
-      setTimeout(() => resume(attempt + 1), delay * 1000);
+      $('boot-signin').hidden = false;
+      resumeTimer = setTimeout(() => resume(attempt + 1), delay * 1000);
     }
   }
 
