@@ -1,12 +1,21 @@
 // The agent console (/agent/) in a real browser: Debian's chromium driven by
 // playwright-core, against the real gateway binary, a real redis-server and
-// the fake Telegram Bot API. The journey through the console (a
-// Telegram citizen asks for a person → the case appears live → claimed →
-// the citizen's next message appears live → the agent's reply reaches the
-// Bot API → resolve → the CSAT question), the same actions with the keyboard
-// only, a supervisor seeing two agents, a claim lost to another agent, the
-// socket dropping and coming back, and unauthenticated access refused.
-// Screenshots of each step are kept under tests/e2e/artifacts/agent-console/.
+// the fake Telegram Bot API (helpers in lib/console.js). In order:
+//   the journey through the console (a Telegram citizen asks for a
+//     person → the case appears live → claimed → the citizen's next message
+//     appears live → the reply reaches the Bot API → note, canned answer →
+//     resolve → the CSAT question → the rating shows);
+//   the same actions with the keyboard only;
+//   a supervisor seeing two agents, every case, assigning, the dashboard tab;
+//   landmarks, control names and live regions;
+//   unread marks, transfer back to the queue, drafts, the 4,096 limit;
+//   the dashboard's mount contract;
+//   a claim lost (409) and a reply refused (409) after the case moved;
+//   a reload while Redis is down; the gateway restarting under the console;
+//   unauthenticated access refused (API 401, socket 4401, revoked and
+//     expired sessions, lockout), last because it locks the address out.
+// Tests share one gateway and run in order. Screenshots of each step are kept
+// under tests/e2e/artifacts/agent-console/ (git-ignored).
 'use strict';
 
 const test = require('node:test');
