@@ -1301,6 +1301,20 @@ static void insert_ordered(cg_outbox *o, ob_entry *e)
 static void add_entries(cg_outbox *o, const redisReply *arr, int first)
 {
     if (!arr || arr->type != REDIS_REPLY_ARRAY) return;
+    if (o->done_called) {
+        /* a read or claim that was in flight when the stop dropped every
+         * entry: keeping these would leak them (LeakSanitizer saw it);
+         * release them instead so that another instance takes them at once */
+        const char *ids[CG_STORE_READ_COUNT * 4];
+        size_t n = 0;
+        for (size_t i = 0; i < arr->elements && n < sizeof ids / sizeof *ids; i++) {
+            const redisReply *x = arr->element[i];
+            if (x->type == REDIS_REPLY_ARRAY && x->elements >= 1 && x->element[0]->type == REDIS_REPLY_STRING)
+                ids[n++] = x->element[0]->str;
+        }
+        if (n) cg_store_release(o->store, CG_K_OUTBOX, CG_G_OUTBOX, o->gw->instance, ids, n);
+        return;
+    }
     for (size_t i = 0; i < arr->elements; i++) {
         const redisReply *x = arr->element[i];
         if (x->type != REDIS_REPLY_ARRAY || x->elements < 1 ||
