@@ -272,6 +272,7 @@ static const cfg_key cfg_keys[] = {
     {"retention.dedupe_s", T_INT, F(dedupe_ttl_s), 60, 30 * DAY, NULL},
     {"retention.audit_s", T_INT, F(audit_ttl_s), 3600, 3650 * DAY, NULL},
     {"retention.analytics_s", T_INT, F(analytics_ttl_s), 3600, 3650 * DAY, NULL},
+    {"analytics.unmatched_min_count", T_INT, F(analytics_min_count), 2, 1000, NULL},
     {"outbox.max_attempts", T_INT, F(outbox_max_attempts), 1, 100, NULL},
     {"outbox.timeout_ms", T_INT, F(outbox_timeout_ms), 100, 120000, NULL},
     {"shutdown_grace_ms", T_INT, F(shutdown_grace_ms), 0, 600000, NULL},
@@ -306,6 +307,7 @@ static const cfg_key cfg_keys[] = {
 
 static const char *const cfg_objects[] = {
     "", "listen", "redis", "intents", "www", "log", "metrics", "limits", "retention", "outbox", "channels",
+    "analytics",
     "channels.telegram", "channels.whatsapp", "channels.messenger", "channels.webchat", NULL
 };
 
@@ -375,6 +377,7 @@ void cg_config_defaults(cg_config *c)
     c->dedupe_ttl_s = 2 * DAY;
     c->audit_ttl_s = 365 * DAY;
     c->analytics_ttl_s = 180 * DAY;
+    c->analytics_min_count = 3;
     c->outbox_max_attempts = 8;
     c->outbox_timeout_ms = 10000;
     c->shutdown_grace_ms = 5000;

@@ -69,6 +69,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "analytics.h"
 #include "store.h"
 #include "log.h"
 #include "metrics.h"
@@ -351,6 +352,7 @@ static void entry_failed(cg_pipeline *p, pl_entry *e)
  *   zadd  score member       escalation (ZADD NX)
  *   pub   channel message    PUBLISH
  *   flow  f v ...            a finished flow's answers (XADD cg:flows MAXLEN ~)
+ *   an    ...                daily figures and the unmatched question (analytics.h)
  * Returns "ok", "dup" (already committed: acknowledged) or "wait". A forced
  * commit records the seqs it skips in KEYS[7]; one of those committed later
  * leaves "done" alone.
@@ -389,6 +391,8 @@ static cg_store_script commit_script = {
         "  elseif op == 'pub' then redis.call('PUBLISH', a[1], a[2])\n"
         "  elseif op == 'flow' then\n"
         "    redis.call('XADD', KEYS[8], 'MAXLEN', '~', '" FLOWS_MAX "', '*', unpack(a))\n"
+        "  elseif op == 'an' then\n"
+        CG_ANALYTICS_COMMIT_LUA
         "  end\n"
         "end\n"
         "if conv then redis.call('EXPIRE', KEYS[3], ARGV[6]) end\n"
@@ -742,6 +746,24 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
         break;
     }
     if (!have_out && m->kind != CG_MSG_STATUS) cg_metrics_inc(CG_M_PROCESSED, m->channel);
+    if (citizen && m->kind != CG_MSG_EDITED) {
+        /* daily figures and what the bot could not answer, redacted (analytics.h) */
+        cg_analytics_turn at = {
+            .channel = m->channel, .user = m->user, .now_ms = now, .agent = ld->agent,
+            .text = m->kind == CG_MSG_TEXT ? m->text : NULL, .turn = have_out,
+            .lang = have_out ? out.lang : NULL,
+            .intent = have_out && out.intent ? out.intent->id : NULL,
+            .fallback = have_out && out.fallback, .ambiguous = have_out && out.ambiguous,
+            .handoff = have_out && out.action == CG_ACT_ESCALATE,
+        };
+        cg_analytics_op aop;
+        if (cg_analytics_op_make(cfg, &at, &aop) == 0) {
+            op = op_begin(&a, "an");
+            for (int i = 0; i < aop.argc; i++) av_add(&a, aop.argv[i]);
+            op_end(&a, op);
+        }
+        cg_analytics_op_free(&aop);
+    }
     cg_turn_out_free(&out);
 
     if (a.oom || cg_store_eval(p->store, &commit_script, 8, a.n, av_argv(&a), a.len,
