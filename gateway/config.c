@@ -8,8 +8,11 @@
  * A key that is in neither table is an error ("channels.telegram.api_bse:
  * unknown key"), as is a wrong type, a value out of range or a duplicate key.
  * After the file, cfg_env[] applies secrets and the Redis URL from the
- * environment (same checkers, errors name the variable); then the channels
- * are enabled when their secrets are all present.
+ * environment (same checkers, errors name the variable), and
+ * CIVICGATE_ADMIN_TOKEN, which alone is given in clear and kept only as its
+ * SHA-256 (apply_env_admin); then the channels are enabled when their
+ * secrets are all present. Admin tokens (admin.tokens) are stored hashed:
+ * the file holds {"name", "sha256"} pairs, never a token.
  *
  * API in call order:
  *   cg_config_defaults()   every key at its default (strings owned)
@@ -29,6 +32,7 @@
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <sodium.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -40,6 +44,7 @@
 #define CFG_MAX_FILE   (256 * 1024)
 #define CFG_MAX_STR    2048            /* any string value */
 #define CFG_MAX_SECRET 512
+#define CFG_ADMIN_TOKEN_MIN 32         /* CIVICGATE_ADMIN_TOKEN: a long random string */
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -242,7 +247,8 @@ typedef enum {
     T_INT,      /* int field, integer in [min, max] */
     T_SIZE,     /* size_t field, integer in [min, max] */
     T_BOOL,     /* int field, true/false */
-    T_ORIGINS   /* the allowed_origins array */
+    T_ORIGINS,  /* the allowed_origins array */
+    T_ADMIN_TOKENS /* admin.tokens: [{"name", "sha256"}] */
 } cfg_type;
 
 typedef struct cfg_key {
@@ -273,6 +279,9 @@ static const cfg_key cfg_keys[] = {
     {"retention.audit_s", T_INT, F(audit_ttl_s), 3600, 3650 * DAY, NULL},
     {"retention.analytics_s", T_INT, F(analytics_ttl_s), 3600, 3650 * DAY, NULL},
     {"analytics.unmatched_min_count", T_INT, F(analytics_min_count), 2, 1000, NULL},
+    {"intents.watch", T_BOOL, F(intents_watch), 0, 1, NULL},
+    {"intents.watch_debounce_ms", T_INT, F(intents_watch_debounce_ms), 50, 60000, NULL},
+    {"admin.tokens", T_ADMIN_TOKENS, 0, 0, CG_MAX_ADMIN_TOKENS, NULL},
     {"outbox.max_attempts", T_INT, F(outbox_max_attempts), 1, 100, NULL},
     {"outbox.timeout_ms", T_INT, F(outbox_timeout_ms), 100, 120000, NULL},
     {"shutdown_grace_ms", T_INT, F(shutdown_grace_ms), 0, 600000, NULL},
@@ -306,7 +315,7 @@ static const cfg_key cfg_keys[] = {
 };
 
 static const char *const cfg_objects[] = {
-    "", "listen", "redis", "intents", "www", "log", "metrics", "limits", "retention", "outbox", "channels",
+    "", "listen", "redis", "intents", "www", "log", "metrics", "limits", "retention", "outbox", "admin", "channels",
     "analytics",
     "channels.telegram", "channels.whatsapp", "channels.messenger", "channels.webchat", NULL
 };
@@ -344,6 +353,8 @@ void cg_config_defaults(cg_config *c)
     c->listen_port = 8080;
     c->redis_url = strdup("redis://127.0.0.1:6379/0");
     c->intents_dir = strdup("intents");
+    c->intents_watch = 0;
+    c->intents_watch_debounce_ms = 500;
     c->www_dir = strdup("gateway/www");
     c->log_level = strdup("info");
     c->log_debug_content = 0;
@@ -418,6 +429,94 @@ static int apply_string(cg_config *c, cfg_type t, size_t off, const char *v)
     return set_owned(c, (const char **)((char *)c + off), v);
 }
 
+/* An admin token's name: 1-63 of A-Z a-z 0-9 . _ @ - (it appears in the
+ * audit log and the logs). */
+static int check_admin_name(const char *v, char *why, size_t cap)
+{
+    size_t n = strlen(v);
+    int ok = n >= 1 && n < CG_ADMIN_NAME_MAX;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isalnum((unsigned char)v[i]) || v[i] == '.' || v[i] == '_' || v[i] == '@' || v[i] == '-';
+    if (!ok) {
+        set_err(why, cap, "must be 1-%d characters of A-Z a-z 0-9 . _ @ -", CG_ADMIN_NAME_MAX - 1);
+        return -1;
+    }
+    if (!strcmp(v, "env")) {
+        set_err(why, cap, "\"env\" is reserved for CIVICGATE_ADMIN_TOKEN");
+        return -1;
+    }
+    return 0;
+}
+
+/* 64 hex digits (either case) → 32 bytes; -1 when not. */
+static int parse_sha256_hex(const char *v, unsigned char out[32])
+{
+    if (strlen(v) != 64) return -1;
+    for (size_t i = 0; i < 32; i++) {
+        int hi = isxdigit((unsigned char)v[2 * i]), lo = isxdigit((unsigned char)v[2 * i + 1]);
+        if (!hi || !lo) return -1;
+        char b[3] = {v[2 * i], v[2 * i + 1], '\0'};
+        out[i] = (unsigned char)strtoul(b, NULL, 16);
+    }
+    return 0;
+}
+
+/* admin.tokens: an array of {"name": ..., "sha256": ...}, names unique. */
+static int apply_admin_tokens(cg_config *c, const cfg_key *k, const cJSON *v, const char *path, char *err,
+                              size_t cap)
+{
+    char why[160];
+    if (!cJSON_IsArray(v)) {
+        set_err(err, cap, "%s: must be an array of {\"name\", \"sha256\"} objects", path);
+        return -1;
+    }
+    if (cJSON_GetArraySize(v) > k->max) {
+        set_err(err, cap, "%s: at most %lld tokens", path, k->max);
+        return -1;
+    }
+    cg_admin_token tmp[CG_MAX_ADMIN_TOKENS];
+    size_t n = 0;
+    for (const cJSON *e = v->child; e; e = e->next, n++) {
+        if (!cJSON_IsObject(e)) {
+            set_err(err, cap, "%s[%zu]: must be an object {\"name\", \"sha256\"}", path, n);
+            return -1;
+        }
+        const cJSON *name = NULL, *hash = NULL;
+        for (const cJSON *f = e->child; f; f = f->next) {
+            const char *fn = f->string ? f->string : "";
+            if (!strcmp(fn, "name") && !name) name = f;
+            else if (!strcmp(fn, "sha256") && !hash) hash = f;
+            else {
+                set_err(err, cap, "%s[%zu].%s: %s", path, n, fn,
+                        !strcmp(fn, "name") || !strcmp(fn, "sha256") ? "duplicate key" : "unknown key");
+                return -1;
+            }
+        }
+        if (!cJSON_IsString(name)) {
+            set_err(err, cap, "%s[%zu].name: must be a string", path, n);
+            return -1;
+        }
+        if (check_admin_name(name->valuestring, why, sizeof why) < 0) {
+            set_err(err, cap, "%s[%zu].name: %s", path, n, why);
+            return -1;
+        }
+        if (!cJSON_IsString(hash) || parse_sha256_hex(hash->valuestring, tmp[n].sha256) < 0) {
+            set_err(err, cap, "%s[%zu].sha256: must be 64 hex digits (civicgate hash-token prints them)", path, n);
+            return -1;
+        }
+        snprintf(tmp[n].name, sizeof tmp[n].name, "%s", name->valuestring);
+        for (size_t j = 0; j < n; j++) {
+            if (!strcmp(tmp[j].name, tmp[n].name)) {
+                set_err(err, cap, "%s[%zu].name: \"%s\" is already used by %s[%zu]", path, n, tmp[n].name, path, j);
+                return -1;
+            }
+        }
+    }
+    memcpy(c->admin_tokens, tmp, n * sizeof tmp[0]);
+    c->nadmin_tokens = n;
+    return 0;
+}
+
 static int apply_key(cg_config *c, const cfg_key *k, const cJSON *v, const char *path, char *err,
                      size_t cap)
 {
@@ -458,6 +557,8 @@ static int apply_key(cg_config *c, const cfg_key *k, const cJSON *v, const char 
         if (!cJSON_IsBool(v)) { set_err(err, cap, "%s: must be true or false", path); return -1; }
         *(int *)((char *)c + k->off) = cJSON_IsTrue(v) ? 1 : 0;
         return 0;
+    case T_ADMIN_TOKENS:
+        return apply_admin_tokens(c, k, v, path, err, cap);
     case T_ORIGINS: {
         if (!cJSON_IsArray(v)) { set_err(err, cap, "%s: must be an array of strings", path); return -1; }
         int n = cJSON_GetArraySize(v);
@@ -547,6 +648,33 @@ static int apply_env(cg_config *c, char *err, size_t cap)
     return 0;
 }
 
+/* CIVICGATE_ADMIN_TOKEN: one more admin token, named "env", given in clear
+ * and kept only as its SHA-256. */
+static int apply_env_admin(cg_config *c, char *err, size_t cap)
+{
+    const char *v = getenv("CIVICGATE_ADMIN_TOKEN");
+    if (!v || !*v) return 0;
+    size_t n = strlen(v);
+    if (n < CFG_ADMIN_TOKEN_MIN || n > CFG_MAX_SECRET || !printable_ascii(v)) {
+        set_err(err, cap, "CIVICGATE_ADMIN_TOKEN (environment): must be %d-%d printable characters without spaces "
+                "(civicgate admin-token makes one)", CFG_ADMIN_TOKEN_MIN, CFG_MAX_SECRET);
+        return -1;
+    }
+    size_t slot = c->nadmin_tokens;   /* a parse before this one may have added it */
+    for (size_t i = 0; i < c->nadmin_tokens; i++)
+        if (!strcmp(c->admin_tokens[i].name, "env")) slot = i;
+    if (slot == CG_MAX_ADMIN_TOKENS) {
+        set_err(err, cap, "CIVICGATE_ADMIN_TOKEN (environment): admin.tokens already holds %d tokens",
+                CG_MAX_ADMIN_TOKENS);
+        return -1;
+    }
+    cg_admin_token *t = &c->admin_tokens[slot];
+    if (slot == c->nadmin_tokens) c->nadmin_tokens++;
+    snprintf(t->name, sizeof t->name, "env");
+    crypto_hash_sha256(t->sha256, (const unsigned char *)v, n);
+    return 0;
+}
+
 static void enable_channels(cg_config *c)
 {
     c->telegram.enabled = c->telegram.token && c->telegram.secret;
@@ -609,6 +737,7 @@ int cg_config_parse(cg_config *c, const char *json, size_t len, const char *path
     }
     cJSON_Delete(root);
     if (rc == 0) rc = apply_env(c, msg, sizeof msg);
+    if (rc == 0) rc = apply_env_admin(c, msg, sizeof msg);
     if (rc < 0) {
         set_err(err, errcap, "%s: %s", path, msg);
         return -1;

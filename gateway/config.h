@@ -14,16 +14,29 @@
 #include "civicgate/connector.h"
 
 #define CG_MAX_ORIGINS 16
+#define CG_MAX_ADMIN_TOKENS 32
+#define CG_ADMIN_NAME_MAX 64           /* bytes of an admin token's name, NUL included */
+
+/* One admin token: its name (who, in the audit log) and the SHA-256 of the
+ * token itself; the token is never stored. */
+typedef struct cg_admin_token {
+    char name[CG_ADMIN_NAME_MAX];
+    unsigned char sha256[32];
+} cg_admin_token;
 
 typedef struct cg_config {
     char *listen_address;          /* listen.address, default "127.0.0.1" */
     int listen_port;               /* listen.port, default 8080 */
     char *redis_url;               /* redis.url, default "redis://127.0.0.1:6379/0" */
     char *intents_dir;             /* intents.dir, default "intents" */
+    int intents_watch;             /* intents.watch: reload when a file changes (default false) */
+    int intents_watch_debounce_ms; /* intents.watch_debounce_ms, default 500 */
     char *www_dir;                 /* www.dir: static files, default "gateway/www" */
     char *log_level;               /* log.level: "debug", "info" (default), "warn", "error" */
     int log_debug_content;         /* log.debug_content: log citizens' ids and texts (default false) */
     const char *metrics_token;     /* metrics.token: bearer token for GET /metrics; unset = loopback only */
+    /* admin.tokens (+ CIVICGATE_ADMIN_TOKEN, hashed at load, named "env") */
+    cg_admin_token admin_tokens[CG_MAX_ADMIN_TOKENS]; size_t nadmin_tokens;
 
     /* channels: one entry per connector in cg_connectors[], same order. */
     cg_channel_cfg telegram, whatsapp, messenger;

@@ -26,6 +26,7 @@ typedef struct cg_http cg_http;
 typedef struct cg_pipeline cg_pipeline;
 typedef struct cg_outbox cg_outbox;
 typedef struct cg_agents cg_agents;
+typedef struct cg_intents_live cg_intents_live;
 
 typedef struct cg_gateway {
     uv_loop_t *loop;
@@ -37,6 +38,7 @@ typedef struct cg_gateway {
     cg_pipeline *pipeline;
     cg_outbox *outbox;
     cg_agents *agents;          /* agents.h: the hand-off queue and the console */
+    cg_intents_live *live;      /* intents_live.h: reloads, watcher, what is loaded */
     int stopping;
 } cg_gateway;
 

@@ -539,6 +539,7 @@ static int body_chunk(struct lws *wsi, http_pss *pss, const void *in, size_t len
 {
     if (pss->route != ROUTE_WEBHOOK && pss->route != ROUTE_API) return 0;   /* already answered: drain */
     if (pss->resp_state != RESP_NONE) return 0;
+    if (len == 0) return 0;   /* lws's empty chunk of a "Content-Length: 0" request, handled already */
     if (!pss->body || pss->body_len + len > pss->body_cap || pss->body_len + len > pss->limit) {
         if (pss->route == ROUTE_WEBHOOK) pss->route = ROUTE_REJECTED;
         pss->close_after = 1;
@@ -914,7 +915,9 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         if (pss->resp_state != RESP_NONE) return 0;
         if (pss->route == ROUTE_WEBHOOK) webhook_process(wsi, http_of(wsi), pss);
-        else if (pss->route == ROUTE_API) api_dispatch(wsi, http_of(wsi), pss);
+        /* not again for a request dispatched at its headers (Content-Length: 0)
+         * whose handler answers later */
+        else if (pss->route == ROUTE_API && !pss->call) api_dispatch(wsi, http_of(wsi), pss);
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         if (!pss) return 0;

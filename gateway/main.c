@@ -2,6 +2,7 @@
  * main.c: the civicgate command line. Dispatches to
  *   civicgate serve [--config FILE]      → cg_serve_main (serve.c)
  *   civicgate intents ...                → cg_cli_intents (cli_intents.c)
+ *   civicgate admin-token | hash-token   → cg_cli_admin_token / cg_cli_hash_token (cli_admin.c)
  *   civicgate help | --help | -h         → usage on stdout, exit 0
  *   civicgate --version                  → version on stdout, exit 0
  * Anything else prints the usage on stderr and exits 2.
@@ -41,6 +42,12 @@ static const char usage_text[] =
     "      Validate the intent table, classify utterances, or measure accuracy on\n"
     "      labelled cases; see civicgate intents --help.\n"
     "\n"
+    "  admin-token [--name NAME]\n"
+    "      Make a random admin token; prints it, its SHA-256 and the admin.tokens\n"
+    "      entry for the configuration (which keeps only the hash).\n"
+    "  hash-token\n"
+    "      Read a token from stdin and print its SHA-256 (hex) for admin.tokens.\n"
+    "\n"
     "  help, --help, -h   Show this help.\n"
     "  --version          Show the version.\n";
 
@@ -53,6 +60,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "serve")) return cg_serve_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "intents")) return cg_cli_intents(argc - 1, argv + 1);
+    if (!strcmp(cmd, "admin-token")) return cg_cli_admin_token(argc - 1, argv + 1);
+    if (!strcmp(cmd, "hash-token")) return cg_cli_hash_token(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         fputs(usage_text, stdout);
         return 0;

@@ -8,12 +8,13 @@
  *   (exit 1 when it cannot listen) → pipeline → outbox → agents → signal handlers →
  *   "listening" logged → uv_run.
  *
- * SIGHUP: the intent directory is loaded again on the libuv thread pool
- * (uv_queue_work); back on the loop thread the new snapshot replaces
- * gw->intents (the old one is unreferenced, so a message being answered
- * keeps the table it started with) or, when the new table has errors, every
- * diagnostic is logged and the old table stays. A SIGHUP during a reload
- * schedules one more reload.
+ * SIGHUP: cg_intents_live_reload() (intents_live.c, which also serves the
+ * admin API's reloads and the directory watcher): the intent directory is
+ * loaded again on the libuv thread pool; back on the loop thread the new
+ * snapshot replaces gw->intents (the old one is unreferenced, so a message
+ * being answered keeps the table it started with) or, when the new table has
+ * errors, every diagnostic is logged and the old table stays. A SIGHUP during
+ * a reload schedules one more reload.
  *
  * SIGTERM / SIGINT, in order: stop accepting connections (the listen socket
  * closes; requests in flight continue) → pipeline and outbox finish their
@@ -29,10 +30,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gateway.h"
 #include "agents.h"
+#include "intents_live.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -51,12 +54,6 @@ typedef struct serve {
     int finished;                /* cleanup reached */
     int exit_code;
     uint64_t stop_started;
-    /* reload */
-    uv_work_t reload_req;
-    int reloading, reload_again;
-    cg_intents *reload_new;
-    cg_diags reload_diags;
-    int reload_rc;
 } serve;
 
 static const char serve_usage[] =
@@ -76,64 +73,6 @@ static void log_diags(const cg_diags *d)
         snprintf(pos, sizeof pos, "%d:%d", x->line, x->col);
         cg_log(x->level == CG_DIAG_ERROR ? CG_LOG_ERROR : CG_LOG_WARN, "intent_diagnostic", "path",
                x->path ? x->path : "", "at", pos, "msg", x->msg ? x->msg : "", NULL);
-    }
-}
-
-static void reload_work(uv_work_t *req)
-{
-    serve *s = req->data;
-    cg_build_opts opts = {0};
-    s->reload_new = NULL;
-    memset(&s->reload_diags, 0, sizeof s->reload_diags);
-    s->reload_rc = cg_intents_load_dir(s->cfg.intents_dir, &opts, &s->reload_new, &s->reload_diags);
-}
-
-static void reload_start(serve *s);
-
-static void reload_after(uv_work_t *req, int status)
-{
-    serve *s = req->data;
-    s->reloading = 0;
-    char n[32];
-    if (status == 0 && s->reload_rc == 0 && s->reload_new && !s->gw.stopping) {
-        cg_intents *old = s->gw.intents;
-        s->gw.intents = s->reload_new;
-        s->reload_new = NULL;
-        if (old) cg_intents_unref(old);
-        log_diags(&s->reload_diags);
-        snprintf(n, sizeof n, "%zu", s->gw.intents->nintents);
-        cg_log(CG_LOG_INFO, "intents_reloaded", "intents", n, NULL);
-        cg_metrics_intent_reload(1);
-    } else {
-        if (s->reload_new) cg_intents_unref(s->reload_new);
-        s->reload_new = NULL;
-        if (!s->gw.stopping) {
-            log_diags(&s->reload_diags);
-            snprintf(n, sizeof n, "%zu", s->reload_diags.errors);
-            cg_log(CG_LOG_ERROR, "intents_reload_failed", "errors", n, "kept", "previous table", NULL);
-            cg_metrics_intent_reload(0);
-        }
-    }
-    cg_diags_free(&s->reload_diags);
-    if (s->reload_again && !s->gw.stopping) {
-        s->reload_again = 0;
-        reload_start(s);
-    }
-}
-
-static void reload_start(serve *s)
-{
-    if (s->reloading) {
-        s->reload_again = 1;
-        return;
-    }
-    s->reloading = 1;
-    s->reload_req.data = s;
-    cg_log(CG_LOG_INFO, "intents_reloading", "dir", s->cfg.intents_dir, NULL);
-    if (uv_queue_work(&s->loop, &s->reload_req, reload_work, reload_after) != 0) {
-        s->reloading = 0;
-        cg_log(CG_LOG_ERROR, "intents_reload_failed", "reason", "cannot queue work", NULL);
-        cg_metrics_intent_reload(0);
     }
 }
 
@@ -160,6 +99,8 @@ static void finish(serve *s)
     /* lws first: a deprecated context signals the process when it empties */
     cg_http_free(s->gw.http);
     s->gw.http = NULL;
+    cg_intents_live_stop(s->gw.live);
+    s->gw.live = NULL;
     uv_timer_stop(&s->drain_timer);
     uv_timer_stop(&s->stop_timer);
     close_handle(s, (uv_handle_t *)&s->drain_timer);
@@ -241,7 +182,7 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     serve *s = h->data;
     if (signum == SIGHUP) {
-        if (!s->gw.stopping) reload_start(s);
+        if (!s->gw.stopping) cg_intents_live_reload(s->gw.live, "sighup", NULL, NULL);
         return;
     }
     /* lws raises SIGINT itself when a deprecated context (listen socket
@@ -325,7 +266,12 @@ int cg_serve_main(int argc, char **argv)
                NULL);
 
     /* the intent table, before anything listens */
-    cg_build_opts opts = {0};
+    char today[11];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(today, sizeof today, "%Y-%m-%d", &tm);
+    cg_build_opts opts = {.today = today};   /* warnings for answers past their review date */
     cg_diags d = {0};
     cg_intents *intents = NULL;
     if (cg_intents_load_dir(s->cfg.intents_dir, &opts, &intents, &d) < 0 || !intents) {
@@ -339,7 +285,6 @@ int cg_serve_main(int argc, char **argv)
         return 1;
     }
     log_diags(&d);
-    cg_diags_free(&d);
     cg_metrics_intent_reload(1);
     char nint[32];
     snprintf(nint, sizeof nint, "%zu", intents->nintents);
@@ -348,6 +293,7 @@ int cg_serve_main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         cg_log(CG_LOG_ERROR, "start_failed", "reason", "libcurl initialisation failed", NULL);
+        cg_diags_free(&d);
         cg_intents_unref(intents);
         cg_config_free(&s->cfg);
         free(s);
@@ -360,6 +306,8 @@ int cg_serve_main(int argc, char **argv)
     gw->intents = intents;
     make_instance(gw->instance, sizeof gw->instance);
     s->exit_code = 0;
+    gw->live = cg_intents_live_start(gw, &d);   /* its handles close in finish() */
+    cg_diags_free(&d);
 
     uv_timer_init(&s->loop, &s->stop_timer);
     uv_timer_init(&s->loop, &s->drain_timer);

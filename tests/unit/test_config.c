@@ -24,7 +24,7 @@ static const char *const all_env[] = {
     "CIVICGATE_REDIS_URL", "CIVICGATE_TELEGRAM_BOT_TOKEN", "CIVICGATE_TELEGRAM_WEBHOOK_SECRET",
     "CIVICGATE_WHATSAPP_ACCESS_TOKEN", "CIVICGATE_WHATSAPP_APP_SECRET", "CIVICGATE_WHATSAPP_VERIFY_TOKEN",
     "CIVICGATE_MESSENGER_PAGE_ACCESS_TOKEN", "CIVICGATE_MESSENGER_APP_SECRET", "CIVICGATE_MESSENGER_VERIFY_TOKEN",
-    NULL};
+    "CIVICGATE_ADMIN_TOKEN", NULL};
 
 static void clear_env(void)
 {
@@ -44,6 +44,11 @@ static int load(cg_config *c, const char *file, char *err, size_t cap)
 
 static const struct { const char *file, *msg; } bad_cases[] = {
     {"bad_address.json", "listen.address: must be an IPv4 or IPv6 address"},
+    {"bad_admin_hash.json", "admin.tokens[0].sha256: must be 64 hex digits"},
+    {"bad_admin_dup.json", "admin.tokens[1].name: \"ops\" is already used by admin.tokens[0]"},
+    {"bad_admin_key.json", "admin.tokens[0].token: unknown key"},
+    {"bad_admin_env_name.json", "admin.tokens[0].name: \"env\" is reserved for CIVICGATE_ADMIN_TOKEN"},
+    {"bad_watch_debounce.json", "intents.watch_debounce_ms: must be an integer from 50 to 60000"},
     {"bad_api_base_path.json", "channels.telegram.api_base: must be an http(s) URL without a path"},
     {"bad_api_base_scheme.json", "channels.telegram.api_base: must be an http(s) URL"},
     {"bad_api_base_type.json", "channels.whatsapp.api_base: must be a string"},
@@ -115,6 +120,11 @@ static void test_defaults(void **state)
     assert_int_equal(c.listen_port, 8080);
     assert_string_equal(c.redis_url, "redis://127.0.0.1:6379/0");
     assert_string_equal(c.intents_dir, "intents");
+    assert_int_equal(c.intents_watch, 0);
+    assert_int_equal(c.intents_watch_debounce_ms, 500);
+    assert_int_equal(c.nadmin_tokens, 0);
+    assert_int_equal(c.audit_ttl_s, 365 * 86400);
+    assert_int_equal(c.analytics_ttl_s, 180 * 86400);
     assert_string_equal(c.www_dir, "gateway/www");
     assert_string_equal(c.log_level, "info");
     assert_int_equal(c.log_debug_content, 0);
@@ -158,6 +168,18 @@ static void test_full(void **state)
     assert_int_equal(c.listen_port, 9090);
     assert_string_equal(c.redis_url, "redis://redis.internal:6380/2");
     assert_string_equal(c.intents_dir, "/srv/civicgate/intents");
+    assert_int_equal(c.intents_watch, 1);
+    assert_int_equal(c.intents_watch_debounce_ms, 250);
+    /* admin tokens: names kept, hashes decoded (either case), no token stored */
+    static const unsigned char ops_sha[32] = {
+        0x9c, 0x0f, 0x6f, 0xb1, 0xcd, 0xf6, 0x2c, 0x09, 0x8e, 0xda, 0x1d, 0xff, 0x5f, 0x5f, 0x93, 0x18,
+        0x4a, 0xfd, 0xc1, 0x93, 0x66, 0x7b, 0xf2, 0x24, 0xa2, 0x9e, 0x47, 0x0e, 0x71, 0x48, 0x5a, 0xe0};
+    assert_int_equal(c.nadmin_tokens, 2);
+    assert_string_equal(c.admin_tokens[0].name, "ops");
+    assert_memory_equal(c.admin_tokens[0].sha256, ops_sha, 32);
+    assert_string_equal(c.admin_tokens[1].name, "alice@example.gov");
+    assert_int_equal(c.admin_tokens[1].sha256[8], 0x88);
+    assert_int_equal(c.admin_tokens[1].sha256[15], 0xff);
     assert_string_equal(c.www_dir, "/srv/civicgate/www");
     assert_string_equal(c.log_level, "warn");
     assert_int_equal(c.log_debug_content, 1);
@@ -269,6 +291,10 @@ static const env_case env_cases[] = {
     {"bad redis url in env", "empty.json", {{"CIVICGATE_REDIS_URL", "localhost:6379"}}, 0,
      "CIVICGATE_REDIS_URL (environment): must be a redis://", 0, 0, 0},
     {"empty env ignored", "full.json", {{"CIVICGATE_TELEGRAM_BOT_TOKEN", ""}}, 1, NULL, 1, 1, 1},
+    {"admin token from env", "full.json", {{"CIVICGATE_ADMIN_TOKEN", "correct-horse-battery-staple-admin-token"}},
+     1, NULL, 1, 1, 1},
+    {"short admin token in env", "empty.json", {{"CIVICGATE_ADMIN_TOKEN", "tooshort"}}, 0,
+     "CIVICGATE_ADMIN_TOKEN (environment): must be 32-512 printable characters", 0, 0, 0},
 };
 
 static void test_env(void **state)
@@ -301,6 +327,12 @@ static void test_env(void **state)
                 if (!strcmp(n, "CIVICGATE_MESSENGER_APP_SECRET")) assert_string_equal(c.messenger.secret, v);
             }
             if (!strcmp(k->name, "empty env ignored")) assert_string_equal(c.telegram.token, "123456:ABC-def");
+            if (!strcmp(k->name, "admin token from env")) {
+                /* appended as "env", kept only as its SHA-256 (the same as ops' in full.json) */
+                assert_int_equal(c.nadmin_tokens, 3);
+                assert_string_equal(c.admin_tokens[2].name, "env");
+                assert_memory_equal(c.admin_tokens[2].sha256, c.admin_tokens[0].sha256, 32);
+            }
         }
         cg_config_free(&c);
     }
@@ -325,6 +357,15 @@ static void test_reparse(void **state)
     assert_string_equal(c.telegram.secret, "x");
     assert_int_equal(c.norigins, 0);
     cg_config_free(&c);
+    /* the environment's admin token is not added twice */
+    setenv("CIVICGATE_ADMIN_TOKEN", "correct-horse-battery-staple-admin-token", 1);
+    cg_config_defaults(&c);
+    assert_int_equal(cg_config_parse(&c, "{}", 2, "a", err, sizeof err), 0);
+    assert_int_equal(cg_config_parse(&c, "{}", 2, "b", err, sizeof err), 0);
+    assert_int_equal(c.nadmin_tokens, 1);
+    assert_string_equal(c.admin_tokens[0].name, "env");
+    cg_config_free(&c);
+    clear_env();
 }
 
 int main(void)
