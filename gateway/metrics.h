@@ -35,6 +35,13 @@ void cg_metrics_set_gauge(const char *name, double v);
 void cg_metrics_intent_reload(int ok);
 /* One HTTP response sent: civicgate_http_responses_total{code="2xx"|...}. */
 void cg_metrics_http_status(int status);
+/* One Redis command answered after seconds (sent → reply):
+ * civicgate_redis_roundtrip_seconds, a histogram without labels. */
+void cg_metrics_redis_roundtrip(double seconds);
+/* A reply dead-lettered by the outbox, by kind ("failed", "bad_config",
+ * "max_attempts"; anything else counts as "other"):
+ * civicgate_deadletters_total{channel,kind}. */
+void cg_metrics_deadletter(const char *channel, const char *kind);
 /* Render all as Prometheus text into a malloc'd buffer; caller frees. */
 char *cg_metrics_render(size_t *len);
 

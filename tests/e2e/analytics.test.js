@@ -275,3 +275,29 @@ test('the daily figures agree with what was sent, as JSON and as CSV', async () 
   const w = JSON.parse((await api(`/api/v1/admin/stats?from=${day(-1)}&channel=webchat`)).body);
   assert.deepEqual(w.rows, []);
 });
+
+test('every metric the Grafana dashboard uses is one /metrics exposes', async () => {
+  const dash = JSON.parse(fs.readFileSync(path.join(h.ROOT, 'docs/grafana-dashboard.json'), 'utf8'));
+  const names = new Set();
+  for (const p of dash.panels) {
+    for (const t of p.targets) for (const m of t.expr.matchAll(/civicgate_[a-z0-9_]+/g)) names.add(m[0]);
+  }
+  assert.ok(names.size >= 15, `names in the dashboard: ${[...names]}`);
+  // gauges set by their owners every 5 s appear after the first round
+  const exposed = await h.waitFor('every dashboard metric', async () => {
+    const text = await (await fetch(`${gw.base}/metrics`)).text();
+    const have = new Set(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(/[{ ]/)[0]));
+    const missing = [...names].filter((n) => !have.has(n));
+    return missing.length === 0 ? have : null;
+  }, { timeout: 15000, interval: 500 }).catch(async () => {
+    const text = await (await fetch(`${gw.base}/metrics`)).text();
+    const have = new Set(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(/[{ ]/)[0]));
+    assert.fail(`not exposed: ${[...names].filter((n) => !have.has(n)).join(', ')}`);
+  });
+  // Redis round trips were measured, and the backlog's age is a number
+  assert.ok(exposed.has('civicgate_redis_roundtrip_seconds_count'));
+  const text = await (await fetch(`${gw.base}/metrics`)).text();
+  const count = Number(/^civicgate_redis_roundtrip_seconds_count (\d+)/m.exec(text)[1]);
+  assert.ok(count > sent.messages, `round trips ${count}`);
+  assert.match(text, /^civicgate_inbox_oldest_age_seconds \d/m);
+});
