@@ -13,10 +13,12 @@
  * supervisors), both one Redis round trip (a read script over the period's
  * keys), both answering on the loop thread:
  *   GET /api/v1/admin/stats?from=&to=&channel=&format=json|csv
- *       per day and channel: conversations, messages, answers per intent,
- *       fallback and hand-off rates, median agent wait, CSAT average; CSV
- *       with ?format=csv or Accept: text/csv is not seen here (api.h gives no
- *       Accept header), so ?format=csv it is.
+ *       per day and channel ("rows", only those with any figure), per day
+ *       over the channels asked ("days", every day of the period, for
+ *       charts) and over the period ("totals"): conversations, messages,
+ *       answers per intent, fallback and hand-off rates, median agent wait,
+ *       CSAT average. CSV (the rows) with ?format=csv; api.h passes no
+ *       Accept header, so the query parameter is the way to ask.
  *   GET /api/v1/admin/unmatched?from=&to=&lang=&min=
  *       the period's stored questions per language, grouped by
  *       cg_analytics_group(), shown only when the group holds at least
@@ -57,6 +59,7 @@
 #define UNM_MAX_TEXTS    2000
 #define UNM_MAX_GROUPS   200     /* shown */
 #define NEAREST_MAX      3
+#define GROUP_MIN_DOCS   50      /* idf as if among at least this many questions */
 
 static const char *const an_channels[] = { "telegram", "whatsapp", "messenger", "webchat" };
 #define AN_NCHAN (sizeof an_channels / sizeof an_channels[0])
@@ -383,7 +386,12 @@ int cg_analytics_group(const char *const *texts, size_t n, const char *lang, dou
         sets[i].n = u;
         for (size_t k = 0; k < u; k++) df[sets[i].ids[k]] += 1;
     }
-    for (size_t v = 0; v < nv; v++) df[v] = log(1.0 + (double)n / df[v]);   /* now the weight */
+    /* now the weight: inverse document frequency, over at least
+     * GROUP_MIN_DOCS texts, so that in a handful of questions all on one
+     * topic the topic's words still weigh (plain Jaccard, in effect), and in
+     * many, "how do I" weighs little */
+    double docs = n > GROUP_MIN_DOCS ? (double)n : GROUP_MIN_DOCS;
+    for (size_t v = 0; v < nv; v++) df[v] = log(1.0 + docs / df[v]);
     reps = malloc((n ? n : 1) * sizeof *reps);
     if (!reps) goto out;
     for (size_t i = 0; i < n; i++) {
@@ -736,9 +744,12 @@ static void stats_reply(cg_store *s, redisReply *r, void *ud)
     cJSON_AddStringToObject(doc, "to", c->p.to_s);
     cJSON *chans = cJSON_AddArrayToObject(doc, "channels");
     for (size_t k = 0; k < c->nchan; k++) cJSON_AddItemToArray(chans, cJSON_CreateString(c->chans[k]));
+    cJSON *days = cJSON_CreateArray();
     for (size_t d = 0; d < ndays; d++) {
         char day[11];
         day_format(c->p.from + (long)d, day);
+        an_row dayrow = { 0 };   /* every channel of the day (the wait histograms merge exactly) */
+        dayrow.answers = cJSON_CreateObject();
         for (size_t k = 0; k < c->nchan; k++) {
             const redisReply *e = r->element[d * c->nchan + k];
             if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) continue;
@@ -766,11 +777,27 @@ static void stats_reply(cg_store *s, redisReply *r, void *ud)
                     cJSON_AddItemToArray(rows, ordered);
                 }
                 row_merge(&total, &row);
+                row_merge(&dayrow, &row);
             }
             cJSON_Delete(row.answers);
         }
+        cJSON *dj = row_json(&dayrow);
+        if (dj) {
+            cJSON *ordered = cJSON_CreateObject();
+            cJSON_AddStringToObject(ordered, "day", day);
+            cJSON *it = dj->child;
+            while (it) {
+                cJSON *next = it->next;
+                cJSON_AddItemToObject(ordered, it->string, cJSON_DetachItemViaPointer(dj, it));
+                it = next;
+            }
+            cJSON_Delete(dj);
+            cJSON_AddItemToArray(days, ordered);
+        }
+        cJSON_Delete(dayrow.answers);
     }
     cJSON_AddItemToObject(doc, "rows", rows);
+    cJSON_AddItemToObject(doc, "days", days);
     cJSON_AddItemToObject(doc, "totals", row_json(&total));
     cJSON_Delete(total.answers);
     if (c->csv) {

@@ -116,8 +116,10 @@ void cg_analytics_record_case(cg_gateway *gw, const char *channel, long long wai
  * by importance, most asked first) are grouped greedily: each joins the most
  * similar earlier group whose first text is at least threshold similar
  * (weighted Jaccard of the Snowball-stemmed token sets, each token weighted
- * by its inverse document frequency among the n texts, so "how do I" counts
- * little and "passport" much), or starts a group. group_of[i] gets the index
+ * by its inverse document frequency ln(1 + max(n, 50) / df) among the n
+ * texts, so that among many questions "how do I" counts little and
+ * "passport" much, while among a few it is plain Jaccard), or starts a
+ * group. group_of[i] gets the index
  * of its group's first text. Returns 0, or -1 on allocation failure. */
 int cg_analytics_group(const char *const *texts, size_t n, const char *lang, double threshold,
                        size_t *group_of);

@@ -251,6 +251,10 @@ test('the daily figures agree with what was sent, as JSON and as CSV', async () 
   assert.equal(s.totals.fallback_rate, Math.round((sent.fallbacks / sent.messages) * 1000) / 1000);
   assert.equal(s.totals.answers['cms-medicaid'], sent.answers['cms-medicaid']);
   assert.equal(s.totals.median_wait_s, null, 'no case handled by an agent');
+  // per day over the channels asked: every day of the period, the same sums
+  assert.deepEqual(s.days.map((d) => d.day), [day(-1), day(0)]);
+  assert.equal(s.days.reduce((a, d) => a + d.messages, 0), sent.messages);
+  assert.equal(s.days.reduce((a, d) => a + d.fallbacks, 0), sent.fallbacks);
   for (const r of s.rows) {
     assert.equal(r.channel, 'telegram');
     assert.match(r.day, /^\d{4}-\d{2}-\d{2}$/);
