@@ -11,7 +11,7 @@
  *
  * Read side, both routes authorised by cg_admin_auth (admins and
  * supervisors), both one Redis round trip (a read script over the period's
- * keys), both answering on the loop thread:
+ * keys):
  *   GET /api/v1/admin/stats?from=&to=&channel=&format=json|csv
  *       per day and channel ("rows", only those with any figure), per day
  *       over the channels asked ("days", every day of the period, for
@@ -26,9 +26,10 @@
  *       citizens (?min= may raise it, never lower it), each with the nearest
  *       intents of the loaded table (cg_intents_match).
  * Periods: at most STATS_MAX_DAYS / UNM_MAX_DAYS days; default the last 30.
- * Grouping works on at most UNM_MAX_TEXTS distinct questions (the most
- * asked), which bounds the time the loop spends on one call (~n² / 2
- * similarity checks of a few tokens each).
+ * Grouping works on at most UNM_MAX_TEXTS distinct questions per language
+ * (the most asked), ~n² / 2 similarity checks of a few tokens each, on the
+ * libuv thread pool (the reply's questions are copied first; the intent
+ * snapshot is immutable and held by a ref), so the loop never waits for it.
  *
  * Extending: a route is a row in cg_analytics_api_routes; a daily counter a
  * name in cg_analytics_op_make() and in row_fields[] below.
@@ -903,10 +904,23 @@ typedef struct unm_ctx {
     int min;
     size_t nlang;
     char langs[16][CG_LANG_MAX];
+    /* the grouping, on the thread pool: items in, doc out */
+    uv_work_t work;
+    cg_intents *t;                /* ref held until done */
+    unm_item *items[16];
+    size_t nitems[16];
+    cJSON *doc;
+    int oom;
 } unm_ctx;
 
 static void unm_ctx_free(unm_ctx *c)
 {
+    for (size_t l = 0; l < 16; l++) {
+        for (size_t i = 0; c->items[l] && i < c->nitems[l]; i++) free(c->items[l][i].text);
+        free(c->items[l]);
+    }
+    if (c->t) cg_intents_unref(c->t);
+    cJSON_Delete(c->doc);
     cg_api_req_free(c->req);
     free(c);
 }
@@ -994,6 +1008,7 @@ static long unm_language(cg_intents *t, const char *lang, unm_item *items, size_
             items[u++] = items[i];
         }
     }
+    for (size_t i = u; i < n; i++) items[i].text = NULL;   /* moved or freed: one owner each */
     qsort(items, u, sizeof *items, item_cmp_count);
     size_t used = u < UNM_MAX_TEXTS ? u : UNM_MAX_TEXTS;
     const char **texts = malloc((used ? used : 1) * sizeof *texts);
@@ -1060,6 +1075,43 @@ out:
     return hidden;
 }
 
+/* Pool thread: group every language's questions into c->doc. Touches only
+ * c (and the immutable intent snapshot c->t). */
+static void unm_work(uv_work_t *w)
+{
+    unm_ctx *c = w->data;
+    cJSON *doc = cJSON_CreateObject();
+    if (!doc) { c->oom = 1; return; }
+    c->doc = doc;
+    cJSON_AddStringToObject(doc, "from", c->p.from_s);
+    cJSON_AddStringToObject(doc, "to", c->p.to_s);
+    cJSON_AddNumberToObject(doc, "min_count", c->min);
+    cJSON *langs = cJSON_AddArrayToObject(doc, "languages");
+    cJSON *groups = cJSON_AddArrayToObject(doc, "groups");
+    long hidden = 0;
+    for (size_t l = 0; l < c->nlang && !c->oom; l++) {
+        cJSON_AddItemToArray(langs, cJSON_CreateString(c->langs[l]));
+        long hid = unm_language(c->t, c->langs[l], c->items[l], c->nitems[l], c->min, groups);
+        if (hid < 0) c->oom = 1;
+        else hidden += hid;
+    }
+    cJSON_AddNumberToObject(doc, "hidden_groups", (double)hidden);
+}
+
+/* Loop thread: answer and free. */
+static void unm_done(uv_work_t *w, int status)
+{
+    unm_ctx *c = w->data;
+    if (status != 0 || c->oom || !c->doc) {
+        cg_api_error(c->call, status == UV_ECANCELED ? 503 : 500,
+                     status == UV_ECANCELED ? "stopping" : "out of memory");
+    } else {
+        cg_api_json(c->call, 200, c->doc);
+        c->doc = NULL;
+    }
+    unm_ctx_free(c);
+}
+
 static void unm_reply(cg_store *s, redisReply *r, void *ud)
 {
     unm_ctx *c = ud;
@@ -1070,44 +1122,31 @@ static void unm_reply(cg_store *s, redisReply *r, void *ud)
         unm_ctx_free(c);
         return;
     }
-    cJSON *doc = cJSON_CreateObject();
-    cJSON_AddStringToObject(doc, "from", c->p.from_s);
-    cJSON_AddStringToObject(doc, "to", c->p.to_s);
-    cJSON_AddNumberToObject(doc, "min_count", c->min);
-    cJSON *langs = cJSON_AddArrayToObject(doc, "languages");
-    cJSON *groups = cJSON_AddArrayToObject(doc, "groups");
-    long hidden = 0;
-    int oom = 0;
-    cg_intents *t = c->req->gw->intents ? cg_intents_ref(c->req->gw->intents) : NULL;
-    for (size_t l = 0; l < c->nlang && !oom; l++) {
-        cJSON_AddItemToArray(langs, cJSON_CreateString(c->langs[l]));
-        size_t cap = 0, n = 0;
+    /* copy what the pool thread needs: the reply lives only for this call */
+    for (size_t l = 0; l < c->nlang; l++) {
+        size_t cap = 0;
         for (size_t d = 0; d < ndays; d++) {
             const redisReply *h = r->element[d * c->nlang + l];
             if (h->type == REDIS_REPLY_ARRAY) cap += h->elements / 2;
         }
-        unm_item *items = calloc(cap ? cap : 1, sizeof *items);
-        if (!items) { oom = 1; break; }
+        c->items[l] = calloc(cap ? cap : 1, sizeof *c->items[l]);
+        if (!c->items[l]) {
+            cg_api_error(c->call, 500, "out of memory");
+            unm_ctx_free(c);
+            return;
+        }
         for (size_t d = 0; d < ndays; d++) {
             const redisReply *h = r->element[d * c->nlang + l];
             for (size_t i = 0; h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2)
-                if (item_parse(h->element[i], h->element[i + 1], &items[n]) == 0) n++;
+                if (item_parse(h->element[i], h->element[i + 1], &c->items[l][c->nitems[l]]) == 0) c->nitems[l]++;
         }
-        long hid = unm_language(t, c->langs[l], items, n, c->min, groups);
-        if (hid < 0) oom = 1;
-        else hidden += hid;
-        for (size_t i = 0; i < n; i++) free(items[i].text);
-        free(items);
     }
-    if (t) cg_intents_unref(t);
-    cJSON_AddNumberToObject(doc, "hidden_groups", (double)hidden);
-    if (oom) {
-        cJSON_Delete(doc);
-        cg_api_error(c->call, 500, "out of memory");
-    } else {
-        cg_api_json(c->call, 200, doc);
+    c->t = c->req->gw->intents ? cg_intents_ref(c->req->gw->intents) : NULL;
+    c->work.data = c;
+    if (uv_queue_work(c->req->gw->loop, &c->work, unm_work, unm_done) != 0) {
+        unm_work(&c->work);   /* no pool: do it here */
+        unm_done(&c->work, 0);
     }
-    unm_ctx_free(c);
 }
 
 static void unm_authorised(cg_api_req *copy, cg_api_call *call, const char *who, const char *role)

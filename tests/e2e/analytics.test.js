@@ -143,6 +143,18 @@ test('unmatched questions are grouped, and groups below the minimum of citizens 
   assert.ok(!JSON.stringify(u).includes('adopt'), 'the two-citizen group is not shown');
   assert.ok(!JSON.stringify(u).includes('swimming'), 'the one-citizen group is not shown');
 
+  // the same question stored on another day, kind and channel (as the
+  // commit writes it) joins the group: counts, citizens, kinds and channels add up
+  assert.equal(await redis.cli('HSET', `cg:an:unm:${day(-1)}:en`, 'ambiguous|webchat|can i register my boat online',
+    '2 0000a,0000b'), '(integer) 1');
+  const merged = JSON.parse((await api(`/api/v1/admin/unmatched?lang=en&from=${day(-1)}&to=${day(0)}`)).body);
+  assert.equal(merged.groups.length, 1);
+  assert.equal(merged.groups[0].count, 5);
+  assert.equal(merged.groups[0].citizens, 5);
+  assert.deepEqual(merged.groups[0].kinds, { fallback: 3, ambiguous: 2, handoff: 0 });
+  assert.deepEqual(merged.groups[0].channels, { telegram: 3, webchat: 2 });
+  assert.equal(await redis.cli('DEL', `cg:an:unm:${day(-1)}:en`), '(integer) 1');
+
   // ?min may raise the minimum, never lower it
   const raised = JSON.parse((await api(`/api/v1/admin/unmatched?lang=en&min=4&from=${day(-1)}`)).body);
   assert.equal(raised.min_count, 4);
