@@ -262,6 +262,13 @@ int cg_analytics_op_make(const cg_config *cfg, const cg_analytics_turn *t, cg_an
         snprintf(op->intent_field, sizeof op->intent_field, "i:%s", t->intent);
         a[n++] = op->intent_field; a[n++] = "1";
     }
+    if (t->csat >= 1 && t->csat <= 5) {
+        snprintf(op->csat_field, sizeof op->csat_field, "csat:%d", t->csat);
+        snprintf(op->csat_value, sizeof op->csat_value, "%d", t->csat);
+        a[n++] = "csat_n"; a[n++] = "1";
+        a[n++] = "csat_sum"; a[n++] = op->csat_value;
+        a[n++] = op->csat_field; a[n++] = "1";
+    }
     op->argc = n;
     return 0;
 }

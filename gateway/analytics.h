@@ -18,8 +18,10 @@
  * Daily counters: messages, turns (answered by the bot), fallback,
  * ambiguous, handoff, to_agent (messages while a person had the
  * conversation), i:<intent id> (answers per intent), unmatched_dropped (the
- * day's unmatched hash was full); from cg_analytics_record_case(): wait_n,
- * wait_ms_sum, w:<le seconds>|w:inf (the wait histogram), csat_n, csat_sum.
+ * day's unmatched hash was full); csat_n, csat_sum, csat:<1-5> (a rating
+ * committed with its message, cg_analytics_turn.csat, or given to
+ * cg_analytics_record_case()); from cg_analytics_record_case(): wait_n,
+ * wait_ms_sum, w:<le seconds>|w:inf (the wait histogram).
  *
  * API in call order: the pipeline fills a cg_analytics_turn per committed
  * message, cg_analytics_op_make() turns it into the commit script's "an"
@@ -76,6 +78,7 @@ typedef struct cg_analytics_turn {
     int turn;                /* the bot ran a dialog turn */
     int agent;               /* a person had the conversation: no turn */
     int fallback, ambiguous, handoff;
+    int csat;                /* 1..5: the message rated a resolved case; 0: none */
     int64_t now_ms;
 } cg_analytics_turn;
 
@@ -83,7 +86,7 @@ typedef struct cg_analytics_op {
     const char *argv[CG_AN_OP_ARGS];   /* point into the fields below */
     int argc;
     char ttl[16], day_key[64], hll_key[64], cid[8], unm_key[64], max_fields[16];
-    char intent_field[80];
+    char intent_field[80], csat_field[16], csat_value[8];
     char *unm_field;                   /* owned, or NULL */
 } cg_analytics_op;
 

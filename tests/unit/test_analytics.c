@@ -154,6 +154,16 @@ static void test_op(void **state)
     assert_int_equal(cg_analytics_op_make(&cfg, &g, &op), 0);
     assert_string_equal(arg_after(&op, "to_agent"), "1");
     assert_null(arg_after(&op, "turns"));
+    assert_null(arg_after(&op, "csat_n"));
+    cg_analytics_op_free(&op);
+
+    /* a rating of a resolved case, committed with the message that gave it */
+    cg_analytics_turn r = { .channel = "telegram", .user = "42", .csat = 4, .now_ms = 1795773600000LL };
+    assert_int_equal(cg_analytics_op_make(&cfg, &r, &op), 0);
+    assert_string_equal(arg_after(&op, "csat_n"), "1");
+    assert_string_equal(arg_after(&op, "csat_sum"), "4");
+    assert_string_equal(arg_after(&op, "csat:4"), "1");
+    assert_true(op.argc <= CG_AN_OP_ARGS);
     cg_analytics_op_free(&op);
     cg_config_free(&cfg);
 }
