@@ -663,7 +663,6 @@ static void csv_field(char **buf, size_t *n, size_t *cap, const char *s, int *oo
 
 static void csv_sep(char **buf, size_t *n, size_t *cap, char c, int *oom)
 {
-    char s[2] = { c, 0 };
     if (*oom) return;
     if (*n + 2 > *cap) {
         size_t nc = *cap ? *cap * 2 : 4096;
@@ -672,7 +671,7 @@ static void csv_sep(char **buf, size_t *n, size_t *cap, char c, int *oom)
         *buf = p;
         *cap = nc;
     }
-    (*buf)[(*n)++] = s[0];
+    (*buf)[(*n)++] = c;
     (*buf)[*n] = '\0';
 }
 
