@@ -317,3 +317,27 @@ test('every metric the Grafana dashboard uses is one /metrics exposes', async ()
   assert.ok(count > sent.messages, `round trips ${count}`);
   assert.match(text, /^civicgate_inbox_oldest_age_seconds \d/m);
 });
+
+test('a consumer that took an entry and hangs shows as a growing age of the oldest unfinished entry', async () => {
+  const metric = async (name) => {
+    const text = await (await fetch(`${gw.base}/metrics`)).text();
+    const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+    return m ? Number(m[1]) : NaN;
+  };
+  // a ghost consumer of the pipeline's group reads an entry and never finishes it
+  // (in one script, so that the gateway's own poll cannot take it first)
+  const read = await redis.cli('EVAL', "redis.call('XADD', KEYS[1], '*', 'seq', '1', 'channel', 'telegram', "
+    + "'user', 'ghost', 'kind', 'text', 'text', 'hello', 'received_at', ARGV[1]) "
+    + "return redis.call('XREADGROUP', 'GROUP', 'pipeline', 'ghost-consumer', 'COUNT', 1, 'STREAMS', KEYS[1], '>')",
+  '1', 'cg:inbox', String(Date.now()));
+  assert.match(read, /ghost/);
+  const first = await h.waitFor('the age of the held entry', async () => {
+    const a = await metric('civicgate_inbox_oldest_age_seconds');
+    return a > 0 && (await metric('civicgate_inbox_pending')) >= 1 ? a : null;
+  }, { timeout: 15000, interval: 250 });
+  const later = await h.waitFor('the age growing', async () => {
+    const a = await metric('civicgate_inbox_oldest_age_seconds');
+    return a > first ? a : null;
+  }, { timeout: 15000, interval: 250 });
+  assert.ok(later > first);
+});
