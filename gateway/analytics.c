@@ -17,8 +17,8 @@
  *       over the channels asked ("days", every day of the period, for
  *       charts) and over the period ("totals"): conversations, messages,
  *       answers per intent, fallback and hand-off rates, median agent wait,
- *       CSAT average. CSV (the rows) with ?format=csv; api.h passes no
- *       Accept header, so the query parameter is the way to ask.
+ *       CSAT average. CSV (the rows) with ?format=csv, or Accept: text/csv
+ *       when there is no ?format=.
  *   GET /api/v1/admin/unmatched?from=&to=&lang=&min=
  *       the period's stored questions per language, grouped by
  *       cg_analytics_group(), shown only when the group holds at least
@@ -840,6 +840,12 @@ static void stats_authorised(cg_api_req *copy, cg_api_call *call, const char *wh
             stats_ctx_free(c);
             return;
         }
+    } else if (copy->accept) {   /* Accept: text/csv, when ?format= does not say */
+        char acc[128];
+        size_t i = 0;
+        for (; copy->accept[i] && i + 1 < sizeof acc; i++) acc[i] = (char)tolower((unsigned char)copy->accept[i]);
+        acc[i] = '\0';
+        if (strstr(acc, "text/csv")) c->csv = 1;
     }
     if (cg_api_query(copy, "channel", ch, sizeof ch) == 0 && ch[0]) {
         for (size_t k = 0; k < AN_NCHAN; k++)

@@ -287,6 +287,13 @@ test('the daily figures agree with what was sent, as JSON and as CSV', async () 
     assert.equal(Number(r['answers:cms-medicaid']), jr.answers['cms-medicaid'] || 0);
   }
 
+  // Accept: text/csv asks for the same CSV; ?format= wins over it
+  const accept = await fetch(`${gw.base}/api/v1/admin/stats?${q}`, { headers: { authorization: `Bearer ${ADMIN}`, accept: 'text/csv' } });
+  assert.match(accept.headers.get('content-type'), /text\/csv/);
+  assert.equal(await accept.text(), c.body);
+  const wins = await fetch(`${gw.base}/api/v1/admin/stats?${q}&format=json`, { headers: { authorization: `Bearer ${ADMIN}`, accept: 'text/csv' } });
+  assert.match(wins.headers.get('content-type'), /application\/json/);
+
   // another channel saw nothing
   const w = JSON.parse((await api(`/api/v1/admin/stats?from=${day(-1)}&channel=webchat`)).body);
   assert.deepEqual(w.rows, []);
