@@ -4,7 +4,7 @@
  * The text is decoded once into code points (utf8proc) with their byte
  * offsets, then scanned left to right. At each word boundary the rules are
  * tried in a fixed order, the first that takes a span wins:
- *   email → date → phone → word (<id> / <num>)
+ *   email → IBAN → date → phone → word (<id> / <num>)
  * and anything no rule takes is copied byte for byte. Every rule looks only
  * forward from a boundary, so the scan is linear in practice (each rule's
  * look-ahead is bounded by the word or digit sequence it examines).
@@ -152,6 +152,39 @@ static size_t rule_phone(const rd_text *t, size_t i)
     return last;
 }
 
+static int ascii_letter(int32_t c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+static int ascii_digit(int32_t c) { return c >= '0' && c <= '9'; }
+static int ascii_alnum(int32_t c) { return ascii_letter(c) || ascii_digit(c); }
+
+/* IBAN: country letters, check digits, then the account in one run or in
+ * groups of at most 8 separated by single spaces; 15-34 characters of which
+ * at least 10 digits ("DE89 3704 0044 0532 0130 00", "GB29NWBK60161331926819"). */
+static size_t rule_iban(const rd_text *t, size_t i)
+{
+    if (!ascii_letter(at(t, i)) || !ascii_letter(at(t, i + 1)) || !ascii_digit(at(t, i + 2)) ||
+        !ascii_digit(at(t, i + 3)))
+        return 0;
+    size_t j = i + 4, len = 4, digits = 2, end = j;
+    /* the rest of the first word, then groups " xxxx"; only the first group
+     * (a bank code) may be letters alone, so that the next word stays */
+    for (int g = 0; len <= 34; g++) {
+        size_t k = j, gd = 0;
+        if (g > 0) {
+            if (at(t, j) != ' ') break;
+            k = j + 1;
+        }
+        size_t st = k;
+        while (ascii_alnum(at(t, k))) gd += ascii_digit(at(t, k++));
+        size_t gl = k - st;
+        if (g > 0 && (gl == 0 || gl > 8 || (gd == 0 && g > 1))) break;
+        len += gl;
+        digits += gd;
+        j = end = k;
+    }
+    if (len < 15 || len > 34 || digits < 10 || is_alnum(at(t, end))) return 0;
+    return end;
+}
+
 /* A word: letters and digits, with single inner '-' or '_' between them. */
 static size_t rule_word(const rd_text *t, size_t i, const char **placeholder)
 {
@@ -198,6 +231,7 @@ char *cg_redact(const char *text, size_t len)
         const char *ph = NULL;
         if (boundary) {
             if ((end = rule_email(&t, i))) ph = "<email>";
+            else if ((end = rule_iban(&t, i))) ph = "<id>";
             else if ((end = rule_date(&t, i))) ph = "<date>";
             else if ((end = rule_phone(&t, i))) ph = "<phone>";
             else end = rule_word(&t, i, &ph);

@@ -7,8 +7,9 @@
  *   <date>   2026-11-27, 27/11/2026, 27.11.26 (one separator kind, d-m-y or y-m-d)
  *   <phone>  a digit sequence of 7-15 digits with separators (space - . ( ) /)
  *            or a leading +: "+1 (555) 123-4567", "06 12 34 56 78"
- *   <id>     a word mixing letters and 3 or more digits: "AB123456", "X1234567Z",
- *            "12345678Z" (Spanish DNI), "I-485"
+ *   <id>     an IBAN ("DE89 3704 0044 0532 0130 00"), or a word mixing letters
+ *            and 3 or more digits: "AB123456", "X1234567Z", "12345678Z"
+ *            (Spanish DNI), "I-485"
  *   <num>    any other run of 3 or more digits: "5551234567", "12345"
  * Digits are any Unicode decimal digits (Arabic-Indic, fullwidth,
  * Devanagari...). Numbers of one or two digits stay ("section 8", "2 kids"):

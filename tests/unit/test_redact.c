@@ -55,6 +55,11 @@ static const rd_case cases[] = {
     {"en: W-2 keeps its one digit", "where is my W-2", "where is my W-2"},
     {"en: covid19 has two digits: kept", "covid19 vaccine", "covid19 vaccine"},
 
+    {"de: IBAN in groups", "meine IBAN ist DE89 3704 0044 0532 0130 00 danke", "meine IBAN ist <id> danke"},
+    {"en: UK IBAN with a letters-only bank code", "GB29 NWBK 6016 1331 9268 19", "<id>"},
+    {"fr: IBAN in one run", "IBAN FR1420041010050500013M02606.", "IBAN <id>."},
+    {"not an IBAN: two digits, then words", "ab12 hello world again and again", "ab12 hello world again and again"},
+
     /* digit runs */
     {"en: SSN without separators", "ssn 123456789 please", "ssn <num> please"},
     {"en: ZIP code", "offices near 90210", "offices near <num>"},
