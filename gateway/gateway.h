@@ -9,6 +9,7 @@
  *   outbox.c    outbox stream → connector.render → libcurl multi → classify
  *   agents.c    hand-off queue, agents' console (WebSocket + API)
  *   api.c       the JSON API's routes (api.h); admin.c the admins' part
+ *   analytics.c daily figures and unmatched questions (analytics.h)
  *   serve.c     start-up, signals, intent reloads, graceful stop
  * Everything here is touched only on the loop thread, except the intent
  * snapshot, which a pool thread builds and the loop thread swaps in.
