@@ -90,7 +90,7 @@ async function openDashboard(token) {
   // the gateway's own policy for its pages
   const csp = (await fetch(`${gw.base}/chat/`)).headers.get('content-security-policy');
   assert.match(csp, /script-src 'self'/);
-  const context = await browser.newContext();
+  const context = await browser.newContext({ acceptDownloads: true });
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
@@ -155,6 +155,29 @@ test('the dashboard draws the recorded figures as accessible SVG charts and the 
   await group.waitFor({ timeout: 5000 });
   assert.equal((await group.locator('.cg-dash-count').innerText()).trim(), '3');
   assert.ok(await group.locator('.cg-dash-nearest li').count() >= 1);
+
+  // asking for Spanish questions only: the English group goes
+  await page.getByLabel('Questions in').selectOption('es');
+  await page.getByRole('button', { name: 'Show' }).click();
+  await page.locator('section.cg-dash[data-loaded="2"]').waitFor({ timeout: 15000 });
+  assert.equal(await page.locator('tr.cg-dash-group').count(), 0);
+  assert.ok(fetches.length >= 2);
+  assert.ok((await page.evaluate(() => window.__fetches)).some((p) => /unmatched\?.*lang=es/.test(p)));
+  await page.getByLabel('Questions in').selectOption('');
+  await page.getByRole('button', { name: 'Show' }).click();
+  await page.locator('section.cg-dash[data-loaded="3"]').waitFor({ timeout: 15000 });
+  await page.locator('tr.cg-dash-group', { hasText: 'register my boat online' }).waitFor({ timeout: 5000 });
+
+  // the CSV export downloads the same figures
+  const [download] = await Promise.all([
+    page.waitForEvent('download', { timeout: 10000 }),
+    page.getByRole('button', { name: 'Download CSV' }).click(),
+  ]);
+  const csv = fs.readFileSync(await download.path(), 'utf8').trim().split('\n');
+  assert.match(csv[0], /^day,channel,conversations,messages,/);
+  const todayRow = csv.find((l) => l.startsWith(`${today},telegram,`));
+  assert.ok(todayRow, csv.join('\n'));
+  assert.equal(todayRow.split(',')[3], String(sentMessages));
 
   const shot = path.join(os.tmpdir(), 'civicgate-dashboard.png');
   await page.screenshot({ path: shot, fullPage: true });

@@ -9,9 +9,9 @@
  *   fetchJson(path) → Promise of the parsed JSON answer (the console's, with
  *   its authentication); without it the dashboard fetches with
  *   "Authorization: Bearer <token>".
- * Data: GET /api/v1/admin/stats (days, totals) and /api/v1/admin/unmatched
- * (groups), for the period and channel chosen in the form; the CSV export
- * downloads /api/v1/admin/stats?format=csv.
+ * Data: GET /api/v1/admin/stats (days, totals) for the period and channel
+ * chosen in the form, /api/v1/admin/unmatched (groups) for the period and
+ * language; the CSV export downloads /api/v1/admin/stats?format=csv.
  *
  * Accessibility: every chart is an <svg role="img"> with a <title> and a
  * <desc> summing it up, followed by the same figures as a <table> (in a
@@ -222,10 +222,12 @@
     var to = h('input', { type: 'date', name: 'to', value: isoDay(today) });
     var channel = h('select', { name: 'channel' }, [h('option', { value: '', text: 'All channels' })]
       .concat(CHANNELS.map(function (c) { return h('option', { value: c, text: c }); })));
+    var lang = h('select', { name: 'lang' }, [h('option', { value: '', text: 'All languages' })]);
     var go = h('button', { type: 'submit', text: 'Show' });
     var csv = h('button', { type: 'button', className: 'cg-dash-csv', text: 'Download CSV' });
     var form = h('form', { className: 'cg-dash-form' }, [
-      h('label', {}, ['From ', from]), h('label', {}, ['To ', to]), h('label', {}, ['Channel ', channel]), go, csv,
+      h('label', {}, ['From ', from]), h('label', {}, ['To ', to]), h('label', {}, ['Channel ', channel]),
+      h('label', {}, ['Questions in ', lang]), go, csv,
     ]);
     var status = h('p', { className: 'cg-dash-status', role: 'status', 'aria-live': 'polite' });
     var out = h('div', { className: 'cg-dash-body' });
@@ -281,9 +283,13 @@
       status.textContent = 'Loading…';
       return Promise.all([
         fetchJson('/api/v1/admin/stats?' + query()),
-        fetchJson('/api/v1/admin/unmatched?from=' + encodeURIComponent(from.value) + '&to=' + encodeURIComponent(to.value)),
+        fetchJson('/api/v1/admin/unmatched?from=' + encodeURIComponent(from.value) + '&to=' + encodeURIComponent(to.value)
+          + (lang.value ? '&lang=' + encodeURIComponent(lang.value) : '')),
       ]).then(function (res) {
         if (!alive || mine !== seq) return;
+        if (lang.options.length === 1) {   /* the table's languages, once known */
+          (res[1].languages || []).forEach(function (l) { lang.appendChild(h('option', { value: l, text: l })); });
+        }
         render(res[0], res[1]);
         status.textContent = 'Figures from ' + res[0].from + ' to ' + res[0].to + ' (UTC days).';
         box.setAttribute('data-loaded', String(mine));
