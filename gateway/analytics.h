@@ -25,7 +25,7 @@
  *
  * API in call order: the pipeline fills a cg_analytics_turn per committed
  * message, cg_analytics_op_make() turns it into the commit script's "an"
- * operation (CG_ANALYTICS_COMMIT_LUA), cg_analytics_op_free(); the agents
+ * operation (the function CG_ANALYTICS_COMMIT_LUA), cg_analytics_op_free(); the agents
  * module calls cg_analytics_record_case(); http.c routes the admin API to
  * cg_analytics_api_routes (api.h).
  *
@@ -46,28 +46,32 @@
 #define CG_AN_CIDS_MAX      16      /* citizens told apart per stored question */
 #define CG_AN_OP_ARGS       32
 
-/* The commit script's operation "an" (a = its arguments):
+/* The commit script's operation "an": a Lua function to put at the top of
+ * the script, called with the operation's arguments as a table a:
  *   1 TTL  2 daily hash  3 HLL key  4 HLL member or ""  5 unmatched hash or ""
  *   6 its field  7 cid  8 max fields  then counter name, increment pairs. */
 #define CG_ANALYTICS_COMMIT_LUA \
-    "    for j = 9, #a, 2 do redis.call('HINCRBY', a[2], a[j], a[j + 1]) end\n" \
-    "    redis.call('EXPIRE', a[2], a[1])\n" \
-    "    if a[4] ~= '' then redis.call('PFADD', a[3], a[4]); redis.call('EXPIRE', a[3], a[1]) end\n" \
-    "    if a[5] ~= '' then\n" \
-    "      local v = redis.call('HGET', a[5], a[6])\n" \
-    "      if v or redis.call('HLEN', a[5]) < tonumber(a[8]) then\n" \
-    "        local n, ids = 0, ''\n" \
-    "        if v then\n" \
-    "          local sp = string.find(v, ' ', 1, true)\n" \
-    "          n = tonumber(string.sub(v, 1, sp - 1)); ids = string.sub(v, sp + 1)\n" \
-    "        end\n" \
-    "        if #ids < 6 * 16 - 1 and not string.find(',' .. ids .. ',', ',' .. a[7] .. ',', 1, true) then\n" \
-    "          if ids == '' then ids = a[7] else ids = ids .. ',' .. a[7] end\n" \
-    "        end\n" \
-    "        redis.call('HSET', a[5], a[6], (n + 1) .. ' ' .. ids)\n" \
-    "        redis.call('EXPIRE', a[5], a[1])\n" \
-    "      else redis.call('HINCRBY', a[2], 'unmatched_dropped', 1) end\n" \
-    "    end\n"
+    "local function analytics_op(a)\n" \
+    "  for j = 9, #a, 2 do redis.call('HINCRBY', a[2], a[j], a[j + 1]) end\n" \
+    "  redis.call('EXPIRE', a[2], a[1])\n" \
+    "  if a[4] ~= '' then redis.call('PFADD', a[3], a[4]); redis.call('EXPIRE', a[3], a[1]) end\n" \
+    "  if a[5] == '' then return end\n" \
+    "  local v = redis.call('HGET', a[5], a[6])\n" \
+    "  if not v and redis.call('HLEN', a[5]) >= tonumber(a[8]) then\n" \
+    "    redis.call('HINCRBY', a[2], 'unmatched_dropped', 1)\n" \
+    "    return\n" \
+    "  end\n" \
+    "  local n, ids = 0, ''\n" \
+    "  if v then\n" \
+    "    local sp = string.find(v, ' ', 1, true)\n" \
+    "    n = tonumber(string.sub(v, 1, sp - 1)); ids = string.sub(v, sp + 1)\n" \
+    "  end\n" \
+    "  if #ids < 6 * 16 - 1 and not string.find(',' .. ids .. ',', ',' .. a[7] .. ',', 1, true) then\n" \
+    "    if ids == '' then ids = a[7] else ids = ids .. ',' .. a[7] end\n" \
+    "  end\n" \
+    "  redis.call('HSET', a[5], a[6], (n + 1) .. ' ' .. ids)\n" \
+    "  redis.call('EXPIRE', a[5], a[1])\n" \
+    "end\n"
 
 /* One committed message, as the pipeline saw it. Strings borrowed. */
 typedef struct cg_analytics_turn {

@@ -360,6 +360,7 @@ static void entry_failed(cg_pipeline *p, pl_entry *e)
 static cg_store_script commit_script = {
     .name = "commit",
     .src =
+        CG_ANALYTICS_COMMIT_LUA
         "local c = redis.call('HMGET', KEYS[1], 'done', 'out')\n"
         "local done, out = tonumber(c[1] or '0'), tonumber(c[2] or '0')\n"
         "local seq, late, conv, hs = tonumber(ARGV[3]), false, false, {}\n"
@@ -391,8 +392,7 @@ static cg_store_script commit_script = {
         "  elseif op == 'pub' then redis.call('PUBLISH', a[1], a[2])\n"
         "  elseif op == 'flow' then\n"
         "    redis.call('XADD', KEYS[8], 'MAXLEN', '~', '" FLOWS_MAX "', '*', unpack(a))\n"
-        "  elseif op == 'an' then\n"
-        CG_ANALYTICS_COMMIT_LUA
+        "  elseif op == 'an' then analytics_op(a)\n"
         "  end\n"
         "end\n"
         "if conv then redis.call('EXPIRE', KEYS[3], ARGV[6]) end\n"

@@ -1483,6 +1483,22 @@ static void test_analytics_counters(void **state)
     snprintf(q, sizeof q, "HGET %s csat_sum", key);
     assert_int_equal(cmd_int(q), 4);
 
+    /* a day's unmatched hash is full: a new question only counts as dropped */
+    char unm[64];
+    snprintf(unm, sizeof unm, "cg:an:unm:%s:en", day);
+    freeReplyObject(cmd("EVAL %s 1 %s %d",
+                        "for i = redis.call('HLEN', KEYS[1]) + 1, tonumber(ARGV[1]) do "
+                        "redis.call('HSET', KEYS[1], 'fallback|telegram|filler ' .. i, '1 00000') end return 1",
+                        unm, CG_AN_UNM_FIELDS));
+    cg_msg full = text_msg("703", "a4", "wibble zzv xq");
+    assert_int_equal(ingest(gw.store, &full, 1), CG_OK);
+    snprintf(q, sizeof q, "HGET %s messages", key);
+    assert_true(wait_int(q, 4, 5000));
+    snprintf(q, sizeof q, "HLEN %s", unm);
+    assert_int_equal(cmd_int(q), CG_AN_UNM_FIELDS);
+    snprintf(q, sizeof q, "HGET %s unmatched_dropped", key);
+    assert_int_equal(cmd_int(q), 1);
+
     int n = 0;
     cg_pipeline_stop(gw.pipeline, stopped, &n);
     assert_true(run_until(flag_set, &n, 3000));
