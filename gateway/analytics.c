@@ -32,7 +32,8 @@
  * snapshot is immutable and held by a ref), so the loop never waits for it.
  *
  * Extending: a route is a row in cg_analytics_api_routes; a daily counter a
- * name in cg_analytics_op_make() and in row_fields[] below.
+ * name in cg_analytics_op_make(), a row in row_add_field()'s table, a field
+ * in row_json() (and the CSV's cols[] in stats_csv()) and docs/redis.md.
  */
 #include "analytics.h"
 

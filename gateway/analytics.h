@@ -30,8 +30,8 @@
  * cg_analytics_api_routes (api.h).
  *
  * Extending: a new daily counter is a field name in cg_analytics_op_make()
- * (or record_case), a row in stats' JSON/CSV (analytics.c, row_fields[]) and
- * a line in docs/redis.md.
+ * (or record_case), then its place in stats' JSON and CSV (analytics.c says
+ * where) and a line in docs/redis.md.
  */
 #ifndef CG_ANALYTICS_H
 #define CG_ANALYTICS_H
