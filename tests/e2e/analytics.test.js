@@ -294,6 +294,12 @@ test('the daily figures agree with what was sent, as JSON and as CSV', async () 
   const wins = await fetch(`${gw.base}/api/v1/admin/stats?${q}&format=json`, { headers: { authorization: `Bearer ${ADMIN}`, accept: 'text/csv' } });
   assert.match(wins.headers.get('content-type'), /application\/json/);
 
+  // every authorised call is in the audit log, with the admin's name
+  const audit = await redis.cli('--raw', 'XRANGE', 'cg:audit', '-', '+');
+  assert.match(audit, /\/api\/v1\/admin\/stats/);
+  assert.match(audit, /\/api\/v1\/admin\/unmatched/);
+  assert.match(audit, /e2e-admin/);
+
   // another channel saw nothing
   const w = JSON.parse((await api(`/api/v1/admin/stats?from=${day(-1)}&channel=webchat`)).body);
   assert.deepEqual(w.rows, []);
