@@ -41,10 +41,11 @@
  *   render    a cg_reply → POST {api_base}/{api_version}/me/messages with
  *             "Authorization: Bearer <page token>" and {"recipient":{"id":
  *             user},"messaging_type":"RESPONSE","message":{...}}; a reply
- *             from a human agent (from_agent) is sent with "messaging_type":
- *             "MESSAGE_TAG","tag":"HUMAN_AGENT" (allowed for 7 days after
- *             the citizen wrote; the 24-hour window itself is the outbox's
- *             later work). Text over 2,000 characters is split at a line /
+ *             the outbox marks window_closed (more than 24 hours since the
+ *             citizen wrote: only a person's reply, gateway/window.c) is sent
+ *             with "messaging_type":"MESSAGE_TAG","tag":"HUMAN_AGENT"
+ *             (allowed for 7 days after the citizen wrote; beyond that the
+ *             outbox refuses it). Text over 2,000 characters is split at a line /
  *             sentence / word boundary into several requests. Buttons ride
  *             on the last request:
  *               only payload buttons → quick_replies (≤ 13, content_type
@@ -352,7 +353,7 @@ static cJSON *ms_base(const cg_reply *r, cJSON **message)
     cJSON *b = cJSON_CreateObject();
     cJSON *rc = b ? cJSON_AddObjectToObject(b, "recipient") : NULL;
     int ok = rc && cJSON_AddStringToObject(rc, "id", r->user);
-    if (ok && r->from_agent)
+    if (ok && r->window_closed)
         ok = cJSON_AddStringToObject(b, "messaging_type", "MESSAGE_TAG") &&
              cJSON_AddStringToObject(b, "tag", "HUMAN_AGENT");
     else if (ok)
@@ -490,4 +491,5 @@ const cg_connector cg_messenger = {
     .parse = ms_parse,
     .render = ms_render,
     .classify = ms_classify,
+    .render_read = NULL,
 };

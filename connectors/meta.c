@@ -405,6 +405,7 @@ void cg_meta_classify(const char *name, const cg_meta_policy *policies, const ch
     }
     cg_meta_error ge;
     cg_meta_graph_error(body, len, &ge);
+    out->code = ge.code;
     const char *prefix = NULL;
     int matched = 0;
     if (ge.present) {

@@ -131,7 +131,7 @@ typedef struct cg_meta_policy {
 
 /* Contract: the whole classify() of a Meta connector: no response → RETRY;
  * 2xx → OK with platform_id (as cg_meta_platform_id with arr / key); else
- * the first policy row matching the Graph error, then permission codes
+ * code = the Graph error code (0 without one) and the first policy row matching the Graph error, then permission codes
  * 200-299 → BAD_CONFIG, is_transient → RETRY, then by HTTP status (429
  * THROTTLED, 401 BAD_CONFIG, 5xx/408 RETRY, other FAILED). The reason names
  * the connector and never ends inside a UTF-8 sequence. */

@@ -64,9 +64,20 @@
  *               list's 10 rows, so a numbered text menu is never needed
  *               (add one here if that limit grows). callback_id is ignored
  *               (WhatsApp has nothing to acknowledge).
+ *             window_closed (the outbox found the 24-hour customer-service
+ *             window closed, gateway/window.c): the reply itself is not
+ *             rendered but the approved re-engagement template of the
+ *             configuration, one request {"type":"template","template":
+ *             {"name":cfg->template_name,"language":{"code":
+ *             cfg->template_language}}} (no template configured →
+ *             CG_E_INTERNAL; the outbox holds the reply instead).
  *             Missing token / api_base / api_version / phone_number_id, a
  *             user that is not a wa_id, buttons with text empty, a payload
  *             over 64 bytes or more requests than max → CG_E_INTERNAL.
+ *   render_read  the read receipt of an inbound message: POST .../messages
+ *             {"messaging_product":"whatsapp","status":"read","message_id":
+ *             wamid} (Meta answers {"success":true}); a wamid that is empty,
+ *             too long or not printable ASCII → CG_E_INTERNAL.
  *   classify  the Graph API answer → cg_send_result:
  *               2xx → OK, platform_id = messages[0].id
  *               status 0, 5xx, error.is_transient, codes 1, 2, 131000,
@@ -76,11 +87,16 @@
  *               HTTP 401, codes 0 (AuthException), 3, 10, 190, 200-299
  *               (permissions) → BAD_CONFIG
  *               131047 (more than 24 hours since the citizen wrote) →
- *               FAILED, reason "reengagement: ..." (the outbox will send an
- *               approved template instead: later work)
+ *               WINDOW_CLOSED, reason "reengagement: ..." (the outbox sends
+ *               the re-engagement template and holds the reply)
  *               100 → FAILED, reason "invalid parameter: <message>"
- *               131026 (not a WhatsApp user / cannot receive), 131051
- *               (unsupported type), any other 4xx → FAILED with the message
+ *               131026 → FAILED, reason "undeliverable: ..." (not a
+ *               WhatsApp user, old app version, ...); 131051 → FAILED,
+ *               reason "unsupported message type: ..."; any other 4xx →
+ *               FAILED with the message
+ *               132001 (template name or language unknown) → BAD_CONFIG,
+ *               reason "template missing: ..." (reengagement_template)
+ *               every non-2xx: code = the Graph error code
  *
  * Extending: a new inbound type is a row in wa_media_kinds[] or a branch in
  * wa_message(); a Graph error that carries policy is a row in
@@ -464,6 +480,49 @@ static cJSON *wa_interactive(const cg_reply *r, const char *s, size_t len, size_
     return b;
 }
 
+/* Outside the 24-hour window: the configured approved template, alone. */
+static cg_err wa_render_template(const cg_channel_cfg *cfg, const cg_reply *r, cg_http_out *out, size_t max,
+                                 size_t *n)
+{
+    if (max < 1 || !cg_meta_digits(r->user, CG_USER_MAX) || !cfg->template_name || !cfg->template_name[0] ||
+        !cfg->template_language || !cfg->template_language[0])
+        return CG_E_INTERNAL;
+    cJSON *b = wa_base(r, "template");
+    cJSON *t = b ? cJSON_AddObjectToObject(b, "template") : NULL;
+    cJSON *lang = t && cJSON_AddStringToObject(t, "name", cfg->template_name) ? cJSON_AddObjectToObject(t, "language")
+                                                                             : NULL;
+    if (!lang || !cJSON_AddStringToObject(lang, "code", cfg->template_language)) {
+        cJSON_Delete(b);
+        return CG_E_NOMEM;
+    }
+    char path[64];
+    snprintf(path, sizeof path, "%s/messages", cfg->phone_number_id);
+    cg_err e = cg_meta_request(cfg, path, b, &out[0]);
+    if (e == CG_OK) *n = 1;
+    return e;
+}
+
+static cg_err wa_render_read(const cg_channel_cfg *cfg, const char *user, const char *msg_id, cg_http_out *out)
+{
+    if (!cfg || !out || !msg_id || !cfg->token || !cfg->token[0] || !cfg->api_base || !cfg->api_base[0] ||
+        !cfg->api_version || !cfg->api_version[0] || !cg_meta_digits(cfg->phone_number_id, 33) ||
+        !cg_meta_digits(user, CG_USER_MAX))
+        return CG_E_INTERNAL;
+    size_t len = strlen(msg_id);
+    if (len == 0 || len >= CG_MSGID_MAX) return CG_E_INTERNAL;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)msg_id[i] <= 0x20 || (unsigned char)msg_id[i] >= 0x7F) return CG_E_INTERNAL;
+    cJSON *b = cJSON_CreateObject();
+    if (!b || !cJSON_AddStringToObject(b, "messaging_product", "whatsapp") ||
+        !cJSON_AddStringToObject(b, "status", "read") || !cJSON_AddStringToObject(b, "message_id", msg_id)) {
+        cJSON_Delete(b);
+        return CG_E_NOMEM;
+    }
+    char path[64];
+    snprintf(path, sizeof path, "%s/messages", cfg->phone_number_id);
+    return cg_meta_request(cfg, path, b, out);
+}
+
 static int wa_buttons_valid(const cg_reply *r, size_t *npay, size_t *nurl)
 {
     return cg_reply_buttons_valid(r, WA_PAYLOAD_MAX, npay, nurl) && *npay <= WA_MAX_LIST_ROWS;
@@ -477,6 +536,7 @@ static cg_err wa_render(const cg_channel_cfg *cfg, const cg_reply *r, cg_http_ou
         !cfg->api_version || !cfg->api_version[0] || !cg_meta_digits(cfg->phone_number_id, 33))
         return CG_E_INTERNAL;
     size_t npay, nurl;
+    if (r->window_closed) return wa_render_template(cfg, r, out, max, n);
     if (!cg_meta_digits(r->user, CG_USER_MAX) || !wa_buttons_valid(r, &npay, &nurl)) return CG_E_INTERNAL;
     if (r->text && !cg_text_valid_utf8(r->text, strlen(r->text))) return CG_E_INTERNAL;
     char *text = cg_meta_reply_text(r, 1);
@@ -524,8 +584,11 @@ static const cg_meta_policy wa_policies[] = {
     { 3, 0, CG_SEND_BAD_CONFIG, NULL },        /* API method / capability */
     { 10, 0, CG_SEND_BAD_CONFIG, NULL },       /* permission denied */
     { 190, 0, CG_SEND_BAD_CONFIG, NULL },      /* access token expired / invalid */
-    { 131047, 0, CG_SEND_FAILED, "reengagement: " },
+    { 131047, 0, CG_SEND_WINDOW_CLOSED, "reengagement: " },
+    { 131026, 0, CG_SEND_FAILED, "undeliverable: " },
+    { 131051, 0, CG_SEND_FAILED, "unsupported message type: " },
     { 100, 0, CG_SEND_FAILED, "invalid parameter: " },
+    { 132001, 0, CG_SEND_BAD_CONFIG, "template missing: " },   /* reengagement_template not approved */
     { -1, 0, CG_SEND_OK, NULL }
 };
 
@@ -544,4 +607,5 @@ const cg_connector cg_whatsapp = {
     .parse = wa_parse,
     .render = wa_render,
     .classify = wa_classify,
+    .render_read = wa_render_read,
 };

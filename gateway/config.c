@@ -232,6 +232,27 @@ static int check_digits(const char *v, char *why, size_t cap)
     return 0;
 }
 
+/* WhatsApp template names: 1-512 of a-z 0-9 _ (Meta's rule for names). */
+static int check_template_name(const char *v, char *why, size_t cap)
+{
+    size_t n = strlen(v);
+    int ok = n >= 1 && n <= 512;
+    for (size_t i = 0; ok && i < n; i++) ok = islower((unsigned char)v[i]) || isdigit((unsigned char)v[i]) || v[i] == '_';
+    if (!ok) { set_err(why, cap, "must be 1-512 characters of a-z 0-9 _ (the template's name in WhatsApp Manager)"); return -1; }
+    return 0;
+}
+
+/* A template language code: "en", "en_US", "pt_BR", "zh_HK", "fil". */
+static int check_template_language(const char *v, char *why, size_t cap)
+{
+    size_t n = strlen(v), i = 0;
+    while (i < n && islower((unsigned char)v[i])) i++;
+    int ok = i >= 2 && i <= 3;
+    if (ok && i < n) ok = v[i] == '_' && n - i - 1 == 2 && isupper((unsigned char)v[i + 1]) && isupper((unsigned char)v[i + 2]);
+    if (!ok) { set_err(why, cap, "must be a language code such as \"en\" or \"en_US\""); return -1; }
+    return 0;
+}
+
 static int check_log_level(const char *v, char *why, size_t cap)
 {
     if (!strcmp(v, "debug") || !strcmp(v, "info") || !strcmp(v, "warn") || !strcmp(v, "error")) return 0;
@@ -300,6 +321,10 @@ static const cfg_key cfg_keys[] = {
     {"channels.whatsapp.api_version", T_CHSTR, F(whatsapp.api_version), 0, 0, check_api_version},
     {"channels.whatsapp.max_per_second", T_INT, F(whatsapp.max_per_second), 0, 100000, NULL},
     {"channels.whatsapp.max_per_chat_per_second", T_INT, F(whatsapp.max_per_chat_per_second), 0, 100000, NULL},
+    {"channels.whatsapp.mark_read", T_BOOL, F(whatsapp.mark_read), 0, 1, NULL},
+    {"channels.whatsapp.reengagement_template.name", T_CHSTR, F(whatsapp.template_name), 0, 0, check_template_name},
+    {"channels.whatsapp.reengagement_template.language", T_CHSTR, F(whatsapp.template_language), 0, 0,
+     check_template_language},
 
     {"channels.messenger.page_access_token", T_CHSTR, F(messenger.token), 0, 0, check_secret},
     {"channels.messenger.app_secret", T_CHSTR, F(messenger.secret), 0, 0, check_secret},
@@ -317,7 +342,8 @@ static const cfg_key cfg_keys[] = {
 static const char *const cfg_objects[] = {
     "", "listen", "redis", "intents", "www", "log", "metrics", "limits", "retention", "outbox", "admin", "channels",
     "analytics",
-    "channels.telegram", "channels.whatsapp", "channels.messenger", "channels.webchat", NULL
+    "channels.telegram", "channels.whatsapp", "channels.messenger", "channels.webchat",
+    "channels.whatsapp.reengagement_template", NULL
 };
 
 typedef struct cfg_env {
@@ -372,6 +398,7 @@ void cg_config_defaults(cg_config *c)
     c->telegram.max_per_second = 30;
     c->whatsapp.max_per_second = 80;
     c->messenger.max_per_second = 40;
+    c->whatsapp.mark_read = 1;
     c->telegram.max_per_chat_per_second = c->whatsapp.max_per_chat_per_second =
         c->messenger.max_per_chat_per_second = 1;
 
@@ -736,6 +763,10 @@ int cg_config_parse(cg_config *c, const char *json, size_t len, const char *path
         rc = walk(c, root, "", msg, sizeof msg);
     }
     cJSON_Delete(root);
+    if (rc == 0 && !c->whatsapp.template_name != !c->whatsapp.template_language) {
+        snprintf(msg, sizeof msg, "channels.whatsapp.reengagement_template: needs both name and language");
+        rc = -1;
+    }
     if (rc == 0) rc = apply_env(c, msg, sizeof msg);
     if (rc == 0) rc = apply_env_admin(c, msg, sizeof msg);
     if (rc < 0) {

@@ -43,6 +43,7 @@
 
 #include "agents.h"
 #include "api.h"
+#include "health.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -97,6 +98,7 @@ typedef struct http_pss {
     int page;                    /* add the page security headers (CSP) */
     int close_after;
     char location[16];           /* redirect target, or "" */
+    int body_completed;          /* LWS_CALLBACK_HTTP_BODY_COMPLETION seen */
     char *resp; size_t resp_len, resp_off;   /* LWS_PRE bytes then the body */
 } http_pss;
 
@@ -378,6 +380,8 @@ static void route_readyz(struct lws *wsi, cg_http *h, http_pss *pss)
         cJSON_AddStringToObject(o, "redis", redis ? "up" : "down");
         cJSON_AddStringToObject(o, "intents", intents ? "loaded" : "missing");
         if (gw->stopping) cJSON_AddStringToObject(o, "gateway", "stopping");
+        cJSON *ch = cg_health_channels_json(gw->cfg);   /* detail only: never 503 for a channel */
+        if (ch) cJSON_AddItemToObject(o, "channels", ch);
     }
     respond_json(wsi, pss, ready ? 200 : 503, o);
 }
@@ -649,6 +653,15 @@ static int webhook_begin(struct lws *wsi, cg_http *h, http_pss *pss)
         respond_error(wsi, pss, 414, "query too long");
         return 0;
     }
+    /* every platform posts JSON; anything else is refused before the body */
+    char ct[64];
+    if (lws_hdr_copy(wsi, ct, sizeof ct, WSI_TOKEN_HTTP_CONTENT_TYPE) <= 0 || strncasecmp(ct, "application/json", 16) ||
+        (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
+        pss->route = ROUTE_REJECTED;
+        pss->close_after = 1;
+        respond_error(wsi, pss, 415, "Content-Type must be application/json");
+        return 0;
+    }
     int rc = body_begin(wsi, pss, limit, 1);
     if (rc < 0) return -1;
     if (rc == 0) {
@@ -917,6 +930,16 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_HTTP_BODY:
         return body_chunk(wsi, pss, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        /* lws 4.1 signals the completion of a body again and again, without
+         * returning to the loop, when the client pipelined more bytes after
+         * it (found by tests/e2e/hostile.test.js: one such request spun the
+         * process). Pipelining after a body is refused: hang up; the client
+         * retries, and a webhook already stored is deduplicated. */
+        if (pss->body_completed) {
+            cg_log(CG_LOG_WARN, "http_pipelined_after_body", "action", "connection closed", NULL);
+            return -1;
+        }
+        pss->body_completed = 1;
         if (pss->resp_state != RESP_NONE) return 0;
         if (pss->route == ROUTE_WEBHOOK) webhook_process(wsi, http_of(wsi), pss);
         /* not again for a request dispatched at its headers (Content-Length: 0)

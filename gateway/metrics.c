@@ -11,7 +11,8 @@
  *
  * API: cg_metrics_inc(), cg_metrics_observe(), cg_metrics_redis_error(),
  * cg_metrics_set_gauge(), cg_metrics_intent_reload(), cg_metrics_http_status(),
- * cg_metrics_redis_roundtrip(), cg_metrics_deadletter() at any time; cg_metrics_render() for the scrape.
+ * cg_metrics_delivery_failed(), cg_metrics_redis_roundtrip(), cg_metrics_deadletter() at any time;
+ * cg_metrics_render() for the scrape.
  *
  * Extending: a new counter needs its enum value in metrics.h and a row in
  * counter_meta[] (same order); a new channel a name in metric_channels[].
@@ -41,6 +42,13 @@ static const struct { const char *name, *help; } counter_meta[CG_M__COUNT] = {
     [CG_M_ESCALATED] = {"civicgate_escalations_total", "Conversations handed to a human agent."},
     [CG_M_CONTACT_GONE] = {"civicgate_contacts_gone_total",
                            "Replies not delivered because the citizen blocked the bot or left the platform."},
+    [CG_M_READ_SENT] = {"civicgate_read_receipts_sent_total", "Citizens' messages marked as read on the platform."},
+    [CG_M_READ_FAILED] = {"civicgate_read_receipts_failed_total", "Read receipts given up on (logged, not retried further)."},
+    [CG_M_REENGAGED] = {"civicgate_reengagements_total",
+                        "Re-engagement templates sent because a reply came after the 24-hour window closed."},
+    [CG_M_HELD] = {"civicgate_replies_held_total", "Replies held until the citizen writes again (window closed)."},
+    [CG_M_AUTH_FAILED] = {"civicgate_channel_auth_failures_total",
+                          "Sends refused for our token or permissions: the channel is unhealthy (see /readyz)."},
 };
 
 static const struct { const char *name, *help; } hist_meta[CG_H__COUNT] = {
@@ -64,6 +72,9 @@ static unsigned long long reloads_ok, reloads_failed;
 static unsigned long long http_status[6];   /* 1xx..5xx, [0] other */
 static struct { char name[METRIC_NAME_MAX]; double v; } gauges[METRIC_MAX_GAUGES];
 static size_t ngauges;
+#define METRIC_MAX_CODES 64
+static struct { size_t chan; char code[16]; unsigned long long n; } fail_codes[METRIC_MAX_CODES];
+static size_t nfail_codes;
 
 static hist redis_rtt;
 static const char *const dead_kinds[] = {"failed", "bad_config", "max_attempts", "other"};
@@ -111,6 +122,29 @@ void cg_metrics_deadletter(const char *channel, const char *kind)
     for (size_t i = 0; kind && i + 1 < NDEAD; i++)
         if (!strcmp(kind, dead_kinds[i])) k = i;
     deadletters[chan_index(channel)][k]++;
+}
+
+void cg_metrics_delivery_failed(const char *channel, const char *code)
+{
+    size_t c = chan_index(channel), n = code ? strlen(code) : 0;
+    int digits = n >= 1 && n <= 12;
+    for (size_t i = 0; digits && i < n; i++) digits = isdigit((unsigned char)code[i]) != 0;
+    const char *k = digits ? code : "other";
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < nfail_codes; i++) {
+            if (fail_codes[i].chan == c && !strcmp(fail_codes[i].code, k)) {
+                fail_codes[i].n++;
+                return;
+            }
+        }
+        if (nfail_codes < METRIC_MAX_CODES - NCHAN || (!strcmp(k, "other") && nfail_codes < METRIC_MAX_CODES)) {
+            fail_codes[nfail_codes].chan = c;
+            snprintf(fail_codes[nfail_codes].code, sizeof fail_codes[0].code, "%s", k);
+            fail_codes[nfail_codes++].n = 1;
+            return;
+        }
+        k = "other";   /* table full: the second pass counts it as "other" */
+    }
 }
 
 void cg_metrics_intent_reload(int ok)
@@ -231,6 +265,11 @@ char *cg_metrics_render(size_t *len)
     static const char *const cls[] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
     for (int i = 1; i <= 6; i++)
         out(&b, "civicgate_http_responses_total{code=\"%s\"} %llu\n", cls[i % 6], http_status[i % 6]);
+    out(&b, "# HELP civicgate_delivery_failed_total Deliveries the platform reported failed, by its error code.\n"
+            "# TYPE civicgate_delivery_failed_total counter\n");
+    for (size_t i = 0; i < nfail_codes; i++)
+        out(&b, "civicgate_delivery_failed_total{channel=\"%s\",code=\"%s\"} %llu\n",
+            metric_channels[fail_codes[i].chan], fail_codes[i].code, fail_codes[i].n);
     for (size_t i = 0; i < ngauges; i++) {
         fmt_num(num, sizeof num, gauges[i].v);
         out(&b, "# HELP %s Set by its owner (see docs/configuration.md, Metrics).\n# TYPE %s gauge\n%s %s\n",

@@ -20,6 +20,11 @@ typedef enum {
     CG_M_FALLBACK,       /* civicgate_intent_fallbacks_total{channel} */
     CG_M_ESCALATED,      /* civicgate_escalations_total{channel} */
     CG_M_CONTACT_GONE,   /* civicgate_contacts_gone_total{channel}: blocked the bot, deleted... */
+    CG_M_READ_SENT,      /* civicgate_read_receipts_sent_total{channel}: inbound marked as read */
+    CG_M_READ_FAILED,    /* civicgate_read_receipts_failed_total{channel}: given up on */
+    CG_M_REENGAGED,      /* civicgate_reengagements_total{channel}: templates sent outside the window */
+    CG_M_HELD,           /* civicgate_replies_held_total{channel}: held until the citizen writes */
+    CG_M_AUTH_FAILED,    /* civicgate_channel_auth_failures_total{channel}: token/permission refused */
     CG_M__COUNT
 } cg_metric;
 
@@ -42,6 +47,11 @@ void cg_metrics_redis_roundtrip(double seconds);
  * "max_attempts"; anything else counts as "other"):
  * civicgate_deadletters_total{channel,kind}. */
 void cg_metrics_deadletter(const char *channel, const char *kind);
+/* A delivery the platform reported failed (a status callback), by the
+ * platform's error code: civicgate_delivery_failed_total{channel,code}.
+ * code: 1-12 digits, else counted as "other"; at most 64 (channel, code)
+ * pairs, later new pairs count as code "other". */
+void cg_metrics_delivery_failed(const char *channel, const char *code);
 /* Render all as Prometheus text into a malloc'd buffer; caller frees. */
 char *cg_metrics_render(size_t *len);
 

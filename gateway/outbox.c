@@ -37,6 +37,27 @@
  *                   XADD cg:deadletter (the reply, the reason), sent = n, XACK
  *   webchat: no HTTP: PUBLISH cg:webchat {"user","frame"} and finish OK in
  *   the same script.
+ * Windows (gateway/window.c): before sending a WhatsApp or Messenger reply,
+ * the begin script's session times (last_in, reengaged_at) decide: send;
+ * Messenger's HUMAN_AGENT tag (reply.window_closed); WhatsApp's re-engagement
+ * template, sent in place of the reply, then "hold"; hold without a template
+ * (one already went out, or none is configured); or refuse (dead letter).
+ * "hold" (finish script) appends the reply to cg:held:{c:u} (at most
+ * CG_WINDOW_HELD_MAX, the oldest beyond that dead-lettered), or, if the
+ * citizen wrote since begin, queues it again at once; the pipeline releases
+ * held replies when the citizen writes. A send answered CG_SEND_WINDOW_CLOSED
+ * (WhatsApp 131047: the platform's clock disagrees) takes the template path
+ * the same way.
+ * After each accepted request: its platform id goes to the delivery state
+ * (gateway/delivery.c) and the channel is healthy again (gateway/health.c);
+ * CG_SEND_BAD_CONFIG marks the channel unhealthy (/readyz), logs an error and
+ * counts civicgate_channel_auth_failures_total; CG_SEND_FAILED logs the
+ * request's shape (keys and string lengths: no text, id or token). A 429's
+ * Retry-After header is honoured when the connector found no retry_after.
+ * Read receipts: entries with kind "read" (queued by the pipeline, no seq)
+ * are sent as soon as they are read, outside the per-conversation order and
+ * the rate buckets, tried at most READ_MAX_ATTEMPTS times in process, then
+ * acknowledged whatever happened (a failure is logged and counted).
  * Rate limits (in process): a token bucket per channel and per chat (burst
  * 3), from channels.<name>.max_per_second and max_per_chat_per_second
  * (defaults: the platforms' documented limits, Telegram 30/s and 1/s). With several instances each has its own buckets;
@@ -57,8 +78,11 @@
 #include <curl/curl.h>
 
 #include "store.h"
+#include "delivery.h"
+#include "health.h"
 #include "log.h"
 #include "metrics.h"
+#include "window.h"
 #include "civicgate/webchat.h"
 
 #define ACTIVE_MAX      64         /* replies in begin/send/finish at once */
@@ -72,6 +96,8 @@
 #define BACKOFF_BASE_MS 1000
 #define BACKOFF_MAX_MS  300000
 #define CHAT_SLOTS      1024
+#define READ_MAX_ATTEMPTS 3        /* read receipts: tries in process, then given up */
+#define SHAPE_MAX       600        /* bytes of a logged request shape */
 
 typedef enum { OB_QUEUED = 0, OB_BEGIN, OB_SENDING, OB_FINISH } ob_state;
 
@@ -86,6 +112,12 @@ typedef struct ob_entry {
     char *text, *buttons, *callback_id;
     int from_agent;
     int64_t created_at, received_at;
+    int is_read;               /* a read receipt (kind "read", no seq) */
+    char msg_id[CG_MSGID_MAX]; /* read receipt: the citizen's message */
+    int64_t last_in, reengaged_at;  /* session times from begin (ms, 0 = none) */
+    int window_closed;         /* Messenger HUMAN_AGENT tag */
+    int reengage;              /* WhatsApp: sending the template; the reply is then held */
+    long code;                 /* the platform's error code of the last attempt, 0 = none */
     ob_state state;
     uint64_t not_before;       /* uv_now */
     uint64_t waiting_since;
@@ -213,6 +245,8 @@ static ob_entry *entry_parse(cg_outbox *o, const redisReply *x)
     e->from_agent = strcmp(cg_store_field_str(f, "from_agent", b, sizeof b), "1") == 0;
     e->created_at = cg_store_field_i64(f, "created_at");
     e->received_at = cg_store_field_i64(f, "received_at");
+    e->is_read = strcmp(cg_store_field_str(f, "kind", b, sizeof b), "read") == 0;
+    cg_store_field_str(f, "msg_id", e->msg_id, sizeof e->msg_id);
     return e;
 }
 
@@ -225,6 +259,7 @@ static int entry_reply(const ob_entry *e, cg_reply *r)
     r->text = strdup(e->text ? e->text : "");
     r->callback_id = e->callback_id ? strdup(e->callback_id) : NULL;
     r->from_agent = e->from_agent;
+    r->window_closed = e->window_closed || e->reengage;
     if (!r->text || (e->callback_id && !r->callback_id)) return -1;
     cJSON *arr = e->buttons ? cJSON_Parse(e->buttons) : NULL;
     const cJSON *b;
@@ -315,11 +350,13 @@ static uint64_t rate_take(cg_outbox *o, const ob_entry *e, uint64_t now)
 
 /*
  * KEYS: 1 cg:seq:{c:u}  2 cg:sess:{c:u}  3 cg:outbox  4 cg:deadletter
- *       5 cg:ogap:{c:u}
+ *       5 cg:ogap:{c:u}  6 cg:held:{c:u}
  * ARGV: 1 group  2 entry id  3 seq  4 outcome  5 session TTL, then
  *   retry: 6 try  7 due (ms)  8 part        part: 6 part
  *   ok:    6 pub channel or ""  7 message   gone: -
  *   dead:  6.. dead-letter fields
+ *   hold:  6 last_in seen by begin  7 max held  8 "1" when a template went
+ *          out  9 now (ms)  10 the reply's outbox fields as a JSON array
  * Returns "ok" or "dup" (finished before: acknowledged).
  */
 static cg_store_script finish_script = {
@@ -345,6 +382,25 @@ static cg_store_script finish_script = {
         "  local f = {}\n"
         "  for i = 6, #ARGV do f[#f + 1] = ARGV[i] end\n"
         "  redis.call('XADD', KEYS[4], '*', unpack(f))\n"
+        "elseif oc == 'hold' then\n"
+        "  local li = tonumber(redis.call('HGET', KEYS[2], 'last_in') or '0')\n"
+        "  if li > tonumber(ARGV[6]) then\n"
+        "    local o = redis.call('HINCRBY', KEYS[1], 'out', 1)\n"
+        "    local f = cjson.decode(ARGV[10])\n"
+        "    f[#f + 1] = 'seq'; f[#f + 1] = tostring(o)\n"
+        "    redis.call('XADD', KEYS[3], '*', unpack(f))\n"
+        "  else\n"
+        "    redis.call('RPUSH', KEYS[6], ARGV[10]); redis.call('EXPIRE', KEYS[6], ARGV[5])\n"
+        "    while redis.call('LLEN', KEYS[6]) > tonumber(ARGV[7]) do\n"
+        "      local f = cjson.decode(redis.call('LPOP', KEYS[6]))\n"
+        "      f[#f + 1] = 'kind'; f[#f + 1] = 'failed'; f[#f + 1] = 'failed_at'; f[#f + 1] = ARGV[9]\n"
+        "      f[#f + 1] = 'reason'; f[#f + 1] = 'held replies over ' .. ARGV[7] .. ': the oldest is dropped'\n"
+        "      redis.call('XADD', KEYS[4], '*', unpack(f))\n"
+        "    end\n"
+        "    if ARGV[8] == '1' then\n"
+        "      redis.call('HSET', KEYS[2], 'reengaged_at', ARGV[9]); redis.call('EXPIRE', KEYS[2], ARGV[5])\n"
+        "    end\n"
+        "  end\n"
         "elseif oc == 'gone' then\n"
         "  redis.call('HSET', KEYS[2], 'blocked', '1'); redis.call('EXPIRE', KEYS[2], ARGV[5])\n"
         "elseif oc == 'ok' and ARGV[6] ~= '' then\n"
@@ -402,7 +458,7 @@ static void finish(ob_entry *e, const char *outcome, const char *const *extra, s
 {
     cg_outbox *o = e->o;
     const cg_config *cfg = o->gw->cfg;
-    char k1[CG_KEY_MAX], k2[CG_KEY_MAX], k5[CG_KEY_MAX], seq[24], ttl[24];
+    char k1[CG_KEY_MAX], k2[CG_KEY_MAX], k5[CG_KEY_MAX], k6[CG_KEY_MAX], seq[24], ttl[24];
     const char *av[48];
     size_t n = 0;
     fin_req *f = calloc(1, sizeof *f);
@@ -412,15 +468,16 @@ static void finish(ob_entry *e, const char *outcome, const char *const *extra, s
     f->delay = delay;
     if (cg_store_key(k1, sizeof k1, "seq", e->channel, e->user) ||
         cg_store_key(k2, sizeof k2, "sess", e->channel, e->user) ||
-        cg_store_key(k5, sizeof k5, "ogap", e->channel, e->user))
+        cg_store_key(k5, sizeof k5, "ogap", e->channel, e->user) ||
+        cg_store_key(k6, sizeof k6, "held", e->channel, e->user))
         goto fail;
     snprintf(seq, sizeof seq, "%lld", e->seq);
     snprintf(ttl, sizeof ttl, "%d", cfg->session_ttl_s > 0 ? cfg->session_ttl_s : 2592000);
-    av[n++] = k1; av[n++] = k2; av[n++] = CG_K_OUTBOX; av[n++] = CG_K_DEADLETTER; av[n++] = k5;
+    av[n++] = k1; av[n++] = k2; av[n++] = CG_K_OUTBOX; av[n++] = CG_K_DEADLETTER; av[n++] = k5; av[n++] = k6;
     av[n++] = CG_G_OUTBOX; av[n++] = e->id; av[n++] = seq; av[n++] = outcome; av[n++] = ttl;
     for (size_t i = 0; i < nextra && n < sizeof av / sizeof *av; i++) av[n++] = extra[i];
     e->state = OB_FINISH;
-    if (cg_store_eval(o->store, &finish_script, 5, (int)n, av, NULL, finish_reply, f) != 0)
+    if (cg_store_eval(o->store, &finish_script, 6, (int)n, av, NULL, finish_reply, f) != 0)
         goto fail;
     o->inflight++;
     return;
@@ -435,17 +492,19 @@ fail:
 
 static void finish_dead(ob_entry *e, const char *kind, const char *reason)
 {
-    char seq[24], created[24], received[24], failed[24], att[16];
+    char seq[24], created[24], received[24], failed[24], att[16], code[24];
     snprintf(seq, sizeof seq, "%lld", e->seq);
     snprintf(created, sizeof created, "%lld", (long long)e->created_at);
     snprintf(received, sizeof received, "%lld", (long long)e->received_at);
     snprintf(failed, sizeof failed, "%lld", (long long)cg_store_now_ms());
     snprintf(att, sizeof att, "%d", e->attempt);
+    snprintf(code, sizeof code, "%ld", e->code);
     const char *x[] = {
         "channel", e->channel, "user", e->user, "text", e->text ? e->text : "",
         "buttons", e->buttons ? e->buttons : "[]", "callback_id", e->callback_id ? e->callback_id : "",
         "lang", e->lang, "created_at", created, "received_at", received, "seq", seq,
         "entry", e->id, "kind", kind, "reason", reason, "attempts", att, "failed_at", failed,
+        "code", code,
     };
     cg_metrics_inc(CG_M_FAILED, e->channel);
     cg_metrics_deadletter(e->channel, kind);
@@ -470,6 +529,37 @@ static void finish_gone(ob_entry *e)
     cg_log(CG_LOG_INFO, "outbox_contact_gone", "channel", e->channel, "user",
            cg_log_user(e->user), NULL);
     finish(e, "gone", NULL, 0, 1, 0);
+}
+
+/* The reply waits in cg:held:{c:u} until the citizen writes (window
+ * closed); tpl: a re-engagement template was just sent for it. */
+static void finish_hold(ob_entry *e, int tpl, const char *why)
+{
+    char li[24], max[16], now[24], created[24];
+    snprintf(li, sizeof li, "%lld", (long long)e->last_in);
+    snprintf(max, sizeof max, "%d", CG_WINDOW_HELD_MAX);
+    snprintf(now, sizeof now, "%lld", (long long)cg_store_now_ms());
+    snprintf(created, sizeof created, "%lld", (long long)e->created_at);
+    /* received_at 0: a released reply does not count in the latency histogram */
+    const char *f[] = { "channel", e->channel, "user", e->user, "text", e->text ? e->text : "",
+                        "buttons", e->buttons ? e->buttons : "[]", "lang", e->lang,
+                        "from_agent", e->from_agent ? "1" : "0", "created_at", created,
+                        "received_at", "0", "held_at", now,
+                        e->callback_id ? "callback_id" : NULL, e->callback_id };
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; arr && i < sizeof f / sizeof *f && f[i]; i++) cJSON_AddItemToArray(arr, cJSON_CreateString(f[i]));
+    char *json = arr ? cJSON_PrintUnformatted(arr) : NULL;
+    cJSON_Delete(arr);
+    if (!json) {
+        finish_dead(e, "failed", "out of memory holding the reply");
+        return;
+    }
+    cg_metrics_inc(CG_M_HELD, e->channel);
+    cg_log(CG_LOG_INFO, "outbox_reply_held", "channel", e->channel, "user", cg_log_user(e->user), "reason", why,
+           "template", tpl ? "sent" : "no", NULL);
+    const char *x[] = { li, max, tpl ? "1" : "0", now, json };
+    finish(e, "hold", x, 5, 1, 0);
+    free(json);
 }
 
 static void finish_retry(ob_entry *e, const cg_send_result *res)
@@ -515,16 +605,17 @@ static void progress_reply(cg_store *s, redisReply *r, void *ud)
 static void record_part(ob_entry *e)
 {
     cg_outbox *o = e->o;
-    char k1[CG_KEY_MAX], k2[CG_KEY_MAX], k5[CG_KEY_MAX], seq[24], ttl[8] = "0", part[16];
+    char k1[CG_KEY_MAX], k2[CG_KEY_MAX], k5[CG_KEY_MAX], k6[CG_KEY_MAX], seq[24], ttl[8] = "0", part[16];
     if (cg_store_key(k1, sizeof k1, "seq", e->channel, e->user) ||
         cg_store_key(k2, sizeof k2, "sess", e->channel, e->user) ||
-        cg_store_key(k5, sizeof k5, "ogap", e->channel, e->user))
+        cg_store_key(k5, sizeof k5, "ogap", e->channel, e->user) ||
+        cg_store_key(k6, sizeof k6, "held", e->channel, e->user))
         return;
     snprintf(seq, sizeof seq, "%lld", e->seq);
     snprintf(part, sizeof part, "%d", e->part);
-    const char *av[] = { k1, k2, CG_K_OUTBOX, CG_K_DEADLETTER, k5, CG_G_OUTBOX, e->id, seq, "part",
+    const char *av[] = { k1, k2, CG_K_OUTBOX, CG_K_DEADLETTER, k5, k6, CG_G_OUTBOX, e->id, seq, "part",
                          ttl, part };
-    if (cg_store_eval(o->store, &finish_script, 5, 11, av, NULL, progress_reply, o) == 0)
+    if (cg_store_eval(o->store, &finish_script, 6, 12, av, NULL, progress_reply, o) == 0)
         o->inflight++;
 }
 
@@ -625,11 +716,174 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+/* ---- what a send's outcome says beyond the reply ------------------------- */
+
+static void shape_put(char *buf, size_t cap, size_t *len, const char *s)
+{
+    size_t n = strlen(s);
+    if (*len + n + 1 > cap) n = cap > *len + 1 ? cap - *len - 1 : 0;
+    memcpy(buf + *len, s, n);
+    *len += n;
+    buf[*len] = '\0';
+}
+
+/* Keys as they are (the connector wrote them), strings as "s<bytes>",
+ * numbers "n", booleans "b": no text, id or token of the request. */
+static void shape_json(const cJSON *j, char *buf, size_t cap, size_t *len, int depth)
+{
+    char t[32];
+    if (depth > 8) {
+        shape_put(buf, cap, len, "...");
+    } else if (cJSON_IsObject(j) || cJSON_IsArray(j)) {
+        int obj = cJSON_IsObject(j), i = 0;
+        shape_put(buf, cap, len, obj ? "{" : "[");
+        for (const cJSON *c = j->child; c; c = c->next, i++) {
+            if (i) shape_put(buf, cap, len, ",");
+            if (!obj && i >= 3) {
+                snprintf(t, sizeof t, "...%d", cJSON_GetArraySize(j));
+                shape_put(buf, cap, len, t);
+                break;
+            }
+            if (obj) {
+                shape_put(buf, cap, len, "\"");
+                shape_put(buf, cap, len, c->string ? c->string : "");
+                shape_put(buf, cap, len, "\":");
+            }
+            shape_json(c, buf, cap, len, depth + 1);
+        }
+        shape_put(buf, cap, len, obj ? "}" : "]");
+    } else if (cJSON_IsString(j)) {
+        snprintf(t, sizeof t, "\"s%zu\"", strlen(j->valuestring));
+        shape_put(buf, cap, len, t);
+    } else {
+        shape_put(buf, cap, len, cJSON_IsNumber(j) ? "n" : cJSON_IsBool(j) ? "b" : "null");
+    }
+}
+
+/* A permanent refusal is usually our bug (Graph code 100: invalid
+ * parameter): log what we sent, without its content. */
+static void log_request_shape(const ob_entry *e, const cg_send_result *res)
+{
+    if ((size_t)e->part >= e->nreq) return;
+    const cg_http_out *r = &e->reqs[e->part];
+    char path[160] = "(hidden: holds a secret)", shape[SHAPE_MAX] = "", code[24];
+    if (!r->secret_in_url && r->url) {
+        const char *p = strstr(r->url, "://");
+        p = p ? strchr(p + 3, '/') : NULL;
+        snprintf(path, sizeof path, "%s", p ? p : "/");
+    }
+    cJSON *b = r->body ? cJSON_ParseWithLength(r->body, r->body_len) : NULL;
+    size_t len = 0;
+    if (b) shape_json(b, shape, sizeof shape, &len, 0);
+    else snprintf(shape, sizeof shape, "(%zu bytes, not JSON)", r->body_len);
+    cJSON_Delete(b);
+    snprintf(code, sizeof code, "%ld", res->code);
+    cg_log(CG_LOG_WARN, "outbox_request_refused", "channel", e->channel, "code", code, "method",
+           r->method[0] ? r->method : "POST", "path", path, "shape", shape, "reason", res->reason, NULL);
+}
+
+static void channel_auth_failed(const ob_entry *e, const cg_send_result *res)
+{
+    char code[24];
+    snprintf(code, sizeof code, "%ld", res->code);
+    cg_metrics_inc(CG_M_AUTH_FAILED, e->channel);
+    cg_health_channel_failed(e->channel, res->reason[0] ? res->reason : "credentials refused", cg_store_now_ms());
+    cg_log(CG_LOG_ERROR, "channel_auth_failed", "channel", e->channel, "code", code, "reason", res->reason, NULL);
+}
+
+static void start_send(ob_entry *e);
+
+/* The platform says the window is closed although our clock did not
+ * (WhatsApp 131047): the template path, as if begin had decided it. */
+static void window_refused(ob_entry *e, const cg_send_result *res)
+{
+    const cg_channel_cfg *cc = cg_config_channel(e->o->gw->cfg, e->channel);
+    int64_t now = cg_store_now_ms();
+    cg_log(CG_LOG_INFO, "outbox_window_closed", "channel", e->channel, "user", cg_log_user(e->user), "reason",
+           res->reason, NULL);
+    if (e->reengage) {                /* the template itself was refused */
+        finish_dead(e, "failed", res->reason[0] ? res->reason : "re-engagement template refused");
+        return;
+    }
+    if (e->reengaged_at > 0 && e->reengaged_at >= e->last_in && now - e->reengaged_at < CG_WINDOW_MS) {
+        finish_hold(e, 0, "window closed (platform), re-engagement template already sent: held");
+        return;
+    }
+    if (!cc || !cc->template_name) {
+        finish_hold(e, 0, "window closed (platform) and no reengagement_template configured: held");
+        return;
+    }
+    entry_clear_reqs(e);
+    e->reengage = 1;
+    e->part = 0;
+    start_send(e);
+}
+
+static void ack_reply(cg_store *s, redisReply *r, void *ud);
+
+/* A read receipt is done (sent, refused or given up on): acknowledge it. */
+static void read_ack(ob_entry *e)
+{
+    cg_outbox *o = e->o;
+    const char *av[] = { "XACK", CG_K_OUTBOX, CG_G_OUTBOX, e->id };
+    if (cg_store_cmd(o->store, ack_reply, o, 4, av, NULL) == 0) o->inflight++;
+    drop(o, e);
+}
+
+static void read_done(ob_entry *e, const cg_send_result *res)
+{
+    cg_outbox *o = e->o;
+    entry_clear_reqs(e);
+    if (res->kind == CG_SEND_OK) {
+        cg_metrics_inc(CG_M_READ_SENT, e->channel);
+        cg_health_channel_ok(e->channel);
+    } else if ((res->kind == CG_SEND_RETRY || res->kind == CG_SEND_THROTTLED) &&
+               e->attempt + 1 < READ_MAX_ATTEMPTS) {
+        e->attempt++;
+        e->state = OB_QUEUED;
+        o->active--;
+        uint64_t d = res->retry_after_ms > 0 ? (uint64_t)res->retry_after_ms : 1000u * (uint64_t)e->attempt;
+        e->not_before = uv_now(o->gw->loop) + d;
+        return;
+    } else {
+        if (res->kind == CG_SEND_BAD_CONFIG) channel_auth_failed(e, res);
+        cg_metrics_inc(CG_M_READ_FAILED, e->channel);
+        cg_log(CG_LOG_WARN, "read_receipt_failed", "channel", e->channel, "user", cg_log_user(e->user), "reason",
+               res->reason[0] ? res->reason : "failed", NULL);
+    }
+    read_ack(e);
+}
+
+/* Render and send a read receipt; acknowledged at once when there is
+ * nothing to send (channel disabled since, or no read receipts). */
+static void start_read(ob_entry *e)
+{
+    cg_outbox *o = e->o;
+    const cg_connector *conn = cg_connector_find(e->channel);
+    const cg_channel_cfg *cc = cg_config_channel(o->gw->cfg, e->channel);
+    e->state = OB_SENDING;
+    o->active++;
+    e->nreq = 0;
+    e->part = 0;
+    if (!conn || !conn->render_read || !conn->classify || !cc || !cc->enabled || !cc->mark_read ||
+        conn->render_read(cc, e->user, e->msg_id, &e->reqs[0]) != CG_OK) {
+        read_ack(e);
+        return;
+    }
+    e->conn = conn;
+    e->nreq = 1;
+    send_part(e);
+}
+
 static void transfer_done(ob_entry *e, CURLcode rc)
 {
     cg_outbox *o = e->o;
     long status = 0;
-    if (rc == CURLE_OK) curl_easy_getinfo(e->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_off_t retry_after = 0;
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo(e->easy, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(e->easy, CURLINFO_RETRY_AFTER, &retry_after);
+    }
     curl_multi_remove_handle(o->multi, e->easy);
     curl_easy_cleanup(e->easy);
     e->easy = NULL;
@@ -644,18 +898,34 @@ static void transfer_done(ob_entry *e, CURLcode rc)
     e->conn->classify(status, e->resp ? e->resp : "", e->resp_len, &res);
     if (rc != CURLE_OK && !res.reason[0])
         snprintf(res.reason, sizeof res.reason, "%s", curl_easy_strerror(rc));
+    if (res.kind == CG_SEND_THROTTLED && res.retry_after_ms <= 0 && retry_after > 0)
+        res.retry_after_ms = retry_after > 3600 ? 3600000L : (long)retry_after * 1000L;
     free(e->resp);
     e->resp = NULL;
     e->resp_len = 0;
+    if (e->is_read) {
+        read_done(e, &res);
+        return;
+    }
+    e->code = res.code;
     switch (res.kind) {
     case CG_SEND_OK:
+        cg_health_channel_ok(e->channel);
+        if (res.platform_id[0] && cg_delivery_tracked(e->channel))
+            cg_delivery_sent(o->store, o->gw->cfg, e->channel, e->user, res.platform_id, e->seq);
         e->part++;
         if ((size_t)e->part < e->nreq) {
             record_part(e);
             send_part(e);
+        } else if (e->reengage) {
+            cg_metrics_inc(CG_M_REENGAGED, e->channel);
+            finish_hold(e, 1, "outside the 24-hour window: re-engagement template sent");
         } else {
             finish_ok(e, NULL, NULL);
         }
+        break;
+    case CG_SEND_WINDOW_CLOSED:
+        window_refused(e, &res);
         break;
     case CG_SEND_RETRY:
     case CG_SEND_THROTTLED:
@@ -666,9 +936,11 @@ static void transfer_done(ob_entry *e, CURLcode rc)
         finish_gone(e);
         break;
     case CG_SEND_BAD_CONFIG:
+        channel_auth_failed(e, &res);
         finish_dead(e, "bad_config", res.reason[0] ? res.reason : "bad config");
         break;
     default:
+        log_request_shape(e, &res);
         finish_dead(e, "failed", res.reason[0] ? res.reason : "failed");
         break;
     }
@@ -697,7 +969,8 @@ static void send_part(ob_entry *e)
     if (!c) {
         cg_send_result res = { .kind = CG_SEND_RETRY };
         snprintf(res.reason, sizeof res.reason, "curl_easy_init failed");
-        finish_retry(e, &res);
+        if (e->is_read) read_done(e, &res);
+        else finish_retry(e, &res);
         return;
     }
     e->easy = c;
@@ -726,7 +999,8 @@ static void send_part(ob_entry *e)
         e->hdrs = NULL;
         cg_send_result res = { .kind = CG_SEND_RETRY };
         snprintf(res.reason, sizeof res.reason, "curl_multi_add_handle failed");
-        finish_retry(e, &res);
+        if (e->is_read) read_done(e, &res);
+        else finish_retry(e, &res);
     }
 }
 
@@ -735,17 +1009,19 @@ static void send_part(ob_entry *e)
 /*
  * KEYS: 1 cg:seq:{c:u}  2 cg:sess:{c:u}  3 cg:outbox  4 cg:ogap:{c:u}
  * ARGV: 1 group  2 entry id  3 seq  4 "force" or ""
- * → {"dup"} (acknowledged) | {"wait"} | {"go", try, due, part, blocked, late}
+ * → {"dup"} (acknowledged) | {"wait"} | {"go", try, due, part, blocked, late,
+ *    last_in, reengaged_at (session, ms, "0" when unset)}
  */
 static cg_store_script begin_script = {
     .name = "outbox_begin",
     .src =
         "local sent = tonumber(redis.call('HGET', KEYS[1], 'sent') or '0')\n"
         "local seq = tonumber(ARGV[3])\n"
-        "local blocked = redis.call('HGET', KEYS[2], 'blocked') or '0'\n"
+        "local ss = redis.call('HMGET', KEYS[2], 'blocked', 'last_in', 'reengaged_at')\n"
+        "local blocked, li, re = ss[1] or '0', ss[2] or '0', ss[3] or '0'\n"
         "if seq <= sent then\n"
         "  if redis.call('SISMEMBER', KEYS[4], ARGV[3]) == 1 then\n"
-        "    return {'go', '0', '0', '0', blocked, '1'}\n"
+        "    return {'go', '0', '0', '0', blocked, '1', li, re}\n"
         "  end\n"
         "  redis.call('XACK', KEYS[3], ARGV[1], ARGV[2]); return {'dup'}\n"
         "end\n"
@@ -753,9 +1029,9 @@ static cg_store_script begin_script = {
         "local st = redis.call('HMGET', KEYS[1], 'cur', 'try', 'due', 'part')\n"
         "if st[1] ~= ARGV[3] then\n"
         "  redis.call('HSET', KEYS[1], 'cur', ARGV[3], 'try', 0, 'due', 0, 'part', 0)\n"
-        "  return {'go', '0', '0', '0', blocked, '0'}\n"
+        "  return {'go', '0', '0', '0', blocked, '0', li, re}\n"
         "end\n"
-        "return {'go', st[2] or '0', st[3] or '0', st[4] or '0', blocked, '0'}\n",
+        "return {'go', st[2] or '0', st[3] or '0', st[4] or '0', blocked, '0', li, re}\n",
 };
 
 static void start_send(ob_entry *e)
@@ -812,6 +1088,35 @@ static void start_send(ob_entry *e)
     send_part(e);
 }
 
+/* The reply window decides how (and whether) the reply goes (window.h). */
+static void start_checked(ob_entry *e)
+{
+    const cg_channel_cfg *cc = cg_config_channel(e->o->gw->cfg, e->channel);
+    cg_window_in in = { .channel = e->channel, .now_ms = cg_store_now_ms(), .last_in_ms = e->last_in,
+                        .reengaged_ms = e->reengaged_at, .from_agent = e->from_agent,
+                        .has_template = cc && cc->template_name };
+    const char *why = "";
+    e->window_closed = e->reengage = 0;
+    switch (cg_window_decide(&in, &why)) {
+    case CG_WINDOW_TAG:
+        e->window_closed = 1;
+        break;
+    case CG_WINDOW_REENGAGE:
+        e->reengage = 1;
+        e->part = 0;
+        break;
+    case CG_WINDOW_HOLD:
+        finish_hold(e, 0, why);
+        return;
+    case CG_WINDOW_REFUSE:
+        finish_dead(e, "failed", why);
+        return;
+    default:
+        break;
+    }
+    start_send(e);
+}
+
 static void begin_reply(cg_store *s, redisReply *r, void *ud)
 {
     ob_entry *e = ud;
@@ -838,8 +1143,12 @@ static void begin_reply(cg_store *s, redisReply *r, void *ud)
         e->waits++;
         e->not_before = now + (d > WAIT_MAX_MS ? WAIT_MAX_MS : d);
         if (now - e->waiting_since >= cg_store_timings.outbox_gap_ms) e->force = 1;
-    } else if (r->elements == 6) {
+    } else if (r->elements >= 6) {
         int late = strcmp(r->element[5]->str, "1") == 0;
+        if (r->elements >= 8) {
+            e->last_in = atoll(r->element[6]->str);
+            e->reengaged_at = atoll(r->element[7]->str);
+        }
         long long due = 0;
         if (!late) {        /* a late reply keeps its retry state in memory */
             e->attempt = atoi(r->element[1]->str);
@@ -855,7 +1164,7 @@ static void begin_reply(cg_store *s, redisReply *r, void *ud)
             o->active--;
             e->not_before = now + (uint64_t)wait;
         } else {
-            start_send(e);
+            start_checked(e);
         }
     }
     settle(o);
@@ -902,7 +1211,8 @@ static void add_entries(cg_outbox *o, const redisReply *arr)
             continue;
         ob_entry *e = entry_parse(o, x);
         if (!e) continue;
-        if (e->seq <= 0 || !e->channel[0] || !e->user[0]) {
+        if (e->is_read ? !e->msg_id[0] : e->seq <= 0) e->channel[0] = '\0';
+        if (!e->channel[0] || !e->user[0]) {
             /* deleted from the stream, or not written by our pipeline */
             const char *av[] = { "XACK", CG_K_OUTBOX, CG_G_OUTBOX, e->id };
             if (cg_store_cmd(o->store, ack_reply, o, 4, av, NULL) == 0) o->inflight++;
@@ -1030,6 +1340,10 @@ static void pump(cg_outbox *o)
     memset(&seen, 0, sizeof seen);
     for (ob_entry *e = o->head, *next; e && o->active < ACTIVE_MAX; e = next) {
         next = e->next;
+        if (e->is_read) {          /* outside the conversation's order and the buckets */
+            if (e->state == OB_QUEUED && e->not_before <= now) start_read(e);
+            continue;
+        }
         /* only the first held reply of a conversation may go */
         if (seen_add(&seen, fnv(e->channel, e->user))) continue;
         if (e->state != OB_QUEUED || e->not_before > now) continue;

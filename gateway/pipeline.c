@@ -53,11 +53,19 @@
  * Message kinds: TEXT/BUTTON/START/LANGUAGE/LOCATION/MEDIA/UNSUPPORTED run a
  * turn (UNSUPPORTED as media "unsupported"); EDITED is recorded in the
  * transcript and not answered (answering edits double-answers typo fixes);
- * BLOCKED/UNBLOCKED set/clear the session's blocked flag; STATUS is
- * acknowledged and ignored. A message the citizen sends clears "blocked":
+ * BLOCKED/UNBLOCKED set/clear the session's blocked flag; STATUS advances
+ * the delivery state of our message (gateway/delivery.c, fire and forget
+ * before the commit). A message the citizen sends clears "blocked":
  * platforms deliver a citizen's message only when the bot can answer.
  * While a session has "agent" set (by the agents module) messages go to the
  * transcript and to pub/sub cg:agents instead of the bot.
+ *
+ * WhatsApp: a citizen's message releases the replies the outbox held while
+ * the 24-hour window was closed (gateway/window.c; op "release", first in
+ * the commit so they go out before the answer to this message), and, with
+ * channels.whatsapp.mark_read, queues its read receipt (op "read": an
+ * outbox entry with kind "read" and no seq, sent out of order and never
+ * retried for long).
  *
  * API: cg_pipeline_start → (cg_pipeline_wake) → cg_pipeline_stop.
  * Extending: a new message kind needs a case in build_turn() and docs/redis.md.
@@ -71,8 +79,10 @@
 
 #include "analytics.h"
 #include "store.h"
+#include "delivery.h"
 #include "log.h"
 #include "metrics.h"
+#include "window.h"
 
 #define HELD_MAX        256      /* entries held in memory (queue + deferred) */
 #define ACTIVE_MAX      64       /* entries in load/turn/commit at once */
@@ -342,6 +352,7 @@ static void entry_failed(cg_pipeline *p, pl_entry *e)
 /*
  * KEYS: 1 cg:seq:{c:u}  2 cg:sess:{c:u}  3 cg:conv:{c:u}  4 cg:outbox
  *       5 cg:inbox  6 cg:queue:agents  7 cg:gap:{c:u}  8 cg:flows
+ *       9 cg:held:{c:u}
  * ARGV: 1 group  2 entry id  3 seq  4 session TTL  5 transcript max
  *       6 transcript TTL  7 "force" or ""  then operations, each
  *       name, argument count, arguments:
@@ -352,6 +363,10 @@ static void entry_failed(cg_pipeline *p, pl_entry *e)
  *   zadd  score member       escalation (ZADD NX)
  *   pub   channel message    PUBLISH
  *   flow  f v ...            a finished flow's answers (XADD cg:flows MAXLEN ~)
+ *   release last_in          the held replies (KEYS[9], JSON arrays of outbox
+ *                            fields) go to the outbox with the next out seqs;
+ *                            session last_in set, reengaged_at cleared
+ *   read  f v ...            an outbox entry without seq (a read receipt)
  *   an    ...                daily figures and the unmatched question (analytics.h)
  * Returns "ok", "dup" (already committed: acknowledged) or "wait". A forced
  * commit records the seqs it skips in KEYS[7]; one of those committed later
@@ -392,6 +407,18 @@ static cg_store_script commit_script = {
         "  elseif op == 'pub' then redis.call('PUBLISH', a[1], a[2])\n"
         "  elseif op == 'flow' then\n"
         "    redis.call('XADD', KEYS[8], 'MAXLEN', '~', '" FLOWS_MAX "', '*', unpack(a))\n"
+        "  elseif op == 'release' then\n"
+        "    for _, j in ipairs(redis.call('LRANGE', KEYS[9], 0, -1)) do\n"
+        "      local f = cjson.decode(j)\n"
+        "      out = out + 1\n"
+        "      hs[#hs + 1] = 'out'; hs[#hs + 1] = tostring(out)\n"
+        "      f[#f + 1] = 'seq'; f[#f + 1] = tostring(out)\n"
+        "      redis.call('XADD', KEYS[4], '*', unpack(f))\n"
+        "    end\n"
+        "    redis.call('DEL', KEYS[9])\n"
+        "    redis.call('HDEL', KEYS[2], 'reengaged_at')\n"
+        "    redis.call('HSET', KEYS[2], 'last_in', a[1]); redis.call('EXPIRE', KEYS[2], ARGV[4])\n"
+        "  elseif op == 'read' then redis.call('XADD', KEYS[4], '*', unpack(a))\n"
         "  elseif op == 'an' then analytics_op(a)\n"
         "  end\n"
         "end\n"
@@ -408,9 +435,9 @@ static cg_store_script commit_script = {
 typedef struct argv_b {
     char *buf;
     size_t used, cap;
-    size_t off[160];
-    size_t len[160];
-    const char *v[160];
+    size_t off[256];
+    size_t len[256];
+    const char *v[256];
     int n;
     int oom;
 } argv_b;
@@ -462,7 +489,8 @@ static void av_free(argv_b *a)
 }
 
 /* Starts an operation; returns the index of its count to patch with op_end
- * (room for 3 digits: at most 160 arguments in all). */
+ * (room for 3 digits: at most 256 arguments in all, room for every
+ * operation one commit can hold, analytics included). */
 static int op_begin(argv_b *a, const char *name)
 {
     av_add(a, name);
@@ -591,6 +619,11 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
         }
     }
     av_add(&a, CG_K_FLOWS);
+    {
+        char key[CG_KEY_MAX];
+        if (cg_store_key(key, sizeof key, "held", m->channel, m->user)) a.oom = 1;
+        av_add(&a, key);
+    }
     av_add(&a, CG_G_PIPELINE);
     av_add(&a, e->id);
     av_addi(&a, e->seq);
@@ -604,6 +637,23 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
     /* the citizen's side of the transcript */
     int citizen = m->kind != CG_MSG_STATUS && m->kind != CG_MSG_BLOCKED &&
                   m->kind != CG_MSG_UNBLOCKED;
+    if (citizen && m->kind != CG_MSG_EDITED && cg_window_holds(m->channel)) {
+        /* the window is open again: replies held while it was closed go first */
+        op = op_begin(&a, "release");
+        av_add(&a, b);
+        op_end(&a, op);
+    }
+    const cg_channel_cfg *chc = cg_config_channel(cfg, m->channel);
+    const cg_connector *conn = cg_connector_find(m->channel);
+    if (citizen && chc && chc->mark_read && conn && conn->render_read && m->msg_id[0]) {
+        op = op_begin(&a, "read");
+        av_add(&a, "channel"); av_add(&a, m->channel);
+        av_add(&a, "user"); av_add(&a, m->user);
+        av_add(&a, "kind"); av_add(&a, "read");
+        av_add(&a, "msg_id"); av_add(&a, m->msg_id);
+        av_add(&a, "created_at"); av_add(&a, now_s);
+        op_end(&a, op);
+    }
     if (citizen) {
         op = op_begin(&a, "conv");
         av_add(&a, "dir"); av_add(&a, "in");
@@ -636,6 +686,8 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
         op_end(&a, op);
         break;
     case CG_MSG_STATUS:
+        cg_delivery_status(p->store, cfg, m);
+        break;
     case CG_MSG_EDITED:
         break;
     default:
@@ -766,7 +818,7 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
     }
     cg_turn_out_free(&out);
 
-    if (a.oom || cg_store_eval(p->store, &commit_script, 8, a.n, av_argv(&a), a.len,
+    if (a.oom || cg_store_eval(p->store, &commit_script, 9, a.n, av_argv(&a), a.len,
                                commit_reply, e) != 0) {
         av_free(&a);
         entry_failed(p, e);

@@ -8,7 +8,9 @@
  *   cg:outbox              stream, group "outbox"      replies to deliver
  *   cg:deadletter          stream                      replies given up on
  *   cg:seq:{c:u}           hash: in, done, out, sent, cur, try, due, part
- *   cg:sess:{c:u}          hash: dialog, blocked, last_in, agent, name
+ *   cg:sess:{c:u}          hash: dialog, blocked, last_in, agent, name, reengaged_at
+ *   cg:held:{c:u}          list: replies held while WhatsApp's window is closed
+ *   cg:dlv:{c:u}           hash: delivery state of our messages (delivery.c)
  *   cg:conv:{c:u}          stream (capped): the transcript
  *   cg:dedupe:{c:u}:<id>   string, SET NX EX: webhook deduplication
  *   cg:queue:agents        sorted set of escalated conversations

@@ -43,6 +43,9 @@ typedef struct cg_channel_cfg {
     const char *phone_number_id;
     int max_per_second;         /* outbox: messages per second on this channel, 0 = no limit */
     int max_per_chat_per_second;/* outbox: messages per second to one chat, 0 = no limit */
+    const char *template_name;     /* whatsapp reengagement_template.name: sent outside the 24-hour window, or NULL */
+    const char *template_language; /* whatsapp reengagement_template.language ("en_US") */
+    int mark_read;                 /* whatsapp mark_read: mark inbound messages as read (default 1) */
 } cg_channel_cfg;
 
 #define CG_HTTP_MAX_HEADERS 16
@@ -91,7 +94,9 @@ typedef enum {
     CG_SEND_THROTTLED,      /* 429: wait retry_after_ms at least */
     CG_SEND_CONTACT_GONE,   /* the citizen blocked the bot: mark and stop */
     CG_SEND_BAD_CONFIG,     /* our token is wrong: dead-letter, alert */
-    CG_SEND_FAILED          /* permanent: dead-letter with reason */
+    CG_SEND_FAILED,         /* permanent: dead-letter with reason */
+    CG_SEND_WINDOW_CLOSED   /* the platform's reply window is closed (WhatsApp 131047):
+                               re-engage with a template and hold the reply */
 } cg_send_kind;
 
 typedef struct cg_send_result {
@@ -99,6 +104,7 @@ typedef struct cg_send_result {
     long retry_after_ms;    /* CG_SEND_THROTTLED; 0 when the platform gave none */
     char reason[160];
     char platform_id[CG_MSGID_MAX];  /* id of the sent message, when returned */
+    long code;              /* the platform's error code (Graph error.code), 0 when none */
 } cg_send_result;
 
 enum {
@@ -124,6 +130,10 @@ typedef struct cg_connector {
                      size_t *n);
     /* status 0 means no HTTP response (timeout, connection refused). */
     void (*classify)(long status, const char *body, size_t len, cg_send_result *out);
+    /* The read receipt of the citizen's message msg_id (a platform id from
+     * parse) into *out (owned by the caller: cg_http_out_free); classified
+     * with classify(). NULL when the platform has none. */
+    cg_err (*render_read)(const cg_channel_cfg *cfg, const char *user, const char *msg_id, cg_http_out *out);
 } cg_connector;
 
 /* NULL-terminated table of every connector (connectors/registry.c). */

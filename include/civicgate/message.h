@@ -66,6 +66,10 @@ typedef struct cg_reply {
     cg_reply_btn buttons[CG_REPLY_MAX_BUTTONS]; size_t nbuttons;
     char *callback_id;              /* owned: acknowledge this button press first, or NULL */
     int from_agent;                 /* written by a human agent */
+    int window_closed;              /* set by the outbox (gateway/window.c): the platform's 24-hour
+                                     * reply window is closed, so WhatsApp sends the configured
+                                     * re-engagement template instead of this reply and Messenger
+                                     * tags it HUMAN_AGENT */
 } cg_reply;
 
 void cg_reply_free(cg_reply *r);

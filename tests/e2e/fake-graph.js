@@ -8,7 +8,7 @@
  *   port 0 (default) picks a free port; the first stdout line is {"port":N}.
  *   Tokens default to $FAKE_WA_TOKEN / $FAKE_PAGE_TOKEN or "wa-test-token" /
  *   "page-test-token"; the phone number id to $FAKE_WA_PHONE_ID or any digits.
- * As a module:   const g = await require('./fake-graph.js').start({waToken, pageToken, phoneNumberId, port})
+ * As a module:   const g = await require('./fake-graph.js').start({waToken, pageToken, phoneNumberId, port, templates})
  *   → {port, url, calls, reset(), fail(rule), closeWindow(to), block(to), close()}
  *   and require('./fake-graph.js').sign(body, appSecret) → "sha256=<hex>", the
  *   X-Hub-Signature-256 value Meta would put on a webhook carrying body.
@@ -24,6 +24,11 @@
  *     with error_data.details; recipient with a closed 24-hour window → 400
  *     code 131047. Success: {"messaging_product":"whatsapp","contacts":[{
  *     "input","wa_id"}],"messages":[{"id":"wamid.FAKE<N>"}]}
+ *     type template: template.name (and, when opts.templates lists the
+ *     approved names, one of them, else 404 code 132001) and
+ *     template.language.code → accepted even with a closed window.
+ *     Read receipt {"messaging_product":"whatsapp","status":"read",
+ *     "message_id":"wamid..."} → {"success":true} (recorded with kind "read").
  *   POST /<version>/me/messages                  (Messenger)
  *     Authorization: Bearer <page token> else 400 code 190
  *     recipient.id of digits; messaging_type RESPONSE / UPDATE, or
@@ -36,12 +41,15 @@
  *   anything else → 400 code 100 "Unsupported post request".
  *
  * Control API (no token):
- *   GET  /_calls[?since=K]  [{seq, ts, platform, to, status, body, error?}]
+ *   GET  /_calls[?since=K]  [{seq, ts, platform, kind ("message"|"template"|"read"), to, status,
+ *                           id (the message id returned, when accepted), body, error?}]
  *   GET  /_stats            {"count":N,"by_platform":{...},"by_status":{...}}
  *   POST /_reset            forget calls, rules, windows and blocks
  *   POST /_fail             {"platform":"whatsapp"|"messenger"|"*", "status":429|500|...,
  *                           "code":130429, "subcode":..., "message":"...", "count":1,
- *                           "delay_ms":0, "drop":false, "to":optional filter}
+ *                           "delay_ms":0, "drop":false, "to":optional filter,
+ *                           "kind":optional filter ("message"|"template"|"read"),
+ *                           "retry_after":seconds (a Retry-After header)}
  *   POST /_window           {"to":"<wa_id or psid>", "closed":true|false}
  *   POST /_block            {"to":"<psid>", "blocked":true|false}
  * Memory: at most maxCalls (default 200000) calls are kept; bodies over 1 MiB → 413.
@@ -68,12 +76,23 @@ function graphError(status, code, message, extra = {}) {
 }
 const invalid = (details) => graphError(400, 100, '(#100) Invalid parameter', { details });
 
-function checkWhatsApp(b) {
+function checkWhatsApp(b, templates) {
   if (!b || b.messaging_product !== 'whatsapp') return invalid('messaging_product must be whatsapp');
+  if (b.status !== undefined) {
+    if (b.status !== 'read' || typeof b.message_id !== 'string' || !/^wamid\./.test(b.message_id)) return invalid('Param message_id is invalid');
+    return null;
+  }
   if (typeof b.to !== 'string' || !/^[0-9]{1,20}$/.test(b.to)) return invalid('Param to is invalid');
   if (b.type === 'text') {
     const n = chars(b.text && b.text.body);
     if (n < 1 || n > 4096) return invalid("Param text['body'] must be between 1 and 4096 characters long.");
+    return null;
+  }
+  if (b.type === 'template') {
+    const t = b.template || {};
+    if (typeof t.name !== 'string' || !t.language || typeof t.language.code !== 'string') return invalid('Param template is invalid');
+    if (templates && !templates.includes(t.name))
+      return graphError(404, 132001, '(#132001) Template name does not exist in the translation', { details: `template name (${t.name}) does not exist in ${t.language.code}` });
     return null;
   }
   if (b.type !== 'interactive' || !b.interactive) return invalid('Param type is invalid');
@@ -164,11 +183,12 @@ function create(opts = {}) {
     state.byPlatform[e.platform] = (state.byPlatform[e.platform] || 0) + 1;
     state.byStatus[e.status] = (state.byStatus[e.status] || 0) + 1;
   }
-  function takeRule(platform, to) {
+  function takeRule(platform, to, kind) {
     for (let k = 0; k < state.rules.length; k++) {
       const r = state.rules[k];
       if (r.platform !== '*' && r.platform !== platform) continue;
       if (r.to !== undefined && String(r.to) !== String(to)) continue;
+      if (r.kind !== undefined && r.kind !== kind) continue;
       if (--r.count <= 0) state.rules.splice(k, 1);
       return r;
     }
@@ -178,11 +198,12 @@ function create(opts = {}) {
     const token = platform === 'whatsapp' ? waToken : pageToken;
     if (auth !== 'Bearer ' + token)
       return graphError(platform === 'whatsapp' ? 401 : 400, 190, 'Invalid OAuth access token - Cannot parse access token');
-    const bad = platform === 'whatsapp' ? checkWhatsApp(body) : checkMessenger(body);
+    const bad = platform === 'whatsapp' ? checkWhatsApp(body, opts.templates) : checkMessenger(body);
     if (bad) return bad;
+    if (platform === 'whatsapp' && body.status === 'read') return { status: 200, body: { success: true } };
     const to = platform === 'whatsapp' ? body.to : body.recipient.id;
     if (platform === 'messenger' && state.blocked.has(to)) return graphError(400, 551, "(#551) This person isn't available right now.", { subcode: 1545041 });
-    if (state.closed.has(to)) {
+    if (state.closed.has(to) && !(platform === 'whatsapp' && body.type === 'template')) {
       if (platform === 'whatsapp')
         return graphError(400, 131047, '(#131047) Re-engagement message', { details: 'Message failed to send because more than 24 hours have passed since the customer last replied to this number.' });
       if (body.tag !== 'HUMAN_AGENT') return graphError(400, 10, '(#10) This message is sent outside of allowed window.', { subcode: 2018278 });
@@ -222,18 +243,22 @@ function create(opts = {}) {
       if (req.method === 'POST' && m) platform = m[1] === 'me' ? 'messenger' : 'whatsapp';
       if (platform === 'whatsapp' && phoneId && m[1] !== phoneId) platform = null;
       const to = body && (platform === 'whatsapp' ? body.to : body.recipient && body.recipient.id);
+      const kind = body && body.status === 'read' ? 'read' : body && body.type === 'template' ? 'template' : 'message';
       let out;
       if (!platform) out = graphError(400, 100, 'Unsupported post request. Please read the Graph API documentation');
       else if (body === null) out = graphError(400, 100, '(#100) Invalid JSON');
-      const rule = platform && !out ? takeRule(platform, to) : null;
-      if (rule && rule.drop) { record({ platform, to, status: 0, body, error: 'dropped' }); return req.socket.destroy(); }
+      const rule = platform && !out ? takeRule(platform, to, kind) : null;
+      if (rule && rule.drop) { record({ platform, kind, to, status: 0, body, error: 'dropped' }); return req.socket.destroy(); }
       if (!out && rule && rule.status) {
         out = rule.code !== undefined
           ? graphError(rule.status, rule.code, rule.message || `(#${rule.code}) Fake failure`, { subcode: rule.subcode, type: rule.type })
           : { status: rule.status, body: rule.status >= 500 ? { error: { message: 'An unexpected error has occurred. Please retry your request later.', type: 'OAuthException', is_transient: true, code: 2 } } : {} };
       }
       if (!out) out = handleSend(platform, req.headers.authorization, body);
-      record({ platform: platform || 'unknown', to, status: out.status, body, error: out.body.error && out.body.error.message });
+      const id = out.body.message_id || (out.body.messages && out.body.messages[0] && out.body.messages[0].id);
+      record({ platform: platform || 'unknown', kind, to, status: out.status, id, body, error: out.body.error && out.body.error.message,
+        code: out.body.error && out.body.error.code });
+      if (rule && rule.retry_after !== undefined) res.setHeader('retry-after', String(rule.retry_after));
       const delay = rule && rule.delay_ms ? rule.delay_ms : 0;
       if (delay) setTimeout(() => send(out.status, out.body), delay); else send(out.status, out.body);
     });

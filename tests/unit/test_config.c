@@ -66,6 +66,11 @@ static const struct { const char *file, *msg; } bad_cases[] = {
     {"bad_outbox.json", "outbox.max_attempts: must be an integer from 1 to 100"},
     {"bad_rate_negative.json", "channels.telegram.max_per_second: must be an integer from 0 to 100000"},
     {"bad_phone_id.json", "channels.whatsapp.phone_number_id: must be 1-32 digits"},
+    {"bad_template_name.json", "channels.whatsapp.reengagement_template.name: must be 1-512 characters of a-z 0-9 _"},
+    {"bad_template_language.json", "channels.whatsapp.reengagement_template.language: must be a language code"},
+    {"bad_template_half.json", "channels.whatsapp.reengagement_template: needs both name and language"},
+    {"bad_template_unknown.json", "channels.whatsapp.reengagement_template.params: unknown key"},
+    {"bad_mark_read.json", "channels.whatsapp.mark_read: must be true or false"},
     {"bad_port_big.json", "listen.port: must be an integer from 1 to 65535"},
     {"bad_port_float.json", "listen.port: must be an integer"},
     {"bad_port_string.json", "listen.port: must be an integer"},
@@ -145,6 +150,8 @@ static void test_defaults(void **state)
     assert_string_equal(c.telegram.api_base, "https://api.telegram.org");
     assert_string_equal(c.whatsapp.api_base, "https://graph.facebook.com");
     assert_string_equal(c.whatsapp.api_version, "v21.0");
+    assert_int_equal(c.whatsapp.mark_read, 1);           /* default: read receipts on */
+    assert_null(c.whatsapp.template_name);               /* no template: late replies are held */
     assert_string_equal(c.messenger.api_version, "v21.0");
     assert_int_equal(c.telegram.enabled, 0);
     assert_int_equal(c.whatsapp.enabled, 0);
@@ -202,6 +209,9 @@ static void test_full(void **state)
     assert_int_equal(c.telegram.max_per_chat_per_second, 5);
     assert_int_equal(c.whatsapp.max_per_second, 80);   /* default: the platform's limit */
     assert_string_equal(c.whatsapp.phone_number_id, "1234567890");
+    assert_int_equal(c.whatsapp.mark_read, 0);
+    assert_string_equal(c.whatsapp.template_name, "continue_conversation");
+    assert_string_equal(c.whatsapp.template_language, "pt_BR");
     assert_string_equal(c.whatsapp.token, "EAAG-wa");
     assert_string_equal(c.whatsapp.secret, "wa-app-secret");
     assert_string_equal(c.whatsapp.verify_token, "wa-verify");

@@ -20,12 +20,15 @@
  *              text/payload absent or null mean NULL is expected.
  *   handshake: {"name", "cfg"?:{"verify_token"}, "query", "expect":{"status":
  *              "ok"|"forbidden"|"bad_request", "body"?}}
- *   render:    {"name", "cfg"?:{"token","api_base","api_version","phone_number_id"},
+ *   render:    {"name", "cfg"?:{"token","api_base","api_version","phone_number_id",
+ *              "template_name","template_language"},
  *              "reply":{"user","text"?,"buttons"?:[{"title","payload"|"url"}],
- *              "callback_id"?,"from_agent"?}, "expect":{"status":"ok"|"internal",
+ *              "callback_id"?,"from_agent"?,"window_closed"?}, "expect":{"status":"ok"|"internal",
  *              "requests":[{"url","body"}]}}
  *   classify:  {"name", "status", "body": <object> | "<raw>", "expect":{"kind",
- *              "retry_after_ms", "platform_id", "reason_contains"?, "reason_prefix"?}}
+ *              "retry_after_ms", "platform_id", "code"?, "reason_contains"?, "reason_prefix"?}}
+ *   read:      (connectors with render_read) {"name", "user", "msg_id", "expect":
+ *              {"status":"ok"|"internal", "url"?, "body"?}}
  * Anywhere a text is expected, an array of segments may stand for it: a
  * string is literal, {"repeat":s,"times":n} is s repeated n times.
  */
@@ -263,6 +266,8 @@ static void run_render_case(const char *path)
     cfg.api_base = opt_str(jc, "api_base", cfg.api_base);
     cfg.api_version = opt_str(jc, "api_version", cfg.api_version);
     cfg.phone_number_id = opt_str(jc, "phone_number_id", cfg.phone_number_id);
+    cfg.template_name = opt_str(jc, "template_name", cfg.template_name);
+    cfg.template_language = opt_str(jc, "template_language", cfg.template_language);
 
     const cJSON *jr = cJSON_GetObjectItem(c, "reply");
     cg_reply r;
@@ -273,6 +278,7 @@ static void run_render_case(const char *path)
     if (cJSON_GetObjectItem(jr, "callback_id"))
         r.callback_id = strdup(cJSON_GetObjectItem(jr, "callback_id")->valuestring);
     r.from_agent = cJSON_IsTrue(cJSON_GetObjectItem(jr, "from_agent"));
+    r.window_closed = cJSON_IsTrue(cJSON_GetObjectItem(jr, "window_closed"));
     const cJSON *b;
     cJSON_ArrayForEach(b, cJSON_GetObjectItem(jr, "buttons")) {
         assert_true(r.nbuttons < CG_REPLY_MAX_BUTTONS);
@@ -344,7 +350,36 @@ static void run_classify_case(const char *path)
     const cJSON *rp = cJSON_GetObjectItem(expect, "reason_prefix");
     if (rp && strncmp(res.reason, rp->valuestring, strlen(rp->valuestring)) != 0)
         fail_msg("%s: reason \"%s\" does not start with \"%s\"", cname, res.reason, rp->valuestring);
+    const cJSON *code = cJSON_GetObjectItem(expect, "code");
+    if (code && (long)code->valuedouble != res.code)
+        fail_msg("%s: code: want %ld, got %ld", cname, (long)code->valuedouble, res.code);
     free(owned);
+    cJSON_Delete(c);
+}
+
+static void run_read_case(const char *path)
+{
+    cJSON *c = cg_case_load(path);
+    const char *cname = cJSON_GetObjectItem(c, "name")->valuestring;
+    cg_channel_cfg cfg = cfg_default();
+    const cJSON *expect = cJSON_GetObjectItem(c, "expect");
+    cg_http_out out;
+    memset(&out, 0x5A, sizeof out);
+    cg_err e = conn()->render_read(&cfg, cJSON_GetObjectItem(c, "user")->valuestring,
+                                   cJSON_GetObjectItem(c, "msg_id")->valuestring, &out);
+    cg_case_check_str(cname, "status", cJSON_GetObjectItem(expect, "status")->valuestring, cg_case_status_name(e));
+    if (e == CG_OK) {
+        cg_case_check_str(cname, "url", cJSON_GetObjectItem(expect, "url")->valuestring, out.url);
+        char auth[512];
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", cfg.token);
+        assert_int_equal(out.nheaders, 2);
+        cg_case_check_str(cname, "header", auth, out.headers[1]);
+        cJSON *got = cJSON_Parse(out.body);
+        if (!got || !cJSON_Compare(got, cJSON_GetObjectItem(expect, "body"), 1))
+            fail_msg("%s: body: got %.400s", cname, out.body);
+        cJSON_Delete(got);
+        cg_http_out_free(&out);
+    }
     cJSON_Delete(c);
 }
 
@@ -352,6 +387,16 @@ static void test_parse_cases(void **state) { (void)state; cg_case_run_dir(case_d
 static void test_handshake_cases(void **state) { (void)state; cg_case_run_dir(case_dir("handshake"), run_handshake_case, 6); }
 static void test_render_cases(void **state) { (void)state; cg_case_run_dir(case_dir("render"), run_render_case, 10); }
 static void test_classify_cases(void **state) { (void)state; cg_case_run_dir(case_dir("classify"), run_classify_case, 10); }
+static void test_read_cases(void **state)
+{
+    (void)state;
+    if (strcmp(M->name, "messenger") == 0) {   /* no read receipts on Messenger */
+        assert_null(conn()->render_read);
+        return;
+    }
+    assert_non_null(conn()->render_read);
+    cg_case_run_dir(case_dir("read"), run_read_case, 3);
+}
 
 /* Properties no single case file can show. */
 
@@ -549,6 +594,7 @@ int main(void)
         cmocka_unit_test(test_handshake_cases),
         cmocka_unit_test(test_render_cases),
         cmocka_unit_test(test_classify_cases),
+        cmocka_unit_test(test_read_cases),
         cmocka_unit_test(test_split_pieces_fit),
         cmocka_unit_test(test_shorten),
         cmocka_unit_test(test_verify_fails_closed),

@@ -1257,9 +1257,9 @@ static int mon_parse(const char *line, mon_ev *ev)
         ev->seq = atoll(args[5]);
         return 1;
     }
-    if (strcmp(args[1], "8") == 0 && n >= 13) {
+    if (strcmp(args[1], "9") == 0 && n >= 14) {     /* the commit: 9 keys, then group, id, seq */
         ev->kind = 'C';
-        ev->seq = atoll(args[12]);
+        ev->seq = atoll(args[13]);
         return 1;
     }
     return 0;

@@ -124,8 +124,9 @@ const char *cg_case_status_name(cg_err e)
 
 const char *cg_case_send_name(cg_send_kind k)
 {
-    static const char *const names[] = { "ok", "retry", "throttled", "contact_gone", "bad_config", "failed" };
-    return (size_t)k < 6 ? names[k] : "?";
+    static const char *const names[] = { "ok", "retry", "throttled", "contact_gone", "bad_config", "failed",
+                                         "window_closed" };
+    return (size_t)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
 void cg_case_check_str(const char *cname, const char *field, const char *want, const char *got)
