@@ -37,6 +37,7 @@
 
 #include "agents.h"
 #include "audit.h"
+#include "citizens.h"
 #include "intents_live.h"
 #include "log.h"
 
@@ -185,10 +186,98 @@ static void intents_reload(const cg_api_req *req, cg_api_call *call)
     cg_admin_auth(req, call, 0, intents_reload_go);
 }
 
+/* ---- citizens' data ------------------------------------------------------ */
+
+static int citizen_status(cg_err e)
+{
+    switch (e) {
+    case CG_OK: return 200;
+    case CG_E_BAD_REQUEST: return 400;
+    case CG_E_UNAVAILABLE: return 503;
+    default: return 500;
+    }
+}
+
+static const char *citizen_error(cg_err e)
+{
+    switch (e) {
+    case CG_E_BAD_REQUEST: return "unknown channel or malformed id";
+    case CG_E_UNAVAILABLE: return "Redis is unavailable; nothing or part was done: try again";
+    default: return "internal error";
+    }
+}
+
+static void citizen_exported(void *ud, cg_err result, cJSON *doc)
+{
+    cg_api_call *call = ud;
+    if (result != CG_OK) {
+        cg_api_error(call, citizen_status(result), citizen_error(result));
+        return;
+    }
+    if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "found"))) {
+        cJSON_Delete(doc);
+        cg_api_error(call, 404, "nothing is held about this citizen");
+        return;
+    }
+    cg_api_json(call, 200, doc);
+}
+
+static void citizen_export_go(cg_api_req *copy, cg_api_call *call, const char *who, const char *role)
+{
+    (void)who;
+    (void)role;
+    cg_citizens_export(copy->gw, copy->params[0], copy->params[1], citizen_exported, call);
+    cg_api_req_free(copy);
+}
+
+static void citizen_export(const cg_api_req *req, cg_api_call *call)
+{
+    if (req->nparams != 2 || cg_citizens_valid(req->params[0], req->params[1]) != 0) {
+        cg_api_error(call, 400, citizen_error(CG_E_BAD_REQUEST));
+        return;
+    }
+    cg_admin_auth(req, call, 0, citizen_export_go);
+}
+
+static void citizen_erased(void *ud, cg_err result, const cg_citizens_counts *n)
+{
+    cg_api_call *call = ud;
+    if (result != CG_OK) {
+        cg_api_error(call, citizen_status(result), citizen_error(result));
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    if (o) {
+        cJSON_AddBoolToObject(o, "erased", 1);
+        cJSON_AddNumberToObject(o, "keys", (double)n->keys);
+        cJSON_AddNumberToObject(o, "entries", (double)n->entries);
+        cJSON_AddBoolToObject(o, "complete", n->complete);
+    }
+    cg_api_json(call, 200, o);
+}
+
+static void citizen_erase_go(cg_api_req *copy, cg_api_call *call, const char *who, const char *role)
+{
+    cg_citizens_erase(copy->gw, copy->params[0], copy->params[1], CG_CITIZENS_ALL, who, role, citizen_erased,
+                      call);
+    cg_api_req_free(copy);
+}
+
+static void citizen_erase(const cg_api_req *req, cg_api_call *call)
+{
+    if (req->nparams != 2 || cg_citizens_valid(req->params[0], req->params[1]) != 0) {
+        cg_api_error(call, 400, citizen_error(CG_E_BAD_REQUEST));
+        return;
+    }
+    cg_admin_auth(req, call, 0, citizen_erase_go);
+}
+
 /* ---- routes ------------------------------------------------------------- */
 
 const cg_api_route cg_admin_api_routes[] = {
     {"GET", "/api/v1/admin/intents", intents_get},
     {"POST", "/api/v1/admin/intents/reload", intents_reload},
+    {"GET", "/api/v1/admin/citizens/*/*/export", citizen_export},
+    {"DELETE", "/api/v1/admin/citizens/*/*", citizen_erase},
     {NULL, NULL, NULL},
 };

@@ -11,6 +11,8 @@
  *   api.c       the JSON API's routes (api.h); admin.c the admins' part
  *   analytics.c daily figures and unmatched questions (analytics.h)
  *   serve.c     start-up, signals, intent reloads, graceful stop
+ *   intents_live.c  intent reloads (SIGHUP, admin API, directory watcher)
+ *   citizens.c  one citizen's data: export and erasure
  * Everything here is touched only on the loop thread, except the intent
  * snapshot, which a pool thread builds and the loop thread swaps in.
  */

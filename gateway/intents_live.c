@@ -178,11 +178,12 @@ static void log_diags(const cg_diags *d)
     }
 }
 
-static void set_gauges(const cg_intents_live *l)
+/* loaded: a table was just swapped in (or loaded at start). */
+static void set_gauges(const cg_intents_live *l, int loaded)
 {
     cg_metrics_set_gauge("civicgate_intents_reload_failed", l->have_error ? 1 : 0);
     if (l->gw->intents) cg_metrics_set_gauge("civicgate_intents_loaded", (double)l->gw->intents->nintents);
-    cg_metrics_set_gauge("civicgate_intents_loaded_timestamp_seconds", (double)time(NULL));
+    if (loaded) cg_metrics_set_gauge("civicgate_intents_loaded_timestamp_seconds", (double)time(NULL));
 }
 
 /* ---- directories (pool thread and start) -------------------------------- */
@@ -375,7 +376,7 @@ static void live_after(uv_work_t *req, int status)
         l->last_result = r;
         live_now_iso(l->last_at);
         snprintf(l->last_trigger, sizeof l->last_trigger, "%s", l->trigger);
-        set_gauges(l);
+        set_gauges(l, r == CG_LIVE_OK);
         if (l->watching && l->w_dirs.n && watch_apply(l, &l->w_dirs) > 0)
             uv_timer_start(&l->debounce, live_debounce_fire, (uint64_t)gw->cfg->intents_watch_debounce_ms, 0);
     }
@@ -452,7 +453,7 @@ cg_intents_live *cg_intents_live_start(cg_gateway *gw, const cg_diags *d)
     uv_timer_init(gw->loop, &l->debounce);
     l->debounce.data = l;
     l->debounce_open = 1;
-    set_gauges(l);
+    set_gauges(l, 1);
     if (gw->cfg->intents_watch) {
         l->watching = 1;
         dir_list dl = {0};

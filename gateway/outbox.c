@@ -34,7 +34,9 @@
  *     (either, at outbox.max_attempts) → dead letter "max attempts: <reason>"
  *     CONTACT_GONE  session blocked = 1, sent = n, XACK
  *     BAD_CONFIG / FAILED / no connector / render error
- *                   XADD cg:deadletter (the reply, the reason), sent = n, XACK
+ *                   XADD cg:deadletter (the reply, the reason), sent = n, XACK;
+ *                   dead letters older than retention.sessions_s are trimmed
+ *                   (XTRIM MINID) by the same script
  *   webchat: no HTTP: PUBLISH cg:webchat {"user","frame"} and finish OK in
  *   the same script.
  * Windows (gateway/window.c): before sending a WhatsApp or Messenger reply,
@@ -382,6 +384,9 @@ static cg_store_script finish_script = {
         "  local f = {}\n"
         "  for i = 6, #ARGV do f[#f + 1] = ARGV[i] end\n"
         "  redis.call('XADD', KEYS[4], '*', unpack(f))\n"
+        /* retention: dead letters hold replies' text; kept as long as sessions */
+        "  local t = redis.call('TIME')\n"
+        "  redis.call('XTRIM', KEYS[4], 'MINID', (tonumber(t[1]) - tonumber(ARGV[5])) * 1000)\n"
         "elseif oc == 'hold' then\n"
         "  local li = tonumber(redis.call('HGET', KEYS[2], 'last_in') or '0')\n"
         "  if li > tonumber(ARGV[6]) then\n"

@@ -47,8 +47,14 @@
  *
  * Finished flows: a turn that ends a flow (CG_ACT_FLOW_DONE, or
  * CG_ACT_ESCALATE with vars_json from a hand-off flow) adds, in the same
- * commit, an entry to the stream cg:flows (MAXLEN ~ 100000): intent,
- * reference, channel, user, lang, vars (the answers as JSON), ts (ms).
+ * commit, an entry to the stream cg:flows (MAXLEN ~ 100000, and entries
+ * older than retention.transcripts_s trimmed): intent, reference, channel,
+ * user, lang, vars (the answers as JSON), ts (ms).
+ *
+ * "Delete my data" confirmed (CG_ACT_DELETE_DATA): the commit deletes the
+ * session and the transcript; once it is committed, cg_citizens_erase()
+ * (citizens.h) removes the rest of the citizen's data, keeping cg:seq:{c:u}
+ * so that the confirmation queued by the same commit is delivered in order.
  *
  * Message kinds: TEXT/BUTTON/START/LANGUAGE/LOCATION/MEDIA/UNSUPPORTED run a
  * turn (UNSUPPORTED as media "unsupported"); EDITED is recorded in the
@@ -79,6 +85,7 @@
 
 #include "analytics.h"
 #include "store.h"
+#include "citizens.h"
 #include "delivery.h"
 #include "log.h"
 #include "metrics.h"
@@ -107,6 +114,7 @@ typedef struct pl_entry {
     uint64_t due;                /* uv_now when a deferred entry is retried */
     unsigned defers;
     int force;
+    int erase;                   /* the citizen confirmed "delete my data": erase once committed */
 } pl_entry;
 
 typedef struct pl_list { pl_entry *head, *tail; size_t n; } pl_list;
@@ -406,6 +414,8 @@ static cg_store_script commit_script = {
         "  elseif op == 'zadd' then redis.call('ZADD', KEYS[6], 'NX', a[1], a[2])\n"
         "  elseif op == 'pub' then redis.call('PUBLISH', a[1], a[2])\n"
         "  elseif op == 'flow' then\n"
+        "    local t = redis.call('TIME')\n"   /* retention: as long as transcripts */
+        "    redis.call('XTRIM', KEYS[8], 'MINID', (tonumber(t[1]) - tonumber(ARGV[6])) * 1000)\n"
         "    redis.call('XADD', KEYS[8], 'MAXLEN', '~', '" FLOWS_MAX "', '*', unpack(a))\n"
         "  elseif op == 'release' then\n"
         "    for _, j in ipairs(redis.call('LRANGE', KEYS[9], 0, -1)) do\n"
@@ -729,6 +739,7 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
         if (out.action == CG_ACT_DELETE_DATA) {
             op = op_begin(&a, "del");
             op_end(&a, op);
+            e->erase = 1;            /* the rest of their data once this is committed */
             cg_log(CG_LOG_INFO, "data_deleted", "channel", m->channel, "user",
                    cg_log_user(m->user), NULL);
         } else {
@@ -844,6 +855,9 @@ static void commit_reply(cg_store *s, redisReply *r, void *ud)
         entry_failed(p, e);
     } else {
         if (e->force) cg_log(CG_LOG_WARN, "pipeline_gap_skipped", "entry", e->id, NULL);
+        if (e->erase && strcmp(r->str, "ok") == 0)
+            cg_citizens_erase(p->gw, e->msg.channel, e->msg.user, CG_CITIZENS_KEEP_DELIVERY, "citizen", "citizen",
+                              NULL, NULL);
         finish_entry(p, e);
         if (p->gw->outbox) cg_outbox_wake(p->gw->outbox);
     }

@@ -5,6 +5,8 @@
  * holds only the tokens' SHA-256 (tests/fixtures/config/full.json's "ops" is
  * the hash of OPS_TOKEN); CIVICGATE_ADMIN_TOKEN adds "env". No agents'
  * module runs here, so any other token is unknown: 401.
+ * Also the check of a citizen's channel and id (citizens.c) before any
+ * Redis command: ids go into a SCAN pattern and key names.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +18,7 @@
 #include <cmocka.h>
 
 #include "admin.h"
+#include "citizens.h"
 
 #define OPS_TOKEN "correct-horse-battery-staple-admin-token"
 #define ENV_TOKEN "another-long-random-token-from-the-environment"
@@ -112,10 +115,45 @@ static void test_auth_table(void **state)
     cg_config_free(&cfg);
 }
 
+static const struct { const char *channel, *user; int ok; } citizen_cases[] = {
+    {"telegram", "123456789", 1},
+    {"telegram", "-1001234567890", 1},          /* a group chat */
+    {"whatsapp", "34600111222", 1},
+    {"messenger", "6543210987654321", 1},
+    {"webchat", "wc0123456789abcdef0123456789abcd", 1},
+    {"signal", "123", 0},                       /* not a channel */
+    {"", "123", 0},
+    {"telegram", "", 0},
+    {"telegram", "12*3", 0},                    /* glob characters would widen the SCAN */
+    {"telegram", "1?", 0},
+    {"telegram", "[1]", 0},
+    {"telegram", "1}:{x", 0},                   /* hash-tag braces */
+    {"telegram", "12 3", 0},
+    {"telegram", "12\\3", 0},
+    {"telegram", "1234567890123456789012345678901234567890123456789012345678901234", 0},  /* 64 bytes */
+    {"telegram", "123456789012345678901234567890123456789012345678901234567890123", 1},   /* 63 */
+};
+
+static void test_citizen_ids(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof citizen_cases / sizeof citizen_cases[0]; i++) {
+        int ok = cg_citizens_valid(citizen_cases[i].channel, citizen_cases[i].user) == 0;
+        if (ok != citizen_cases[i].ok) {
+            print_error("%s/%s: valid %d, expected %d\n", citizen_cases[i].channel, citizen_cases[i].user, ok,
+                        citizen_cases[i].ok);
+            fail();
+        }
+    }
+    assert_int_equal(cg_citizens_valid(NULL, "1"), -1);
+    assert_int_equal(cg_citizens_valid("telegram", NULL), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_auth_table),
+        cmocka_unit_test(test_citizen_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
