@@ -18,7 +18,7 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j"$(n
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
       libwebsockets17 libcjson1 libhiredis0.14 libcurl4 libuv1 libssl3 libsodium23 \
-      libutf8proc2 libstemmer0d liblinear4 ca-certificates \
+      libutf8proc2 libstemmer0d liblinear4 ca-certificates tzdata \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home /srv/civicgate civicgate
 WORKDIR /srv/civicgate

@@ -4,6 +4,7 @@
 #   make test     install what is missing, build with ASan+UBSan, run the whole suite
 #   make fuzz     run every libFuzzer target for FUZZ_SECONDS each
 #   make bench-intents   matcher accuracy and speed on ../shared/datasets
+#   make bench-compare   civicgate vs Bottender, Telegraf and a C echo bot (bench/compare/run.sh)
 JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN ?= build-asan
@@ -11,7 +12,7 @@ FUZZB ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_TEST_SECONDS ?= 20
 
-.PHONY: all build run test unit e2e intents-eval compose-check fuzz fuzz-build fuzz-short bench-intents deps clean
+.PHONY: all build run test unit e2e intents-eval compose-check fuzz fuzz-build fuzz-short bench-intents bench-compare deps clean
 
 all: build
 
@@ -60,6 +61,9 @@ fuzz-short: fuzz-build
 
 bench-intents: build
 	bench/intents/run.sh $(BUILD)/civicgate
+
+bench-compare:
+	bench/compare/run.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(FUZZB)

@@ -499,9 +499,8 @@ static void fallback(turn *c)
     cg_dialog_state *s = c->s;
     pending_clear(s);
     if (s->fallbacks < 1000) s->fallbacks++;
-    int limit = c->t->settings.fallbacks_before_human;
-    if (limit < 1) limit = 1;
-    if (s->fallbacks >= limit) {
+    int limit = c->t->settings.fallbacks_before_human;   /* 0: never offered (docs/intents.md) */
+    if (limit > 0 && s->fallbacks >= limit) {
         say(c, phrase(c, "fallback_human"));
         yes_no(c);
         copy_str(s->pending, sizeof s->pending, "human_offer");

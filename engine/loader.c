@@ -68,6 +68,7 @@ static const char *const settings_keys[] = { "$schema", "languages", "default_la
     "ambiguity_margin", "fallbacks_before_human", "phrases", "notes", NULL };
 static const char *const synonyms_keys[] = { "$schema", "synonyms", "notes", NULL };
 static const char *const phrase_keys[] = CG_PHRASE_KEYS;
+static const char *const phrase_optional[] = CG_PHRASE_OPTIONAL_KEYS;
 /* Indexed by cg_special. */
 static const char *const special_names[] = { "", "greeting", "menu", "human", "language",
     "delete_data", "thanks", "fallback", NULL };
@@ -1197,9 +1198,16 @@ static void get_settings(bld *B, const cJSON *root)
         return;
     }
     if (!type_is(B, x, cJSON_IsObject(x), "phrases", "an object of phrases")) return;
-    cg_ld_check_keys(&B->L, x, "phrases", phrase_keys);
-    size_t np = list_len(phrase_keys);
-    if (!(s->phrases = alloc(B, np, sizeof *s->phrases))) return;
+    {
+        const char *all[64];
+        size_t na = 0;
+        for (size_t i = 0; phrase_keys[i] && na < 63; i++) all[na++] = phrase_keys[i];
+        for (size_t i = 0; phrase_optional[i] && na < 63; i++) all[na++] = phrase_optional[i];
+        all[na] = NULL;
+        cg_ld_check_keys(&B->L, x, "phrases", all);
+    }
+    size_t np = list_len(phrase_keys), nopt = list_len(phrase_optional);
+    if (!(s->phrases = alloc(B, np + nopt, sizeof *s->phrases))) return;
     for (size_t i = 0; i < np; i++) {
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(x, phrase_keys[i]);
         if (!p) {
@@ -1209,6 +1217,14 @@ static void get_settings(bld *B, const cJSON *root)
         struct cg_phrase *ph = &s->phrases[s->nphrases++];
         ph->key = dup(B, phrase_keys[i]);
         get_i18n(B, p, jp_key(sub, "phrases", phrase_keys[i]), MAX_TEXT_BYTES,
+                 I18N_REQUIRED | I18N_WARN_MISSING, &ph->text);
+    }
+    for (size_t i = 0; i < nopt; i++) {   /* optional: absent is fine */
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(x, phrase_optional[i]);
+        if (!p) continue;
+        struct cg_phrase *ph = &s->phrases[s->nphrases++];
+        ph->key = dup(B, phrase_optional[i]);
+        get_i18n(B, p, jp_key(sub, "phrases", phrase_optional[i]), MAX_TEXT_BYTES,
                  I18N_REQUIRED | I18N_WARN_MISSING, &ph->text);
     }
 }

@@ -32,6 +32,18 @@ void cg_agents_stop(cg_agents *a, void (*done)(void *ud), void *ud);
 typedef void (*cg_agents_auth_cb)(void *ud, const char *name, const char *role);
 void cg_agents_authenticate(cg_agents *a, const char *token, cg_agents_auth_cb cb, void *ud);
 
+/* The pipeline queued a case (its commit is in Redis): tell waiting
+ * citizens their position now rather than at the next sweep. a may be NULL. */
+void cg_agents_case_queued(cg_agents *a);
+
+/* Erase a citizen's hand-off cases (the admin module's erasure): every case
+ * of the conversation (cg:cases:{c:u}) is deleted and taken out of the
+ * queue, the assigned and resolved lists and its holder's set; consoles are
+ * told (queue and case events). cb gets CG_OK (*n cases, may be 0) or
+ * CG_E_UNAVAILABLE; it may run before return. Strings are copied. */
+typedef void (*cg_agents_erase_cb)(cg_err result, size_t n, void *ud);
+void cg_agents_erase(cg_store *s, const char *channel, const char *user, cg_agents_erase_cb cb, void *ud);
+
 /* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE for /agent/ws: 0 lets the upgrade go
  * on, >0 when a refusal was written, <0 to hang up. stopping: the server no
  * longer accepts connections. */

@@ -269,7 +269,9 @@ typedef enum {
     T_SIZE,     /* size_t field, integer in [min, max] */
     T_BOOL,     /* int field, true/false */
     T_ORIGINS,  /* the allowed_origins array */
-    T_ADMIN_TOKENS /* admin.tokens: [{"name", "sha256"}] */
+    T_ADMIN_TOKENS, /* admin.tokens: [{"name", "sha256"}] */
+    T_AGENT_USERS, /* agents.users (config_agents.c) */
+    T_OFFICE    /* agents.office_hours (config_agents.c) */
 } cfg_type;
 
 typedef struct cfg_key {
@@ -286,6 +288,8 @@ typedef struct cfg_key {
 static const cfg_key cfg_keys[] = {
     {"listen.address", T_STR, F(listen_address), 0, 0, check_ip},
     {"listen.port", T_INT, F(listen_port), 1, 65535, NULL},
+    {"listen.tls_cert", T_STR, F(tls_cert), 0, 0, check_nonempty},
+    {"listen.tls_key", T_STR, F(tls_key), 0, 0, check_nonempty},
     {"redis.url", T_STR, F(redis_url), 0, 0, check_redis_url},
     {"intents.dir", T_STR, F(intents_dir), 0, 0, check_nonempty},
     {"www.dir", T_STR, F(www_dir), 0, 0, check_nonempty},
@@ -336,6 +340,14 @@ static const cfg_key cfg_keys[] = {
 
     {"channels.webchat.enabled", T_BOOL, F(webchat_enabled), 0, 1, NULL},
     {"channels.webchat.allowed_origins", T_ORIGINS, 0, 0, CG_MAX_ORIGINS, check_origin},
+
+    {"agents.users", T_AGENT_USERS, 0, 0, CG_AGENTS_MAX_USERS, NULL},
+    {"agents.session_ttl_s", T_INT, F(agents.session_ttl_s), 300, 30 * DAY, NULL},
+    {"agents.disconnect_grace_s", T_INT, F(agents.disconnect_grace_s), 5, DAY, NULL},
+    {"agents.no_agent_timeout_s", T_INT, F(agents.no_agent_timeout_s), 0, 7 * DAY, NULL},
+    {"agents.login_max_failures", T_INT, F(agents.login_max_failures), 1, 1000, NULL},
+    {"agents.avg_handle_s", T_INT, F(agents.avg_handle_s), 10, DAY, NULL},
+    {"agents.office_hours", T_OFFICE, 0, 0, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL}
 };
 
@@ -343,7 +355,7 @@ static const char *const cfg_objects[] = {
     "", "listen", "redis", "intents", "www", "log", "metrics", "limits", "retention", "outbox", "admin", "channels",
     "analytics",
     "channels.telegram", "channels.whatsapp", "channels.messenger", "channels.webchat",
-    "channels.whatsapp.reengagement_template", NULL
+    "channels.whatsapp.reengagement_template", "agents", NULL
 };
 
 typedef struct cfg_env {
@@ -419,18 +431,27 @@ void cg_config_defaults(cg_config *c)
     c->outbox_max_attempts = 8;
     c->outbox_timeout_ms = 10000;
     c->shutdown_grace_ms = 5000;
+
+    c->agents.session_ttl_s = 12 * 3600;
+    c->agents.disconnect_grace_s = 120;
+    c->agents.no_agent_timeout_s = 900;
+    c->agents.login_max_failures = 5;
+    c->agents.avg_handle_s = 300;
 }
 
 void cg_config_free(cg_config *c)
 {
     if (!c) return;
     free(c->listen_address);
+    free(c->tls_cert);
+    free(c->tls_key);
     free(c->redis_url);
     free(c->intents_dir);
     free(c->www_dir);
     free(c->log_level);
     for (size_t i = 0; i < c->norigins; i++) free(c->origins[i]);
     for (size_t i = 0; i < c->nowned; i++) free(c->owned[i]);
+    cg_config_agents_free(&c->agents);
     memset(c, 0, sizeof *c);
 }
 
@@ -621,6 +642,10 @@ static int apply_key(cg_config *c, const cfg_key *k, const cJSON *v, const char 
         c->norigins = (size_t)n;
         return 0;
     }
+    case T_AGENT_USERS:
+        return cg_config_agents_users(&c->agents, v, path, err, cap);
+    case T_OFFICE:
+        return cg_config_office_hours(&c->agents.office, v, path, err, cap);
     }
     return -1;
 }
@@ -763,6 +788,10 @@ int cg_config_parse(cg_config *c, const char *json, size_t len, const char *path
         rc = walk(c, root, "", msg, sizeof msg);
     }
     cJSON_Delete(root);
+    if (rc == 0 && !c->tls_cert != !c->tls_key) {
+        snprintf(msg, sizeof msg, "listen.tls_cert and listen.tls_key: set both (TLS) or neither (plain HTTP)");
+        rc = -1;
+    }
     if (rc == 0 && !c->whatsapp.template_name != !c->whatsapp.template_language) {
         snprintf(msg, sizeof msg, "channels.whatsapp.reengagement_template: needs both name and language");
         rc = -1;

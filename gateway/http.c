@@ -86,6 +86,7 @@ typedef struct http_pss {
     /* API (ROUTE_API) */
     const cg_api_route *api;
     cg_api_call *call;           /* the handler's until it answers */
+    int api_dispatched;          /* the handler ran (an empty POST body still gets BODY callbacks) */
     char segs[CG_API_MAX_PARAMS][CG_API_PARAM_MAX];
     const char *params[CG_API_MAX_PARAMS]; size_t nparams;
     char auth[600];
@@ -198,6 +199,7 @@ static int add_security_headers(struct lws *wsi, cg_http *h, int page, unsigned 
         add_hdr(wsi, "referrer-policy:", "no-referrer", p, end))
         return -1;
     if (page && add_hdr(wsi, "content-security-policy:", h->csp, p, end)) return -1;
+    if (h->gw->cfg->tls_cert && add_hdr(wsi, "strict-transport-security:", "max-age=31536000", p, end)) return -1;
     return 0;
 }
 
@@ -545,6 +547,7 @@ static int body_chunk(struct lws *wsi, http_pss *pss, const void *in, size_t len
     if (pss->route != ROUTE_WEBHOOK && pss->route != ROUTE_API) return 0;   /* already answered: drain */
     if (pss->resp_state != RESP_NONE) return 0;
     if (len == 0) return 0;   /* lws's empty chunk of a "Content-Length: 0" request, handled already */
+    if (pss->route == ROUTE_API && pss->api_dispatched) return 0;   /* Content-Length: 0, answer pending */
     if (!pss->body || pss->body_len + len > pss->body_cap || pss->body_len + len > pss->limit) {
         if (pss->route == ROUTE_WEBHOOK) pss->route = ROUTE_REJECTED;
         pss->close_after = 1;
@@ -771,6 +774,7 @@ static void api_dispatch(struct lws *wsi, cg_http *h, http_pss *pss)
     }
     call->wsi = wsi;
     pss->call = call;
+    pss->api_dispatched = 1;
     char peer[64] = "";
     lws_get_peer_simple(wsi, peer, sizeof peer);
     if (pss->body) pss->body[pss->body_len] = '\0';
@@ -846,6 +850,7 @@ static int route_request(struct lws *wsi, cg_http *h, http_pss *pss, const char 
     int m = lws_http_get_uri_and_method(wsi, &u, &ulen);
     pss->method = method_name(m);
     pss->t0 = uv_hrtime();
+    pss->api_dispatched = 0;
     if (!pss->counted) {
         pss->counted = 1;
         h->inflight++;
@@ -944,7 +949,7 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
         if (pss->route == ROUTE_WEBHOOK) webhook_process(wsi, http_of(wsi), pss);
         /* not again for a request dispatched at its headers (Content-Length: 0)
          * whose handler answers later */
-        else if (pss->route == ROUTE_API && !pss->call) api_dispatch(wsi, http_of(wsi), pss);
+        else if (pss->route == ROUTE_API && !pss->api_dispatched && !pss->call) api_dispatch(wsi, http_of(wsi), pss);
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         if (!pss) return 0;
@@ -1046,6 +1051,14 @@ cg_http *cg_http_start(cg_gateway *gw, char *err, size_t errcap)
     info.max_http_header_data = HTTP_MAX_HEADER_DATA;
     info.timeout_secs = HTTP_TIMEOUT_S;
     info.server_string = "civicgate";
+    if (gw->cfg->tls_cert) {
+        /* TLS terminated here (OpenSSL through lws); otherwise by a proxy */
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = gw->cfg->tls_cert;
+        info.ssl_private_key_filepath = gw->cfg->tls_key;
+        info.ssl_cipher_list = NULL;   /* OpenSSL's defaults */
+        info.alpn = "http/1.1";        /* no HTTP/2: every route here is written for HTTP/1.1 */
+    }
     info.vhost_name = "civicgate";
 
     /* explicit vhost: lws_create_context() succeeds even when the default
@@ -1060,8 +1073,13 @@ cg_http *cg_http_start(cg_gateway *gw, char *err, size_t errcap)
     }
     http_ctx_slot = h->ctx;
     if (!lws_create_vhost(h->ctx, &info)) {
-        snprintf(err, errcap, "cannot listen on %s:%d (address in use or not available)", gw->cfg->listen_address,
-                 gw->cfg->listen_port);
+        if (gw->cfg->tls_cert)
+            snprintf(err, errcap, "cannot listen on %s:%d (address in use or not available, or listen.tls_cert / "
+                     "listen.tls_key unreadable or not a matching PEM pair)", gw->cfg->listen_address,
+                     gw->cfg->listen_port);
+        else
+            snprintf(err, errcap, "cannot listen on %s:%d (address in use or not available)",
+                     gw->cfg->listen_address, gw->cfg->listen_port);
         lws_context_destroy(h->ctx);   /* finished by cg_http_final() */
         http_wc_free(h->wc);
         free(h);

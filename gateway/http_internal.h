@@ -1,7 +1,8 @@
 /*
  * http_internal.h: shared between gateway/http.c (the server, routes,
  * webhooks, static files) and gateway/http_webchat.c (the web-chat WebSocket
- * transport). Not part of any contract; only these two files include it.
+ * transport); agents_ws.c reads cg_http.gw from the lws context user. Not
+ * part of any contract; only these files include it.
  */
 #ifndef CG_HTTP_INTERNAL_H
 #define CG_HTTP_INTERNAL_H

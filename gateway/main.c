@@ -3,6 +3,7 @@
  *   civicgate serve [--config FILE]      → cg_serve_main (serve.c)
  *   civicgate intents ...                → cg_cli_intents (cli_intents.c)
  *   civicgate admin-token | hash-token   → cg_cli_admin_token / cg_cli_hash_token (cli_admin.c)
+ *   civicgate hash-password              → cg_cli_hash_password (cli_password.c)
  *   civicgate help | --help | -h         → usage on stdout, exit 0
  *   civicgate --version                  → version on stdout, exit 0
  * Anything else prints the usage on stderr and exits 2.
@@ -47,6 +48,10 @@ static const char usage_text[] =
     "      entry for the configuration (which keeps only the hash).\n"
     "  hash-token\n"
     "      Read a token from stdin and print its SHA-256 (hex) for admin.tokens.\n"
+    "  hash-password\n"
+    "      Read a password from standard input (one line) and print its hash\n"
+    "      (libsodium crypto_pwhash_str, Argon2id) for agents.users[].password_hash\n"
+    "      in the configuration. The password itself is never stored.\n"
     "\n"
     "  help, --help, -h   Show this help.\n"
     "  --version          Show the version.\n";
@@ -62,6 +67,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "intents")) return cg_cli_intents(argc - 1, argv + 1);
     if (!strcmp(cmd, "admin-token")) return cg_cli_admin_token(argc - 1, argv + 1);
     if (!strcmp(cmd, "hash-token")) return cg_cli_hash_token(argc - 1, argv + 1);
+    if (!strcmp(cmd, "hash-password")) return cg_cli_hash_password(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         fputs(usage_text, stdout);
         return 0;

@@ -49,6 +49,8 @@ static const struct { const char *name, *help; } counter_meta[CG_M__COUNT] = {
     [CG_M_HELD] = {"civicgate_replies_held_total", "Replies held until the citizen writes again (window closed)."},
     [CG_M_AUTH_FAILED] = {"civicgate_channel_auth_failures_total",
                           "Sends refused for our token or permissions: the channel is unhealthy (see /readyz)."},
+    [CG_M_CASES_CLAIMED] = {"civicgate_agent_cases_claimed_total", "Hand-off cases claimed by an agent."},
+    [CG_M_CASES_RESOLVED] = {"civicgate_agent_cases_resolved_total", "Hand-off cases resolved by an agent."},
 };
 
 static const struct { const char *name, *help; } hist_meta[CG_H__COUNT] = {

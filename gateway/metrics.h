@@ -25,6 +25,8 @@ typedef enum {
     CG_M_REENGAGED,      /* civicgate_reengagements_total{channel}: templates sent outside the window */
     CG_M_HELD,           /* civicgate_replies_held_total{channel}: held until the citizen writes */
     CG_M_AUTH_FAILED,    /* civicgate_channel_auth_failures_total{channel}: token/permission refused */
+    CG_M_CASES_CLAIMED,  /* civicgate_agent_cases_claimed_total{channel} (agents_api.c) */
+    CG_M_CASES_RESOLVED, /* civicgate_agent_cases_resolved_total{channel} */
     CG_M__COUNT
 } cg_metric;
 

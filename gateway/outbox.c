@@ -1206,6 +1206,29 @@ static void ack_reply(cg_store *s, redisReply *r, void *ud)
     settle(o);
 }
 
+/* pump() lets only the first held reply of a conversation go, so within a
+ * conversation the list must stay in seq order: an entry claimed back after
+ * a lost finish (Redis restarted meanwhile) is older than the entries read
+ * since, and appending it would stall its conversation behind its own
+ * successors (found by tests/e2e/faults.test.js). Receipts keep stream order. */
+static void insert_ordered(cg_outbox *o, ob_entry *e)
+{
+    ob_entry **pp = o->tail ? &o->tail->next : &o->head;
+    if (!e->is_read) {
+        for (ob_entry **q = &o->head; *q; q = &(*q)->next) {
+            const ob_entry *x = *q;
+            if (!x->is_read && x->seq > e->seq && !strcmp(x->user, e->user) && !strcmp(x->channel, e->channel)) {
+                pp = q;
+                break;
+            }
+        }
+    }
+    e->next = *pp;
+    *pp = e;
+    if (!e->next) o->tail = e;
+    o->n++;
+}
+
 static void add_entries(cg_outbox *o, const redisReply *arr)
 {
     if (!arr || arr->type != REDIS_REPLY_ARRAY) return;
@@ -1224,10 +1247,7 @@ static void add_entries(cg_outbox *o, const redisReply *arr)
             entry_free(e);
             continue;
         }
-        if (o->tail) o->tail->next = e;
-        else o->head = e;
-        o->tail = e;
-        o->n++;
+        insert_ordered(o, e);
     }
 }
 

@@ -63,8 +63,16 @@
  * the delivery state of our message (gateway/delivery.c, fire and forget
  * before the commit). A message the citizen sends clears "blocked":
  * platforms deliver a citizen's message only when the bot can answer.
- * While a session has "agent" set (by the agents module) messages go to the
- * transcript and to pub/sub cg:agents instead of the bot.
+ * Human agents (agents.c, docs/agents.md). A turn that escalates opens a
+ * case (cg:case:<id>, queued in cg:queue:agents, its id in the session's
+ * "case") in the same commit, and the agents module is told to announce the
+ * citizen's position. While the session has an open case (queued or held by
+ * an agent) the bot is silent: messages go to the transcript, the case's
+ * unread count and an "entry" event on cg:agents; the call-back offer's
+ * buttons ("cb" leave a message, "w" keep waiting) are answered here. After
+ * a resolve the session's "csat" names the case: a next message "csat:N"
+ * (button) or a lone digit 1-5 is stored as the case's satisfaction score
+ * and thanked; anything else drops the question and goes to the bot.
  *
  * WhatsApp: a citizen's message releases the replies the outbox held while
  * the 24-hour window was closed (gateway/window.c; op "release", first in
@@ -83,9 +91,13 @@
 
 #include <cjson/cJSON.h>
 
+#include <sodium.h>
+
 #include "analytics.h"
 #include "store.h"
 #include "citizens.h"
+#include "agents.h"
+#include "agents_queue.h"
 #include "delivery.h"
 #include "log.h"
 #include "metrics.h"
@@ -115,6 +127,7 @@ typedef struct pl_entry {
     unsigned defers;
     int force;
     int erase;                   /* the citizen confirmed "delete my data": erase once committed */
+    int queued_case;             /* the commit opens a hand-off case */
 } pl_entry;
 
 typedef struct pl_list { pl_entry *head, *tail; size_t n; } pl_list;
@@ -371,6 +384,14 @@ static void entry_failed(cg_pipeline *p, pl_entry *e)
  *   zadd  score member       escalation (ZADD NX)
  *   pub   channel message    PUBLISH
  *   flow  f v ...            a finished flow's answers (XADD cg:flows MAXLEN ~)
+ *   case  id score f v ...   a hand-off case: HSET (+ EXPIRE transcript TTL),
+ *                            when score is not "" (a new case) ZADD
+ *                            cg:queue:agents and SADD cg:cases:{c:u}, and
+ *                            the "case" event; an update ("" score) of a case
+ *                            that is gone does nothing
+ *   centry id unread ts json a citizen message for an open case: unread + 1
+ *                            when unread is "1", last_message_at, "entry" event
+ *   hdel  f ...              session fields removed
  *   release last_in          the held replies (KEYS[9], JSON arrays of outbox
  *                            fields) go to the outbox with the next out seqs;
  *                            session last_in set, reengaged_at cleared
@@ -417,6 +438,31 @@ static cg_store_script commit_script = {
         "    local t = redis.call('TIME')\n"   /* retention: as long as transcripts */
         "    redis.call('XTRIM', KEYS[8], 'MINID', (tonumber(t[1]) - tonumber(ARGV[6])) * 1000)\n"
         "    redis.call('XADD', KEYS[8], 'MAXLEN', '~', '" FLOWS_MAX "', '*', unpack(a))\n"
+        "  elseif op == 'case' then\n"
+        "    local ck = 'cg:case:' .. a[1]\n"
+        "    if a[2] ~= '' or redis.call('EXISTS', ck) == 1 then\n"
+        "      if #a > 2 then redis.call('HSET', ck, unpack(a, 3)) end\n"
+        "      redis.call('EXPIRE', ck, ARGV[6])\n"
+        "      if a[2] ~= '' then\n"
+        "        local ix = string.gsub(KEYS[2], '^cg:sess:', 'cg:cases:')\n"
+        "        redis.call('SADD', ix, a[1]); redis.call('EXPIRE', ix, ARGV[6])\n"
+        "        redis.call('ZADD', KEYS[6], a[2], a[1])\n"
+        "        redis.call('PUBLISH', 'cg:agents', '{\"type\":\"queue\"}')\n"
+        "      end\n"
+        "      local h, o = redis.call('HGETALL', ck), {}\n"
+        "      for j = 1, #h, 2 do o[h[j]] = h[j + 1] end\n"
+        "      redis.call('PUBLISH', 'cg:agents', cjson.encode({type = 'case', case = o, prev = ''}))\n"
+        "    end\n"
+        "  elseif op == 'centry' then\n"
+        "    local ck = 'cg:case:' .. a[1]\n"
+        "    if redis.call('EXISTS', ck) == 1 then\n"
+        "      if a[2] == '1' then redis.call('HINCRBY', ck, 'unread', 1) end\n"
+        "      redis.call('HSET', ck, 'last_message_at', a[3])\n"
+        "      local ag = redis.call('HGET', ck, 'agent') or ''\n"
+        "      redis.call('PUBLISH', 'cg:agents', cjson.encode({type = 'entry', case = a[1], holder = ag,\n"
+        "        entry = cjson.decode(a[4])}))\n"
+        "    end\n"
+        "  elseif op == 'hdel' then redis.call('HDEL', KEYS[2], unpack(a))\n"
         "  elseif op == 'release' then\n"
         "    for _, j in ipairs(redis.call('LRANGE', KEYS[9], 0, -1)) do\n"
         "      local f = cjson.decode(j)\n"
@@ -537,28 +583,60 @@ static char *buttons_json(const cg_turn_out *o)
     return s;
 }
 
-static char *agents_event(const char *type, const pl_entry *e, const char *text, int priority)
-{
-    cJSON *o = cJSON_CreateObject();
-    if (!o) return NULL;
-    cJSON_AddStringToObject(o, "type", type);
-    cJSON_AddStringToObject(o, "channel", e->msg.channel);
-    cJSON_AddStringToObject(o, "user", e->msg.user);
-    if (text) cJSON_AddStringToObject(o, "text", text);
-    if (strcmp(type, "queued") == 0) cJSON_AddNumberToObject(o, "priority", priority);
-    cJSON_AddNumberToObject(o, "ts", (double)cg_store_now_ms());
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return s;
-}
-
 typedef struct loaded {
     long long done;
     char *dialog;        /* owned or NULL */
     int blocked;
     int agent;
     const char *buttons; /* borrowed JSON or NULL */
+    const char *case_id; /* open hand-off case (queued or assigned), borrowed, or NULL */
+    const char *csat;    /* resolved case awaiting its satisfaction answer, or NULL */
+    const char *lang;    /* the session's last reply language, or NULL */
+    const char *unanswered; /* last text the bot did not understand, or NULL */
 } loaded;
+
+/* 1..5 when the message answers the satisfaction question ("csat:N" button
+ * or a lone digit), else 0. */
+static int csat_answer(const cg_msg *m)
+{
+    if (m->payload && !strncmp(m->payload, "csat:", 5) && m->payload[5] >= '1' && m->payload[5] <= '5' &&
+        !m->payload[6])
+        return m->payload[5] - '0';
+    if (m->kind == CG_MSG_TEXT && m->text) {
+        const char *t = m->text;
+        while (*t == ' ') t++;
+        if (*t >= '1' && *t <= '5') {
+            int v = *t - '0';
+            t++;
+            while (*t == ' ' || *t == '.') t++;
+            if (!*t) return v;
+        }
+    }
+    return 0;
+}
+
+/* A fixed reply of the hand-off (agents_queue.c texts) into the outbox and
+ * the transcript. */
+static void handoff_reply(argv_b *a, const cg_msg *m, const char *text, const char *lang, const char *now_s,
+                          const char *recv_s)
+{
+    int op = op_begin(a, "conv");
+    av_add(a, "dir"); av_add(a, "out");
+    av_add(a, "text"); av_add(a, text);
+    av_add(a, "lang"); av_add(a, lang);
+    av_add(a, "ts"); av_add(a, now_s);
+    op_end(a, op);
+    op = op_begin(a, "out");
+    av_add(a, "channel"); av_add(a, m->channel);
+    av_add(a, "user"); av_add(a, m->user);
+    av_add(a, "text"); av_add(a, text);
+    av_add(a, "buttons"); av_add(a, "[]");
+    if (m->callback_id) { av_add(a, "callback_id"); av_add(a, m->callback_id); }
+    av_add(a, "lang"); av_add(a, lang);
+    av_add(a, "created_at"); av_add(a, now_s);
+    av_add(a, "received_at"); av_add(a, recv_s);
+    op_end(a, op);
+}
 
 /* Title of the button with this payload in the last reply's buttons JSON,
  * malloc'd, or NULL. Button presses carry only the payload; the transcript
@@ -701,17 +779,79 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
     case CG_MSG_EDITED:
         break;
     default:
-        if (ld->agent) {
-            char *ev = agents_event("message", e, m->text ? m->text : m->payload, 0);
-            op = op_begin(&a, "pub");
-            av_add(&a, CG_CH_AGENTS); av_add(&a, ev ? ev : "{}");
+        if (ld->case_id) {
+            /* a person has (or will have) this conversation: the bot is silent */
+            const char *lang = ld->lang ? ld->lang : "";
+            cg_intents *t = cg_intents_ref(gw->intents);
+            const cg_settings *set = t ? &t->settings : NULL;
+            if (m->payload && (!strcmp(m->payload, "cb") || !strcmp(m->payload, "w"))) {
+                int cb = !strcmp(m->payload, "cb");
+                if (cb) {
+                    op = op_begin(&a, "case");
+                    av_add(&a, ld->case_id); av_add(&a, "");
+                    av_add(&a, "callback"); av_add(&a, "1");
+                    op_end(&a, op);
+                    op = op_begin(&a, "conv");
+                    av_add(&a, "dir"); av_add(&a, "note");
+                    av_add(&a, "kind"); av_add(&a, "callback");
+                    av_add(&a, "text"); av_add(&a, "the citizen chose to leave a message for a call-back");
+                    av_add(&a, "ts"); av_add(&a, now_s);
+                    op_end(&a, op);
+                }
+                char *txt = cg_agents_text(set, cb ? "queue_callback_ok" : "queue_waiting_ok", lang, NULL, NULL, NULL);
+                if (txt) handoff_reply(&a, m, txt, lang, now_s, b);
+                else a.oom = 1;
+                free(txt);
+            }
+            cg_intents_unref(t);
+            cJSON *en = cJSON_CreateObject();
+            char *title = m->kind == CG_MSG_BUTTON && !m->text ? button_title(ld->buttons, m->payload) : NULL;
+            cJSON_AddStringToObject(en, "dir", "in");
+            cJSON_AddStringToObject(en, "text", m->text ? m->text : title ? title : m->payload ? m->payload
+                                                                                 : m->media[0] ? m->media : "");
+            cJSON_AddNumberToObject(en, "ts", (double)(e->received_at ? e->received_at : now));
+            free(title);
+            char *ej = cJSON_PrintUnformatted(en);
+            cJSON_Delete(en);
+            op = op_begin(&a, "centry");
+            av_add(&a, ld->case_id); av_add(&a, "1"); av_add(&a, b); av_add(&a, ej ? ej : "{}");
             op_end(&a, op);
-            free(ev);
+            free(ej);
             op = op_begin(&a, "hset");
             av_add(&a, "last_in"); av_add(&a, b);
             if (ld->blocked) { av_add(&a, "blocked"); av_add(&a, "0"); }
+            if (m->name) { av_add(&a, "name"); av_add(&a, m->name); }
             op_end(&a, op);
             break;
+        }
+        if (ld->csat) {
+            int v = csat_answer(m);
+            op = op_begin(&a, "hdel");
+            av_add(&a, "csat");
+            op_end(&a, op);
+            if (v) {
+                char vs[4];
+                snprintf(vs, sizeof vs, "%d", v);
+                op = op_begin(&a, "case");
+                av_add(&a, ld->csat); av_add(&a, "");
+                av_add(&a, "csat"); av_add(&a, vs);
+                av_add(&a, "csat_at"); av_add(&a, now_s);
+                op_end(&a, op);
+                op = op_begin(&a, "conv");
+                av_add(&a, "dir"); av_add(&a, "note");
+                av_add(&a, "kind"); av_add(&a, "csat");
+                av_add(&a, "text"); av_add(&a, vs);
+                av_add(&a, "ts"); av_add(&a, now_s);
+                op_end(&a, op);
+                cg_intents *t = cg_intents_ref(gw->intents);
+                const char *lang = ld->lang ? ld->lang : "";
+                char *txt = cg_agents_text(t ? &t->settings : NULL, "csat_thanks", lang, NULL, NULL, NULL);
+                cg_intents_unref(t);
+                if (txt) handoff_reply(&a, m, txt, lang, now_s, b);
+                else a.oom = 1;
+                free(txt);
+                break;
+            }
         }
         cg_turn_in in;
         make_reference(e->id, ref, sizeof ref);
@@ -721,6 +861,7 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
         if (ld->dialog) cg_dialog_state_from_json(ld->dialog, strlen(ld->dialog), &st);
         char flow[sizeof st.flow];     /* the running flow, before the turn ends it */
         memcpy(flow, st.flow, sizeof flow);
+        int offered = !strcmp(st.pending, "human_offer");   /* yes now = after fallbacks */
         cg_intents *t = cg_intents_ref(gw->intents);
         int rc = cg_dialog_turn(t, &st, &in, &out);
         cg_intents_unref(t);
@@ -751,6 +892,7 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
             av_add(&a, "buttons"); av_add(&a, btn ? btn : "[]");
             if (ld->blocked) { av_add(&a, "blocked"); av_add(&a, "0"); }
             if (m->name) { av_add(&a, "name"); av_add(&a, m->name); }
+            if (out.fallback && m->text) { av_add(&a, "unanswered"); av_add(&a, m->text); }
             op_end(&a, op);
             free(dj);
             op = op_begin(&a, "conv");
@@ -786,23 +928,50 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
             op_end(&a, op);
         }
         if (out.action == CG_ACT_ESCALATE) {
-            char score[32], member[CG_CHANNEL_MAX + CG_USER_MAX + 2];
-            /* earlier first; each priority point is an hour's head start */
-            snprintf(score, sizeof score, "%lld", (long long)now - (long long)out.priority * 3600000LL);
-            snprintf(member, sizeof member, "%s:%s", m->channel, m->user);
-            op = op_begin(&a, "zadd");
-            av_add(&a, score); av_add(&a, member);
+            /* a new hand-off case, queued by priority then time */
+            char id[CG_CASE_ID_MAX], score[48], prio[16];
+            unsigned char rnd[4];
+            randombytes_buf(rnd, sizeof rnd);
+            cg_agents_case_id(id, now, rnd);
+            snprintf(score, sizeof score, "%.0f", cg_agents_queue_score(out.priority, now));
+            snprintf(prio, sizeof prio, "%d", out.priority);
+            const char *reason = out.vars_json ? "flow"
+                                 : offered ? "fallbacks"
+                                 : out.intent && out.intent->special != CG_SPECIAL_HUMAN ? "intent"
+                                                                                          : "asked";
+            const char *question = m->text ? m->text : "";
+            if (!strcmp(reason, "fallbacks") && ld->unanswered) question = ld->unanswered;
+            else if (!strcmp(reason, "flow")) question = out.intent ? out.intent->id : flow;
+            op = op_begin(&a, "case");
+            av_add(&a, id); av_add(&a, score);
+            av_add(&a, "id"); av_add(&a, id);
+            av_add(&a, "channel"); av_add(&a, m->channel);
+            av_add(&a, "user"); av_add(&a, m->user);
+            av_add(&a, "name"); av_add(&a, m->name ? m->name : "");
+            av_add(&a, "lang"); av_add(&a, out.lang);
+            av_add(&a, "status"); av_add(&a, "queued");
+            av_add(&a, "priority"); av_add(&a, prio);
+            av_add(&a, "score"); av_add(&a, score);
+            av_add(&a, "created_at"); av_add(&a, now_s);
+            av_add(&a, "last_message_at"); av_add(&a, b);
+            av_add(&a, "question"); av_add(&a, question);
+            av_add(&a, "reason"); av_add(&a, reason);
+            av_add(&a, "unread"); av_add(&a, "0");
+            op_end(&a, op);
+            op = op_begin(&a, "hset");
+            av_add(&a, "case"); av_add(&a, id);
+            op_end(&a, op);
+            op = op_begin(&a, "hdel");
+            av_add(&a, "csat"); av_add(&a, "unanswered");
             op_end(&a, op);
             op = op_begin(&a, "conv");
             av_add(&a, "dir"); av_add(&a, "note");
+            av_add(&a, "kind"); av_add(&a, "escalated");
             av_add(&a, "text"); av_add(&a, "escalated");
+            av_add(&a, "case"); av_add(&a, id);
             av_add(&a, "ts"); av_add(&a, now_s);
             op_end(&a, op);
-            char *ev = agents_event("queued", e, NULL, out.priority);
-            op = op_begin(&a, "pub");
-            av_add(&a, CG_CH_AGENTS); av_add(&a, ev ? ev : "{}");
-            op_end(&a, op);
-            free(ev);
+            e->queued_case = 1;
             cg_metrics_inc(CG_M_ESCALATED, m->channel);
         }
         cg_dialog_state_free(&st);
@@ -858,8 +1027,10 @@ static void commit_reply(cg_store *s, redisReply *r, void *ud)
         if (e->erase && strcmp(r->str, "ok") == 0)
             cg_citizens_erase(p->gw, e->msg.channel, e->msg.user, CG_CITIZENS_KEEP_DELIVERY, "citizen", "citizen",
                               NULL, NULL);
+        int queued = e->queued_case && strcmp(r->str, "dup") != 0;
         finish_entry(p, e);
         if (p->gw->outbox) cg_outbox_wake(p->gw->outbox);
+        if (queued) cg_agents_case_queued(p->gw->agents);
     }
     settle(p);
 }
@@ -868,17 +1039,26 @@ static void commit_reply(cg_store *s, redisReply *r, void *ud)
 
 /* KEYS 1 cg:seq:{c:u} 2 cg:sess:{c:u} 3 cg:gap:{c:u}; ARGV 1 seq
  * → {done, dialog, blocked, agent, late ("1": seq was skipped by a gap),
- *    buttons (JSON of the last reply's buttons, to name a pressed one)} */
+ *    buttons (JSON of the last reply's buttons, to name a pressed one),
+ *    case (the open hand-off case: "" unless queued or assigned), csat,
+ *    lang, unanswered} */
 static cg_store_script load_script = {
     .name = "load",
     .src =
         "local done = redis.call('HGET', KEYS[1], 'done') or '0'\n"
-        "local s = redis.call('HMGET', KEYS[2], 'dialog', 'blocked', 'agent', 'buttons')\n"
+        "local s = redis.call('HMGET', KEYS[2], 'dialog', 'blocked', 'agent', 'buttons', 'case', 'csat', 'lang',\n"
+        "                     'unanswered')\n"
+        "local cs = s[5] or ''\n"
+        "if cs ~= '' then\n"
+        "  local st = redis.call('HGET', 'cg:case:' .. cs, 'status')\n"
+        "  if st ~= 'queued' and st ~= 'assigned' then cs = '' end\n"
+        "end\n"
         "local late = '0'\n"
         "if tonumber(ARGV[1]) <= tonumber(done) then\n"
         "  late = tostring(redis.call('SISMEMBER', KEYS[3], ARGV[1]))\n"
         "end\n"
-        "return {done, s[1] or '', s[2] or '0', s[3] or '', late, s[4] or ''}\n",
+        "return {done, s[1] or '', s[2] or '0', s[3] or '', late, s[4] or '', cs, s[6] or '', s[7] or '',\n"
+        "        s[8] or ''}\n",
 };
 
 static void load_reply(cg_store *s, redisReply *r, void *ud)
@@ -892,7 +1072,7 @@ static void load_reply(cg_store *s, redisReply *r, void *ud)
         maybe_finish(p);
         return;
     }
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 6) {
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 10) {
         entry_failed(p, e);
         settle(p);
         return;
@@ -915,6 +1095,10 @@ static void load_reply(cg_store *s, redisReply *r, void *ud)
     ld.blocked = r->element[2]->str && strcmp(r->element[2]->str, "1") == 0;
     ld.agent = r->element[3]->len > 0;
     if (r->element[5]->len > 0) ld.buttons = r->element[5]->str;
+    if (r->element[6]->len > 0) ld.case_id = r->element[6]->str;
+    if (r->element[7]->len > 0) ld.csat = r->element[7]->str;
+    if (r->element[8]->len > 0) ld.lang = r->element[8]->str;
+    if (r->element[9]->len > 0) ld.unanswered = r->element[9]->str;
     commit(p, e, &ld);
     settle(p);
 }

@@ -15,8 +15,9 @@
  *   - runs Lua scripts by EVALSHA (the RESP built here, in one buffer) with
  *     one EVAL fallback on NOSCRIPT (the same buffer, body for sha);
  *   - cg_store_ingest: dedupe + append to cg:inbox in ONE script call;
- *   - a second connection SUBSCRIBEs to cg:webchat once cg_store_on_webchat
- *     registers a callback (replies for web-chat sockets on any instance);
+ *   - a second connection SUBSCRIBEs to the pub/sub channels registered with
+ *     cg_store_subscribe (cg:webchat through cg_store_on_webchat: replies for
+ *     web-chat sockets on any instance; cg:agents for the agents' module);
  *   - cg_store_history: a conversation's transcript as JSON for the widget.
  *
  * API in call order: cg_store_new → cg_store_ready / cg_store_ingest /
@@ -48,6 +49,7 @@
 #define WATCHDOG_MS      1000u
 #define HISTORY_MAX      200
 #define PUSH_MAX_BYTES   (64 * 1024)
+#define SUBS_MAX         4
 
 struct cg_store {
     cg_gateway *gw;
@@ -69,11 +71,12 @@ struct cg_store {
     unsigned outstanding;        /* commands sent, reply not yet seen */
     uint64_t last_progress;      /* uv_now of the last reply or of going busy */
 
-    redisAsyncContext *sub;      /* SUBSCRIBE connection, when on_webchat set */
+    redisAsyncContext *sub;      /* SUBSCRIBE connection, while a channel is registered */
     unsigned sub_backoff_ms;
     uv_timer_t sub_timer;
     cg_webchat_push_cb wc_cb;
     void *wc_ud;
+    struct { char channel[64]; cg_store_sub_fn fn; void *ud; } subs[SUBS_MAX];
 
     void (*wake)(void *ud);
     void *wake_ud;
@@ -822,9 +825,16 @@ static void watchdog_cb(uv_timer_t *t)
 
 /* ---- web-chat pub/sub ------------------------------------------------ */
 
+static int any_sub(const cg_store *s)
+{
+    for (int i = 0; i < SUBS_MAX; i++)
+        if (s->subs[i].fn) return 1;
+    return 0;
+}
+
 static void schedule_sub(cg_store *s)
 {
-    if (s->closing || !s->wc_cb) return;
+    if (s->closing || !any_sub(s)) return;
     unsigned d = s->sub_backoff_ms ? s->sub_backoff_ms : BACKOFF_MIN_MS;
     s->sub_backoff_ms = d * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : d * 2;
     uv_timer_stop(&s->sub_timer);
@@ -848,20 +858,12 @@ static void sub_on_disconnect(const redisAsyncContext *ac, int status)
     schedule_sub(s);
 }
 
-/* Pub/sub payload: {"user":"...","frame":{...}}. */
-static void sub_message(redisAsyncContext *ac, void *r_, void *priv)
+/* Web-chat pub/sub payload: {"user":"...","frame":{...}}. */
+static void webchat_payload(const char *payload, size_t len, void *ud)
 {
-    cg_store *s = ac->data;
-    redisReply *r = r_;
-    (void)priv;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3) return;
-    if (r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "message") != 0) {
-        if (strcmp(r->element[0]->str, "subscribe") == 0) s->sub_backoff_ms = 0;
-        return;
-    }
-    const redisReply *p = r->element[2];
-    if (p->type != REDIS_REPLY_STRING || p->len > PUSH_MAX_BYTES || !s->wc_cb) return;
-    cJSON *j = cJSON_ParseWithLength(p->str, p->len);
+    cg_store *s = ud;
+    if (!s->wc_cb) return;
+    cJSON *j = cJSON_ParseWithLength(payload, len);
     const cJSON *user = cJSON_GetObjectItemCaseSensitive(j, "user");
     const cJSON *frame = cJSON_GetObjectItemCaseSensitive(j, "frame");
     if (cJSON_IsString(user) && frame) {
@@ -872,9 +874,26 @@ static void sub_message(redisAsyncContext *ac, void *r_, void *priv)
     cJSON_Delete(j);
 }
 
+static void sub_message(redisAsyncContext *ac, void *r_, void *priv)
+{
+    cg_store *s = ac->data;
+    redisReply *r = r_;
+    (void)priv;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3) return;
+    if (r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "message") != 0) {
+        if (r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "subscribe") == 0)
+            s->sub_backoff_ms = 0;
+        return;
+    }
+    const redisReply *ch = r->element[1], *p = r->element[2];
+    if (ch->type != REDIS_REPLY_STRING || p->type != REDIS_REPLY_STRING || p->len > PUSH_MAX_BYTES) return;
+    for (int i = 0; i < SUBS_MAX; i++)
+        if (s->subs[i].fn && !strcmp(s->subs[i].channel, ch->str)) s->subs[i].fn(p->str, p->len, s->subs[i].ud);
+}
+
 static void connect_sub(cg_store *s)
 {
-    if (s->closing || s->sub || !s->wc_cb) return;
+    if (s->closing || s->sub || !any_sub(s)) return;
     redisAsyncContext *ac = open_ctx(s);
     if (!ac) {
         schedule_sub(s);
@@ -889,14 +908,38 @@ static void connect_sub(cg_store *s)
         if (s->user[0]) redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s", s->user, s->password);
         else redisAsyncCommand(ac, NULL, NULL, "AUTH %s", s->password);
     }
-    redisAsyncCommand(ac, sub_message, NULL, "SUBSCRIBE %s", CG_CH_WEBCHAT);
+    for (int i = 0; i < SUBS_MAX; i++)
+        if (s->subs[i].fn) redisAsyncCommand(ac, sub_message, NULL, "SUBSCRIBE %s", s->subs[i].channel);
+}
+
+int cg_store_subscribe(cg_store *s, const char *channel, cg_store_sub_fn fn, void *ud)
+{
+    if (!s || !channel || strlen(channel) >= sizeof s->subs[0].channel) return -1;
+    int slot = -1;
+    for (int i = 0; i < SUBS_MAX; i++)
+        if (s->subs[i].fn && !strcmp(s->subs[i].channel, channel)) slot = i;
+    if (slot < 0 && !fn) return 0;
+    for (int i = 0; i < SUBS_MAX && slot < 0; i++)
+        if (!s->subs[i].fn) slot = i;
+    if (slot < 0) return -1;
+    int was = s->subs[slot].fn != NULL;
+    snprintf(s->subs[slot].channel, sizeof s->subs[slot].channel, "%s", channel);
+    s->subs[slot].fn = fn;
+    s->subs[slot].ud = ud;
+    if (!fn) {
+        if (s->sub) redisAsyncCommand(s->sub, NULL, NULL, "UNSUBSCRIBE %s", channel);
+        return 0;
+    }
+    if (s->sub && !was) redisAsyncCommand(s->sub, sub_message, NULL, "SUBSCRIBE %s", channel);
+    else if (!s->sub) connect_sub(s);
+    return 0;
 }
 
 void cg_store_on_webchat(cg_store *s, cg_webchat_push_cb cb, void *ud)
 {
     s->wc_cb = cb;
     s->wc_ud = ud;
-    if (cb) connect_sub(s);
+    cg_store_subscribe(s, CG_CH_WEBCHAT, cb ? webchat_payload : NULL, s);
 }
 
 /* ---- lifecycle ------------------------------------------------------- */
@@ -1362,6 +1405,12 @@ static void send_reply_done(cg_store *s, redisReply *r, void *ud)
 void cg_store_send_reply(cg_store *s, const cg_reply *r, const char *lang, cg_store_done_cb cb,
                          void *ud)
 {
+    cg_store_send_reply_ex(s, r, lang, NULL, 0, cb, ud);
+}
+
+void cg_store_send_reply_ex(cg_store *s, const cg_reply *r, const char *lang, const char *const *extra,
+                            size_t nextra, cg_store_done_cb cb, void *ud)
+{
     argbuf a = { 0 };
     reply_req *q = calloc(1, sizeof *q);
     char key[CG_KEY_MAX], num[32];
@@ -1418,6 +1467,10 @@ void cg_store_send_reply(cg_store *s, const cg_reply *r, const char *lang, cg_st
     arg_add(&a, "buttons"); arg_add(&a, btn);
     arg_add(&a, "from_agent"); arg_add(&a, r->from_agent ? "1" : "0");
     arg_add(&a, "ts"); arg_add(&a, now);
+    for (size_t i = 0; i + 1 < nextra; i += 2) {
+        arg_add(&a, extra[i]);
+        arg_add(&a, extra[i + 1] ? extra[i + 1] : "");
+    }
     if (a.oom) goto fail;
     q->cb = cb;
     q->ud = ud;

@@ -108,6 +108,18 @@ void cg_store_stream_gauges(cg_store *s, const char *stream, const char *group,
  * r is copied before return. cb gets CG_OK, or CG_E_UNAVAILABLE. */
 void cg_store_send_reply(cg_store *s, const cg_reply *r, const char *lang, cg_store_done_cb cb,
                          void *ud);
+/* The same with nextra strings (name, value, ...) added to the transcript
+ * entry, e.g. {"agent", "alice"} for an agent's reply (copied). */
+void cg_store_send_reply_ex(cg_store *s, const cg_reply *r, const char *lang, const char *const *extra,
+                            size_t nextra, cg_store_done_cb cb, void *ud);
+
+/* Pub/sub: fn gets every message published on channel (payload borrowed for
+ * the call, at most 64 KiB), on one SUBSCRIBE connection shared by every
+ * channel, reconnected with backoff (messages published while it is down
+ * are lost: subscribers re-read state after a reconnect if they need it).
+ * fn NULL unsubscribes. At most 4 channels. 0, or -1 (no slot, bad name). */
+typedef void (*cg_store_sub_fn)(const char *payload, size_t len, void *ud);
+int cg_store_subscribe(cg_store *s, const char *channel, cg_store_sub_fn fn, void *ud);
 
 /* Graceful stop: make entries this consumer holds but will not finish look
  * long idle, so that the next XAUTOCLAIM of any instance (within

@@ -19,11 +19,21 @@ if ! redis-cli -p "$port" ping >/dev/null 2>&1; then
   for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 cfg=var/demo.json
+# Demo agents (README, "Human agents"): passwords for the demo only, hashed
+# here so that no hash is kept in the repository.
+alice_hash=$(printf '%s\n' 'demo-agent' | "$bin" hash-password)
+sam_hash=$(printf '%s\n' 'demo-supervisor' | "$bin" hash-password)
 cat >"$cfg" <<JSON
 {
   "listen": {"address": "${CIVICGATE_ADDRESS:-127.0.0.1}", "port": ${CIVICGATE_PORT:-8080}},
   "redis": {"url": "redis://127.0.0.1:$port/0"},
   "intents": {"dir": "intents"},
+  "agents": {
+    "users": [
+      {"name": "alice", "display_name": "Alice (demo agent)", "role": "agent", "password_hash": "$alice_hash"},
+      {"name": "sam", "display_name": "Sam (demo supervisor)", "role": "supervisor", "password_hash": "$sam_hash"}
+    ]
+  },
   "channels": {
     "webchat": {"enabled": true,
                 "allowed_origins": ["http://localhost:${CIVICGATE_PORT:-8080}", "http://127.0.0.1:${CIVICGATE_PORT:-8080}"]}
@@ -31,4 +41,5 @@ cat >"$cfg" <<JSON
 }
 JSON
 echo "civicgate: web chat at http://localhost:${CIVICGATE_PORT:-8080}/chat/"
+echo "civicgate: agents' console at http://localhost:${CIVICGATE_PORT:-8080}/agent/ (alice / demo-agent, sam / demo-supervisor)"
 exec "$bin" serve --config "$cfg"

@@ -16,8 +16,26 @@
  *
  * Bounded: --messages N and --duration S (whichever first), then --drain S to
  * wait for the last replies. Targets 127.0.0.1 only. Output: one JSON object.
+ *
+ * The message text is --text T, or the lines of --texts FILE in turn (at most
+ * MAX_TEXTS lines of at most MAX_TEXT bytes, no '"', '\\' or control
+ * characters: they are pasted into the JSON as they are). bench/compare uses
+ * --texts so that every system answers the same mix of questions.
+ *
+ * --warmup S: first S seconds of the same load, unmeasured (JIT compilers,
+ * caches, connection pools warm up), then wait until every warm-up webhook
+ * is answered (at most --drain S), reset the counters and measure. The fake
+ * API stays up throughout, so the system under test keeps its connections.
+ * --watch PID,PID,...: processes whose CPU time (utime + stime from
+ * /proc/PID/stat) over the measured part and peak RSS (VmHWM) are reported,
+ * in the order given, with the load generator's own CPU time.
+ * A connection the server closes (Node closes idle keep-alive connections
+ * after 5 s) is opened again; a webhook that was in flight on it is counted
+ * in "failed" (never acknowledged).
  */
 #include <errno.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,16 +45,94 @@
 #define MAX_CONNS 1024
 #define MAX_CHATS 100000
 #define BUF_CAP   (64 * 1024)
+#define MAX_TEXTS 64
+#define MAX_TEXT  200
+#define MAX_WATCH 8
 
 typedef struct {
     const char *gw_host; int gw_port; int api_port;
     const char *secret, *token, *text;
-    int chats, messages, concurrency; double rate, duration, drain;
+    int chats, messages, concurrency; double rate, duration, drain, warmup;
 } opts_t;
 
 static opts_t O = {"127.0.0.1", 8080, 18081, "bench-secret", "123:bench", "medicaid",
-                   500, 20000, 32, 0, 30, 10};
+                   500, 20000, 32, 0, 30, 10, 0};
 static uv_loop_t *loop;
+static char texts[MAX_TEXTS][MAX_TEXT + 1];
+static int ntexts;
+static int watch[MAX_WATCH], nwatch;
+static double watch_cpu0[MAX_WATCH], self_cpu0;
+
+/* CPU seconds (user + system, all threads) of pid so far; -1 if gone. */
+static double proc_cpu(int pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');     /* the command name may hold spaces */
+    if (!p) return -1;
+    unsigned long ut = 0, st = 0;
+    /* after ")": state, then fields 4..13, then utime (14) and stime (15) */
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2) return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* VmHWM of pid in kB; -1 if gone. */
+static long proc_hwm(int pid)
+{
+    char path[64], line[256];
+    long kb = -1;
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) kb = atol(line + 6);
+    fclose(f);
+    return kb;
+}
+
+static double self_cpu(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec
+         + ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+}
+
+static void cpu_baseline(void)
+{
+    for (int i = 0; i < nwatch; i++) watch_cpu0[i] = proc_cpu(watch[i]);
+    self_cpu0 = self_cpu();
+}
+
+/* Reads --texts FILE into texts[]; exits with a message on anything unsafe. */
+static void load_texts(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) { fprintf(stderr, "loadgen: cannot open %s\n", path); exit(2); }
+    char line[1024];
+    while (fgets(line, sizeof line, f)) {
+        size_t n = strcspn(line, "\r\n");
+        line[n] = '\0';
+        if (!n) continue;
+        if (ntexts == MAX_TEXTS || n > MAX_TEXT) {
+            fprintf(stderr, "loadgen: %s: at most %d lines of %d bytes\n", path, MAX_TEXTS, MAX_TEXT);
+            exit(2);
+        }
+        for (size_t i = 0; i < n; i++)
+            if (line[i] == '"' || line[i] == '\\' || (unsigned char)line[i] < 0x20) {
+                fprintf(stderr, "loadgen: %s: '\"', '\\' and control characters are not allowed\n", path);
+                exit(2);
+            }
+        memcpy(texts[ntexts++], line, n + 1);
+    }
+    fclose(f);
+    if (!ntexts) { fprintf(stderr, "loadgen: %s has no text\n", path); exit(2); }
+}
 
 /* ---- statistics --------------------------------------------------------- */
 typedef struct { double *v; size_t n, cap; } samples_t;
@@ -71,7 +167,9 @@ typedef struct { double *sent; int nsent, cap, replies, acked; } chat_t;
 static chat_t *chats;
 static long sent_total, acked_total, rejected_total, replies_total, dup_total, sched_total;
 static double t_start, t_last_reply, t_load_end;
-static int load_done;
+static int load_done, warming;
+static long warmup_sent, warmup_undrained, failed_total, reconnects_total;
+static int stopping;
 
 static double now_ms(void) { return (double)uv_hrtime() / 1e6; }
 
@@ -119,11 +217,12 @@ typedef struct { uv_write_t w; char data[256]; } wreq_t;
 static void on_close_free(uv_handle_t *h) { free(h->data); }
 static void alloc_api(uv_handle_t *h, size_t sz, uv_buf_t *b)
 {
+    (void)sz;
     api_conn_t *c = h->data;
     b->base = c->buf + c->len;
     b->len = sizeof c->buf - c->len;
 }
-static void after_write(uv_write_t *w, int st) { free(w); }
+static void after_write(uv_write_t *w, int st) { (void)st; free(w); }
 
 static void api_reply(api_conn_t *c, const char *json)
 {
@@ -154,6 +253,7 @@ static void record_reply(const char *body, long blen)
 
 static void api_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
+    (void)b;
     api_conn_t *c = s->data;
     if (n < 0) { uv_close((uv_handle_t *)s, on_close_free); return; }
     c->len += (size_t)n;
@@ -215,16 +315,48 @@ static int pick_free(void)
 
 static void maybe_finish(void)
 {
+    if (warming) {
+        if (!load_done && now_ms() - t_start > O.warmup * 1000) {
+            load_done = 1;
+            t_load_end = now_ms();
+        }
+        return;
+    }
     if (!load_done && (sent_total >= O.messages || now_ms() - t_start > O.duration * 1000)) {
         load_done = 1;
         t_load_end = now_ms();
     }
 }
 
+static void on_connect(uv_connect_t *r, int st);
+static struct sockaddr_in gw_addr;
+
+static void client_reopen(uv_handle_t *h)
+{
+    client_t *c = h->data;
+    if (stopping) return;
+    reconnects_total++;
+    uv_tcp_init(loop, &c->tcp);
+    c->tcp.data = c;
+    c->conn.data = c;
+    uv_tcp_connect(&c->conn, &c->tcp, (const struct sockaddr *)&gw_addr, on_connect);
+}
+
 static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
+    (void)b;
     client_t *c = s->data;
-    if (n < 0) { fprintf(stderr, "loadgen: gateway closed a connection: %s\n", uv_strerror((int)n)); c->connected = 0; return; }
+    if (n < 0) {
+        /* An idle keep-alive connection closed by the server (Node closes
+         * them after 5 s): open another. A webhook in flight on it is
+         * counted as failed (never acknowledged, as Telegram would see it). */
+        if (c->busy) failed_total++;
+        c->busy = 0;
+        c->connected = 0;
+        c->len = 0;
+        uv_close((uv_handle_t *)&c->tcp, client_reopen);
+        return;
+    }
     c->len += (size_t)n;
     for (;;) {
         int status = 0;
@@ -248,6 +380,7 @@ static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 
 static void alloc_client(uv_handle_t *h, size_t sz, uv_buf_t *b)
 {
+    (void)sz;
     client_t *c = h->data;
     b->base = c->buf + c->len;
     b->len = sizeof c->buf - c->len;
@@ -273,7 +406,7 @@ static void client_send(client_t *c, double due)
         "{\"update_id\":%ld,\"message\":{\"message_id\":%ld,\"from\":{\"id\":%ld,\"is_bot\":false,"
         "\"first_name\":\"Load\",\"language_code\":\"en\"},\"chat\":{\"id\":%ld,\"first_name\":\"Load\","
         "\"type\":\"private\"},\"date\":1764194400,\"text\":\"%s\"}}",
-        900000000L + i, i + 1, 1000000 + chat, 1000000 + chat, O.text);
+        900000000L + i, i + 1, 1000000 + chat, 1000000 + chat, ntexts ? texts[i % ntexts] : O.text);
     int n = snprintf(c->req, sizeof c->req,
         "POST /webhooks/telegram HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         "X-Telegram-Bot-Api-Secret-Token: %s\r\nContent-Length: %d\r\n\r\n%s", O.secret, bl, body);
@@ -293,8 +426,28 @@ static void on_connect(uv_connect_t *r, int st)
     if (O.rate <= 0 && !load_done) client_send(c, now_ms());
 }
 
+/* End of the warm-up: forget it and start the measured load. */
+static void begin_measured(double now)
+{
+    warming = 0;
+    warmup_sent = sent_total;
+    warmup_undrained = acked_total - replies_total;
+    for (int i = 0; i < O.chats; i++) chats[i].nsent = chats[i].replies = chats[i].acked = 0;
+    sent_total = acked_total = rejected_total = replies_total = dup_total = sched_total = 0;
+    failed_total = reconnects_total = 0;
+    ack_lat.n = e2e_lat.n = 0;
+    t_start = now;
+    t_last_reply = 0;
+    load_done = 0;
+    cpu_baseline();
+    if (O.rate <= 0)
+        for (int i = 0; i < nclients; i++)
+            if (clients[i].connected && !clients[i].busy) client_send(&clients[i], now);
+}
+
 static void on_tick(uv_timer_t *t)
 {
+    (void)t;
     double now = now_ms();
     maybe_finish();
     if (!load_done && O.rate > 0) {
@@ -311,7 +464,10 @@ static void on_tick(uv_timer_t *t)
         int inflight = 0;
         for (int i = 0; i < nclients; i++) inflight += clients[i].busy;
         long outstanding = acked_total - replies_total;
-        if ((!inflight && outstanding <= 0) || now - t_load_end > O.drain * 1000) uv_stop(loop);
+        if ((!inflight && outstanding <= 0) || now - t_load_end > O.drain * 1000) {
+            if (warming) begin_measured(now);
+            else { stopping = 1; uv_stop(loop); }
+        }
     }
 }
 
@@ -319,7 +475,8 @@ static void usage(void)
 {
     fprintf(stderr,
         "usage: loadgen [--gateway HOST:PORT] [--api-port P] [--secret S] [--token T] [--chats N]\n"
-        "               [--messages N] [--concurrency C | --rate R] [--duration S] [--drain S] [--text T]\n");
+        "               [--messages N] [--concurrency C | --rate R] [--duration S] [--drain S]\n"
+        "               [--text T | --texts FILE] [--warmup S] [--watch PID,PID,...]\n");
     exit(2);
 }
 
@@ -345,6 +502,16 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--duration")) O.duration = atof(v);
         else if (!strcmp(a, "--drain")) O.drain = atof(v);
         else if (!strcmp(a, "--text")) O.text = v;
+        else if (!strcmp(a, "--texts")) load_texts(v);
+        else if (!strcmp(a, "--warmup")) O.warmup = atof(v);
+        else if (!strcmp(a, "--watch")) {
+            for (const char *p = v; *p && nwatch < MAX_WATCH; ) {
+                watch[nwatch++] = atoi(p);
+                p = strchr(p, ',');
+                if (!p) break;
+                p++;
+            }
+        }
         else usage();
         i++;
     }
@@ -367,20 +534,29 @@ int main(int argc, char **argv)
     /* Open loop needs enough connections for the rate at a few ms of ack latency. */
     nclients = O.concurrency;
     clients = calloc((size_t)nclients, sizeof *clients);
-    struct sockaddr_in g;
-    uv_ip4_addr("127.0.0.1", O.gw_port, &g);
+    uv_ip4_addr("127.0.0.1", O.gw_port, &gw_addr);
     t_start = now_ms();
+    warming = O.warmup > 0;
+    if (!warming) cpu_baseline();
     for (int i = 0; i < nclients; i++) {
         client_t *c = &clients[i];
         uv_tcp_init(loop, &c->tcp);
         c->tcp.data = c;
         c->conn.data = c;
-        uv_tcp_connect(&c->conn, &c->tcp, (const struct sockaddr *)&g, on_connect);
+        uv_tcp_connect(&c->conn, &c->tcp, (const struct sockaddr *)&gw_addr, on_connect);
     }
     uv_timer_init(loop, &tick);
     uv_timer_start(&tick, on_tick, 1, 1);
     uv_run(loop, UV_RUN_DEFAULT);
 
+    double cpu[MAX_WATCH];
+    long hwm[MAX_WATCH];
+    for (int i = 0; i < nwatch; i++) {
+        double c = proc_cpu(watch[i]);
+        cpu[i] = c >= 0 && watch_cpu0[i] >= 0 ? c - watch_cpu0[i] : -1;
+        hwm[i] = proc_hwm(watch[i]);
+    }
+    double own_cpu = self_cpu() - self_cpu0;
     double load_s = (t_load_end - t_start) / 1000.0;
     double span_s = ((t_last_reply > t_start ? t_last_reply : t_load_end) - t_start) / 1000.0;
     long lost = 0;
@@ -394,11 +570,18 @@ int main(int argc, char **argv)
            "\"rejected\":%ld,\"replies\":%ld,\"lost\":%ld,\"duplicates\":%ld,\"load_seconds\":%.3f,"
            "\"replies_per_second\":%.1f,"
            "\"ack_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f},"
-           "\"e2e_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f}}\n",
+           "\"e2e_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f},"
+           "\"warmup_sent\":%ld,\"warmup_undrained\":%ld,\"failed\":%ld,\"reconnects\":%ld,"
+           "\"loadgen_cpu_s\":%.3f,\"cpu_s\":[",
            O.rate > 0 ? "open" : "closed", O.rate, O.concurrency, O.chats, sent_total, acked_total,
            rejected_total, replies_total, lost, dup_total, load_s,
            span_s > 0 ? (double)(replies_total - dup_total) / span_s : 0,
            pct(&ack_lat, .5), pct(&ack_lat, .99), pct(&ack_lat, .999),
-           pct(&e2e_lat, .5), pct(&e2e_lat, .99), pct(&e2e_lat, .999));
+           pct(&e2e_lat, .5), pct(&e2e_lat, .99), pct(&e2e_lat, .999),
+           warmup_sent, warmup_undrained, failed_total, reconnects_total, own_cpu);
+    for (int i = 0; i < nwatch; i++) printf("%s%.3f", i ? "," : "", cpu[i]);
+    printf("],\"hwm_kb\":[");
+    for (int i = 0; i < nwatch; i++) printf("%s%ld", i ? "," : "", hwm[i]);
+    printf("]}\n");
     return lost ? 1 : 0;
 }

@@ -161,6 +161,13 @@ typedef struct cg_settings {
     "flow_back_first", "flow_invalid", "choose_language", "language_set", "delete_confirm", \
     "delete_done", "delete_kept", "unsupported_media", "yes", "no", "cancel", "back", \
     "human", "menu", "source", NULL }
+/* Phrases a table may define (any language); absent ones fall back to the
+ * gateway's built-in English text (agents_queue.c). The hand-off to human
+ * agents: queue position and wait, closed office, call-back offer, resolve
+ * and satisfaction question. {{position}}, {{wait}}, {{opens}} are filled in. */
+#define CG_PHRASE_OPTIONAL_KEYS { "queue_position", "queue_position_unknown", "queue_closed", \
+    "queue_callback_offer", "queue_callback_leave", "queue_keep_waiting", "queue_callback_ok", \
+    "queue_waiting_ok", "case_resolved", "csat_thanks", NULL }
 
 /* Phrase by key for lang; never NULL (returns key itself when absent). */
 const char *cg_settings_phrase(const cg_settings *s, const char *key, const char *lang);

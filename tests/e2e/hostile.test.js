@@ -249,3 +249,54 @@ test('the logs at the default level carry no secret and no citizen identifier', 
   assert.ok(!logs.includes(String(id)), 'the citizen id in clear in the logs');
   assert.ok(!logs.includes('snap benefits'), 'the citizen text in the logs');
 });
+
+test('TLS terminated by the gateway: HTTPS webhooks answered, plain HTTP refused, HSTS on pages', async () => {
+  const { execFileSync } = require('node:child_process');
+  const https = require('node:https');
+  const os = require('node:os');
+  const path = require('node:path');
+  const dir = require('node:fs').mkdtempSync(path.join(os.tmpdir(), 'cg-tls-'));
+  const cert = path.join(dir, 'cert.pem'), key = path.join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1',
+    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  const ca = require('node:fs').readFileSync(cert);
+  const port = await h.freePort();
+  const req = (method, p, body, headers = {}) => new Promise((resolve, reject) => {
+    const r = https.request({ host: '127.0.0.1', port, method, path: p, ca, headers }, (res) => {
+      let b = '';
+      res.on('data', (d) => { b += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: b }));
+    });
+    r.on('error', reject);
+    if (body) r.write(body);
+    r.end();
+  });
+  // the harness waits on plain HTTP: start this one by hand and poll over HTTPS
+  const cfg = JSON.parse(require('node:fs').readFileSync(gw.cfgPath, 'utf8'));
+  cfg.listen = { address: '127.0.0.1', port, tls_cert: cert, tls_key: key };
+  const cfgPath = path.join(dir, 'config.json');
+  require('node:fs').writeFileSync(cfgPath, JSON.stringify(cfg));
+  const { spawn } = require('node:child_process');
+  const proc = spawn(h.BIN, ['serve', '--config', cfgPath], { cwd: h.ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  let logs = '';
+  proc.stderr.on('data', (d) => { logs += d; });
+  try {
+    await h.waitFor('the TLS gateway', async () => (await req('GET', '/readyz')).status === 200, { timeout: 20000 });
+    const id = ++chat;
+    const body = JSON.stringify(h.tgText(id, 'medicaid'));
+    const r = await req('POST', '/webhooks/telegram', body, { 'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body), 'x-telegram-bot-api-secret-token': SECRET });
+    assert.equal(r.status, 200);
+    await h.waitFor('the answer', async () => (await tg.calls()).find((c) => String(c.body.chat_id) === String(id)),
+      { timeout: 15000 });
+    const page = await req('GET', '/chat/');
+    assert.equal(page.status, 200);
+    assert.match(page.headers['strict-transport-security'] || '', /max-age=\d+/);
+    const plain = await fetch(`http://127.0.0.1:${port}/healthz`).then((x) => x.status).catch(() => 'refused');
+    assert.notEqual(plain, 200, 'plain HTTP is not served on the TLS port');
+  } finally {
+    proc.kill('SIGTERM');
+    const ex = await h.waitExit(proc, 15000);
+    assert.equal(ex.code, 0, logs.slice(-2000));
+  }
+});

@@ -83,6 +83,13 @@ static const struct { const char *file, *msg; } bad_cases[] = {
     {"bad_secret_empty.json", "channels.telegram.webhook_secret: must be 1-256"},
     {"bad_secret_long.json", "channels.telegram.webhook_secret: must be 1-256"},
     {"bad_token_space.json", "channels.telegram.bot_token: must be 1-512 printable characters"},
+    {"bad_agent_password.json", "agents.users[0].password_hash: required, a hash made by `civicgate hash-password`"},
+    {"bad_agent_role.json", "agents.users[0].role: required, \"agent\" or \"supervisor\""},
+    {"bad_agent_name.json", "agents.users[0].name: required, 1-63 characters"},
+    {"bad_agent_duplicate.json", "agents.users[1].name: \"alice\" is defined twice"},
+    {"bad_agent_key.json", "agents.users[0].password: unknown key"},
+    {"bad_agents_timezone.json", "agents.office_hours.timezone: required, a zone of the system tz database"},
+    {"bad_agents_grace.json", "agents.disconnect_grace_s: must be an integer from 5 to 86400"},
     {"bad_unknown_key.json", "channels.telegram.api_bse: unknown key"},
     {"bad_unknown_top.json", "lisen: unknown key"},
     {"bad_webchat_enabled.json", "channels.webchat.enabled: must be true or false"},
@@ -113,6 +120,46 @@ static void test_bad_files(void **state)
 }
 
 /* ---- valid files -------------------------------------------------------- */
+
+static void test_agents(void **state)
+{
+    (void)state;
+    clear_env();
+    cg_config c;
+    char err[512];
+    cg_config_defaults(&c);
+    assert_int_equal(c.agents.nusers, 0);
+    assert_int_equal(c.agents.session_ttl_s, 12 * 3600);
+    assert_int_equal(c.agents.disconnect_grace_s, 120);
+    assert_int_equal(c.agents.no_agent_timeout_s, 900);
+    assert_int_equal(c.agents.office.enabled, 0);
+    cg_config_free(&c);
+    if (load(&c, "agents.json", err, sizeof err) != 0) fail_msg("%s", err);
+    assert_int_equal(c.agents.nusers, 2);
+    assert_string_equal(c.agents.users[0].name, "alice");
+    assert_string_equal(c.agents.users[0].display_name, "Alice Martín");
+    assert_int_equal(c.agents.users[0].supervisor, 0);
+    assert_string_equal(c.agents.users[1].display_name, "sam.o");   /* defaults to the name */
+    assert_int_equal(c.agents.users[1].supervisor, 1);
+    assert_true(!strncmp(c.agents.users[1].password_hash, "$argon2id$", 10));
+    assert_ptr_equal(cg_config_agent(&c, "sam.o"), &c.agents.users[1]);
+    assert_null(cg_config_agent(&c, "sam"));
+    assert_int_equal(c.agents.session_ttl_s, 3600);
+    assert_int_equal(c.agents.disconnect_grace_s, 30);
+    assert_int_equal(c.agents.no_agent_timeout_s, 0);
+    assert_int_equal(c.agents.login_max_failures, 3);
+    assert_int_equal(c.agents.avg_handle_s, 240);
+    assert_int_equal(c.agents.office.enabled, 1);
+    assert_string_equal(c.agents.office.timezone, "Europe/Madrid");
+    assert_int_equal(c.agents.office.nranges[1], 2);          /* monday */
+    assert_int_equal(c.agents.office.range[1][1][0], 15 * 60);
+    assert_int_equal(c.agents.office.range[1][1][1], 17 * 60 + 30);
+    assert_int_equal(c.agents.office.range[6][0][1], 24 * 60); /* saturday until midnight */
+    assert_int_equal(c.agents.office.nranges[0], 0);          /* sunday closed */
+    assert_int_equal(c.agents.office.nholidays, 1);
+    assert_int_equal(c.agents.office.holidays[0], 20261225);
+    cg_config_free(&c);
+}
 
 static void test_defaults(void **state)
 {
@@ -385,7 +432,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_files),   cmocka_unit_test(test_defaults), cmocka_unit_test(test_full),
         cmocka_unit_test(test_other_valid), cmocka_unit_test(test_example_config), cmocka_unit_test(test_env),
-        cmocka_unit_test(test_reparse),
+        cmocka_unit_test(test_reparse),     cmocka_unit_test(test_agents),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

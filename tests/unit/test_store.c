@@ -54,6 +54,7 @@
 #include "analytics.h"
 #include "gateway.h"
 #include "store.h"
+#include "agents.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -399,6 +400,16 @@ static cg_err ingest(cg_store *s, const cg_msg *m, size_t n)
     return r.err;
 }
 
+typedef struct erase_res { int called; cg_err err; size_t n; } erase_res;
+static void erase_cb(cg_err e, size_t n, void *ud)
+{
+    erase_res *r = ud;
+    r->called = 1;
+    r->err = e;
+    r->n = n;
+}
+static int erase_called(void *ud) { return ((erase_res *)ud)->called; }
+
 /* ---- store -------------------------------------------------------------- */
 
 static void test_ingest_dedupe(void **state)
@@ -727,12 +738,51 @@ static void test_pipeline(void **state)
     assert_true(wait_int("HGET cg:sess:{telegram:601} blocked", 1, 3000));
     assert_int_equal(cmd_int("XLEN cg:outbox"), nout);
 
-    /* escalation: queued for a person, noted in the transcript */
+    /* escalation: a case queued for a person (its id in the session),
+     * noted in the transcript; the bot is then silent for that citizen */
     {
         cg_msg hm = text_msg("604", "h1", "talk to a person");
         assert_int_equal(ingest(gw.store, &hm, 1), CG_OK);
         assert_true(wait_int("HGET cg:seq:{telegram:604} done", 1, 5000));
-        assert_true(cmd_int("ZSCORE cg:queue:agents telegram:604") > 0);
+        r = cmd("HGET cg:sess:{telegram:604} case");
+        assert_int_equal(r->type, REDIS_REPLY_STRING);
+        char cid[64], q[128];
+        snprintf(cid, sizeof cid, "%s", r->str);
+        freeReplyObject(r);
+        snprintf(q, sizeof q, "ZSCORE cg:queue:agents %s", cid);
+        r = cmd(q);
+        assert_int_equal(r->type, REDIS_REPLY_STRING);   /* queued (score: priority, then time) */
+        freeReplyObject(r);
+        snprintf(q, sizeof q, "HGET cg:case:%s status", cid);
+        r = cmd(q);
+        assert_string_equal(r->str, "queued");
+        freeReplyObject(r);
+        snprintf(q, sizeof q, "HGET cg:case:%s question", cid);
+        r = cmd(q);
+        assert_string_equal(r->str, "talk to a person");
+        freeReplyObject(r);
+        long long before = cmd_int("XLEN cg:outbox");
+        cg_msg more = text_msg("604", "h2", "how do i renew my passport");
+        assert_int_equal(ingest(gw.store, &more, 1), CG_OK);
+        assert_true(wait_int("HGET cg:seq:{telegram:604} done", 2, 5000));
+        assert_int_equal(cmd_int("XLEN cg:outbox"), before);   /* for the agent, not the bot */
+        snprintf(q, sizeof q, "HGET cg:case:%s unread", cid);
+        assert_int_equal(cmd_int(q), 1);
+        /* the case is indexed per conversation, and erased with the citizen */
+        snprintf(q, sizeof q, "SISMEMBER cg:cases:{telegram:604} %s", cid);
+        assert_int_equal(cmd_int(q), 1);
+        erase_res er = { 0, CG_E_UNAVAILABLE, 99 };
+        cg_agents_erase(gw.store, "telegram", "604", erase_cb, &er);
+        assert_true(run_until(erase_called, &er, 3000));
+        assert_int_equal(er.err, CG_OK);
+        assert_int_equal(er.n, 1);
+        snprintf(q, sizeof q, "EXISTS cg:case:%s", cid);
+        assert_int_equal(cmd_int(q), 0);
+        snprintf(q, sizeof q, "ZSCORE cg:queue:agents %s", cid);
+        r = cmd(q);
+        assert_int_equal(r->type, REDIS_REPLY_NIL);
+        freeReplyObject(r);
+        assert_int_equal(cmd_int("EXISTS cg:cases:{telegram:604}"), 0);
         r = cmd("XRANGE cg:conv:{telegram:604} - +");
         int note = 0;
         for (size_t i = 0; i < r->elements; i++) {
@@ -797,9 +847,11 @@ static void test_pipeline(void **state)
         cg_store_timings.pipeline_gap_ms = saved;
     }
 
-    /* while a person handles the conversation, the bot stays out of it */
+    /* while a person handles the conversation (an open case named by the
+     * session), the bot stays out of it: the message is the agent's */
     {
-        cmd_int("HSET cg:sess:{telegram:606} agent agent-1");
+        cmd_int("HSET cg:case:c_1_0000aaaa id c_1_0000aaaa channel telegram user 606 status assigned agent agent-1");
+        cmd_int("HSET cg:sess:{telegram:606} agent agent-1 case c_1_0000aaaa");
         long long before = cmd_int("XLEN cg:outbox");
         cg_msg am = text_msg("606", "g1", "my case number is 12");
         assert_int_equal(ingest(gw.store, &am, 1), CG_OK);
@@ -810,6 +862,13 @@ static void test_pipeline(void **state)
         assert_string_equal(cg_store_field_str(r->element[0]->element[1], "text", b, sizeof b),
                             "my case number is 12");
         freeReplyObject(r);
+        assert_int_equal(cmd_int("HGET cg:case:c_1_0000aaaa unread"), 1);
+        /* once the case is resolved the bot answers again */
+        cmd_int("HSET cg:case:c_1_0000aaaa status resolved");
+        cg_msg bm = text_msg("606", "g2", "hello");
+        assert_int_equal(ingest(gw.store, &bm, 1), CG_OK);
+        assert_true(wait_int("HGET cg:seq:{telegram:606} done", 2, 5000));
+        assert_int_equal(cmd_int("XLEN cg:outbox"), before + 1);
     }
 
     /* queue depth gauges (housekeeping script): nothing pending now */
@@ -1139,8 +1198,10 @@ static void test_two_instances(void **state)
     b2.pipeline = cg_pipeline_start(&b2);
 
     enum { CONVS = 6, PER = 12 };
+    /* (no "talk to a person": a hand-off silences the bot for that
+     * conversation, and every message here must be answered) */
     static const char *const words[] = { "hello", "menu", "passport fees", "thanks", "parking permit",
-                                         "talk to a person" };
+                                         "what can you do" };
     char texts[CONVS * PER][32];
     cg_msg m[CONVS * PER];
     size_t n = 0;
