@@ -690,6 +690,7 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
     argv_b a = { .n = 0 };
     cg_turn_out out;
     int have_out = 0;
+    int csat_given = 0;          /* 1..5: this message rated a resolved case (analytics) */
     char ref[32], now_s[32], b[64];
     int64_t now = cg_store_now_ms();
     snprintf(now_s, sizeof now_s, "%lld", (long long)now);
@@ -826,6 +827,7 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
         }
         if (ld->csat) {
             int v = csat_answer(m);
+            csat_given = v;
             op = op_begin(&a, "hdel");
             av_add(&a, "csat");
             op_end(&a, op);
@@ -986,7 +988,7 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
             .lang = have_out ? out.lang : NULL,
             .intent = have_out && out.intent ? out.intent->id : NULL,
             .fallback = have_out && out.fallback, .ambiguous = have_out && out.ambiguous,
-            .handoff = have_out && out.action == CG_ACT_ESCALATE,
+            .handoff = have_out && out.action == CG_ACT_ESCALATE, .csat = csat_given,
         };
         cg_analytics_op aop;
         if (cg_analytics_op_make(cfg, &at, &aop) == 0) {
