@@ -297,6 +297,7 @@ static const cfg_key cfg_keys[] = {
     {"log.debug_content", T_BOOL, F(log_debug_content), 0, 1, NULL},
     {"metrics.token", T_CHSTR, F(metrics_token), 0, 0, check_secret},
     {"limits.max_body", T_SIZE, F(max_body), 1024, 64LL * 1024 * 1024, NULL},
+    {"limits.citizen_messages_per_minute", T_INT, F(citizen_per_minute), 0, 100000, NULL},
     {"retention.sessions_s", T_INT, F(session_ttl_s), 60, 3650 * DAY, NULL},
     {"retention.transcripts_s", T_INT, F(transcript_ttl_s), 60, 3650 * DAY, NULL},
     {"retention.transcript_max_entries", T_INT, F(transcript_max), 1, 100000, NULL},
@@ -421,6 +422,7 @@ void cg_config_defaults(cg_config *c)
     }
 
     c->max_body = 1024 * 1024;
+    c->citizen_per_minute = 30;
     c->session_ttl_s = 30 * DAY;
     c->transcript_ttl_s = 90 * DAY;
     c->transcript_max = 500;

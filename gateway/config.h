@@ -82,6 +82,7 @@ typedef struct cg_config {
 
     /* limits and policy */
     size_t max_body;               /* limits.max_body, default 1 MiB */
+    int citizen_per_minute;        /* limits.citizen_messages_per_minute, default 30; 0 = no limit */
     int session_ttl_s;             /* retention.sessions_s, default 30 days */
     int transcript_ttl_s;          /* retention.transcripts_s, default 90 days */
     int transcript_max;            /* retention.transcript_max_entries, default 500 */

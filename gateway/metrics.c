@@ -51,6 +51,8 @@ static const struct { const char *name, *help; } counter_meta[CG_M__COUNT] = {
                           "Sends refused for our token or permissions: the channel is unhealthy (see /readyz)."},
     [CG_M_CASES_CLAIMED] = {"civicgate_agent_cases_claimed_total", "Hand-off cases claimed by an agent."},
     [CG_M_CASES_RESOLVED] = {"civicgate_agent_cases_resolved_total", "Hand-off cases resolved by an agent."},
+    [CG_M_RATE_LIMITED] = {"civicgate_messages_rate_limited_total",
+                           "Citizen messages over limits.citizen_messages_per_minute: kept in the transcript, not answered."},
 };
 
 static const struct { const char *name, *help; } hist_meta[CG_H__COUNT] = {

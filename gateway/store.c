@@ -1031,35 +1031,74 @@ void cg_store_close(cg_store *s, void (*done)(void *ud), void *ud)
 /* ---- ingest ---------------------------------------------------------- */
 
 /*
- * KEYS[1] = cg:inbox; then per message i: KEYS[2i] = dedupe key,
- * KEYS[2i+1] = cg:seq:{c:u}. ARGV[1] = dedupe TTL s, ARGV[2] = seq TTL s,
- * then per message: dedupe flag ("1" when it has a platform id), field count
- * n, n name/value pairs. A new message gets the conversation's next sequence
- * number (seq) and is appended; a known one is skipped. Returns the number
- * appended.
+ * KEYS[1] = cg:inbox, KEYS[2] = cg:outbox; then per message i (from 0):
+ * KEYS[3+4i] = dedupe key, KEYS[4+4i] = cg:seq:{c:u}, KEYS[5+4i] =
+ * cg:rate:{c:u}, KEYS[6+4i] = cg:conv:{c:u}. ARGV[1] = dedupe TTL s,
+ * ARGV[2] = seq TTL s, ARGV[3] = messages per citizen per minute (0: no
+ * limit), ARGV[4] = transcript MAXLEN, ARGV[5] = transcript TTL s, ARGV[6] =
+ * now (ms); then per message: dedupe flag ("1" when it has a platform id),
+ * counted ("1" for what a citizen sends, counted against the limit), the
+ * notice text and its language, field count n, n name/value pairs.
+ * A new message gets the conversation's next sequence number (seq) and is
+ * appended; a known one is skipped. Flood control: beyond the limit in a
+ * minute (a fixed window from the first message), a message is kept in the
+ * transcript (limited = 1) instead of the inbox, and the first one over the
+ * limit queues the notice as a reply (next out seq, so it keeps its place
+ * among the bot's replies). Returns {appended, limited}.
  */
 static cg_store_script ingest_script = {
     .name = "ingest",
     .src =
-        "local p, added = 3, 0\n"
-        "for i = 1, (#KEYS - 1) / 2 do\n"
-        "  local dd, nf = ARGV[p], tonumber(ARGV[p + 1])\n"
-        "  p = p + 2\n"
+        "local p, added, limited = 7, 0, 0\n"
+        "local limit, now = tonumber(ARGV[3]), ARGV[6]\n"
+        "for i = 0, (#KEYS - 2) / 4 - 1 do\n"
+        "  local k = 3 + 4 * i\n"
+        "  local dd, counted, notice, lang, nf = ARGV[p], ARGV[p + 1], ARGV[p + 2], ARGV[p + 3], tonumber(ARGV[p + 4])\n"
+        "  p = p + 5\n"
         "  local fresh = true\n"
         "  if dd == '1' then\n"
-        "    fresh = redis.call('SET', KEYS[2 * i], '1', 'NX', 'EX', ARGV[1])\n"
+        "    fresh = redis.call('SET', KEYS[k], '1', 'NX', 'EX', ARGV[1])\n"
         "  end\n"
         "  if fresh then\n"
-        "    local seq = redis.call('HINCRBY', KEYS[2 * i + 1], 'in', 1)\n"
-        "    redis.call('EXPIRE', KEYS[2 * i + 1], ARGV[2])\n"
-        "    local f = {'seq', tostring(seq)}\n"
-        "    for j = p, p + 2 * nf - 1 do f[#f + 1] = ARGV[j] end\n"
-        "    redis.call('XADD', KEYS[1], '*', unpack(f))\n"
-        "    added = added + 1\n"
+        "    local over = false\n"
+        "    if limit > 0 and counted == '1' then\n"
+        "      local c = redis.call('INCR', KEYS[k + 2])\n"
+        "      if c == 1 then redis.call('EXPIRE', KEYS[k + 2], 60) end\n"
+        "      if c > limit then\n"
+        "        over = true\n"
+        "        local f, ch, us = {'dir', 'in', 'ts', now, 'limited', '1'}, '', ''\n"
+        "        for j = p, p + 2 * nf - 1, 2 do\n"
+        "          local n = ARGV[j]\n"
+        "          if n == 'kind' or n == 'text' or n == 'payload' or n == 'media' then\n"
+        "            f[#f + 1] = n; f[#f + 1] = ARGV[j + 1]\n"
+        "          elseif n == 'channel' then ch = ARGV[j + 1]\n"
+        "          elseif n == 'user' then us = ARGV[j + 1] end\n"
+        "        end\n"
+        "        redis.call('XADD', KEYS[k + 3], 'MAXLEN', '~', ARGV[4], '*', unpack(f))\n"
+        "        if c == limit + 1 and notice ~= '' then\n"
+        "          local out = redis.call('HINCRBY', KEYS[k + 1], 'out', 1)\n"
+        "          redis.call('EXPIRE', KEYS[k + 1], ARGV[2])\n"
+        "          redis.call('XADD', KEYS[2], '*', 'channel', ch, 'user', us, 'text', notice, 'buttons', '[]',\n"
+        "                     'lang', lang, 'seq', tostring(out), 'created_at', now, 'received_at', now)\n"
+        "          redis.call('XADD', KEYS[k + 3], 'MAXLEN', '~', ARGV[4], '*', 'dir', 'out', 'text', notice,\n"
+        "                     'lang', lang, 'ts', now)\n"
+        "        end\n"
+        "        redis.call('EXPIRE', KEYS[k + 3], ARGV[5])\n"
+        "        limited = limited + 1\n"
+        "      end\n"
+        "    end\n"
+        "    if not over then\n"
+        "      local seq = redis.call('HINCRBY', KEYS[k + 1], 'in', 1)\n"
+        "      redis.call('EXPIRE', KEYS[k + 1], ARGV[2])\n"
+        "      local f = {'seq', tostring(seq)}\n"
+        "      for j = p, p + 2 * nf - 1 do f[#f + 1] = ARGV[j] end\n"
+        "      redis.call('XADD', KEYS[1], '*', unpack(f))\n"
+        "      added = added + 1\n"
+        "    end\n"
         "  end\n"
         "  p = p + 2 * nf\n"
         "end\n"
-        "return added\n",
+        "return {added, limited}\n",
 };
 
 static const char *const kind_names[] = {
@@ -1142,21 +1181,53 @@ typedef struct ingest_req {
     void *ud;
     size_t n;
     char channel[CG_CHANNEL_MAX];
+    char user[CG_USER_MAX];      /* the first message's, for the log */
 } ingest_req;
 
 static void ingest_reply(cg_store *s, redisReply *r, void *ud)
 {
     ingest_req *q = ud;
     cg_err e = CG_OK;
-    if (!r || r->type != REDIS_REPLY_INTEGER) {
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_INTEGER ||
+        r->element[1]->type != REDIS_REPLY_INTEGER) {
         e = CG_E_UNAVAILABLE;
     } else {
-        for (long long i = r->integer; i < (long long)q->n; i++)
+        long long added = r->element[0]->integer, limited = r->element[1]->integer;
+        for (long long i = added + limited; i < (long long)q->n; i++)
             cg_metrics_inc(CG_M_DUPLICATE, q->channel);
-        if (r->integer > 0 && s->wake) s->wake(s->wake_ud);
+        for (long long i = 0; i < limited; i++) cg_metrics_inc(CG_M_RATE_LIMITED, q->channel);
+        if (limited > 0)
+            cg_log(CG_LOG_INFO, "citizen_rate_limited", "channel", q->channel, "user", cg_log_user(q->user), NULL);
+        if (added > 0 && s->wake) s->wake(s->wake_ud);
     }
     q->cb(e, q->ud);
     free(q);
+}
+
+/* What a citizen sends (counted against limits.citizen_messages_per_minute);
+ * not platform events such as statuses, edits or blocks. */
+static int counted_kind(cg_msg_kind k)
+{
+    return k == CG_MSG_TEXT || k == CG_MSG_BUTTON || k == CG_MSG_START || k == CG_MSG_LANGUAGE ||
+           k == CG_MSG_LOCATION || k == CG_MSG_MEDIA || k == CG_MSG_UNSUPPORTED;
+}
+
+/* The flood notice in the citizen's language (the platform's hint when the
+ * table has it, else the table's default); *lang set. Borrowed from the
+ * current snapshot, valid until the next reload; copied by arg_add. */
+static const char *rate_notice(const cg_gateway *gw, const cg_msg *m, const char **lang)
+{
+    static const char fallback[] = "You are sending messages faster than I can read them. I will answer again "
+                                   "in a minute; what you wrote is kept.";
+    const cg_intents *t = gw->intents;
+    *lang = "en";
+    if (!t) return fallback;
+    const cg_settings *st = &t->settings;
+    *lang = st->default_language;
+    for (size_t i = 0; m->lang_hint[0] && i < st->nlanguages; i++)
+        if (!strncmp(st->languages[i], m->lang_hint, 2)) *lang = st->languages[i];
+    const char *p = cg_settings_phrase(st, "rate_limited", *lang);
+    return p && strcmp(p, "rate_limited") ? p : fallback;
 }
 
 void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb cb, void *ud)
@@ -1182,8 +1253,10 @@ void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb
     q->ud = ud;
     q->n = n;
     snprintf(q->channel, sizeof q->channel, "%s", msgs[0].channel);
+    snprintf(q->user, sizeof q->user, "%s", msgs[0].user);
     /* keys first */
     arg_add(&a, CG_K_INBOX);
+    arg_add(&a, CG_K_OUTBOX);
     for (size_t i = 0; i < n; i++) {
         char tag[CG_KEY_MAX];
         if (cg_store_key(tag, sizeof tag, "dedupe", msgs[i].channel, msgs[i].user)) goto fail;
@@ -1192,14 +1265,30 @@ void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb
         arg_add(&a, key);
         if (cg_store_key(key, sizeof key, "seq", msgs[i].channel, msgs[i].user)) goto fail;
         arg_add(&a, key);
+        if (cg_store_key(key, sizeof key, "rate", msgs[i].channel, msgs[i].user)) goto fail;
+        arg_add(&a, key);
+        if (cg_store_key(key, sizeof key, "conv", msgs[i].channel, msgs[i].user)) goto fail;
+        arg_add(&a, key);
     }
     const cg_config *cfg = s->gw->cfg;
     snprintf(num, sizeof num, "%d", cfg && cfg->dedupe_ttl_s > 0 ? cfg->dedupe_ttl_s : 172800);
     arg_add(&a, num);
     snprintf(num, sizeof num, "%d", cfg && cfg->session_ttl_s > 0 ? cfg->session_ttl_s : 2592000);
     arg_add(&a, num);
+    snprintf(num, sizeof num, "%d", cfg ? cfg->citizen_per_minute : 0);
+    arg_add(&a, num);
+    snprintf(num, sizeof num, "%d", cfg && cfg->transcript_max > 0 ? cfg->transcript_max : 500);
+    arg_add(&a, num);
+    snprintf(num, sizeof num, "%d", cfg && cfg->transcript_ttl_s > 0 ? cfg->transcript_ttl_s : 7776000);
+    arg_add(&a, num);
+    snprintf(num, sizeof num, "%lld", (long long)now);
+    arg_add(&a, num);
     for (size_t i = 0; i < n; i++) {
         arg_add(&a, msgs[i].msg_id[0] ? "1" : "0");
+        const char *lang = NULL;
+        arg_add(&a, counted_kind(msgs[i].kind) ? "1" : "0");
+        arg_add(&a, rate_notice(s->gw, &msgs[i], &lang));
+        arg_add(&a, lang);
         int at = a.n;
         arg_add(&a, "0");                 /* field count, patched below */
         int nf = ingest_fields(&a, &msgs[i], now);
@@ -1212,7 +1301,7 @@ void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb
     }
     if (a.oom) goto fail;
     fail = CG_E_UNAVAILABLE;
-    if (cg_store_eval(s, &ingest_script, 1 + 2 * (int)n, a.n, (const char **)a.v, a.len,
+    if (cg_store_eval(s, &ingest_script, 2 + 4 * (int)n, a.n, (const char **)a.v, a.len,
                       ingest_reply, q) != 0)
         goto fail;
     arg_free(&a);

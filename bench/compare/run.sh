@@ -140,6 +140,7 @@ start_civicgate() {
  "redis": {"url": "redis://127.0.0.1:$rp/0"},
  "intents": {"dir": "$work/intents"},
  "log": {"level": "warn"},
+ "limits": {"citizen_messages_per_minute": 0},
  "channels": {"telegram": {"bot_token": "$TOKEN", "webhook_secret": "$SECRET",
                            "api_base": "http://127.0.0.1:$ap",
                            "max_per_second": 0, "max_per_chat_per_second": 0},

@@ -24,6 +24,7 @@ cat >"$work/cfg.json" <<JSON
  "redis": {"url": "redis://127.0.0.1:$rport/0"},
  "intents": {"dir": "intents"},
  "log": {"level": "warn"},
+ "limits": {"citizen_messages_per_minute": 0},
  "channels": {"telegram": {"bot_token": "123:bench", "webhook_secret": "bench-secret",
                            "api_base": "http://127.0.0.1:$aport",
                            "max_per_second": 0, "max_per_chat_per_second": 0}}}

@@ -167,7 +167,7 @@ typedef struct cg_settings {
  * and satisfaction question. {{position}}, {{wait}}, {{opens}} are filled in. */
 #define CG_PHRASE_OPTIONAL_KEYS { "queue_position", "queue_position_unknown", "queue_closed", \
     "queue_callback_offer", "queue_callback_leave", "queue_keep_waiting", "queue_callback_ok", \
-    "queue_waiting_ok", "case_resolved", "csat_thanks", NULL }
+    "queue_waiting_ok", "case_resolved", "csat_thanks", "rate_limited", NULL }
 
 /* Phrase by key for lang; never NULL (returns key itself when absent). */
 const char *cg_settings_phrase(const cg_settings *s, const char *key, const char *lang);

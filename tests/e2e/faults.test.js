@@ -349,3 +349,69 @@ test('the platform misbehaving: 429 storms, 500s, timeouts, dropped connections,
     assert.equal(r && r.code, 0, gw.logs.slice(-2000));
   }
 });
+
+test('a flood from one citizen: kept in the transcript, answered politely once, others served', async () => {
+  const redis = await h.startRedis({ aof: false });
+  const tg = await h.startFakeTelegram(TOKEN);
+  const LIMIT = 20;
+  const gw = await h.startGateway({
+    redisUrl: redis.url,
+    telegram: { bot_token: TOKEN, webhook_secret: SECRET, api_base: tg.base, max_per_second: 0, max_per_chat_per_second: 0 },
+    extra: { limits: { citizen_messages_per_minute: LIMIT }, retention: { transcript_max_entries: 5000 } },
+  });
+  try {
+    await gw.ready();
+    const flooder = ++chatBase;
+    const FLOOD = 600;
+    let sent = 0;
+    const flood = (async () => {
+      const batch = [];
+      for (let i = 0; i < FLOOD; i++) {
+        batch.push(send(gw, h.tgText(flooder, `message ${i}`, { lang: 'es' })).then((r) => {
+          assert.equal(r.status, 200, 'every flood message is acknowledged (the platform must not retry them)');
+          sent++;
+        }));
+        if (batch.length >= 25) await Promise.all(batch.splice(0));
+      }
+      await Promise.all(batch);
+    })();
+    // others write while the flood goes on
+    await h.sleep(200);
+    const others = [];
+    for (let i = 0; i < 20; i++) {
+      const chat = ++chatBase;
+      others.push(chat);
+      assert.equal((await send(gw, h.tgText(chat, 'medicaid'))).status, 200);
+    }
+    await flood;
+    assert.equal(sent, FLOOD);
+    await h.waitFor('every other citizen answered', async () => {
+      const calls = await tg.calls();
+      return others.every((c) => calls.some((x) => x.status === 200 && String(x.body.chat_id) === String(c)));
+    }, { timeout: 30000, interval: 250 });
+    // only LIMIT flood messages reached the pipeline: the others waited behind
+    // at most that many, whatever the size of the flood
+    const seq = await redis.cli('hget', `cg:seq:{telegram:${flooder}}`, 'in');
+    assert.equal(Number(seq.replace(/\D/g, '')), LIMIT, 'flood messages that entered the inbox');
+    // the flooder: LIMIT answers plus one polite notice, in their language
+    await h.waitFor('the flooder\'s replies', async () => {
+      const c = (await tg.calls()).filter((x) => x.status === 200 && String(x.body.chat_id) === String(flooder));
+      return c.length >= LIMIT + 1 ? c : null;
+    }, { timeout: 30000, interval: 250 });
+    await h.sleep(1000);
+    const toFlooder = (await tg.calls()).filter((x) => x.status === 200 && String(x.body.chat_id) === String(flooder));
+    assert.equal(toFlooder.length, LIMIT + 1, 'LIMIT answers and one notice, nothing more');
+    assert.ok(toFlooder.some((x) => /más rápido de lo que puedo leerlos/.test(x.body.text)), 'the notice, in Spanish');
+    // nothing the flooder wrote is lost: the rest is in the transcript
+    const conv = await redis.cli('xrange', `cg:conv:{telegram:${flooder}}`, '-', '+');
+    const kept = (conv.match(/"limited"/g) || []).length;
+    assert.equal(kept, FLOOD - LIMIT, 'every message over the limit kept in the transcript');
+    const m = await (await fetch(gw.base + '/metrics')).text();
+    assert.match(m, new RegExp(`civicgate_messages_rate_limited_total\\{channel="telegram"\\} ${FLOOD - LIMIT}\\b`));
+  } finally {
+    const r = await gw.stop();
+    await tg.stop();
+    await redis.stop();
+    assert.equal(r && r.code, 0, gw.logs.slice(-2000));
+  }
+});
