@@ -46,12 +46,26 @@
 #define CG_AN_CIDS_MAX      16      /* citizens told apart per stored question */
 #define CG_AN_OP_ARGS       32
 
-/* The commit script's operation "an": a Lua function to put at the top of
- * the script, called with the operation's arguments as a table a:
+/* The commit script's operation "an": Lua to put at the top of the script;
+ * the op chain calls analytics_op() with no argument. It finds its own
+ * arguments in ARGV by the commit's encoding (from ARGV[8]: name, count,
+ * that many arguments, ...), so it does not depend on how the op loop holds
+ * them. The arguments a:
  *   1 TTL  2 daily hash  3 HLL key  4 HLL member or ""  5 unmatched hash or ""
  *   6 its field  7 cid  8 max fields  then counter name, increment pairs. */
 #define CG_ANALYTICS_COMMIT_LUA \
-    "local function analytics_op(a)\n" \
+    "local function analytics_args()\n" \
+    "  local i = 8\n" \
+    "  while i <= #ARGV do\n" \
+    "    local n = tonumber(ARGV[i + 1])\n" \
+    "    if ARGV[i] == 'an' then return {unpack(ARGV, i + 2, i + 1 + n)} end\n" \
+    "    i = i + 2 + n\n" \
+    "  end\n" \
+    "  return nil\n" \
+    "end\n" \
+    "local function analytics_op()\n" \
+    "  local a = analytics_args()\n" \
+    "  if not a then return end\n" \
     "  for j = 9, #a, 2 do redis.call('HINCRBY', a[2], a[j], a[j + 1]) end\n" \
     "  redis.call('EXPIRE', a[2], a[1])\n" \
     "  if a[4] ~= '' then redis.call('PFADD', a[3], a[4]); redis.call('EXPIRE', a[3], a[1]) end\n" \

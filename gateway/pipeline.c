@@ -475,7 +475,7 @@ static cg_store_script commit_script = {
         "    redis.call('HDEL', KEYS[2], 'reengaged_at')\n"
         "    redis.call('HSET', KEYS[2], 'last_in', a[1]); redis.call('EXPIRE', KEYS[2], ARGV[4])\n"
         "  elseif op == 'read' then redis.call('XADD', KEYS[4], '*', unpack(a))\n"
-        "  elseif op == 'an' then analytics_op(a)\n"
+        "  elseif op == 'an' then analytics_op()\n"
         "  end\n"
         "end\n"
         "if conv then redis.call('EXPIRE', KEYS[3], ARGV[6]) end\n"
