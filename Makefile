@@ -32,6 +32,7 @@ asan:
 
 test:
 	scripts/install-deps.sh test
+	$(MAKE) build
 	$(MAKE) asan
 	$(MAKE) unit intents-eval fuzz-short e2e compose-check
 	@echo "make test: all suites passed"

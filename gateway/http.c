@@ -1001,7 +1001,10 @@ static const struct lws_protocols *http_protocols(void)
         p[1].name = HTTP_WC_PROTOCOL;
         p[1].callback = http_wc_callback;
         p[1].per_session_data_size = http_wc_pss_size();
-        p[1].rx_buffer_size = 4096;
+        /* lws keeps this much per socket: small, so that 10,000 idle web
+         * chats fit in little memory; larger frames arrive in pieces and
+         * http_webchat.c joins them (up to CG_WC_MAX_FRAME) */
+        p[1].rx_buffer_size = 1024;
         p[2].name = CG_AGENTS_WS_PROTOCOL;
         p[2].callback = cg_agents_ws_callback;
         p[2].per_session_data_size = cg_agents_ws_pss_size();

@@ -60,7 +60,7 @@ typedef struct wc_conn {
     char token[CG_WC_TOKEN_LEN + 1];
     char user[CG_USER_MAX];
     char lang[8];
-    unsigned char rx[CG_WC_MAX_FRAME];
+    unsigned char *rx;           /* a frame arriving in pieces (malloc'd ≤ CG_WC_MAX_FRAME), else NULL */
     size_t rx_len;
     double tokens;
     uint64_t refill_ms;
@@ -111,7 +111,10 @@ static void wc_unregister(wc_conn *c)
 
 static void wc_unref(wc_conn *c)
 {
-    if (--c->refs == 0) free(c);
+    if (--c->refs == 0) {
+        free(c->rx);
+        free(c);
+    }
 }
 
 static void wc_gauge(http_wc *wc)
@@ -337,17 +340,27 @@ static int wc_receive(struct lws *wsi, wc_conn *c, const void *in, size_t len)
         lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, (unsigned char *)why, sizeof why - 1);
         return -1;
     }
-    if (c->rx_len + len > sizeof c->rx) {
+    if (c->rx_len + len > CG_WC_MAX_FRAME) {
         static const char why[] = "frame too large";
         lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why, sizeof why - 1);
         return -1;
     }
+    int complete = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
+    if (complete && c->rx_len == 0) {   /* the usual case: the whole frame at once, no copy */
+        wc_frame(c, in, len);
+        return 0;
+    }
+    /* a frame in pieces: the buffer exists only while one is arriving, so
+     * 10,000 idle sockets do not hold 8 KiB each */
+    if (!c->rx && !(c->rx = malloc(CG_WC_MAX_FRAME))) return -1;
     memcpy(c->rx + c->rx_len, in, len);
     c->rx_len += len;
-    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi)) return 0;
+    if (!complete) return 0;
     size_t n = c->rx_len;
     c->rx_len = 0;
     wc_frame(c, c->rx, n);
+    free(c->rx);
+    c->rx = NULL;
     return 0;
 }
 

@@ -937,13 +937,15 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
             cg_agents_case_id(id, now, rnd);
             snprintf(score, sizeof score, "%.0f", cg_agents_queue_score(out.priority, now));
             snprintf(prio, sizeof prio, "%d", out.priority);
-            const char *reason = out.vars_json ? "flow"
-                                 : offered ? "fallbacks"
+            /* (flags rather than strcmp on reason: gcc -O2 flags those compares) */
+            int by_flow = out.vars_json != NULL, by_fallbacks = !by_flow && offered;
+            const char *reason = by_flow ? "flow"
+                                 : by_fallbacks ? "fallbacks"
                                  : out.intent && out.intent->special != CG_SPECIAL_HUMAN ? "intent"
                                                                                           : "asked";
             const char *question = m->text ? m->text : "";
-            if (!strcmp(reason, "fallbacks") && ld->unanswered) question = ld->unanswered;
-            else if (!strcmp(reason, "flow")) question = out.intent ? out.intent->id : flow;
+            if (by_fallbacks && ld->unanswered) question = ld->unanswered;
+            else if (by_flow) question = out.intent ? out.intent->id : flow;
             op = op_begin(&a, "case");
             av_add(&a, id); av_add(&a, score);
             av_add(&a, "id"); av_add(&a, id);

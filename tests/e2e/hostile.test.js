@@ -300,3 +300,75 @@ test('TLS terminated by the gateway: HTTPS webhooks answered, plain HTTP refused
     assert.equal(ex.code, 0, logs.slice(-2000));
   }
 });
+
+// A raw WebSocket client (Node 20 has none built in): enough to send
+// fragmented and oversized frames the way a hostile client would.
+function wsConnect() {
+  const crypto = require('node:crypto');
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(gw.port, '127.0.0.1', () => {
+      sock.write(`GET /chat/ws HTTP/1.1\r\nHost: 127.0.0.1:${gw.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n`
+        + `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n`
+        + `Sec-WebSocket-Protocol: civicgate-webchat\r\nOrigin: http://127.0.0.1:${gw.port}\r\n\r\n`);
+    });
+    let buf = Buffer.alloc(0), open = false;
+    const frames = [];
+    let closeCode = null;
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (!open) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        if (!/^HTTP\/1\.1 101/.test(buf.toString('latin1', 0, end))) return reject(new Error(buf.toString('latin1', 0, end)));
+        buf = buf.subarray(end + 4);
+        open = true;
+        resolve(api);
+      }
+      while (buf.length >= 2) {
+        let len = buf[1] & 127, off = 2;
+        if (len === 126) { if (buf.length < 4) return; len = buf.readUInt16BE(2); off = 4; }
+        if (buf.length < off + len) return;
+        const op = buf[0] & 15, payload = buf.subarray(off, off + len);
+        buf = buf.subarray(off + len);
+        if (op === 8) closeCode = payload.length >= 2 ? payload.readUInt16BE(0) : 1005;
+        else if (op === 1) frames.push(JSON.parse(payload.toString('utf8')));
+      }
+    });
+    sock.on('error', () => {});
+    const frame = (fin, op, data) => {
+      const payload = Buffer.from(data), mask = crypto.randomBytes(4);
+      const head = payload.length < 126 ? Buffer.from([(fin ? 0x80 : 0) | op, 0x80 | payload.length])
+        : Buffer.from([(fin ? 0x80 : 0) | op, 0x80 | 126, payload.length >> 8, payload.length & 255]);
+      const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]));
+      sock.write(Buffer.concat([head, mask, masked]));
+    };
+    const api = {
+      frames, frame, close: () => sock.destroy(),
+      get closeCode() { return closeCode; },
+      send: (obj) => frame(true, 1, JSON.stringify(obj)),
+    };
+  });
+}
+
+test('web chat: a message sent in fragments is answered; an oversized fragmented frame closes with 1009', async () => {
+  const ws = await wsConnect();
+  try {
+    ws.send({ type: 'hello', token: '', lang: 'en' });
+    await h.waitFor('welcome', async () => ws.frames.find((f) => f.type === 'welcome'));
+    const msg = JSON.stringify({ type: 'message', id: 'f1', text: 'medicaid' });
+    ws.frame(false, 1, msg.slice(0, 10));
+    ws.frame(false, 0, msg.slice(10, 25));
+    ws.frame(true, 0, msg.slice(25));
+    const reply = await h.waitFor('the reply', async () => ws.frames.find((f) => f.type === 'reply'), { timeout: 15000 });
+    assert.match(reply.text, /Medicaid/i);
+    // 3 × 4000 bytes in fragments: past the 8192-byte frame limit
+    const big = 'x'.repeat(4000);
+    ws.frame(false, 1, big);
+    ws.frame(false, 0, big);
+    ws.frame(true, 0, big);
+    await h.waitFor('close 1009', async () => ws.closeCode === 1009, { timeout: 10000 });
+  } finally {
+    ws.close();
+  }
+  await serving();
+});
