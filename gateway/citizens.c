@@ -2,13 +2,16 @@
  * citizens.c: export and erasure of one citizen's data (citizens.h), the one
  * place that knows where a citizen's data lives in Redis.
  *
- * A job walks four steps, one Redis round trip at a time, on the loop
+ * A job walks these steps, one Redis round trip at a time, on the loop
  * thread (nothing blocks Redis for long: every step is bounded):
  *   ZSETS    cit_zsets[]: the member "<channel>:<user>" (ZSCORE / ZREM)
  *   STREAMS  cit_streams[]: entries whose fields name the citizen, CIT_CHUNK
  *            entries per call of the "cit_stream" script (XRANGE from an
  *            exclusive start, match, XDEL when erasing), at most
  *            CIT_STREAM_CALLS calls per stream
+ *   AGENTS   erasure only: cg_agents_erase() (agents.h) deletes the
+ *            conversation's hand-off cases (cg:cases:{c:u}) and tells the
+ *            consoles
  *   RECORDS  cit_records[]: hashes <prefix><id> (SCAN MATCH <prefix>*) whose
  *            fields "channel" and "user" name the citizen, with the sets
  *            that list their id (the "cit_record" script per SCAN reply:
@@ -36,6 +39,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agents.h"
 #include "audit.h"
 #include "log.h"
 #include "store.h"
@@ -198,7 +202,7 @@ int cg_citizens_valid(const char *channel, const char *user)
 
 /* ---- the job ------------------------------------------------------------ */
 
-typedef enum { ST_ZSETS = 0, ST_STREAMS, ST_RECORDS, ST_SCAN, ST_KEYS, ST_DONE } cit_step;
+typedef enum { ST_ZSETS = 0, ST_STREAMS, ST_AGENTS, ST_RECORDS, ST_SCAN, ST_KEYS, ST_DONE } cit_step;
 
 typedef struct cit_job {
     cg_gateway *gw;
@@ -509,6 +513,23 @@ static void record_scan_reply(cg_store *s, redisReply *r, void *ud)
     cit_next(j);
 }
 
+/* cg_agents_erase(): the hand-off cases, with the consoles told. */
+static void agents_erased(cg_err result, size_t n, void *ud)
+{
+    cit_job *j = ud;
+    if (result != CG_OK) {
+        cit_end(j, CG_E_UNAVAILABLE);
+        return;
+    }
+    j->counts.entries += n;
+    j->step = ST_RECORDS;
+    j->idx = 0;
+    strcpy(j->cursor, "0");
+    j->calls = 0;
+    j->record_scan_done = 0;
+    cit_next(j);
+}
+
 static void scan_reply(cg_store *s, redisReply *r, void *ud)
 {
     cit_job *j = ud;
@@ -582,11 +603,7 @@ static void cit_next(cit_job *j)
             rc = cg_store_cmd(st, zset_reply, j, 3, av, NULL);
         } else if (j->step == ST_STREAMS) {
             if (!cit_streams[j->idx].name) {
-                j->step = ST_RECORDS;
-                j->idx = 0;
-                strcpy(j->cursor, "0");
-                j->calls = 0;
-                j->record_scan_done = 0;
+                j->step = ST_AGENTS;
                 continue;
             }
             if (!stream_wanted(j, &cit_streams[j->idx])) {
@@ -597,6 +614,13 @@ static void cit_next(cit_job *j)
             const char *av[] = {s->key, j->start, CIT_CHUNK, s->match == CIT_MATCH_TARGET ? "target" : "fields",
                                 j->channel, j->user, j->member, j->erase ? "1" : "0", j->erase ? "0" : "1"};
             rc = cg_store_eval(st, &cit_stream_script, 1, 9, av, NULL, stream_reply, j);
+        } else if (j->step == ST_AGENTS) {
+            if (!j->erase) {             /* the export reads cases as records */
+                agents_erased(CG_OK, 0, j);
+                return;
+            }
+            cg_agents_erase(st, j->channel, j->user, agents_erased, j);
+            return;
         } else if (j->step == ST_RECORDS) {
             const cit_record *rec = &cit_records[j->idx];
             if (!rec->name) {

@@ -13,6 +13,7 @@ int cg_cli_intents(int argc, char **argv);
  * is the command. Return the exit status (0 ok, 1 failure, 2 usage error). */
 int cg_cli_admin_token(int argc, char **argv);
 int cg_cli_hash_token(int argc, char **argv);
+
 /* civicgate hash-password: stdin → crypto_pwhash_str hash on stdout.
  * Exit 0, 1 on failure, 2 on usage errors. */
 int cg_cli_hash_password(int argc, char **argv);

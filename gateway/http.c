@@ -18,7 +18,8 @@
  * A request's state lives in lws's per-session data (http_pss), which lws
  * zeroes for every transaction. The response is always written from
  * LWS_CALLBACK_HTTP_WRITEABLE: respond() stores it and asks for a writeable
- * callback; the headers go in one callback, the body in the following ones.
+ * callback; the headers go in one callback, the body in the following ones
+ * (a small body goes with the headers, in one write).
  * A webhook waiting for Redis holds an http_pending that the store callback
  * owns: if the connection closes first, the pending's wsi is set to NULL and
  * the callback just frees it (never touch a wsi after its close).
@@ -79,7 +80,7 @@ typedef struct http_pss {
     const char *method;
     char path[HTTP_MAX_PATH];
     char query[HTTP_MAX_QUERY];
-    char hbuf[HTTP_HDR_BUF]; size_t hlen;
+    char *hbuf; size_t hlen;     /* HTTP_HDR_BUF bytes, malloc'd by gather_headers */
     cg_header hdrs[CG_HTTP_MAX_HEADERS]; size_t nhdrs;
     unsigned char *body; size_t body_len, body_cap, limit;
     http_pending *pending;
@@ -124,6 +125,9 @@ int http_origin_allowed(const cg_config *c, const char *origin)
 
 static void pss_release(cg_http *h, http_pss *pss)
 {
+    free(pss->hbuf);
+    pss->hbuf = NULL;
+    pss->hlen = pss->nhdrs = 0;
     free(pss->body);
     pss->body = NULL;
     pss->body_len = pss->body_cap = 0;
@@ -224,9 +228,24 @@ static int write_response(struct lws *wsi, cg_http *h, http_pss *pss)
             add_hdr(wsi, "cache-control:", "no-store", &p, end) ||
             add_security_headers(wsi, h, pss->page, &p, end) ||
             (pss->close_after && add_hdr(wsi, "connection:", "close", &p, end)) ||
-            (pss->location[0] && add_hdr(wsi, "location:", pss->location, &p, end)) ||
-            lws_finalize_write_http_header(wsi, start, &p, end))
+            (pss->location[0] && add_hdr(wsi, "location:", pss->location, &p, end)))
             return -1;
+        if (pss->resp_len && pss->resp_len < (size_t)(end - p) - 2) {
+            /* a small body (a webhook's answer) goes out with the headers in
+             * one write: a second writeable callback cost a send() and two
+             * poll restarts (four epoll_ctl) per request. HTTP/1 only (no
+             * TLS here): the bytes go out as they are, and lws buffers what
+             * the socket does not take. */
+            if (lws_finalize_http_header(wsi, &p, end)) return -1;
+            memcpy(p, pss->resp + LWS_PRE, pss->resp_len);
+            p += pss->resp_len;
+            if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) != (int)(p - start))
+                return -1;
+            pss->resp_off = pss->resp_len;
+            pss->resp_state = RESP_BODY;
+            goto done;
+        }
+        if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
         pss->resp_state = RESP_BODY;
         if (pss->resp_len) {
             lws_callback_on_writable(wsi);
@@ -247,6 +266,7 @@ static int write_response(struct lws *wsi, cg_http *h, http_pss *pss)
     } else {
         return 0;
     }
+done:;
     int status = pss->status, close_after = pss->close_after;
     request_done(h, pss, status);
     pss_release(h, pss);
@@ -276,6 +296,9 @@ static void gather_headers(struct lws *wsi, http_pss *pss)
     char cname[64];
     pss->hlen = 0;
     pss->nhdrs = 0;
+    /* not in pss itself: lws zeroes the whole pss twice per request, and
+     * 4 KiB of it for routes that never gather headers was 2% of a webhook */
+    if (!pss->hbuf && !(pss->hbuf = malloc(HTTP_HDR_BUF))) return;
     for (size_t i = 0; i < sizeof hdr_table / sizeof hdr_table[0] && pss->nhdrs < CG_HTTP_MAX_HEADERS; i++) {
         const char *name = hdr_table[i].name;
         size_t nlen = strlen(name);
@@ -289,7 +312,7 @@ static void gather_headers(struct lws *wsi, http_pss *pss)
         if (vlen < 0) continue;
         if (hdr_table[i].tok >= 0 && vlen == 0) continue;
         size_t need = nlen + 1 + (size_t)vlen + 1;
-        if (pss->hlen + need > sizeof pss->hbuf) continue;
+        if (pss->hlen + need > HTTP_HDR_BUF) continue;
         char *n = pss->hbuf + pss->hlen;
         memcpy(n, name, nlen + 1);
         char *v = n + nlen + 1;
@@ -546,7 +569,6 @@ static int body_chunk(struct lws *wsi, http_pss *pss, const void *in, size_t len
 {
     if (pss->route != ROUTE_WEBHOOK && pss->route != ROUTE_API) return 0;   /* already answered: drain */
     if (pss->resp_state != RESP_NONE) return 0;
-    if (len == 0) return 0;   /* lws's empty chunk of a "Content-Length: 0" request, handled already */
     if (pss->route == ROUTE_API && pss->api_dispatched) return 0;   /* Content-Length: 0, answer pending */
     if (!pss->body || pss->body_len + len > pss->body_cap || pss->body_len + len > pss->limit) {
         if (pss->route == ROUTE_WEBHOOK) pss->route = ROUTE_REJECTED;
@@ -605,11 +627,11 @@ static void webhook_process(struct lws *wsi, cg_http *h, http_pss *pss)
         respond_error(wsi, pss, cg_err_http_status(e), err_text(e));
         return;
     }
-    cg_msg *msgs = calloc(CG_MAX_MSGS_PER_WEBHOOK, sizeof *msgs);
-    if (!msgs) {
-        respond_error(wsi, pss, 500, "out of memory");
-        return;
-    }
+    /* One array for every webhook (loop thread only; cg_store_ingest copies
+     * what it needs before returning): a 26 KiB calloc per webhook made
+     * malloc consolidate its free lists each time. Connectors clear each
+     * message they fill; cg_msg_free below leaves no pointer behind. */
+    static cg_msg msgs[CG_MAX_MSGS_PER_WEBHOOK];
     size_t n = 0;
     char reason[200] = "";
     e = conn->parse(pss->ch, &req, msgs, CG_MAX_MSGS_PER_WEBHOOK, &n, reason, sizeof reason);
@@ -638,7 +660,6 @@ static void webhook_process(struct lws *wsi, cg_http *h, http_pss *pss)
         }
     }
     for (size_t i = 0; i < CG_MAX_MSGS_PER_WEBHOOK; i++) cg_msg_free(&msgs[i]);
-    free(msgs);
 }
 
 /* Start of a webhook POST: limits, then collect the body. Returns the
@@ -947,9 +968,7 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
         pss->body_completed = 1;
         if (pss->resp_state != RESP_NONE) return 0;
         if (pss->route == ROUTE_WEBHOOK) webhook_process(wsi, http_of(wsi), pss);
-        /* not again for a request dispatched at its headers (Content-Length: 0)
-         * whose handler answers later */
-        else if (pss->route == ROUTE_API && !pss->api_dispatched && !pss->call) api_dispatch(wsi, http_of(wsi), pss);
+        else if (pss->route == ROUTE_API && !pss->api_dispatched) api_dispatch(wsi, http_of(wsi), pss);
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         if (!pss) return 0;

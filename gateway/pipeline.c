@@ -28,6 +28,10 @@
  * blocked, agent) → cg_dialog_turn (pure, in process) → commit (1 round
  * trip: the "commit" script writes the session, the transcript, the outbox
  * entry, the escalation, a finished flow's answers (cg:flows), and XACKs).
+ * The commit also does the outbox's sequence check for the reply it queues:
+ * when the reply is next to deliver (cg:seq sent == its out seq - 1) and the
+ * session is not blocked, the outbox entry gets head = 1 and the outbox
+ * sends it without its "begin" round trip (outbox.c says when that holds).
  * A crash before the commit leaves the entry pending: it is processed again
  * (at-least-once); after the commit it is a duplicate and only acknowledged.
  *
@@ -380,7 +384,10 @@ static void entry_failed(cg_pipeline *p, pl_entry *e)
  *   del                      delete session and transcript (keeps cg:seq)
  *   hset  f v ...            session fields (+ EXPIRE)
  *   conv  f v ...            a transcript entry (MAXLEN ~, + EXPIRE)
- *   out   f v ...            an outbox entry; gets the next out seq
+ *   out   f v ...            an outbox entry; gets the next out seq, and
+ *                            head = 1 when it is next to deliver (sent = seq-1)
+ *                            and the session is not blocked: the outbox's
+ *                            begin check, done here (see outbox.c)
  *   zadd  score member       escalation (ZADD NX)
  *   pub   channel message    PUBLISH
  *   flow  f v ...            a finished flow's answers (XADD cg:flows MAXLEN ~)
@@ -405,8 +412,9 @@ static cg_store_script commit_script = {
     .name = "commit",
     .src =
         CG_ANALYTICS_COMMIT_LUA
-        "local c = redis.call('HMGET', KEYS[1], 'done', 'out')\n"
+        "local c = redis.call('HMGET', KEYS[1], 'done', 'out', 'sent')\n"
         "local done, out = tonumber(c[1] or '0'), tonumber(c[2] or '0')\n"
+        "local sent = tonumber(c[3] or '0')\n"
         "local seq, late, conv, hs = tonumber(ARGV[3]), false, false, {}\n"
         "if seq <= done then\n"
         "  if redis.call('SREM', KEYS[7], ARGV[3]) == 1 then late = true\n"
@@ -416,29 +424,33 @@ static cg_store_script commit_script = {
         "  for g = done + 1, math.min(seq - 1, done + 1000) do redis.call('SADD', KEYS[7], g) end\n"
         "  redis.call('EXPIRE', KEYS[7], ARGV[4])\n"
         "end\n"
-        "local i = 8\n"
-        "while i <= #ARGV do\n"
-        "  local op, n, a = ARGV[i], tonumber(ARGV[i + 1]), {}\n"
-        "  for j = 1, n do a[j] = ARGV[i + 1 + j] end\n"
-        "  i = i + 2 + n\n"
+        "local i, na = 8, #ARGV\n"
+        "while i <= na do\n"
+        "  local op, s = ARGV[i], i + 2\n"
+        "  local e = i + 1 + tonumber(ARGV[i + 1])\n"
+        "  i = e + 1\n"
         "  if op == 'del' then redis.call('DEL', KEYS[2], KEYS[3])\n"
         "  elseif op == 'hset' then\n"
-        "    redis.call('HSET', KEYS[2], unpack(a)); redis.call('EXPIRE', KEYS[2], ARGV[4])\n"
+        "    redis.call('HSET', KEYS[2], unpack(ARGV, s, e)); redis.call('EXPIRE', KEYS[2], ARGV[4])\n"
         "  elseif op == 'conv' then\n"
-        "    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', unpack(a))\n"
+        "    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', unpack(ARGV, s, e))\n"
         "    conv = true\n"
         "  elseif op == 'out' then\n"
         "    out = out + 1\n"
         "    hs[#hs + 1] = 'out'; hs[#hs + 1] = tostring(out)\n"
-        "    a[#a + 1] = 'seq'; a[#a + 1] = tostring(out)\n"
-        "    redis.call('XADD', KEYS[4], '*', unpack(a))\n"
-        "  elseif op == 'zadd' then redis.call('ZADD', KEYS[6], 'NX', a[1], a[2])\n"
-        "  elseif op == 'pub' then redis.call('PUBLISH', a[1], a[2])\n"
+        "    if out == sent + 1 and not late and redis.call('HGET', KEYS[2], 'blocked') ~= '1' then\n"
+        "      redis.call('XADD', KEYS[4], '*', 'seq', tostring(out), 'head', '1', unpack(ARGV, s, e))\n"
+        "    else\n"
+        "      redis.call('XADD', KEYS[4], '*', 'seq', tostring(out), unpack(ARGV, s, e))\n"
+        "    end\n"
+        "  elseif op == 'zadd' then redis.call('ZADD', KEYS[6], 'NX', ARGV[s], ARGV[s + 1])\n"
+        "  elseif op == 'pub' then redis.call('PUBLISH', ARGV[s], ARGV[s + 1])\n"
         "  elseif op == 'flow' then\n"
         "    local t = redis.call('TIME')\n"   /* retention: as long as transcripts */
         "    redis.call('XTRIM', KEYS[8], 'MINID', (tonumber(t[1]) - tonumber(ARGV[6])) * 1000)\n"
-        "    redis.call('XADD', KEYS[8], 'MAXLEN', '~', '" FLOWS_MAX "', '*', unpack(a))\n"
+        "    redis.call('XADD', KEYS[8], 'MAXLEN', '~', '" FLOWS_MAX "', '*', unpack(ARGV, s, e))\n"
         "  elseif op == 'case' then\n"
+        "    local a = {unpack(ARGV, s, e)}\n"
         "    local ck = 'cg:case:' .. a[1]\n"
         "    if a[2] ~= '' or redis.call('EXISTS', ck) == 1 then\n"
         "      if #a > 2 then redis.call('HSET', ck, unpack(a, 3)) end\n"
@@ -454,6 +466,7 @@ static cg_store_script commit_script = {
         "      redis.call('PUBLISH', 'cg:agents', cjson.encode({type = 'case', case = o, prev = ''}))\n"
         "    end\n"
         "  elseif op == 'centry' then\n"
+        "    local a = {unpack(ARGV, s, e)}\n"
         "    local ck = 'cg:case:' .. a[1]\n"
         "    if redis.call('EXISTS', ck) == 1 then\n"
         "      if a[2] == '1' then redis.call('HINCRBY', ck, 'unread', 1) end\n"
@@ -462,7 +475,7 @@ static cg_store_script commit_script = {
         "      redis.call('PUBLISH', 'cg:agents', cjson.encode({type = 'entry', case = a[1], holder = ag,\n"
         "        entry = cjson.decode(a[4])}))\n"
         "    end\n"
-        "  elseif op == 'hdel' then redis.call('HDEL', KEYS[2], unpack(a))\n"
+        "  elseif op == 'hdel' then redis.call('HDEL', KEYS[2], unpack(ARGV, s, e))\n"
         "  elseif op == 'release' then\n"
         "    for _, j in ipairs(redis.call('LRANGE', KEYS[9], 0, -1)) do\n"
         "      local f = cjson.decode(j)\n"
@@ -473,8 +486,8 @@ static cg_store_script commit_script = {
         "    end\n"
         "    redis.call('DEL', KEYS[9])\n"
         "    redis.call('HDEL', KEYS[2], 'reengaged_at')\n"
-        "    redis.call('HSET', KEYS[2], 'last_in', a[1]); redis.call('EXPIRE', KEYS[2], ARGV[4])\n"
-        "  elseif op == 'read' then redis.call('XADD', KEYS[4], '*', unpack(a))\n"
+        "    redis.call('HSET', KEYS[2], 'last_in', ARGV[s]); redis.call('EXPIRE', KEYS[2], ARGV[4])\n"
+        "  elseif op == 'read' then redis.call('XADD', KEYS[4], '*', unpack(ARGV, s, e))\n"
         "  elseif op == 'an' then analytics_op()\n"
         "  end\n"
         "end\n"
@@ -526,8 +539,8 @@ static void av_add(argv_b *a, const char *s) { av_addn(a, s ? s : "", s ? strlen
 
 static void av_addi(argv_b *a, long long v)
 {
-    char b[32];
-    snprintf(b, sizeof b, "%lld", v);
+    char b[CG_STORE_NUM_MAX];
+    cg_store_fmt_ll(b, v);
     av_add(a, b);
 }
 
@@ -557,8 +570,8 @@ static int op_begin(argv_b *a, const char *name)
 static void op_end(argv_b *a, int at)
 {
     if (a->oom) return;
-    char b[8];
-    int k = snprintf(b, sizeof b, "%d", a->n - at - 1);
+    char b[CG_STORE_NUM_MAX];
+    int k = cg_store_fmt_ll(b, a->n - at - 1);
     if (k < 1 || k > 3) {
         a->oom = 1;
         return;
@@ -693,7 +706,7 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
     int csat_given = 0;          /* 1..5: this message rated a resolved case (analytics) */
     char ref[32], now_s[32], b[64];
     int64_t now = cg_store_now_ms();
-    snprintf(now_s, sizeof now_s, "%lld", (long long)now);
+    cg_store_fmt_ll(now_s, (long long)now);
     memset(&out, 0, sizeof out);
 
     static const char *const kinds[] = { "seq", "sess", "conv", NULL, NULL, NULL, "gap" };
@@ -722,7 +735,7 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
     av_add(&a, e->force ? "force" : "");
 
     int op;
-    snprintf(b, sizeof b, "%lld", (long long)(e->received_at ? e->received_at : now));
+    cg_store_fmt_ll(b, (long long)(e->received_at ? e->received_at : now));
     /* the citizen's side of the transcript */
     int citizen = m->kind != CG_MSG_STATUS && m->kind != CG_MSG_BLOCKED &&
                   m->kind != CG_MSG_UNBLOCKED;
@@ -1127,7 +1140,7 @@ static void process(cg_pipeline *p, pl_entry *e)
         entry_free(e);
         return;
     }
-    snprintf(seq, sizeof seq, "%lld", e->seq);
+    cg_store_fmt_ll(seq, e->seq);
     const char *av[] = { k1, k2, k3, seq };
     p->active[p->nactive++] = e;
     if (cg_store_eval(p->store, &load_script, 3, 4, av, NULL, load_reply, e) != 0) {

@@ -61,6 +61,13 @@ int cg_store_key(char *buf, size_t cap, const char *kind, const char *channel, c
 /* Wall clock in milliseconds since the epoch. */
 int64_t cg_store_now_ms(void);
 
+/* v in decimal into buf (room for CG_STORE_NUM_MAX bytes), NUL-terminated;
+ * returns the length. The hot paths' numbers (seqs, times, TTLs, counts):
+ * snprintf's format machinery cost more than the rest of building a
+ * script call. */
+#define CG_STORE_NUM_MAX 24
+int cg_store_fmt_ll(char *buf, long long v);
+
 /* r: the reply, borrowed for the duration of the call; NULL when the
  * connection failed or closed before it arrived. Error replies are passed as
  * REDIS_REPLY_ERROR (already counted in cg_metrics_redis_error). */

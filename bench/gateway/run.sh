@@ -5,7 +5,12 @@
 # Runs a closed loop (max throughput) and an open loop at RATE msgs/s.
 # Telegram's own sending limits (30/s) are switched off in the config: the
 # fake Bot API has none, and this measures what the gateway can do.
+# After the closed loop it prints the Redis work per message (requests and
+# the commands run inside scripts, from INFO commandstats) and the CPU time
+# per message of the gateway and of Redis (/proc/<pid>/stat).
 # Usage: bench/gateway/run.sh [MESSAGES] [RATE]   — loopback only, bounded.
+#        OPEN=0 skips the open loop; GW_WRAP="valgrind --tool=callgrind ..."
+#        runs the first gateway (the closed loop's) under a profiler.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 msgs=${1:-30000}; rate=${2:-1000}
@@ -29,14 +34,35 @@ cat >"$work/cfg.json" <<JSON
                            "api_base": "http://127.0.0.1:$aport",
                            "max_per_second": 0, "max_per_chat_per_second": 0}}}
 JSON
-build/civicgate serve --config "$work/cfg.json" 2>"$work/gw.log" &
+${GW_WRAP:-} build/civicgate serve --config "$work/cfg.json" 2>"$work/gw.log" &
 gwpid=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$gport/readyz" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 600); do curl -sf "http://127.0.0.1:$gport/readyz" >/dev/null && break; sleep 0.1; done
 echo "# $(date -u +%FT%TZ) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "# closed loop, 64 connections, $msgs messages, 2000 chats"
+rpid=$(redis-cli -p "$rport" info server | tr -d '\r' | awk -F: '/^process_id:/{print $2}')
+cpu_ms() { awk '{print ($14 + $15) * 1000 / '"$(getconf CLK_TCK)"'}' "/proc/$1/stat"; }
+redis-cli -p "$rport" config resetstat >/dev/null
+g0=$(cpu_ms "$gwpid"); r0=$(cpu_ms "$rpid")
 build/loadgen --gateway 127.0.0.1:$gport --api-port "$aport" --messages "$msgs" --concurrency 64 \
-  --chats 2000 --duration 60 --drain 20 || true
+  --chats 2000 --duration 60 --drain 20 | tee "$work/closed.json" || true
+g1=$(cpu_ms "$gwpid"); r1=$(cpu_ms "$rpid")
 echo "# peak RSS of the gateway: $(grep VmHWM /proc/$gwpid/status | awk '{print $2, $3}')"
+n=$(sed -n 's/.*"replies":\([0-9]*\).*/\1/p' "$work/closed.json"); n=${n:-0}
+if [ "$n" -gt 0 ]; then
+  echo "# per message ($n replies): CPU gateway $(echo "($g1 - $g0) * 1000 / $n" | bc) µs," \
+       "Redis $(echo "($r1 - $r0) * 1000 / $n" | bc) µs"
+  # requests = what clients sent (EVALSHA, XREADGROUP, ...); script commands
+  # = what the scripts ran inside them (not counted as requests)
+  redis-cli -p "$rport" info commandstats | tr -d '\r' | awk -F'[:=,]' -v n="$n" '
+    /^cmdstat_/ { c = substr($1, 9); calls[c] = $3 }
+    END {
+      split("evalsha eval xreadgroup xautoclaim xpending xclaim script ping info", req, " ")
+      for (i in req) { r += calls[req[i]]; isreq[req[i]] = 1 }
+      for (c in calls) if (!(c in isreq)) { s += calls[c]; line = line sprintf(" %s %.2f", c, calls[c] / n) }
+      printf "# Redis per message: %.2f requests (evalsha %.2f, xreadgroup %.2f), %.2f commands inside scripts:%s\n",
+             r / n, calls["evalsha"] / n, calls["xreadgroup"] / n, s / n, line }'
+fi
+[ "${OPEN:-1}" = 0 ] && exit 0
 redis-cli -p "$rport" flushall >/dev/null
 # The fake API's port is reused: wait for the previous listener to be gone.
 aport=$(free_port)

@@ -97,6 +97,7 @@ typedef enum {
     CG_SEND_FAILED,         /* permanent: dead-letter with reason */
     CG_SEND_WINDOW_CLOSED   /* the platform's reply window is closed (WhatsApp 131047):
                                re-engage with a template and hold the reply */
+    /* a new kind goes last, and fuzz/meta_driver.h's range check follows it */
 } cg_send_kind;
 
 typedef struct cg_send_result {

@@ -8,7 +8,7 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -19,6 +19,13 @@ const SECRET = 'admin-e2e-secret';
 const ADMIN = 'admin-e2e-token-0123456789-abcdefghijklmnop';   // in the config only as its SHA-256
 const ENV_ADMIN = 'env-admin-e2e-token-0123456789-abcdefghijkl';
 const sha256 = (s) => require('node:crypto').createHash('sha256').update(s).digest('hex');
+const PASSWORDS = { sam: 'sam-supervisor-pw', alice: 'alice-agent-pw' };
+
+function hashPassword(pw) {
+  const r = spawnSync(h.BIN, ['hash-password'], { input: `${pw}\n`, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout.trim();
+}
 
 let redis, tg, gw, dir;
 let chat = 8800000 + Math.floor(Math.random() * 10000);
@@ -114,6 +121,13 @@ test.before(async () => {
     telegram: { bot_token: TOKEN, webhook_secret: SECRET, api_base: tg.base, max_per_second: 0 },
     extra: {
       admin: { tokens: [{ name: 'ops-e2e', sha256: sha256(ADMIN) }] },
+      agents: {
+        users: [
+          { name: 'sam', display_name: 'Sam', role: 'supervisor', password_hash: hashPassword(PASSWORDS.sam) },
+          { name: 'alice', display_name: 'Alice', role: 'agent', password_hash: hashPassword(PASSWORDS.alice) },
+        ],
+        no_agent_timeout_s: 0,
+      },
     },
     env: { CIVICGATE_ADMIN_TOKEN: ENV_ADMIN },
   });
@@ -149,6 +163,29 @@ test('admin calls without a token, or with a wrong one, are refused with 401 and
   assert.equal(Number((await raw('XLEN', 'cg:audit'))[0] || 0), before, 'a refused call left an audit entry');
   // the token never reaches the logs
   assert.ok(!gw.logs.includes(ADMIN.slice(0, -1)), 'a token attempt was logged');
+});
+
+test('agents\' and supervisors\' console tokens get 403 on the admin-only routes', async () => {
+  const login = async (name) => {
+    const r = await fetch(`${gw.base}/api/v1/agent/login`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name, password: PASSWORDS[name] }),
+    });
+    assert.equal(r.status, 200);
+    return (await r.json()).token;
+  };
+  for (const name of ['sam', 'alice']) {
+    const token = await login(name);
+    for (const [method, p] of [['GET', '/api/v1/admin/intents'], ['POST', '/api/v1/admin/intents/reload'],
+      ['GET', '/api/v1/admin/citizens/telegram/1/export'], ['DELETE', '/api/v1/admin/citizens/telegram/1']]) {
+      const r = await api(method, p, { token });
+      assert.equal(r.status, 403, `${name} ${method} ${p}: ${r.text}`);
+    }
+  }
+  // no admin entry was written for them (the agents' module audits their logins)
+  const entries = await raw('XRANGE', 'cg:audit', '-', '+');
+  for (const p of ['/api/v1/admin/intents', '/api/v1/admin/intents/reload', '/api/v1/admin/citizens/telegram/1'])
+    assert.ok(!entries.includes(p), `a refused call to ${p} was audited`);
 });
 
 test('every authorised admin call writes one audit entry: who, role, method, path', async () => {

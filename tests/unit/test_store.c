@@ -633,6 +633,9 @@ static void test_pipeline(void **state)
     for (size_t i = 0; i < 3; i++) {
         const redisReply *f = r->element[i]->element[1];
         assert_int_equal(cg_store_field_i64(f, "seq"), (long long)i + 1);
+        /* only the first reply is next to deliver (sent = 0, no outbox
+         * running): the commit marks it head, the outbox may skip begin */
+        assert_string_equal(cg_store_field_str(f, "head", b, sizeof b), i == 0 ? "1" : "");
         assert_string_equal(cg_store_field_str(f, "user", b, sizeof b), "601");
         assert_true(strlen(cg_store_field_str(f, "text", b, sizeof b)) > 0);
         assert_true(cg_store_field_i64(f, "received_at") > 0);
@@ -937,6 +940,8 @@ static void test_outbox(void **state)
 
     gw.store = cg_store_new(&gw);
     assert_true(run_until(store_ready, gw.store, 3000));
+    unsigned claim_every = cg_store_timings.claim_every_ms;
+    cg_store_timings.claim_every_ms = 200;     /* the claimed-head case below */
     gw.outbox = cg_outbox_start(&gw);
     assert_non_null(gw.outbox);
     push p = { 0 };
@@ -1056,6 +1061,39 @@ static void test_outbox(void **state)
         assert_int_equal(sc[3].count, 2);
         assert_string_equal(hget(b, sizeof b, "cg:seq:{telegram:7009}", "sent"), "2");
         cg_store_timings.outbox_gap_ms = saved;
+    }
+
+    /* head: a reply the commit marked next to deliver is sent on its first
+     * delivery without begin; the same mark on an entry claimed from a dead
+     * consumer does not skip begin: the retry state in cg:seq (due) holds */
+    {
+        static script hd = { .chat = "7010", .status = { 200 },
+                             .body = { "{\"ok\":true,\"result\":{\"message_id\":8}}" }, .n = 1 };
+        sc[3] = hd;
+        cmd_int("HSET cg:seq:{telegram:7010} out 1");
+        cmd_int("XADD cg:outbox * seq 1 head 1 channel telegram user 7010 text fresh buttons [] lang en");
+        assert_true(wait_int("HGET cg:seq:{telegram:7010} sent", 1, 3000));
+        assert_int_equal(sc[3].count, 1);
+
+        static script hc = { .chat = "7011", .status = { 200 },
+                             .body = { "{\"ok\":true,\"result\":{\"message_id\":9}}" }, .n = 1 };
+        sc[3] = hc;
+        uv_update_time(&loop);
+        uint64_t t0 = uv_now(&loop);
+        cmd_int("HSET cg:seq:{telegram:7011} out 1 cur 1 try 1 due %lld part 0",
+                (long long)cg_store_now_ms() + 2000);
+        cmd_int("XADD cg:outbox * seq 1 head 1 channel telegram user 7011 text claimed buttons [] lang en");
+        /* a dead consumer read it (the loop is not running meanwhile) */
+        freeReplyObject(cmd("XREADGROUP GROUP outbox dead-2 COUNT 10 STREAMS cg:outbox >"));
+        redisReply *pr = cmd("XPENDING cg:outbox outbox - + 10 dead-2");
+        assert_int_equal(pr->elements, 1);
+        freeReplyObject(cmd("XCLAIM cg:outbox outbox dead-2 0 %s IDLE 600000",
+                            pr->element[0]->element[0]->str));
+        freeReplyObject(pr);
+        assert_true(wait_int("HGET cg:seq:{telegram:7011} sent", 1, 10000));
+        assert_int_equal(sc[3].count, 1);
+        assert_true(sc[3].at[0] - t0 >= 1500);
+        cg_store_timings.claim_every_ms = claim_every;
     }
 
     /* webchat: published to cg:webchat for whichever instance holds the socket */

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Per-message costs of the gateway and of Redis that do not depend on how
+# busy the machine is: instruction counts under callgrind, system calls under
+# strace, Redis commands from INFO commandstats. The same set-up as run.sh
+# (redis-server with AOF everysec, bench/gateway/loadgen, Telegram limits
+# off), one closed loop of MESSAGES webhooks; the profiler counts only that
+# loop (callgrind's instrumentation is switched on for it), not the start.
+#
+# Usage: bench/gateway/profile.sh MODE [MESSAGES] [CONCURRENCY]
+#   MODE gateway   callgrind on the gateway → instructions per message
+#        redis     callgrind on redis-server → instructions per message
+#                  (serverCron, which runs by the clock, left out)
+#        strace    strace -c on the gateway → system calls per message
+#        cpu       no profiler: CPU µs per message of gateway, Redis, loadgen
+#   BIN=path      another civicgate build to measure (default build/civicgate)
+#   OUT=dir       keep the profiles there (default: a temporary directory)
+# Loopback only, bounded; callgrind runs take about a minute for 3 000.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+mode=${1:?usage: profile.sh gateway|redis|strace|cpu [MESSAGES] [CONCURRENCY]}
+msgs=${2:-3000}; conc=${3:-64}
+bin=${BIN:-build/civicgate}
+[ -n "${BIN:-}" ] || make -s build >/dev/null
+cc -std=c11 -D_DEFAULT_SOURCE -O2 -o build/loadgen bench/gateway/loadgen.c $(pkg-config --cflags --libs libuv)
+work=$(mktemp -d)
+out=${OUT:-$work/out}
+mkdir -p "$out"
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+rport=$(free_port); gport=$(free_port); aport=$(free_port)
+redis_args=(--bind 127.0.0.1 --port "$rport" --dir "$work" --appendonly yes --appendfsync everysec
+            --save '' --logfile "$work/redis.log")
+gwpid=; spid=
+cleanup() {
+  [ -n "$spid" ] && kill "$spid" 2>/dev/null || true
+  [ -n "$gwpid" ] && kill "$gwpid" 2>/dev/null || true
+  redis-cli -p "$rport" shutdown nosave >/dev/null 2>&1 || true
+  wait 2>/dev/null || true
+  [ -n "${OUT:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+if [ "$mode" = redis ]; then
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out/redis.%p" \
+    redis-server "${redis_args[@]}" 2>/dev/null &
+else
+  redis-server "${redis_args[@]}" --daemonize yes
+fi
+for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+cat >"$work/cfg.json" <<JSON
+{"listen": {"address": "127.0.0.1", "port": $gport},
+ "redis": {"url": "redis://127.0.0.1:$rport/0"},
+ "intents": {"dir": "intents"},
+ "log": {"level": "warn"},
+ "channels": {"telegram": {"bot_token": "123:bench", "webhook_secret": "bench-secret",
+                           "api_base": "http://127.0.0.1:$aport",
+                           "max_per_second": 0, "max_per_chat_per_second": 0}}}
+JSON
+if [ "$mode" = gateway ]; then
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out/gateway.%p" \
+    "$bin" serve --config "$work/cfg.json" 2>"$work/gw.log" &
+else
+  "$bin" serve --config "$work/cfg.json" 2>"$work/gw.log" &
+fi
+gwpid=$!
+for _ in $(seq 900); do curl -sf "http://127.0.0.1:$gport/readyz" >/dev/null && break; sleep 0.1; done
+rpid=$(redis-cli -p "$rport" info server | tr -d '\r' | awk -F: '/^process_id:/{print $2}')
+redis-cli -p "$rport" config resetstat >/dev/null
+case $mode in
+  gateway) callgrind_control -i on "$gwpid" >/dev/null ;;
+  redis) callgrind_control -i on "$rpid" >/dev/null ;;
+  strace) strace -c -f -p "$gwpid" -o "$out/strace.txt" & spid=$!; sleep 1 ;;
+esac
+tck=$(getconf CLK_TCK)
+cpu_ms() { awk -v t="$tck" '{print ($14 + $15) * 1000 / t}' "/proc/$1/stat"; }
+g0=$(cpu_ms "$gwpid"); r0=$(cpu_ms "$rpid")
+/usr/bin/time -f "%U %S" -o "$work/lgtime" build/loadgen --gateway 127.0.0.1:$gport --api-port "$aport" \
+  --messages "$msgs" --concurrency "$conc" --chats 2000 --duration 300 --drain 120 | tee "$out/loadgen.json" || true
+g1=$(cpu_ms "$gwpid"); r1=$(cpu_ms "$rpid")
+n=$(sed -n 's/.*"replies":\([0-9]*\).*/\1/p' "$out/loadgen.json"); n=${n:-0}
+[ "$n" -gt 0 ] || { echo "profile.sh: no replies" >&2; exit 1; }
+redis-cli -p "$rport" info commandstats | tr -d '\r' | grep cmdstat >"$out/commandstats.txt" || true
+total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1; exit}'; }
+case $mode in
+  gateway)
+    callgrind_control -i off "$gwpid" >/dev/null; callgrind_control -d "$gwpid" >/dev/null; sleep 1
+    f=$(ls -S "$out"/gateway.* | head -1)
+    echo "# gateway: $(( $(total "$f") / n )) instructions per message ($n messages${OUT:+; profile $f})" ;;
+  redis)
+    callgrind_control -i off "$rpid" >/dev/null; callgrind_control -d "$rpid" >/dev/null; sleep 1
+    f=$(ls -S "$out"/redis.* | head -1)
+    cron=$(callgrind_annotate --inclusive=yes "$f" 2>/dev/null | awk '/ \?\?\?:serverCron /{gsub(",","",$1); print $1; exit}')
+    echo "# redis: $(( ($(total "$f") - ${cron:-0}) / n )) instructions per message without serverCron ($n messages${OUT:+; profile $f})" ;;
+  strace)
+    kill -INT "$spid"; wait "$spid" 2>/dev/null || true; spid=
+    echo "# gateway system calls per message ($n messages):"
+    awk -v n="$n" '$1 ~ /^[0-9.]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" {
+      printf "#   %-14s %.2f\n", $NF, $4 / n }' "$out/strace.txt" | sort -k3 -rn | head -12 ;;
+  cpu)
+    echo "# CPU µs per message: gateway $(echo "($g1 - $g0) * 1000 / $n" | bc), Redis $(echo "($r1 - $r0) * 1000 / $n" | bc)," \
+         "loadgen $(awk -v n="$n" '{printf "%d", ($1 + $2) * 1e6 / n}' "$work/lgtime")" ;;
+esac
