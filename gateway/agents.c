@@ -929,6 +929,7 @@ cg_agents *cg_agents_start(cg_gateway *gw)
     uv_timer_init(gw->loop, &a->tick);
     a->tick.data = a;
     uv_timer_start(&a->tick, tick_cb, TICK_MS, TICK_MS);
+    cg_metrics_set_gauge("civicgate_agent_ws_connections", 0);   /* present from the start (operations) */
     a->next_sweep = uv_now(gw->loop) + 1000;
     a->next_reauth = uv_now(gw->loop) + REAUTH_MS;
     if (gw->store) cg_store_subscribe(gw->store, CG_CH_AGENTS, on_event, a);

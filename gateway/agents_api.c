@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "analytics.h"
 #include "audit.h"
 #include "log.h"
 #include "metrics.h"
@@ -163,7 +164,7 @@ static cg_store_script claim_script = {
         "note(c, 'claimed', ARGV[1], 'claimed by ' .. ARGV[1], ARGV[2], ARGV[3], ARGV[4])\n"
         "pub_case(c.id, '')\n"
         "pub_queue()\n"
-        "return {'ok', redis.call('HGETALL', KEYS[1])}\n",
+        "return {'ok', redis.call('HGETALL', KEYS[1]), 'claimed'}\n",   /* 3rd: a new claim (analytics) */
 };
 
 /* KEYS 1 case 2 queue; ARGV 1 caller 2 supervisor 3 to ("" = queue) 4 now 5 max 6 ttl */
@@ -874,16 +875,22 @@ static void case_script_reply(cg_store *s, redisReply *rep, void *ud)
     }
     const char *g = role_of(&r->who);
     char chan[CG_CHANNEL_MAX] = "";
+    long long wait_ms = -1;
     if (rep->elements > 1) {
         cJSON *fl = ag_flat_from_reply(rep->element[1]);
         const char *c = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(fl, "channel"));
         snprintf(chan, sizeof chan, "%s", c ? c : "");
+        const char *ca = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(fl, "created_at"));
+        const char *cl = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(fl, "claimed_at"));
+        if (ca && cl) wait_ms = strtoll(cl, NULL, 10) - strtoll(ca, NULL, 10);
         cJSON_Delete(fl);
     }
     switch (r->op) {
     case OP_CLAIM:
         cg_audit(r->a->gw, r->who.name, g, "claim", r->id, NULL);
         cg_metrics_inc(CG_M_CASES_CLAIMED, chan);
+        /* a new claim (not the same agent claiming again): the citizen's wait, for the daily figures */
+        if (rep->elements > 2 && wait_ms >= 0) cg_analytics_record_case(r->a->gw, chan, wait_ms, 0);
         answer_case(r, 200, rep->element[1], 0);
         break;
     case OP_TRANSFER: {

@@ -82,18 +82,18 @@ int cg_api_match(const char *method, const char *path, const cg_api_route **rout
 /* One allocation: the struct, then every string, NUL-terminated. */
 cg_api_req *cg_api_req_copy(const cg_api_req *req)
 {
-    const char *strs[6 + CG_API_MAX_PARAMS] = {req->method, req->path, req->query, req->authorization, req->peer,
-                                              req->content_type};
-    size_t nstr = 6, total = sizeof(cg_api_req) + req->body_len + 1;
+    const char *strs[7 + CG_API_MAX_PARAMS] = {req->method, req->path, req->query, req->authorization, req->peer,
+                                              req->content_type, req->accept};
+    size_t nstr = 7, total = sizeof(cg_api_req) + req->body_len + 1;
     for (size_t i = 0; i < req->nparams && i < CG_API_MAX_PARAMS; i++) strs[nstr++] = req->params[i];
     for (size_t i = 0; i < nstr; i++) total += (strs[i] ? strlen(strs[i]) : 0) + 1;
     cg_api_req *c = malloc(total);
     if (!c) return NULL;
     *c = *req;
     char *p = (char *)(c + 1);
-    const char **dst[6 + CG_API_MAX_PARAMS] = {&c->method, &c->path, &c->query, &c->authorization, &c->peer,
-                                               &c->content_type};
-    for (size_t i = 0; i < c->nparams && i < CG_API_MAX_PARAMS; i++) dst[6 + i] = &c->params[i];
+    const char **dst[7 + CG_API_MAX_PARAMS] = {&c->method, &c->path, &c->query, &c->authorization, &c->peer,
+                                               &c->content_type, &c->accept};
+    for (size_t i = 0; i < c->nparams && i < CG_API_MAX_PARAMS; i++) dst[7 + i] = &c->params[i];
     for (size_t i = 0; i < nstr; i++) {
         size_t n = strs[i] ? strlen(strs[i]) : 0;
         memcpy(p, strs[i] ? strs[i] : "", n + 1);

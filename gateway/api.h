@@ -54,6 +54,7 @@ typedef struct cg_api_req {
     const char *content_type;             /* or "" */
     const char *body;                     /* NUL-terminated; "" when none */
     size_t body_len;
+    const char *accept;                   /* the Accept header, or "" (NULL: not given by the caller) */
 } cg_api_req;
 
 typedef void (*cg_api_fn)(const cg_api_req *req, cg_api_call *call);

@@ -304,6 +304,7 @@ static const cfg_key cfg_keys[] = {
     {"retention.dedupe_s", T_INT, F(dedupe_ttl_s), 60, 30 * DAY, NULL},
     {"retention.audit_s", T_INT, F(audit_ttl_s), 3600, 3650 * DAY, NULL},
     {"retention.analytics_s", T_INT, F(analytics_ttl_s), 3600, 3650 * DAY, NULL},
+    {"analytics.unmatched_min_count", T_INT, F(analytics_min_count), 2, 1000, NULL},
     {"intents.watch", T_BOOL, F(intents_watch), 0, 1, NULL},
     {"intents.watch_debounce_ms", T_INT, F(intents_watch_debounce_ms), 50, 60000, NULL},
     {"admin.tokens", T_ADMIN_TOKENS, 0, 0, CG_MAX_ADMIN_TOKENS, NULL},
@@ -353,6 +354,7 @@ static const cfg_key cfg_keys[] = {
 
 static const char *const cfg_objects[] = {
     "", "listen", "redis", "intents", "www", "log", "metrics", "limits", "retention", "outbox", "admin", "channels",
+    "analytics",
     "channels.telegram", "channels.whatsapp", "channels.messenger", "channels.webchat",
     "channels.whatsapp.reengagement_template", "agents", NULL
 };
@@ -427,6 +429,7 @@ void cg_config_defaults(cg_config *c)
     c->dedupe_ttl_s = 2 * DAY;
     c->audit_ttl_s = 365 * DAY;
     c->analytics_ttl_s = 180 * DAY;
+    c->analytics_min_count = 3;
     c->outbox_max_attempts = 8;
     c->outbox_timeout_ms = 10000;
     c->shutdown_grace_ms = 5000;

@@ -89,6 +89,7 @@ typedef struct cg_config {
     int dedupe_ttl_s;              /* retention.dedupe_s, default 2 days */
     int audit_ttl_s;               /* retention.audit_s, default 365 days */
     int analytics_ttl_s;           /* retention.analytics_s, default 180 days */
+    int analytics_min_count;       /* analytics.unmatched_min_count: citizens per shown group, default 3 */
     int outbox_max_attempts;       /* outbox.max_attempts, default 8 */
     int outbox_timeout_ms;         /* outbox.timeout_ms, default 10000 */
     int shutdown_grace_ms;         /* shutdown_grace_ms, default 5000 */

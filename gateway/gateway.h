@@ -9,6 +9,7 @@
  *   outbox.c    outbox stream → connector.render → libcurl multi → classify
  *   agents.c    hand-off queue, agents' console (WebSocket + API)
  *   api.c       the JSON API's routes (api.h); admin.c the admins' part
+ *   analytics.c daily figures and unmatched questions (analytics.h)
  *   serve.c     start-up, signals, intent reloads, graceful stop
  *   intents_live.c  intent reloads (SIGHUP, admin API, directory watcher)
  *   citizens.c  one citizen's data: export and erasure

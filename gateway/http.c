@@ -92,6 +92,7 @@ typedef struct http_pss {
     const char *params[CG_API_MAX_PARAMS]; size_t nparams;
     char auth[600];
     char ctype_in[128];
+    char accept_in[128];         /* API: the Accept header (cut to fit) */
     /* response */
     int resp_state;
     int status;
@@ -807,6 +808,7 @@ static void api_dispatch(struct lws *wsi, cg_http *h, http_pss *pss)
         .authorization = pss->auth,
         .peer = peer,
         .content_type = pss->ctype_in,
+        .accept = pss->accept_in,
         .body = pss->body ? (const char *)pss->body : "",
         .body_len = pss->body_len,
     };
@@ -835,6 +837,8 @@ static int api_begin(struct lws *wsi, cg_http *h, http_pss *pss)
         return 0;
     }
     if (lws_hdr_copy(wsi, pss->auth, sizeof pss->auth, WSI_TOKEN_HTTP_AUTHORIZATION) < 0) pss->auth[0] = '\0';
+    if (lws_hdr_copy(wsi, pss->accept_in, sizeof pss->accept_in, WSI_TOKEN_HTTP_ACCEPT) < 0)
+        pss->accept_in[0] = '\0';
     if (lws_hdr_copy(wsi, pss->ctype_in, sizeof pss->ctype_in, WSI_TOKEN_HTTP_CONTENT_TYPE) < 0)
         pss->ctype_in[0] = '\0';
     int body = !strcmp(pss->method, "POST") || !strcmp(pss->method, "PUT") || !strcmp(pss->method, "PATCH");

@@ -455,6 +455,7 @@ http_wc *http_wc_new(cg_http *h)
     if (!wc) return NULL;
     wc->h = h;
     if (h->gw->store) cg_store_on_webchat(h->gw->store, wc_push, wc);
+    wc_gauge(wc);   /* 0 open sockets is a figure too: present from the start */
     return wc;
 }
 

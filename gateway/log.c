@@ -13,7 +13,9 @@
  * of HMAC-SHA256(key, id), the key being random per process (libsodium), so
  * lines of one process can be correlated but ids cannot be recovered or
  * matched across restarts. cg_log_text() gives "[redacted N bytes]". Both
- * pass the value through when log.debug_content is set.
+ * pass the value through when log.debug_content is set, the text still
+ * through cg_redact() (redact.h): no e-mail, phone number, id or digit run
+ * reaches a log line.
  *
  * API: cg_log_init() once at start (before threads), then cg_log(),
  * cg_log_user(), cg_log_text() from any thread.
@@ -24,9 +26,12 @@
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "redact.h"
 
 #define LOG_LINE_MAX 8192
 #define LOG_USER_HEX 12
@@ -215,12 +220,20 @@ const char *cg_log_text(const char *text)
     if (!text) return "-";
     size_t n = strlen(text);
     if (log_debug_content) {
-        if (n <= LOG_TEXT_SHOWN) {
-            memcpy(buf, text, n + 1);
+        /* even then, no e-mail, phone, id or digit run (redact.h) */
+        char *r = cg_redact(text, n);
+        if (!r) {
+            snprintf(buf, sizeof buf, "[unreadable %zu bytes]", n);
+            return buf;
+        }
+        size_t rn = strlen(r);
+        if (rn <= LOG_TEXT_SHOWN) {
+            memcpy(buf, r, rn + 1);
         } else {
-            memcpy(buf, text, LOG_TEXT_SHOWN);
+            memcpy(buf, r, LOG_TEXT_SHOWN);
             memcpy(buf + LOG_TEXT_SHOWN, "...", 4);
         }
+        free(r);
         return buf;
     }
     snprintf(buf, sizeof buf, "[redacted %zu bytes]", n);

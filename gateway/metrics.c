@@ -11,7 +11,8 @@
  *
  * API: cg_metrics_inc(), cg_metrics_observe(), cg_metrics_redis_error(),
  * cg_metrics_set_gauge(), cg_metrics_intent_reload(), cg_metrics_http_status(),
- * cg_metrics_delivery_failed() at any time; cg_metrics_render() for the scrape.
+ * cg_metrics_delivery_failed(), cg_metrics_redis_roundtrip(), cg_metrics_deadletter() at any time;
+ * cg_metrics_render() for the scrape.
  *
  * Extending: a new counter needs its enum value in metrics.h and a row in
  * counter_meta[] (same order); a new channel a name in metric_channels[].
@@ -65,7 +66,7 @@ static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05
 
 typedef struct hist { unsigned long long b[NBUCKETS]; unsigned long long count; double sum; } hist;
 
-#define METRIC_MAX_GAUGES 32
+#define METRIC_MAX_GAUGES 64
 #define METRIC_NAME_MAX 64
 
 static unsigned long long counters[CG_M__COUNT][NCHAN];
@@ -78,6 +79,11 @@ static size_t ngauges;
 #define METRIC_MAX_CODES 64
 static struct { size_t chan; char code[16]; unsigned long long n; } fail_codes[METRIC_MAX_CODES];
 static size_t nfail_codes;
+
+static hist redis_rtt;
+static const char *const dead_kinds[] = {"failed", "bad_config", "max_attempts", "other"};
+#define NDEAD (sizeof dead_kinds / sizeof dead_kinds[0])
+static unsigned long long deadletters[NCHAN][NDEAD];
 
 static size_t chan_index(const char *channel)
 {
@@ -104,6 +110,23 @@ void cg_metrics_observe(cg_histogram h, const char *channel, double seconds)
 }
 
 void cg_metrics_redis_error(void) { redis_errors++; }
+
+void cg_metrics_redis_roundtrip(double seconds)
+{
+    if (!(seconds >= 0)) return;
+    for (size_t i = 0; i < NBUCKETS; i++)
+        if (seconds <= buckets[i]) redis_rtt.b[i]++;
+    redis_rtt.count++;
+    redis_rtt.sum += seconds;
+}
+
+void cg_metrics_deadletter(const char *channel, const char *kind)
+{
+    size_t k = NDEAD - 1;
+    for (size_t i = 0; kind && i + 1 < NDEAD; i++)
+        if (!strcmp(kind, dead_kinds[i])) k = i;
+    deadletters[chan_index(channel)][k]++;
+}
 
 void cg_metrics_delivery_failed(const char *channel, const char *code)
 {
@@ -217,6 +240,22 @@ char *cg_metrics_render(size_t *len)
             out(&b, "%s_count{channel=\"%s\"} %llu\n", n, metric_channels[c], x->count);
         }
     }
+    out(&b, "# HELP civicgate_redis_roundtrip_seconds Time from sending a Redis command to its reply.\n"
+            "# TYPE civicgate_redis_roundtrip_seconds histogram\n");
+    for (size_t i = 0; i < NBUCKETS; i++) {
+        fmt_num(num, sizeof num, buckets[i]);
+        out(&b, "civicgate_redis_roundtrip_seconds_bucket{le=\"%s\"} %llu\n", num, redis_rtt.b[i]);
+    }
+    fmt_num(num, sizeof num, redis_rtt.sum);
+    out(&b, "civicgate_redis_roundtrip_seconds_bucket{le=\"+Inf\"} %llu\n"
+            "civicgate_redis_roundtrip_seconds_sum %s\ncivicgate_redis_roundtrip_seconds_count %llu\n",
+        redis_rtt.count, num, redis_rtt.count);
+    out(&b, "# HELP civicgate_deadletters_total Replies dead-lettered by the outbox, by kind.\n"
+            "# TYPE civicgate_deadletters_total counter\n");
+    for (size_t c = 0; c < NCHAN; c++)
+        for (size_t k = 0; k < NDEAD; k++)
+            out(&b, "civicgate_deadletters_total{channel=\"%s\",kind=\"%s\"} %llu\n", metric_channels[c],
+                dead_kinds[k], deadletters[c][k]);
     out(&b, "# HELP civicgate_redis_errors_total Redis commands that failed or connections lost.\n"
             "# TYPE civicgate_redis_errors_total counter\ncivicgate_redis_errors_total %llu\n",
         redis_errors);

@@ -43,6 +43,13 @@ void cg_metrics_set_gauge(const char *name, double v);
 void cg_metrics_intent_reload(int ok);
 /* One HTTP response sent: civicgate_http_responses_total{code="2xx"|...}. */
 void cg_metrics_http_status(int status);
+/* One Redis command answered after seconds (sent → reply):
+ * civicgate_redis_roundtrip_seconds, a histogram without labels. */
+void cg_metrics_redis_roundtrip(double seconds);
+/* A reply dead-lettered by the outbox, by kind ("failed", "bad_config",
+ * "max_attempts"; anything else counts as "other"):
+ * civicgate_deadletters_total{channel,kind}. */
+void cg_metrics_deadletter(const char *channel, const char *kind);
 /* A delivery the platform reported failed (a status callback), by the
  * platform's error code: civicgate_delivery_failed_total{channel,code}.
  * code: 1-12 digits, else counted as "other"; at most 64 (channel, code)

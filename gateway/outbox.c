@@ -533,6 +533,7 @@ static void finish_dead(ob_entry *e, const char *kind, const char *reason)
         "code", code,
     };
     cg_metrics_inc(CG_M_FAILED, e->channel);
+    cg_metrics_deadletter(e->channel, kind);
     cg_log(CG_LOG_WARN, "outbox_dead_letter", "channel", e->channel, "user", cg_log_user(e->user),
            "kind", kind, "reason", reason, NULL);
     finish(e, "dead", x, sizeof x / sizeof *x, 1, 0);

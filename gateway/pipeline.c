@@ -97,6 +97,7 @@
 
 #include <sodium.h>
 
+#include "analytics.h"
 #include "store.h"
 #include "citizens.h"
 #include "agents.h"
@@ -402,6 +403,7 @@ static void entry_failed(cg_pipeline *p, pl_entry *e)
  *                            fields) go to the outbox with the next out seqs;
  *                            session last_in set, reengaged_at cleared
  *   read  f v ...            an outbox entry without seq (a read receipt)
+ *   an    ...                daily figures and the unmatched question (analytics.h)
  * Returns "ok", "dup" (already committed: acknowledged) or "wait". A forced
  * commit records the seqs it skips in KEYS[7]; one of those committed later
  * leaves "done" alone.
@@ -409,6 +411,7 @@ static void entry_failed(cg_pipeline *p, pl_entry *e)
 static cg_store_script commit_script = {
     .name = "commit",
     .src =
+        CG_ANALYTICS_COMMIT_LUA
         "local c = redis.call('HMGET', KEYS[1], 'done', 'out', 'sent')\n"
         "local done, out = tonumber(c[1] or '0'), tonumber(c[2] or '0')\n"
         "local sent = tonumber(c[3] or '0')\n"
@@ -485,6 +488,7 @@ static cg_store_script commit_script = {
         "    redis.call('HDEL', KEYS[2], 'reengaged_at')\n"
         "    redis.call('HSET', KEYS[2], 'last_in', ARGV[s]); redis.call('EXPIRE', KEYS[2], ARGV[4])\n"
         "  elseif op == 'read' then redis.call('XADD', KEYS[4], '*', unpack(ARGV, s, e))\n"
+        "  elseif op == 'an' then analytics_op()\n"
         "  end\n"
         "end\n"
         "if conv then redis.call('EXPIRE', KEYS[3], ARGV[6]) end\n"
@@ -500,9 +504,9 @@ static cg_store_script commit_script = {
 typedef struct argv_b {
     char *buf;
     size_t used, cap;
-    size_t off[160];
-    size_t len[160];
-    const char *v[160];
+    size_t off[256];
+    size_t len[256];
+    const char *v[256];
     int n;
     int oom;
 } argv_b;
@@ -554,7 +558,8 @@ static void av_free(argv_b *a)
 }
 
 /* Starts an operation; returns the index of its count to patch with op_end
- * (room for 3 digits: at most 160 arguments in all). */
+ * (room for 3 digits: at most 256 arguments in all, room for every
+ * operation one commit can hold, analytics included). */
 static int op_begin(argv_b *a, const char *name)
 {
     av_add(a, name);
@@ -698,6 +703,7 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
     argv_b a = { .n = 0 };
     cg_turn_out out;
     int have_out = 0;
+    int csat_given = 0;          /* 1..5: this message rated a resolved case (analytics) */
     char ref[32], now_s[32], b[64];
     int64_t now = cg_store_now_ms();
     cg_store_fmt_ll(now_s, (long long)now);
@@ -834,6 +840,7 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
         }
         if (ld->csat) {
             int v = csat_answer(m);
+            csat_given = v;
             op = op_begin(&a, "hdel");
             av_add(&a, "csat");
             op_end(&a, op);
@@ -988,6 +995,24 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
         break;
     }
     if (!have_out && m->kind != CG_MSG_STATUS) cg_metrics_inc(CG_M_PROCESSED, m->channel);
+    if (citizen && m->kind != CG_MSG_EDITED) {
+        /* daily figures and what the bot could not answer, redacted (analytics.h) */
+        cg_analytics_turn at = {
+            .channel = m->channel, .user = m->user, .now_ms = now, .agent = ld->agent,
+            .text = m->kind == CG_MSG_TEXT ? m->text : NULL, .turn = have_out,
+            .lang = have_out ? out.lang : NULL,
+            .intent = have_out && out.intent ? out.intent->id : NULL,
+            .fallback = have_out && out.fallback, .ambiguous = have_out && out.ambiguous,
+            .handoff = have_out && out.action == CG_ACT_ESCALATE, .csat = csat_given,
+        };
+        cg_analytics_op aop;
+        if (cg_analytics_op_make(cfg, &at, &aop) == 0) {
+            op = op_begin(&a, "an");
+            for (int i = 0; i < aop.argc; i++) av_add(&a, aop.argv[i]);
+            op_end(&a, op);
+        }
+        cg_analytics_op_free(&aop);
+    }
     cg_turn_out_free(&out);
 
     if (a.oom || cg_store_eval(p->store, &commit_script, 9, a.n, av_argv(&a), a.len,

@@ -288,6 +288,7 @@ typedef struct store_req {
     char *cmd;                 /* EVALSHA: the RESP command as sent */
     size_t cmdlen;
     size_t rest;               /* offset of what follows the sha in cmd */
+    uint64_t sent_ns;          /* uv_hrtime() when sent: civicgate_redis_roundtrip_seconds */
 } store_req;
 
 static void req_free(store_req *q)
@@ -341,6 +342,7 @@ static void on_reply(redisAsyncContext *ac, void *r_, void *priv)
     (void)ac;
     if (s->outstanding) s->outstanding--;
     s->last_progress = uv_now(s->loop);
+    if (r && q->sent_ns) cg_metrics_redis_roundtrip((double)(uv_hrtime() - q->sent_ns) / 1e9);
     if (!r) {
         s->ready = 0;
     } else if (r->type == REDIS_REPLY_ERROR) {
@@ -365,6 +367,7 @@ static void on_reply(redisAsyncContext *ac, void *r_, void *priv)
 static int send_formatted(cg_store *s, store_req *q, const char *cmd, size_t len)
 {
     if (!s->ac || s->closing) return -1;
+    q->sent_ns = uv_hrtime();
     if (redisAsyncFormattedCommand(s->ac, on_reply, q, cmd, len) != REDIS_OK) return -1;
     if (s->outstanding++ == 0) s->last_progress = uv_now(s->loop);
     return 0;
@@ -373,6 +376,7 @@ static int send_formatted(cg_store *s, store_req *q, const char *cmd, size_t len
 static int send_req(cg_store *s, store_req *q, int argc, const char **argv, const size_t *lens)
 {
     if (!s->ac || s->closing) return -1;
+    q->sent_ns = uv_hrtime();
     if (redisAsyncCommandArgv(s->ac, on_reply, q, argc, argv, lens) != REDIS_OK) return -1;
     if (s->outstanding++ == 0) s->last_progress = uv_now(s->loop);
     return 0;
@@ -1404,11 +1408,13 @@ fail:
  * every consumer acknowledged, and forget consumers (dead instances: names
  * are per process start) that hold nothing and were idle for an hour (a live
  * one polls every 50 ms; one deleted anyway is recreated by its next read).
- * Returns {length, pending, lag}. */
+ * Returns {length, pending, lag, age}: age (ms) of the oldest entry not yet
+ * finished, pending with a consumer or not yet read by any (0 when none), so
+ * that a stuck or missing consumer shows as a growing age. */
 static cg_store_script stats_script = {
     .name = "stats",
     .src =
-        "if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, 0} end\n"
+        "if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, 0, 0} end\n"
         "local len = redis.call('XLEN', KEYS[1])\n"
         "local pending, lag, last = 0, 0, nil\n"
         "for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do\n"
@@ -1430,7 +1436,17 @@ static cg_store_script stats_script = {
         "    end\n"
         "  end\n"
         "end\n"
-        "return {len, pending, lag}\n",
+        "local oldest = nil\n"
+        "local function ms(id) return tonumber(string.match(id, '^(%d+)')) end\n"
+        "if pending > 0 then oldest = ms(redis.call('XPENDING', KEYS[1], ARGV[1])[2]) end\n"
+        "local unread = redis.call('XRANGE', KEYS[1], last and ('(' .. last) or '-', '+', 'COUNT', 1)[1]\n"
+        "if unread and (not oldest or ms(unread[1]) < oldest) then oldest = ms(unread[1]) end\n"
+        "local age = 0\n"
+        "if oldest then\n"
+        "  local t = redis.call('TIME')\n"
+        "  age = math.max(0, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - oldest)\n"
+        "end\n"
+        "return {len, pending, lag, age}\n",
 };
 
 typedef struct gauge_req { char prefix[64]; } gauge_req;
@@ -1440,12 +1456,18 @@ static void gauges_reply(cg_store *s, redisReply *r, void *ud)
     gauge_req *g = ud;
     static const char *const suffix[] = { "length", "pending", "lag" };
     (void)s;
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3) {
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 3) {
         for (int i = 0; i < 3; i++) {
             char name[96];
             snprintf(name, sizeof name, "%s_%s", g->prefix, suffix[i]);
             const redisReply *e = r->element[i];
             cg_metrics_set_gauge(name, e->type == REDIS_REPLY_INTEGER ? (double)e->integer : 0);
+        }
+        if (r->elements >= 4) {   /* a stuck consumer shows as a growing age */
+            char name[96];
+            snprintf(name, sizeof name, "%s_oldest_age_seconds", g->prefix);
+            const redisReply *e = r->element[3];
+            cg_metrics_set_gauge(name, e->type == REDIS_REPLY_INTEGER ? (double)e->integer / 1000.0 : 0);
         }
     }
     free(g);

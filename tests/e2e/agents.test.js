@@ -197,10 +197,28 @@ test('a Telegram citizen is handed to an agent and back to the bot, with a satis
   // the socket got the queue with it
   await ws.next((f) => f.type === 'queue' && f.cases.some((x) => x.id === c.id));
 
+  // the daily figures before the claim (a supervisor may read them: analytics)
+  const sam = await login(gwA, 'sam');
+  const figures = async () => {
+    const r = await api(gwA, 'GET', '/admin/stats?channel=telegram', { token: sam });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return r.body.totals;
+  };
+  const before = await figures();
+  assert.equal((await api(gwA, 'GET', '/admin/stats', { token: alice })).status, 403, 'agents may not');
+
   const claim = await api(gwA, 'POST', `/agent/cases/${c.id}/claim`, { token: alice });
   assert.equal(claim.status, 200, JSON.stringify(claim.body));
   assert.equal(claim.body.case.status, 'assigned');
   assert.equal(claim.body.case.agent, 'alice');
+  // claiming again is no new case for the figures
+  assert.equal((await api(gwA, 'POST', `/agent/cases/${c.id}/claim`, { token: alice })).status, 200);
+  const claimed = await h.waitFor('the claim in the daily figures', async () => {
+    const t = await figures();
+    return t.cases > before.cases ? t : null;
+  });
+  assert.equal(claimed.cases, before.cases + 1);
+  assert.ok(claimed.median_wait_s >= 0);
 
   // the citizen writes: the agent gets it live, the bot stays silent
   assert.equal((await hook(gwA, h.tgText(id, 'my pension payment is late'))).status, 200);
@@ -244,6 +262,12 @@ test('a Telegram citizen is handed to an agent and back to the bot, with a satis
     return v.body.case.csat === 4 ? v : null;
   });
   assert.equal(after.body.case.status, 'resolved');
+  // the rating is in the day's satisfaction figures, once
+  const rated = await figures();
+  assert.equal(rated.csat_n, before.csat_n + 1);
+  const sum = (t) => (t.csat_avg || 0) * t.csat_n;
+  assert.ok(Math.abs(sum(rated) - sum(before) - 4) < 0.01, JSON.stringify({ before, rated }));
+  assert.equal(rated.cases, before.cases + 1);
 
   // the bot answers again
   assert.equal((await hook(gwA, h.tgText(id, 'how do i apply for medicaid'))).status, 200);

@@ -128,6 +128,16 @@ static void test_request_copy(void **state)
     assert_int_equal(c->body_len, strlen(body));
     assert_string_equal(c->body, "{\"text\":\"hola\"}");
     assert_ptr_not_equal(c->path, req.path);
+    assert_string_equal(c->accept, "");   /* not given by the caller: "" in the copy */
+    cg_api_req_free(c);
+
+    char accept[] = "text/csv";
+    req.accept = accept;
+    c = cg_api_req_copy(&req);
+    assert_non_null(c);
+    accept[0] = 'X';
+    assert_string_equal(c->accept, "text/csv");
+    assert_string_equal(c->params[0], "c_1");
     cg_api_req_free(c);
 }
 

@@ -78,6 +78,7 @@ static const struct { const char *file, *msg; } bad_cases[] = {
     {"bad_redis_db.json", "redis.url: database must be a number"},
     {"bad_redis_scheme.json", "redis.url: must be a redis://host[:port][/db] URL"},
     {"bad_retention.json", "retention.sessions_s: must be an integer from 60"},
+    {"bad_analytics_min.json", "analytics.unmatched_min_count: must be an integer from 2 to 1000"},
     {"bad_secret_charset.json", "channels.telegram.webhook_secret: must be 1-256 characters of A-Z a-z 0-9 _ -"},
     {"bad_secret_empty.json", "channels.telegram.webhook_secret: must be 1-256"},
     {"bad_secret_long.json", "channels.telegram.webhook_secret: must be 1-256"},
@@ -177,6 +178,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.nadmin_tokens, 0);
     assert_int_equal(c.audit_ttl_s, 365 * 86400);
     assert_int_equal(c.analytics_ttl_s, 180 * 86400);
+    assert_int_equal(c.analytics_min_count, 3);
     assert_string_equal(c.www_dir, "gateway/www");
     assert_string_equal(c.log_level, "info");
     assert_int_equal(c.log_debug_content, 0);

@@ -172,6 +172,9 @@ static void test_debug_content(void **state)
     cg_log_init(CG_LOG_INFO, 1);
     assert_string_equal(cg_log_user("4242"), "4242");
     assert_string_equal(cg_log_text("hola mundo"), "hola mundo");
+    /* even with debug_content, personal data is redacted (redact.h) */
+    assert_string_equal(cg_log_text("soy ana@correo.es, tel +34 612 345 678, DNI 12345678Z"),
+                        "soy <email>, tel <phone>, DNI <id>");
     char big[2000];
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = '\0';

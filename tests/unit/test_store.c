@@ -25,6 +25,8 @@
  *   concurrent    two conversations in flight at once (MONITOR shows both
  *                 loads before a commit), each one's entries strictly in order
  *   flows         a finished "report-problem" flow's answers in cg:flows
+ *   analytics     the commit's daily counters, conversations and redacted
+ *                 unmatched question; cg_analytics_record_case()
  *   recovery      an entry left pending by a dead consumer is claimed;
  *                 Redis restarted under the store: 503, then reconnected
  */
@@ -49,6 +51,7 @@
 #include <hiredis/hiredis.h>
 #include <uv.h>
 
+#include "analytics.h"
 #include "gateway.h"
 #include "store.h"
 #include "agents.h"
@@ -1514,6 +1517,97 @@ static void test_pipeline_flow(void **state)
     gw.intents = NULL;
 }
 
+/* The daily figures written by the commit (analytics.h) and by the agents
+ * module's cg_analytics_record_case(): counters, conversations, wait
+ * histogram, ratings, TTL; nothing for a call that gives no figure. */
+static void test_analytics_counters(void **state)
+{
+    (void)state;
+    cmd_int("FLUSHALL");
+    gw.intents = load_fixture();
+    gw.store = cg_store_new(&gw);
+    assert_true(run_until(store_ready, gw.store, 3000));
+    gw.pipeline = cg_pipeline_start(&gw);
+    assert_non_null(gw.pipeline);
+    char day[11], q[128], key[64];
+    cg_analytics_day(cg_store_now_ms(), day);
+    snprintf(key, sizeof key, "cg:an:day:%s:telegram", day);
+
+    /* two citizens, three messages: one answered, two not understood */
+    static const struct { const char *user, *id, *text; } msgs[] = {
+        {"701", "a1", "how do I renew my passport"}, {"701", "a2", "xq zzv wibble 555 010 9999"},
+        {"702", "a3", "wibble xq zzv"},
+    };
+    for (size_t i = 0; i < 3; i++) {
+        cg_msg mm = text_msg(msgs[i].user, msgs[i].id, msgs[i].text);
+        assert_int_equal(ingest(gw.store, &mm, 1), CG_OK);
+    }
+    snprintf(q, sizeof q, "HGET %s messages", key);
+    assert_true(wait_int(q, 3, 5000));
+    snprintf(q, sizeof q, "HGET %s turns", key);
+    assert_int_equal(cmd_int(q), 3);
+    snprintf(q, sizeof q, "HGET %s fallback", key);
+    long long fallbacks = cmd_int(q);
+    assert_true(fallbacks >= 1 && fallbacks <= 3);
+    snprintf(q, sizeof q, "PFCOUNT cg:an:conv:%s:telegram", day);
+    assert_int_equal(cmd_int(q), 2);
+    snprintf(q, sizeof q, "TTL %s", key);
+    long long ttl = cmd_int(q);
+    assert_true(ttl > 0 && ttl <= cfg.analytics_ttl_s);
+    /* the unmatched question is stored redacted, without the citizen */
+    snprintf(q, sizeof q, "HGETALL cg:an:unm:%s:en", day);
+    redisReply *r = cmd(q);
+    int redacted = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        assert_null(strstr(r->element[i]->str, "555"));
+        assert_null(strstr(r->element[i]->str, "701"));
+        if (strstr(r->element[i]->str, "|telegram|xq zzv wibble <phone>")) redacted = 1;
+    }
+    freeReplyObject(r);
+    assert_true(redacted);
+
+    /* agents: a wait of 45 s, a rating of 4; calls without a figure write nothing */
+    cg_analytics_record_case(&gw, "telegram", 45000, 0);
+    cg_analytics_record_case(&gw, "telegram", -1, 4);
+    cg_analytics_record_case(&gw, "telegram", -1, 0);
+    cg_analytics_record_case(&gw, "telegram", -1, 9);
+    snprintf(q, sizeof q, "HGET %s csat_n", key);
+    assert_true(wait_int(q, 1, 3000));
+    snprintf(q, sizeof q, "HGET %s wait_n", key);
+    assert_int_equal(cmd_int(q), 1);
+    snprintf(q, sizeof q, "HGET %s wait_ms_sum", key);
+    assert_int_equal(cmd_int(q), 45000);
+    snprintf(q, sizeof q, "HGET %s w:60", key);
+    assert_int_equal(cmd_int(q), 1);
+    snprintf(q, sizeof q, "HGET %s csat_sum", key);
+    assert_int_equal(cmd_int(q), 4);
+
+    /* a day's unmatched hash is full: a new question only counts as dropped */
+    char unm[64];
+    snprintf(unm, sizeof unm, "cg:an:unm:%s:en", day);
+    freeReplyObject(cmd("EVAL %s 1 %s %d",
+                        "for i = redis.call('HLEN', KEYS[1]) + 1, tonumber(ARGV[1]) do "
+                        "redis.call('HSET', KEYS[1], 'fallback|telegram|filler ' .. i, '1 00000') end return 1",
+                        unm, CG_AN_UNM_FIELDS));
+    cg_msg full = text_msg("703", "a4", "wibble zzv xq");
+    assert_int_equal(ingest(gw.store, &full, 1), CG_OK);
+    snprintf(q, sizeof q, "HGET %s messages", key);
+    assert_true(wait_int(q, 4, 5000));
+    snprintf(q, sizeof q, "HLEN %s", unm);
+    assert_int_equal(cmd_int(q), CG_AN_UNM_FIELDS);
+    snprintf(q, sizeof q, "HGET %s unmatched_dropped", key);
+    assert_int_equal(cmd_int(q), 1);
+
+    int n = 0;
+    cg_pipeline_stop(gw.pipeline, stopped, &n);
+    assert_true(run_until(flag_set, &n, 3000));
+    gw.pipeline = NULL;
+    close_store(gw.store);
+    gw.store = NULL;
+    cg_intents_unref(gw.intents);
+    gw.intents = NULL;
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1527,6 +1621,7 @@ int main(void)
         cmocka_unit_test(test_two_instances),
         cmocka_unit_test(test_pipeline_concurrent),
         cmocka_unit_test(test_pipeline_flow),
+        cmocka_unit_test(test_analytics_counters),
         cmocka_unit_test(test_url_auth_select),
         cmocka_unit_test(test_hostile_entries),
         cmocka_unit_test(test_ingest_after_redis_restart),

@@ -1,0 +1,150 @@
+/*
+ * analytics.h: what citizens asked and the daily figures (issue 6), written
+ * by the pipeline's commit and the agents module, read by the admin API
+ * (gateway/analytics.c: GET /api/v1/admin/unmatched and /stats).
+ *
+ * Keys (docs/redis.md, "Analytics"), days in UTC, every key expiring
+ * retention.analytics_s after its last write, no citizen identifier in any
+ * key or value:
+ *   cg:an:day:<YYYY-MM-DD>:<channel>   hash of daily counters (below)
+ *   cg:an:conv:<YYYY-MM-DD>:<channel>  HyperLogLog of the day's conversations
+ *   cg:an:unm:<YYYY-MM-DD>:<lang>      hash "<kind>|<channel>|<text>" →
+ *                                      "<count> <cid>,<cid>,..." (≤ 16 cids)
+ * where <text> is the redacted, normalised question (cg_analytics_text) and
+ * <cid> a 20-bit hash of the conversation (cg_analytics_cid): about 10^4
+ * possible phone numbers share each value, so it tells citizens apart inside
+ * a group without naming anyone.
+ *
+ * Daily counters: messages, turns (answered by the bot), fallback,
+ * ambiguous, handoff, to_agent (messages while a person had the
+ * conversation), i:<intent id> (answers per intent), unmatched_dropped (the
+ * day's unmatched hash was full); csat_n, csat_sum, csat:<1-5> (a rating
+ * committed with its message, cg_analytics_turn.csat, or given to
+ * cg_analytics_record_case()); from cg_analytics_record_case(): wait_n,
+ * wait_ms_sum, w:<le seconds>|w:inf (the wait histogram).
+ *
+ * API in call order: the pipeline fills a cg_analytics_turn per committed
+ * message, cg_analytics_op_make() turns it into the commit script's "an"
+ * operation (the function CG_ANALYTICS_COMMIT_LUA), cg_analytics_op_free(); the agents
+ * module calls cg_analytics_record_case(); http.c routes the admin API to
+ * cg_analytics_api_routes (api.h).
+ *
+ * Extending: a new daily counter is a field name in cg_analytics_op_make()
+ * (or record_case), then its place in stats' JSON and CSV (analytics.c says
+ * where) and a line in docs/redis.md.
+ */
+#ifndef CG_ANALYTICS_H
+#define CG_ANALYTICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gateway.h"
+
+#define CG_AN_TEXT_MAX      240     /* bytes of a stored question (cut at a word) */
+#define CG_AN_UNM_FIELDS    5000    /* distinct questions kept per day and language */
+#define CG_AN_CIDS_MAX      16      /* citizens told apart per stored question */
+#define CG_AN_OP_ARGS       32
+
+/* The commit script's operation "an": Lua to put at the top of the script;
+ * the op chain calls analytics_op() with no argument. It finds its own
+ * arguments in ARGV by the commit's encoding (from ARGV[8]: name, count,
+ * that many arguments, ...), so it does not depend on how the op loop holds
+ * them. The arguments a:
+ *   1 TTL  2 daily hash  3 HLL key  4 HLL member or ""  5 unmatched hash or ""
+ *   6 its field  7 cid  8 max fields  then counter name, increment pairs. */
+#define CG_ANALYTICS_COMMIT_LUA \
+    "local function analytics_args()\n" \
+    "  local i = 8\n" \
+    "  while i <= #ARGV do\n" \
+    "    local n = tonumber(ARGV[i + 1])\n" \
+    "    if ARGV[i] == 'an' then return {unpack(ARGV, i + 2, i + 1 + n)} end\n" \
+    "    i = i + 2 + n\n" \
+    "  end\n" \
+    "  return nil\n" \
+    "end\n" \
+    "local function analytics_op()\n" \
+    "  local a = analytics_args()\n" \
+    "  if not a then return end\n" \
+    "  for j = 9, #a, 2 do redis.call('HINCRBY', a[2], a[j], a[j + 1]) end\n" \
+    "  redis.call('EXPIRE', a[2], a[1])\n" \
+    "  if a[4] ~= '' then redis.call('PFADD', a[3], a[4]); redis.call('EXPIRE', a[3], a[1]) end\n" \
+    "  if a[5] == '' then return end\n" \
+    "  local v = redis.call('HGET', a[5], a[6])\n" \
+    "  if not v and redis.call('HLEN', a[5]) >= tonumber(a[8]) then\n" \
+    "    redis.call('HINCRBY', a[2], 'unmatched_dropped', 1)\n" \
+    "    return\n" \
+    "  end\n" \
+    "  local n, ids = 0, ''\n" \
+    "  if v then\n" \
+    "    local sp = string.find(v, ' ', 1, true)\n" \
+    "    n = tonumber(string.sub(v, 1, sp - 1)); ids = string.sub(v, sp + 1)\n" \
+    "  end\n" \
+    "  if #ids < 6 * 16 - 1 and not string.find(',' .. ids .. ',', ',' .. a[7] .. ',', 1, true) then\n" \
+    "    if ids == '' then ids = a[7] else ids = ids .. ',' .. a[7] end\n" \
+    "  end\n" \
+    "  redis.call('HSET', a[5], a[6], (n + 1) .. ' ' .. ids)\n" \
+    "  redis.call('EXPIRE', a[5], a[1])\n" \
+    "end\n"
+
+/* One committed message, as the pipeline saw it. Strings borrowed. */
+typedef struct cg_analytics_turn {
+    const char *channel, *user;
+    const char *text;        /* what the citizen typed (text messages only), or NULL */
+    const char *lang;        /* the reply's language, or NULL (no turn) */
+    const char *intent;      /* intent answered, or NULL */
+    int turn;                /* the bot ran a dialog turn */
+    int agent;               /* a person had the conversation: no turn */
+    int fallback, ambiguous, handoff;
+    int csat;                /* 1..5: the message rated a resolved case; 0: none */
+    int64_t now_ms;
+} cg_analytics_turn;
+
+typedef struct cg_analytics_op {
+    const char *argv[CG_AN_OP_ARGS];   /* point into the fields below */
+    int argc;
+    char ttl[16], day_key[64], hll_key[64], cid[8], unm_key[64], max_fields[16];
+    char intent_field[80], csat_field[16], csat_value[8];
+    char *unm_field;                   /* owned, or NULL */
+} cg_analytics_op;
+
+/* Arguments of the "an" operation for t. 0, or -1 (nothing to record or no
+ * memory). op is then released with cg_analytics_op_free() either way. */
+int cg_analytics_op_make(const cg_config *cfg, const cg_analytics_turn *t, cg_analytics_op *op);
+void cg_analytics_op_free(cg_analytics_op *op);
+
+/* The question as stored: NFKC, redacted (redact.h), normalised per lang
+ * (text.h) with the placeholders kept, redacted again (normalising can make
+ * digits), cut to CG_AN_TEXT_MAX at a word. malloc'd; NULL when nothing is
+ * left or on invalid UTF-8 / no memory. */
+char *cg_analytics_text(const char *raw, size_t len, const char *lang);
+
+/* 20-bit hash of a conversation, as 5 hex digits + NUL. */
+void cg_analytics_cid(const char *channel, const char *user, char out[8]);
+
+/* "YYYY-MM-DD" (UTC) of a time in ms since the epoch. */
+void cg_analytics_day(int64_t ms, char out[11]);
+
+/* A case the agents handled: wait_ms (queued → claimed; < 0: unknown) and
+ * csat (1..5; 0: none given) go into the day's counters for channel.
+ * Fire and forget; safe when Redis is down (logged). Call once per figure:
+ * (wait, 0) at the claim and (-1, score) when the citizen rates. */
+void cg_analytics_record_case(cg_gateway *gw, const char *channel, long long wait_ms, int csat);
+
+/* ---- grouping (pure; exported for tests) --------------------------------- */
+
+/* Near-identical questions of one language: texts[0..n) (normalised, sorted
+ * by importance, most asked first) are grouped greedily: each joins the most
+ * similar earlier group whose first text is at least threshold similar
+ * (weighted Jaccard of the Snowball-stemmed token sets, each token weighted
+ * by its inverse document frequency ln(1 + max(n, 50) / df) among the n
+ * texts, so that among many questions "how do I" counts little and
+ * "passport" much, while among a few it is plain Jaccard), or starts a
+ * group. group_of[i] gets the index
+ * of its group's first text. Returns 0, or -1 on allocation failure. */
+int cg_analytics_group(const char *const *texts, size_t n, const char *lang, double threshold,
+                       size_t *group_of);
+
+#define CG_AN_GROUP_THRESHOLD 0.5
+
+#endif
