@@ -15,6 +15,7 @@
 
 #include "agents.h"
 #include "agents_queue.h"
+#include "ws_out.h"
 #include "api.h"
 #include "store.h"
 
@@ -41,7 +42,6 @@ typedef struct ag_who {
 } ag_who;
 
 /* One /agent/ws socket (agents_ws.c); in the module's list while open. */
-typedef struct ag_out { struct ag_out *next; size_t len; unsigned char data[]; } ag_out;
 typedef struct ag_conn {
     struct ag_conn *next;                   /* cg_agents.conns */
     struct lws *wsi;                        /* NULL once closed */
@@ -54,7 +54,7 @@ typedef struct ag_conn {
     ag_who who;
     unsigned char *rx; size_t rx_len;
     double tokens; uint64_t refill;
-    ag_out *qhead, *qtail; size_t qlen;
+    cg_ws_out q;                            /* frames waiting to be written (ws_out.h) */
 } ag_conn;
 
 struct cg_agents {

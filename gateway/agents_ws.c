@@ -64,23 +64,16 @@ void ag_ws_close(ag_conn *c, int code)
 void ag_ws_send(ag_conn *c, const char *frame, size_t len)
 {
     if (!c->wsi || c->close_code || !frame) return;
-    if (c->qlen >= QUEUE_MAX) {
+    int rc = cg_ws_out_push(&c->q, frame, len, QUEUE_MAX);
+    if (rc == -1) {
         cg_log(CG_LOG_WARN, "agent_ws_queue_full", "agent", c->who.name, NULL);
         ag_ws_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION);
         return;
     }
-    ag_out *o = malloc(sizeof *o + LWS_PRE + len);
-    if (!o) {
+    if (rc < 0) {
         ag_ws_close(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
         return;
     }
-    o->next = NULL;
-    o->len = len;
-    memcpy(o->data + LWS_PRE, frame, len);
-    if (c->qtail) c->qtail->next = o;
-    else c->qhead = o;
-    c->qtail = o;
-    c->qlen++;
     lws_callback_on_writable(c->wsi);
 }
 
@@ -103,34 +96,19 @@ static void send_error(ag_conn *c, const char *why)
 
 static void queue_free(ag_conn *c)
 {
-    while (c->qhead) {
-        ag_out *o = c->qhead;
-        c->qhead = o->next;
-        free(o);
-    }
-    c->qtail = NULL;
-    c->qlen = 0;
+    cg_ws_out_clear(&c->q);
 }
 
 static int writeable(struct lws *wsi, ag_conn *c)
 {
-    ag_out *o = c->qhead;
-    if (o) {
-        if (lws_write(wsi, o->data + LWS_PRE, o->len, LWS_WRITE_TEXT) < (int)o->len) return -1;
-        c->qhead = o->next;
-        if (!c->qhead) c->qtail = NULL;
-        c->qlen--;
-        free(o);
-        if (c->qhead || c->close_code) lws_callback_on_writable(wsi);
+    int rc = cg_ws_out_write(&c->q, wsi);
+    if (rc < 0) return -1;
+    if (rc > 0) {
+        if (c->q.n || c->close_code) lws_callback_on_writable(wsi);
         return 0;
     }
     if (c->close_code) {
-        /* the close frame by hand, as http_webchat.c does (lws 4.1 sends
-         * nothing when a writeable callback returns -1); 4 = LWS_WRITE_CLOSE */
-        unsigned char buf[LWS_PRE + 2];
-        buf[LWS_PRE] = (unsigned char)((c->close_code >> 8) & 0xff);
-        buf[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xff);
-        lws_write(wsi, buf + LWS_PRE, 2, (enum lws_write_protocol)4);
+        cg_ws_write_close(wsi, c->close_code);   /* the queue first, then the close (ws_out.h) */
         return -1;
     }
     return 0;

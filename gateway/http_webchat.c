@@ -27,6 +27,7 @@
  * one per callback.
  */
 #include "http_internal.h"
+#include "ws_out.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -45,11 +46,6 @@
 #define WC_BURST      10.0
 #define WC_HISTORY    50
 
-typedef struct wc_out {
-    struct wc_out *next;
-    size_t len;
-    unsigned char data[];        /* LWS_PRE bytes, then the frame */
-} wc_out;
 
 typedef struct wc_conn {
     struct lws *wsi;             /* NULL once the socket closed */
@@ -64,8 +60,7 @@ typedef struct wc_conn {
     size_t rx_len;
     double tokens;
     uint64_t refill_ms;
-    wc_out *qhead, *qtail;
-    size_t qlen;
+    cg_ws_out q;                 /* frames waiting to be written */
     struct wc_conn *next;        /* registry chain */
     int registered;
 } wc_conn;
@@ -135,23 +130,16 @@ static void wc_close_soon(wc_conn *c, int code)
 static void wc_send(wc_conn *c, const char *frame, size_t len)
 {
     if (!c->wsi || c->close_code || !frame) return;
-    if (c->qlen >= WC_MAX_QUEUE) {
+    int rc = cg_ws_out_push(&c->q, frame, len, WC_MAX_QUEUE);
+    if (rc == -1) {
         cg_log(CG_LOG_WARN, "webchat_queue_full", "user", cg_log_user(c->user), NULL);
         wc_close_soon(c, LWS_CLOSE_STATUS_POLICY_VIOLATION);
         return;
     }
-    wc_out *o = malloc(sizeof *o + LWS_PRE + len);
-    if (!o) {
+    if (rc < 0) {
         wc_close_soon(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
         return;
     }
-    o->next = NULL;
-    o->len = len;
-    memcpy(o->data + LWS_PRE, frame, len);
-    if (c->qtail) c->qtail->next = o;
-    else c->qhead = o;
-    c->qtail = o;
-    c->qlen++;
     lws_callback_on_writable(c->wsi);
 }
 
@@ -169,36 +157,19 @@ static void wc_send_error(wc_conn *c, const char *reason)
 
 static void wc_queue_free(wc_conn *c)
 {
-    while (c->qhead) {
-        wc_out *o = c->qhead;
-        c->qhead = o->next;
-        free(o);
-    }
-    c->qtail = NULL;
-    c->qlen = 0;
+    cg_ws_out_clear(&c->q);
 }
 
 static int wc_writeable(struct lws *wsi, wc_conn *c)
 {
     if (c->close_code) {
-        /* Write the close frame ourselves, then drop the socket: lws 4.1
-         * treats -1 from a writeable callback (and a timeout kill) as a dead
-         * socket and sends nothing. 4 is LWS_WRITE_CLOSE, which lws-write.h
-         * leaves out of the public enum but lws_write() handles. */
-        unsigned char buf[LWS_PRE + 2 + 8];
-        buf[LWS_PRE] = (unsigned char)((c->close_code >> 8) & 0xff);
-        buf[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xff);
-        lws_write(wsi, buf + LWS_PRE, 2, (enum lws_write_protocol)4);
+        /* the close frame, then drop the socket (ws_out.h) */
+        cg_ws_write_close(wsi, c->close_code);
         return -1;
     }
-    wc_out *o = c->qhead;
-    if (!o) return 0;
-    if (lws_write(wsi, o->data + LWS_PRE, o->len, LWS_WRITE_TEXT) < (int)o->len) return -1;
-    c->qhead = o->next;
-    if (!c->qhead) c->qtail = NULL;
-    c->qlen--;
-    free(o);
-    if (c->qhead) lws_callback_on_writable(wsi);
+    int rc = cg_ws_out_write(&c->q, wsi);
+    if (rc < 0) return -1;
+    if (c->q.n) lws_callback_on_writable(wsi);
     return 0;
 }
 
