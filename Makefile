@@ -33,6 +33,7 @@ asan:
 test:
 	scripts/install-deps.sh test
 	$(MAKE) build
+	scripts/ct-check.sh $(BUILD)
 	$(MAKE) asan
 	$(MAKE) unit intents-eval fuzz-short e2e compose-check
 	@echo "make test: all suites passed"

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 build_pkgs="build-essential cmake pkg-config libwebsockets-dev libcjson-dev libhiredis-dev
  libcurl4-openssl-dev libuv1-dev libssl-dev libsodium-dev libutf8proc-dev libstemmer-dev
  liblinear-dev redis-server tzdata"
-test_pkgs="libcmocka-dev clang libclang-rt-14-dev chromium nodejs npm docker-compose"
+test_pkgs="libcmocka-dev clang libclang-rt-14-dev chromium nodejs npm docker-compose valgrind"
 
 want="$build_pkgs"
 [ "${1:-build}" = test ] && want="$want $test_pkgs"
