@@ -130,25 +130,12 @@ static cg_msg *ms_new(ms_ctx *c, const char *psid, int64_t ts_ms)
 
 static cg_err ms_dup(ms_ctx *c, char **dst, const char *s, size_t max, const char *what)
 {
-    int bad;
-    *dst = cg_meta_dup_utf8(s, max, &bad);
-    if (*dst) return CG_OK;
-    if (bad) {
-        cg_meta_reason(c->reason, c->cap, "%s is not valid UTF-8", what);
-        return CG_E_BAD_REQUEST;
-    }
-    return CG_E_NOMEM;
+    return cg_meta_take_text(dst, s, max, what, c->reason, c->cap);
 }
 
 static cg_err ms_payload(ms_ctx *c, cg_msg *m, const char *p, const char *what)
 {
-    size_t len = strlen(p);
-    if (len == 0 || len > 1000 || !cg_text_valid_utf8(p, len)) {
-        cg_meta_reason(c->reason, c->cap, "%s is empty, over 1000 bytes or not UTF-8", what);
-        return CG_E_BAD_REQUEST;
-    }
-    m->payload = strdup(p);
-    return m->payload ? CG_OK : CG_E_NOMEM;
+    return cg_meta_take_payload(&m->payload, p, 1000, what, c->reason, c->cap);
 }
 
 static int ms_id_ok(const char *id)

@@ -195,6 +195,29 @@ char *cg_meta_dup_utf8(const char *s, size_t max, int *bad)
     return d;
 }
 
+cg_err cg_meta_take_text(char **dst, const char *s, size_t max, const char *what, char *reason, size_t cap)
+{
+    int bad;
+    *dst = cg_meta_dup_utf8(s, max, &bad);
+    if (*dst) return CG_OK;
+    if (bad) {
+        cg_meta_reason(reason, cap, "%s is not valid UTF-8", what);
+        return CG_E_BAD_REQUEST;
+    }
+    return CG_E_NOMEM;
+}
+
+cg_err cg_meta_take_payload(char **dst, const char *p, size_t max, const char *what, char *reason, size_t cap)
+{
+    size_t len = strlen(p);
+    if (len == 0 || len > max || !cg_text_valid_utf8(p, len)) {
+        cg_meta_reason(reason, cap, "%s is empty, over %zu bytes or not UTF-8", what, max);
+        return CG_E_BAD_REQUEST;
+    }
+    *dst = strdup(p);
+    return *dst ? CG_OK : CG_E_NOMEM;
+}
+
 static size_t seq_len(unsigned char ch)
 {
     return ch < 0x80 ? 1 : (ch & 0xE0) == 0xC0 ? 2 : (ch & 0xF0) == 0xE0 ? 3 : 4;

@@ -66,6 +66,12 @@ int cg_meta_digits(const char *s, size_t max);
 /* Heap copy of s (valid UTF-8 required: NULL and *bad = 1 otherwise) cut at
  * a character boundary to max bytes; NULL with *bad = 0 on ENOMEM. */
 char *cg_meta_dup_utf8(const char *s, size_t max, int *bad);
+/* *dst = cg_meta_dup_utf8(s, max): CG_OK; CG_E_BAD_REQUEST with "<what> is
+ * not valid UTF-8" in reason; CG_E_NOMEM. */
+cg_err cg_meta_take_text(char **dst, const char *s, size_t max, const char *what, char *reason, size_t cap);
+/* *dst = copy of a button payload p of 1..max bytes of UTF-8: CG_OK;
+ * CG_E_BAD_REQUEST with reason; CG_E_NOMEM. */
+cg_err cg_meta_take_payload(char **dst, const char *p, size_t max, const char *what, char *reason, size_t cap);
 
 /* Characters of s[0..len) as Meta counts them: code points, astral ones as
  * two (UTF-16 units; the stricter reading of "characters"). */

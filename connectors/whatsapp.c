@@ -158,26 +158,12 @@ static cg_msg *wa_new(wa_ctx *c)
 
 static cg_err wa_set_text(wa_ctx *c, cg_msg *m, const char *s, const char *what)
 {
-    if (!s) return CG_OK;
-    int bad;
-    m->text = cg_meta_dup_utf8(s, CG_MSG_TEXT_MAX, &bad);
-    if (m->text) return CG_OK;
-    if (bad) {
-        cg_meta_reason(c->reason, c->cap, "%s is not valid UTF-8", what);
-        return CG_E_BAD_REQUEST;
-    }
-    return CG_E_NOMEM;
+    return s ? cg_meta_take_text(&m->text, s, CG_MSG_TEXT_MAX, what, c->reason, c->cap) : CG_OK;
 }
 
 static cg_err wa_set_payload(wa_ctx *c, cg_msg *m, const char *p, const char *what)
 {
-    size_t len = strlen(p);
-    if (len == 0 || len > 256 || !cg_text_valid_utf8(p, len)) {
-        cg_meta_reason(c->reason, c->cap, "%s is empty, over 256 bytes or not UTF-8", what);
-        return CG_E_BAD_REQUEST;
-    }
-    m->payload = strdup(p);
-    return m->payload ? CG_OK : CG_E_NOMEM;
+    return cg_meta_take_payload(&m->payload, p, 256, what, c->reason, c->cap);
 }
 
 /* The profile name of wa_id in value.contacts[], or NULL. */

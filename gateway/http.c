@@ -746,7 +746,8 @@ void cg_api_json(cg_api_call *call, int status, cJSON *obj)
     char *s = obj ? cJSON_PrintUnformatted(obj) : NULL;
     cJSON_Delete(obj);
     if (!s) {
-        cg_api_error(call, 500, "out of memory");
+        static const char oom[] = "{\"error\":\"out of memory\"}";
+        cg_api_respond(call, 500, "application/json", oom, sizeof oom - 1);
         return;
     }
     cg_api_respond(call, status, "application/json", s, strlen(s));
@@ -755,14 +756,12 @@ void cg_api_json(cg_api_call *call, int status, cJSON *obj)
 
 void cg_api_error(cg_api_call *call, int status, const char *msg)
 {
-    char buf[512];
     cJSON *o = cJSON_CreateObject();
-    char *s = NULL;
-    if (o && cJSON_AddStringToObject(o, "error", msg ? msg : "error")) s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    int n = snprintf(buf, sizeof buf, "%s", s ? s : "{\"error\":\"out of memory\"}");
-    free(s);
-    cg_api_respond(call, s ? status : 500, "application/json", buf, n > 0 && (size_t)n < sizeof buf ? (size_t)n : 0);
+    if (o && !cJSON_AddStringToObject(o, "error", msg ? msg : "error")) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    cg_api_json(call, status, o);   /* NULL: 500 "out of memory" */
 }
 
 int cg_api_alive(const cg_api_call *call)
