@@ -215,3 +215,82 @@ int cg_json_has_escaped_nul(const char *s, size_t len)
     }
     return 0;
 }
+
+/* ---- direct JSON ------------------------------------------------------ */
+
+static int jw_room(cg_jw *w, size_t n)
+{
+    if (w->oom) return 0;
+    if (w->len + n + 1 <= w->cap) return 1;
+    size_t cap = w->cap ? w->cap : 1024;
+    while (cap < w->len + n + 1) cap *= 2;
+    char *b = realloc(w->buf, cap);
+    if (!b) {
+        w->oom = 1;
+        return 0;
+    }
+    w->buf = b;
+    w->cap = cap;
+    return 1;
+}
+
+void cg_jw_raw(cg_jw *w, const char *s, size_t n)
+{
+    if (!jw_room(w, n)) return;
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
+}
+
+void cg_jw_lit(cg_jw *w, const char *s) { cg_jw_raw(w, s, strlen(s)); }
+
+/* Worst case 6 bytes out per byte in (a control character as \u00XX). */
+static void jw_string(cg_jw *w, const char *s, size_t n, int html)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (!jw_room(w, 6 * n + 2)) return;
+    char *o = w->buf + w->len;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\' && !(html && (c == '&' || c == '<' || c == '>'))) {
+            *o++ = (char)c;
+            continue;
+        }
+        switch (c) {
+        case '"': *o++ = '\\'; *o++ = '"'; break;
+        case '\\': *o++ = '\\'; *o++ = '\\'; break;
+        case '\n': *o++ = '\\'; *o++ = 'n'; break;
+        case '\r': *o++ = '\\'; *o++ = 'r'; break;
+        case '\t': *o++ = '\\'; *o++ = 't'; break;
+        case '\b': *o++ = '\\'; *o++ = 'b'; break;
+        case '\f': *o++ = '\\'; *o++ = 'f'; break;
+        case '&': memcpy(o, "&amp;", 5); o += 5; break;
+        case '<': memcpy(o, "&lt;", 4); o += 4; break;
+        case '>': memcpy(o, "&gt;", 4); o += 4; break;
+        default:
+            memcpy(o, "\\u00", 4);
+            o[4] = hex[c >> 4];
+            o[5] = hex[c & 15];
+            o += 6;
+        }
+    }
+    *o++ = '"';
+    w->len = (size_t)(o - w->buf);
+}
+
+void cg_jw_str(cg_jw *w, const char *s, size_t n) { jw_string(w, s, n, 0); }
+void cg_jw_str_html(cg_jw *w, const char *s, size_t n) { jw_string(w, s, n, 1); }
+
+char *cg_jw_take(cg_jw *w, size_t *len)
+{
+    if (w->oom || !jw_room(w, 0)) {
+        free(w->buf);
+        memset(w, 0, sizeof *w);
+        return NULL;
+    }
+    w->buf[w->len] = '\0';
+    char *b = w->buf;
+    if (len) *len = w->len;
+    memset(w, 0, sizeof *w);
+    return b;
+}

@@ -535,26 +535,6 @@ done:
 
 /* ---- render ------------------------------------------------------------- */
 
-/* HTML-escaped copy of s[0..len) for parse_mode HTML; NULL on ENOMEM. */
-static char *html_escape(const char *s, size_t len)
-{
-    size_t extra = 0;
-    for (size_t i = 0; i < len; i++)
-        extra += s[i] == '&' ? 4 : (s[i] == '<' || s[i] == '>') ? 3 : 0;
-    char *d = malloc(len + extra + 1), *o = d;
-    if (!d) return NULL;
-    for (size_t i = 0; i < len; i++) {
-        switch (s[i]) {
-        case '&': memcpy(o, "&amp;", 5); o += 5; break;
-        case '<': memcpy(o, "&lt;", 4); o += 4; break;
-        case '>': memcpy(o, "&gt;", 4); o += 4; break;
-        default: *o++ = s[i];
-        }
-    }
-    *o = '\0';
-    return d;
-}
-
 static int is_blank(char ch) { return ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r'; }
 
 /* Length in bytes of the next piece of s[0..len) (valid UTF-8) that is at
@@ -591,8 +571,8 @@ static char *tg_url(const cg_channel_cfg *cfg, const char *method)
     return u;
 }
 
-/* Fills one POST with a JSON body; consumes (deletes) body. */
-static cg_err tg_request(const cg_channel_cfg *cfg, const char *method, cJSON *body, cg_http_out *o)
+/* Fills one POST with the JSON body written in w (taken). */
+static cg_err tg_request(const cg_channel_cfg *cfg, const char *method, cg_jw *w, cg_http_out *o)
 {
     memset(o, 0, sizeof *o);
     memcpy(o->method, "POST", 5);
@@ -600,13 +580,11 @@ static cg_err tg_request(const cg_channel_cfg *cfg, const char *method, cJSON *b
     o->url = tg_url(cfg, method);
     o->headers[0] = strdup("Content-Type: application/json");
     o->nheaders = 1;
-    o->body = body ? cJSON_PrintUnformatted(body) : NULL;
-    cJSON_Delete(body);
+    o->body = cg_jw_take(w, &o->body_len);
     if (!o->url || !o->headers[0] || !o->body) {
         cg_http_out_free(o);
         return CG_E_NOMEM;
     }
-    o->body_len = strlen(o->body);
     return CG_OK;
 }
 
@@ -623,25 +601,20 @@ static int chat_id_valid(const char *u)
     return n >= 1 && n <= 19;
 }
 
-static cJSON *tg_keyboard(const cg_reply *r)
+/* "reply_markup": one button a row (buttons already valid) */
+static void tg_keyboard(cg_jw *w, const cg_reply *r)
 {
-    cJSON *markup = cJSON_CreateObject();
-    cJSON *rows = cJSON_AddArrayToObject(markup, "inline_keyboard");
-    if (!rows) { cJSON_Delete(markup); return NULL; }
+    cg_jw_lit(w, ",\"reply_markup\":{\"inline_keyboard\":[");
     for (size_t i = 0; i < r->nbuttons; i++) {
         const cg_reply_btn *b = &r->buttons[i];
-        cJSON *row = cJSON_CreateArray();
-        if (!row || !cJSON_AddItemToArray(rows, row)) { cJSON_Delete(row); cJSON_Delete(markup); return NULL; }
-        cJSON *btn = cJSON_CreateObject();
-        if (!btn || !cJSON_AddItemToArray(row, btn)) { cJSON_Delete(btn); cJSON_Delete(markup); return NULL; }
-        if (!cJSON_AddStringToObject(btn, "text", b->title)) { cJSON_Delete(markup); return NULL; }
-        if (b->payload ? !cJSON_AddStringToObject(btn, "callback_data", b->payload)
-                       : !cJSON_AddStringToObject(btn, "url", b->url)) {
-            cJSON_Delete(markup);
-            return NULL;
-        }
+        cg_jw_lit(w, i ? ",[{\"text\":" : "[{\"text\":");
+        cg_jw_str(w, b->title, strlen(b->title));
+        cg_jw_lit(w, b->payload ? ",\"callback_data\":" : ",\"url\":");
+        const char *v = b->payload ? b->payload : b->url;
+        cg_jw_str(w, v, strlen(v));
+        cg_jw_lit(w, "}]");
     }
-    return markup;
+    cg_jw_lit(w, "]}");
 }
 
 static int tg_buttons_valid(const cg_reply *r)
@@ -665,10 +638,11 @@ static cg_err tg_render(const cg_channel_cfg *cfg, const cg_reply *r, cg_http_ou
     while (tlen && is_blank(*text)) { text++; tlen--; }
     if (tlen == 0 && r->nbuttons) return CG_E_INTERNAL;
 
-    /* count the requests before building any */
+    /* count the requests before building any; a text of at most
+     * TG_MAX_TEXT_UNITS bytes is at most that many UTF-16 units: one piece */
     size_t need = r->callback_id ? 1 : 0;
     for (size_t off = 0; off < tlen;) {
-        size_t k = tg_chunk(text + off, tlen - off);
+        size_t k = tlen - off <= TG_MAX_TEXT_UNITS ? tlen - off : tg_chunk(text + off, tlen - off);
         off += k;
         while (off < tlen && is_blank(text[off])) off++;
         need++;
@@ -678,32 +652,28 @@ static cg_err tg_render(const cg_channel_cfg *cfg, const cg_reply *r, cg_http_ou
     size_t made = 0;
     cg_err e = CG_OK;
     if (r->callback_id) {
-        cJSON *b = cJSON_CreateObject();
-        if (!b || !cJSON_AddStringToObject(b, "callback_query_id", r->callback_id)) {
-            cJSON_Delete(b);
-            return CG_E_NOMEM;
-        }
-        if ((e = tg_request(cfg, "answerCallbackQuery", b, &out[made])) != CG_OK) goto fail;
+        cg_jw w = { 0 };
+        cg_jw_lit(&w, "{\"callback_query_id\":");
+        cg_jw_str(&w, r->callback_id, strlen(r->callback_id));
+        cg_jw_lit(&w, "}");
+        if ((e = tg_request(cfg, "answerCallbackQuery", &w, &out[made])) != CG_OK) goto fail;
         made++;
     }
     for (size_t off = 0; off < tlen;) {
-        size_t k = tg_chunk(text + off, tlen - off);
+        size_t k = tlen - off <= TG_MAX_TEXT_UNITS ? tlen - off : tg_chunk(text + off, tlen - off);
         size_t klen = k;
         while (klen && is_blank(text[off + klen - 1])) klen--;
-        char *esc = html_escape(text + off, klen);
+        cg_jw w = { 0 };
+        cg_jw_lit(&w, "{\"chat_id\":");
+        cg_jw_lit(&w, r->user);          /* a JSON integer: chat_id_valid */
+        cg_jw_lit(&w, ",\"text\":");
+        cg_jw_str_html(&w, text + off, klen);
+        cg_jw_lit(&w, ",\"parse_mode\":\"HTML\"");
         off += k;
         while (off < tlen && is_blank(text[off])) off++;
-        cJSON *b = cJSON_CreateObject();
-        int ok = esc && b && cJSON_AddItemToObject(b, "chat_id", cJSON_CreateRaw(r->user)) &&
-                 cJSON_AddStringToObject(b, "text", esc) &&
-                 cJSON_AddStringToObject(b, "parse_mode", "HTML");
-        free(esc);
-        if (ok && off >= tlen && r->nbuttons) {
-            cJSON *kb = tg_keyboard(r);
-            ok = kb && cJSON_AddItemToObject(b, "reply_markup", kb);
-        }
-        if (!ok) { cJSON_Delete(b); e = CG_E_NOMEM; goto fail; }
-        if ((e = tg_request(cfg, "sendMessage", b, &out[made])) != CG_OK) goto fail;
+        if (off >= tlen && r->nbuttons) tg_keyboard(&w, r);
+        cg_jw_lit(&w, "}");
+        if ((e = tg_request(cfg, "sendMessage", &w, &out[made])) != CG_OK) goto fail;
         made++;
     }
     *n = made;

@@ -1005,9 +1005,15 @@ static void build_kw(cg_matcher *m, scratch *s, const char *phrase, kw *k)
     }
 }
 
-static int kw_present(const kw *k, const scratch *s, int li)
+/* mask: bit (hash & 63) set for every word and stem of the text (see the
+ * keyword loop in cg_intents_match): a phrase whose first word has neither
+ * bit set cannot be there, which settles most of an intent table's
+ * keywords without scanning the text. */
+static int kw_present(const kw *k, const scratch *s, int li, uint64_t mask)
 {
     if (k->n == 0 || s->nwords < k->n)
+        return 0;
+    if (!((mask >> (k->words[0] & 63)) & 1) && (li < 0 || !((mask >> (k->stems[li][0] & 63)) & 1)))
         return 0;
     for (size_t i = 0; i + k->n <= s->nwords; i++) {
         size_t j = 0;
@@ -1737,19 +1743,22 @@ int cg_intents_match(const cg_intents *t, const char *text, size_t len, const ch
     }
 
     /* keywords */
+    uint64_t kmask = 0;
+    for (size_t i = 0; m->nkws && i < s->nwords; i++)
+        kmask |= (1ULL << (s->words[i].h & 63)) | (1ULL << (s->words[i].stem & 63));
     for (size_t i = 0; i < m->nkws; i++) {
         const cls_kw *ck = &m->kws[i];
         if (ck->nmust) {
             int any = 0;
             for (size_t k = 0; k < ck->nmust && !any; k++)
-                any = kw_present(&ck->must[k], s, li);
+                any = kw_present(&ck->must[k], s, li, kmask);
             if (!any) {
                 sc[ck->cls] = -INFINITY;
                 continue;
             }
         }
         for (size_t k = 0; k < ck->nshould; k++)
-            if (kw_present(&ck->should[k], s, li))
+            if (kw_present(&ck->should[k], s, li, kmask))
                 sc[ck->cls] += (float)m->o.should_bonus;
     }
 

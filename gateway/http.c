@@ -659,7 +659,10 @@ static void webhook_process(struct lws *wsi, cg_http *h, http_pss *pss)
             cg_store_ingest(h->gw->store, msgs, n, webhook_stored, p);   /* may call back at once */
         }
     }
-    for (size_t i = 0; i < CG_MAX_MSGS_PER_WEBHOOK; i++) cg_msg_free(&msgs[i]);
+    /* the n messages, and the slot after them that a connector may have
+     * begun and dropped (an ignored update); every slot after a failure */
+    size_t used = e != CG_OK || n + 1 > CG_MAX_MSGS_PER_WEBHOOK ? CG_MAX_MSGS_PER_WEBHOOK : n + 1;
+    for (size_t i = 0; i < used; i++) cg_msg_free(&msgs[i]);
 }
 
 /* Start of a webhook POST: limits, then collect the body. Returns the

@@ -299,7 +299,7 @@ void cg_args_addn(cg_args *a, const char *s, size_t n)
 {
     if (a->oom) return;
     if (a->n == a->ncap) {
-        int ncap = a->ncap ? a->ncap * 2 : 64;
+        int ncap = a->ncap ? a->ncap * 2 : 128;
         size_t *off = realloc(a->off, sizeof *off * (size_t)ncap);
         if (off) a->off = off;
         size_t *len = off ? realloc(a->len, sizeof *len * (size_t)ncap) : NULL;
@@ -313,7 +313,7 @@ void cg_args_addn(cg_args *a, const char *s, size_t n)
         a->ncap = ncap;
     }
     if (a->used + n + 1 > a->cap) {
-        size_t cap = a->cap ? a->cap : 2048;
+        size_t cap = a->cap ? a->cap : 8192;
         while (cap < a->used + n + 1) cap *= 2;
         char *b = realloc(a->buf, cap);
         if (!b) {

@@ -152,6 +152,26 @@ int cg_reply_buttons_valid(const cg_reply *r, size_t payload_max, size_t *npay, 
  * refuse such bodies instead. */
 int cg_json_has_escaped_nul(const char *s, size_t len);
 
+/* A JSON text written directly, for the render paths every reply takes:
+ * building a cJSON tree and printing it cost about 30 instructions a byte.
+ * Strings must already be valid UTF-8 (connectors check); they are escaped
+ * as cJSON does (quote, backslash, control characters; the rest as is).
+ * Zero-initialise; a failed allocation sets oom and later calls do nothing;
+ * cg_jw_take() hands the NUL-terminated text over (NULL after oom, or
+ * free()d by the caller). */
+typedef struct cg_jw {
+    char *buf;
+    size_t len, cap;
+    int oom;
+} cg_jw;
+void cg_jw_raw(cg_jw *w, const char *s, size_t n);
+void cg_jw_lit(cg_jw *w, const char *s);                     /* raw, NUL-terminated */
+void cg_jw_str(cg_jw *w, const char *s, size_t n);           /* a JSON string */
+/* A JSON string whose content is s HTML-escaped first (& < > as entities),
+ * in the same pass: Telegram's parse_mode HTML. */
+void cg_jw_str_html(cg_jw *w, const char *s, size_t n);
+char *cg_jw_take(cg_jw *w, size_t *len);
+
 /* Constant-time equality of two byte strings (lengths may differ). */
 int cg_secure_equal(const char *a, size_t alen, const char *b, size_t blen);
 
