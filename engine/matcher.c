@@ -21,6 +21,21 @@
  * nothing) and go into an exact-text map instead: a citizen typing an
  * example gets its intents first (a tie, hence ambiguous, when shared).
  *
+ * Large tables. liblinear's Crammer-Singer keeps a dense weight matrix of
+ * features x intents and its training work grows with examples x intents:
+ * past about a thousand intents it takes many seconds and gigabytes. From
+ * opts.large_min_intents trained intents up (1,000 by default, chosen on
+ * bench/intents' synthetic catalogues, docs/benchmarks.md "Matcher at
+ * 10,000 intents") the same vectors go instead to engine/matcher_index.c:
+ * nearest centroid by cosine, found through an inverted index whose work per
+ * message is bounded (so time per message grows far slower than the table),
+ * the top candidates rescored exactly. Everything else here (features,
+ * exact-text map, keywords, language) is shared; match_large() applies it
+ * to the candidates, with the confidence described there. On real, distinct
+ * intents the centroid model is less accurate than liblinear (about 9
+ * points on the 150-intent benchmark), which is why small tables keep
+ * liblinear.
+ *
  * Confidence. Decision values s go through a softmax (temperature
  * 1/opts.calib_a) in which the runner-up does not count against the top:
  * p1 = e1 / (e1 + rest), p2 = e2 / (e1 + rest). Text unlike every intent
@@ -213,7 +228,7 @@ void cg_matcher_opts_default(cg_matcher_opts *o)
     o->calib_a = 10.0;
     o->calib_b = 0.0;
     o->should_bonus = 0.1;
-    o->large_min_intents = 2000;
+    o->large_min_intents = 1000;
     o->large_postings = 256;
     o->large_candidates = 32;
     o->large_calib_a = 40.0;

@@ -304,7 +304,7 @@ static char *with_place(const char *text, const char *place, size_t how)
  * naming the place in one of four phrasings. Each test row of a base intent
  * in the catalogue is asked about one of that intent's places (chosen by a
  * fixed hash of the row number). Replaces *tr and *te. */
-static size_t rot = 7;
+static size_t rot = 0;   /* --rot: window offset per place (0: same examples at every place) */
 static void make_catalogue(rows *tr, rows *te, size_t n, size_t per)
 {
     size_t nb;
