@@ -20,6 +20,7 @@
  *               the test set (for choosing thresholds without the test set)
  * --typos P     one edit in a share P of the test questions' words (4+ letters)
  * --speed S     time cg_intents_match over the test questions for S seconds
+ * --passes N    instead: exactly N passes over them (for instruction counts)
  * --sweep       in/out-of-scope figures at thresholds 0.10, 0.15, ... 0.90
  * --scale N     a synthetic catalogue of N intents (see make_catalogue()):
  *               the training files' intents crossed with place names; the
@@ -376,6 +377,7 @@ int main(int argc, char **argv)
     int holdout = 0, valid = 0, sweep = 0;
     size_t scale = 0, scale_per = 10;
     double threshold = 0.5, margin = 0.08, speed = 0, typos = 0;
+    size_t passes = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : "";
@@ -398,6 +400,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--calib-a")) o.calib_a = atof(v), i++;
         else if (!strcmp(a, "--conf")) o.conf_mode = atoi(v), i++;
         else if (!strcmp(a, "--calib-b")) o.calib_b = atof(v), i++;
+        else if (!strcmp(a, "--passes")) passes = (size_t)atol(v), i++;
         else if (!strcmp(a, "--scale")) scale = (size_t)atol(v), i++;
         else if (!strcmp(a, "--scale-examples")) scale_per = (size_t)atol(v), i++;
         else if (!strcmp(a, "--rot")) rot = (size_t)atol(v), i++;
@@ -636,7 +639,7 @@ int main(int argc, char **argv)
         free(oos);
     }
 
-    if (speed > 0 && te.n) {
+    if ((speed > 0 || passes > 0) && te.n) {
         size_t *lens = malloc(te.n * sizeof *lens);
         for (size_t i = 0; i < te.n; i++)
             lens[i] = strlen(te.v[i].text);
@@ -651,7 +654,7 @@ int main(int argc, char **argv)
             }
             done += te.n;
             s1 = now();
-        } while (s1 - s0 < speed);
+        } while (passes ? done < passes * te.n : s1 - s0 < speed);
         double u1 = cpu();
         printf("speed: %.0f classifications/s on one thread, %.0f per cpu-second (%zu in %.2f s, "
                "language detection on)\n", done / (s1 - s0), done / (u1 - u0), done, s1 - s0);
