@@ -26,6 +26,8 @@
  *               the training files' intents crossed with place names; the
  *               test questions name a place too; ends with one "scale:" line
  * --scale-examples E   examples per synthetic intent (default 10)
+ * --dump DIR    write the (synthetic) training and test rows to DIR/train.csv
+ *               and DIR/test.csv (text,category) for make_tables.py --csv
  * knobs (cg_matcher_opts): --char MIN-MAX --char-word-min N --cw X --C X
  *        --eps X --min-df N --solver N --conf N --calib-a X --calib-b X
  *        --nostem --nobigram --large N (large_min_intents) --postings N
@@ -37,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "civicgate/intents.h"
@@ -368,6 +371,32 @@ static void make_catalogue(rows *tr, rows *te, size_t n, size_t per)
     *te = nte;
 }
 
+/* dir/name as CSV "text,category", every field quoted. */
+static void write_csv(const char *dir, const char *name, const rows *r)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        exit(2);
+    }
+    fputs("text,category\n", f);
+    for (size_t i = 0; i < r->n; i++) {
+        const char *fields[2] = {r->v[i].text, r->v[i].label};
+        for (int k = 0; k < 2; k++) {
+            fputc('"', f);
+            for (const char *p = fields[k]; *p; p++) {
+                if (*p == '"')
+                    fputc('"', f);
+                fputc(*p, f);
+            }
+            fputs(k ? "\"\n" : "\",", f);
+        }
+    }
+    fclose(f);
+}
+
 int main(int argc, char **argv)
 {
     cg_matcher_opts o;
@@ -376,6 +405,7 @@ int main(int argc, char **argv)
     size_t ntrain = 0, ntest = 0;
     int holdout = 0, valid = 0, sweep = 0;
     size_t scale = 0, scale_per = 10;
+    const char *dump = NULL;
     double threshold = 0.5, margin = 0.08, speed = 0, typos = 0;
     size_t passes = 0;
     for (int i = 1; i < argc; i++) {
@@ -400,6 +430,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--calib-a")) o.calib_a = atof(v), i++;
         else if (!strcmp(a, "--conf")) o.conf_mode = atoi(v), i++;
         else if (!strcmp(a, "--calib-b")) o.calib_b = atof(v), i++;
+        else if (!strcmp(a, "--dump")) dump = v, i++;
         else if (!strcmp(a, "--passes")) passes = (size_t)atol(v), i++;
         else if (!strcmp(a, "--scale")) scale = (size_t)atol(v), i++;
         else if (!strcmp(a, "--scale-examples")) scale_per = (size_t)atol(v), i++;
@@ -492,6 +523,10 @@ int main(int argc, char **argv)
 
     if (scale)
         make_catalogue(&tr, &te, scale, scale_per);
+    if (dump) {
+        write_csv(dump, "train.csv", &tr);
+        write_csv(dump, "test.csv", &te);
+    }
 
     if (typos > 0)
         for (size_t i = 0; i < te.n; i++)
@@ -661,13 +696,17 @@ int main(int argc, char **argv)
         per_s = done / (u1 - u0);
         free(lens);
     }
-    if (scale)
-        printf("scale: %zu intents, %zu examples, model %s, train %.2f s, memory %.1f MiB, "
-               "top-1 %.2f%%, at threshold %.2f %.2f%%, %.1f us/message (%.0f/s)\n",
+    if (scale) {
+        /* peak RSS: the process, dominated by training's temporary memory */
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf("scale: %zu intents, %zu examples, model %s, train %.2f s, memory %.1f MiB "
+               "(peak RSS %.0f MiB), top-1 %.2f%%, at threshold %.2f %.2f%%, %.1f us/message (%.0f/s)\n",
                t.nintents, nex,
                o.large_min_intents > 0 && t.nintents >= (size_t)o.large_min_intents ? "index" : "liblinear",
-               t1 - t0, cg_matcher_memory(t.matcher) / 1048576.0, top1, threshold, at_th,
-               per_s > 0 ? 1e6 / per_s : 0, per_s);
+               t1 - t0, cg_matcher_memory(t.matcher) / 1048576.0, ru.ru_maxrss / 1024.0, top1, threshold,
+               at_th, per_s > 0 ? 1e6 / per_s : 0, per_s);
+    }
     cg_matcher_free(t.matcher);
     return 0;
 }
