@@ -1726,6 +1726,8 @@ static const cls_kw *kws_of(const cg_matcher *m, uint32_t c)
 static int match_large(const cg_intents *t, const cg_matcher *m, scratch *s, int li, size_t nk,
                        const float *bs, cg_match *out)
 {
+    /* the candidates, and room for 16 more an exact example names (an
+     * example shared by more intents than that ranks only its first 16) */
     uint32_t cls[M_LARGE_MAX_K + 16];
     float sc[M_LARGE_MAX_K + 16];
     for (size_t u = 0; u < nk; u++)

@@ -74,11 +74,6 @@ size_t cg_mindex_memory(const cg_mindex *x)
     return x ? x->memory : 0;
 }
 
-int cg_mindex_has(const cg_mindex *x, size_t c)
-{
-    return x && c < x->nclass && x->crow[c + 1] > x->crow[c];
-}
-
 typedef struct post { uint16_t cls; float w; } post;
 
 static int post_cmp(const void *a, const void *b)

@@ -24,9 +24,6 @@ cg_mindex *cg_mindex_build(size_t nclass, size_t nfeat, size_t nex, const uint32
                            size_t postings);
 void cg_mindex_free(cg_mindex *x);
 size_t cg_mindex_memory(const cg_mindex *x);
-/* 1 if class c had vectors to build from (else only the exact-text map can
- * name it). */
-int cg_mindex_has(const cg_mindex *x, size_t c);
 
 /* The query's known features fid[0..n) with values val[0..n) (no repeats).
  * Writes up to max classes into cls[] with their cosine to the class
