@@ -1264,31 +1264,64 @@ static int densify(cg_matcher *m)
     return 0;
 }
 
-/* The large-table model from the l training vectors xs (liblinear's
- * layout: indices from 1, the bias node at nfeat + 1, -1 at the end) of
- * classes ys. -1 on ENOMEM. */
-static int build_index(cg_matcher *m, struct feature_node *const *xs, const double *ys, size_t l)
+/* Classes with at least one example to train on (not shared, not empty). */
+static size_t trained_classes(const cg_matcher *m, const ex *exs, size_t nex)
 {
-    size_t nnz = 0;
-    for (size_t i = 0; i < l; i++)
-        for (const struct feature_node *x = xs[i]; x->index != -1; x++)
-            nnz += x->index >= 1 && (size_t)x->index <= m->nfeat;
+    char *seen = calloc(m->nclass ? m->nclass : 1, 1);
+    size_t n = 0;
+    if (!seen)
+        return 0;
+    for (size_t i = 0; i < nex; i++)
+        if (exs[i].n && !seen[exs[i].cls]) {
+            seen[exs[i].cls] = 1;
+            n++;
+        }
+    free(seen);
+    return n;
+}
+
+/* The large-table model from the training examples: each example's vector
+ * (the same values as its row of the liblinear problem in
+ * cg_matcher_train_opts) goes to cg_mindex_build(). Frees *fidx and *ftf
+ * (setting them to NULL) once read, to keep the peak low. -1 on ENOMEM. */
+static int build_index(cg_matcher *m, const ex *exs, size_t nex, uint32_t **fidx, uint32_t **ftf)
+{
+    size_t l = 0, nnz = 0;
+    for (size_t i = 0; i < nex; i++)
+        if (exs[i].n) {
+            l++;
+            nnz += exs[i].n;
+        }
     uint32_t *cls = malloc((l ? l : 1) * sizeof *cls), *fid = malloc((nnz ? nnz : 1) * sizeof *fid);
     size_t *off = malloc((l + 1) * sizeof *off);
     float *val = malloc((nnz ? nnz : 1) * sizeof *val);
     int rc = -1;
     if (cls && fid && off && val) {
-        size_t w = 0;
-        for (size_t i = 0; i < l; i++) {
-            cls[i] = (uint32_t)ys[i];
-            off[i] = w;
-            for (const struct feature_node *x = xs[i]; x->index != -1; x++)
-                if (x->index >= 1 && (size_t)x->index <= m->nfeat) {
-                    fid[w] = (uint32_t)(x->index - 1);
-                    val[w++] = (float)x->value;
-                }
+        const uint32_t *fi = *fidx, *tf = *ftf;
+        size_t w = 0, r = 0;
+        for (size_t i = 0; i < nex; i++) {
+            if (!exs[i].n)
+                continue;   /* shared with another intent, or no words */
+            cls[r] = exs[i].cls;
+            off[r++] = w;
+            double ssq[2] = {0, 0};
+            for (size_t k = exs[i].off; k < exs[i].off + exs[i].n; k++) {
+                double v = (1.0 + log((double)tf[k])) * m->idf[fi[k] & 0x7fffffffu];
+                ssq[fi[k] >> 31] += v * v;
+            }
+            double sc[2];
+            sc[0] = ssq[0] > 0 ? (ssq[1] > 0 ? m->word_scale : 1.0) / sqrt(ssq[0]) : 0;
+            sc[1] = ssq[1] > 0 ? (ssq[0] > 0 ? m->char_scale : 1.0) / sqrt(ssq[1]) : 0;
+            for (size_t k = exs[i].off; k < exs[i].off + exs[i].n; k++) {
+                double v = (1.0 + log((double)tf[k])) * m->idf[fi[k] & 0x7fffffffu];
+                fid[w] = fi[k] & 0x7fffffffu;
+                val[w++] = (float)(v * sc[fi[k] >> 31]);
+            }
         }
         off[l] = w;
+        free(*fidx);
+        free(*ftf);
+        *fidx = *ftf = NULL;
         size_t post = m->o.large_postings > 0 ? (size_t)m->o.large_postings : 1;
         m->index = cg_mindex_build(m->nclass, m->nfeat, l, cls, off, fid, val, post);
         if (m->index) {
@@ -1474,6 +1507,15 @@ cg_matcher *cg_matcher_train_opts(const cg_intents *t, const cg_matcher_opts *o,
         goto done;
     }
 
+    if (m->o.large_min_intents > 0 &&
+        trained_classes(m, exs, nex) >= (size_t)m->o.large_min_intents) {
+        /* too many intents for one liblinear model: nearest centroid with
+         * an inverted index (matcher_index.c) */
+        if (build_index(m, exs, nex, &fidx, &ftf) != 0)
+            TRAIN_FAIL("matcher: out of memory");
+        goto done;
+    }
+
     /* liblinear problem: x_i = weighted, block-normalised features + bias */
     nodes = malloc((fn + 2 * nex) * sizeof *nodes);
     xs = malloc(nex * sizeof *xs);
@@ -1539,11 +1581,6 @@ cg_matcher *cg_matcher_train_opts(const cg_intents *t, const cg_matcher_opts *o,
 
     if (ntrained == 0) {
         /* nothing to learn from: exact matches only */
-    } else if (m->o.large_min_intents > 0 && ntrained >= (size_t)m->o.large_min_intents) {
-        /* too many intents for one liblinear model: nearest centroid with
-         * an inverted index (matcher_index.c) */
-        if (build_index(m, xs, ys, l) != 0)
-            TRAIN_FAIL("matcher: out of memory");
     } else if (ntrained == 1) {
         /* One intent: nothing to discriminate against. Score by similarity
          * to the centroid of its examples (s = 2 cos - 1, so s > 0 when the
@@ -1636,7 +1673,7 @@ cg_matcher *cg_matcher_train_opts(const cg_intents *t, const cg_matcher_opts *o,
                 m->bias[model->label[1]] = (float)-b;
         }
     }
-    if (!m->index && densify(m) != 0)
+    if (densify(m) != 0)
         TRAIN_FAIL("matcher: out of memory");
     m->memory += m->nnz * (sizeof *m->wcls + sizeof *m->wval);
 
