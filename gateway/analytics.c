@@ -110,6 +110,12 @@ void cg_analytics_day(int64_t ms, char out[11])
     day_format((long)(ms / 86400000), out);
 }
 
+long long cg_analytics_expire_at(const cg_config *cfg, int64_t ms)
+{
+    long long ttl = cfg && cfg->analytics_ttl_s > 0 ? cfg->analytics_ttl_s : 15552000;
+    return (ms / 86400000 + 1) * 86400LL + ttl;
+}
+
 /* ---- write side ---------------------------------------------------------- */
 
 void cg_analytics_cid(const char *channel, const char *user, char out[8])
@@ -225,7 +231,7 @@ int cg_analytics_op_make(const cg_config *cfg, const cg_analytics_turn *t, cg_an
     if (!t || !t->channel || !t->user || !t->channel[0]) return -1;
     char day[11];
     cg_analytics_day(t->now_ms, day);
-    snprintf(op->ttl, sizeof op->ttl, "%d", cfg && cfg->analytics_ttl_s > 0 ? cfg->analytics_ttl_s : 15552000);
+    snprintf(op->ttl, sizeof op->ttl, "%lld", cg_analytics_expire_at(cfg, t->now_ms));
     snprintf(op->day_key, sizeof op->day_key, "cg:an:day:%s:%s", day, t->channel);
     snprintf(op->hll_key, sizeof op->hll_key, "cg:an:conv:%s:%s", day, t->channel);
     cg_analytics_cid(t->channel, t->user, op->cid);
@@ -282,12 +288,13 @@ static void case_written(cg_store *s, redisReply *r, void *ud)
         cg_log(CG_LOG_WARN, "analytics_write_failed", "reason", r ? r->str : "redis unavailable", NULL);
 }
 
-/* KEYS 1 the day's hash; ARGV 1 TTL, then field, increment pairs. */
+/* KEYS 1 the day's hash; ARGV 1 its expiry (cg_analytics_expire_at), then field,
+ * increment pairs. */
 static cg_store_script case_script = {
     .name = "analytics_case",
     .src =
         "for i = 2, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end\n"
-        "redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
+        "redis.call('EXPIREAT', KEYS[1], ARGV[1])\n"
         "return 1\n",
 };
 
@@ -295,10 +302,10 @@ void cg_analytics_record_case(cg_gateway *gw, const char *channel, long long wai
 {
     if (!gw || !gw->store || !channel || !channel[0] || strlen(channel) >= 32) return;
     if (wait_ms < 0 && (csat < 1 || csat > 5)) return;
-    char day[11], key[64], ttl[16], wsum[24], bucket[16], score[8], csatf[16];
+    char day[11], key[64], ttl[24], wsum[24], bucket[16], score[8], csatf[16];
     cg_analytics_day(cg_store_now_ms(), day);
     snprintf(key, sizeof key, "cg:an:day:%s:%s", day, channel);
-    snprintf(ttl, sizeof ttl, "%d", gw->cfg && gw->cfg->analytics_ttl_s > 0 ? gw->cfg->analytics_ttl_s : 15552000);
+    snprintf(ttl, sizeof ttl, "%lld", cg_analytics_expire_at(gw->cfg, cg_store_now_ms()));
     const char *argv[16];
     int n = 0;
     argv[n++] = key;

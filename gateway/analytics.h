@@ -51,8 +51,14 @@
  * arguments in ARGV by the commit's encoding (from ARGV[8]: name, count,
  * that many arguments, ...), so it does not depend on how the op loop holds
  * them. The arguments a:
- *   1 TTL  2 daily hash  3 HLL key  4 HLL member or ""  5 unmatched hash or ""
- *   6 its field  7 cid  8 max fields  then counter name, increment pairs. */
+ *   1 expiry (Unix seconds: the end of the day plus retention.analytics_s,
+ *     the same for every write to the day's keys)  2 daily hash  3 HLL key
+ *   4 HLL member  5 unmatched hash or ""  6 its field  7 cid  8 max fields
+ *   then counter name, increment pairs, "messages" first.
+ * The day's hash and HLL get their EXPIREAT once, with the day's first
+ * message (its "messages" counter coming back equal to the increment): the
+ * expiry is absolute, so later writes would only set the same value again
+ * (two commands and their AOF records per message saved). */
 #define CG_ANALYTICS_COMMIT_LUA \
     "local function analytics_args()\n" \
     "  local i = 8\n" \
@@ -66,9 +72,13 @@
     "local function analytics_op()\n" \
     "  local a = analytics_args()\n" \
     "  if not a then return end\n" \
-    "  for j = 9, #a, 2 do redis.call('HINCRBY', a[2], a[j], a[j + 1]) end\n" \
-    "  redis.call('EXPIRE', a[2], a[1])\n" \
-    "  if a[4] ~= '' then redis.call('PFADD', a[3], a[4]); redis.call('EXPIRE', a[3], a[1]) end\n" \
+    "  local first = redis.call('HINCRBY', a[2], a[9], a[10]) == tonumber(a[10])\n" \
+    "  for j = 11, #a, 2 do redis.call('HINCRBY', a[2], a[j], a[j + 1]) end\n" \
+    "  if first then redis.call('EXPIREAT', a[2], a[1]) end\n" \
+    "  if a[4] ~= '' then\n" \
+    "    redis.call('PFADD', a[3], a[4])\n" \
+    "    if first then redis.call('EXPIREAT', a[3], a[1]) end\n" \
+    "  end\n" \
     "  if a[5] == '' then return end\n" \
     "  local v = redis.call('HGET', a[5], a[6])\n" \
     "  if not v and redis.call('HLEN', a[5]) >= tonumber(a[8]) then\n" \
@@ -84,7 +94,7 @@
     "    if ids == '' then ids = a[7] else ids = ids .. ',' .. a[7] end\n" \
     "  end\n" \
     "  redis.call('HSET', a[5], a[6], (n + 1) .. ' ' .. ids)\n" \
-    "  redis.call('EXPIRE', a[5], a[1])\n" \
+    "  redis.call('EXPIREAT', a[5], a[1])\n" \
     "end\n"
 
 /* One committed message, as the pipeline saw it. Strings borrowed. */
@@ -103,7 +113,7 @@ typedef struct cg_analytics_turn {
 typedef struct cg_analytics_op {
     const char *argv[CG_AN_OP_ARGS];   /* point into the fields below */
     int argc;
-    char ttl[16], day_key[64], hll_key[64], cid[8], unm_key[64], max_fields[16];
+    char ttl[24], day_key[64], hll_key[64], cid[8], unm_key[64], max_fields[16];
     char intent_field[80], csat_field[16], csat_value[8];
     char *unm_field;                   /* owned, or NULL */
 } cg_analytics_op;
@@ -124,6 +134,9 @@ void cg_analytics_cid(const char *channel, const char *user, char out[8]);
 
 /* "YYYY-MM-DD" (UTC) of a time in ms since the epoch. */
 void cg_analytics_day(int64_t ms, char out[11]);
+/* When a day's analytics keys expire (Unix seconds): the end of the UTC day
+ * of ms plus retention.analytics_s. */
+long long cg_analytics_expire_at(const cg_config *cfg, int64_t ms);
 
 /* A case the agents handled: wait_ms (queued → claimed; < 0: unknown) and
  * csat (1..5; 0: none given) go into the day's counters for channel.

@@ -387,7 +387,8 @@ static uint64_t rate_take(cg_outbox *o, const ob_entry *e, uint64_t now)
 static cg_store_script finish_script = {
     .name = "outbox_finish",
     .src =
-        "local sent = tonumber(redis.call('HGET', KEYS[1], 'sent') or '0')\n"
+        "local st = redis.call('HMGET', KEYS[1], 'sent', 'cur')\n"
+        "local sent = tonumber(st[1] or '0')\n"
         "local seq, oc, late = tonumber(ARGV[3]), ARGV[4], false\n"
         "if seq <= sent then\n"
         "  if redis.call('SISMEMBER', KEYS[5], ARGV[3]) == 1 then late = true\n"
@@ -439,7 +440,8 @@ static cg_store_script finish_script = {
         "    redis.call('EXPIRE', KEYS[5], ARGV[5])\n"
         "  end\n"
         "  redis.call('HSET', KEYS[1], 'sent', seq)\n"
-        "  redis.call('HDEL', KEYS[1], 'cur', 'try', 'due', 'part')\n"
+        /* retry state is written with "cur" (retry, part): none, nothing to clear */
+        "  if st[2] then redis.call('HDEL', KEYS[1], 'cur', 'try', 'due', 'part') end\n"
         "end\n"
         "redis.call('XACK', KEYS[3], ARGV[1], ARGV[2])\n"
         "return 'ok'\n",

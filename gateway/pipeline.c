@@ -499,86 +499,15 @@ static cg_store_script commit_script = {
         "return 'ok'\n",
 };
 
-/* The commit's arguments in one growing buffer (offsets, so that it may
- * move), NUL-terminated each; v[] is filled by av_argv() just before use. */
-typedef struct argv_b {
-    char *buf;
-    size_t used, cap;
-    size_t off[256];
-    size_t len[256];
-    const char *v[256];
-    int n;
-    int oom;
-} argv_b;
-
-static void av_addn(argv_b *a, const char *s, size_t n)
-{
-    if (a->oom || a->n >= (int)(sizeof a->off / sizeof *a->off)) {
-        a->oom = 1;
-        return;
-    }
-    if (a->used + n + 1 > a->cap) {
-        size_t cap = a->cap ? a->cap : 2048;
-        while (cap < a->used + n + 1) cap *= 2;
-        char *b = realloc(a->buf, cap);
-        if (!b) {
-            a->oom = 1;
-            return;
-        }
-        a->buf = b;
-        a->cap = cap;
-    }
-    memcpy(a->buf + a->used, s, n);
-    a->buf[a->used + n] = '\0';
-    a->off[a->n] = a->used;
-    a->len[a->n++] = n;
-    a->used += n + 1;
-}
-
-static void av_add(argv_b *a, const char *s) { av_addn(a, s ? s : "", s ? strlen(s) : 0); }
-
-static void av_addi(argv_b *a, long long v)
-{
-    char b[CG_STORE_NUM_MAX];
-    cg_store_fmt_ll(b, v);
-    av_add(a, b);
-}
-
-static const char **av_argv(argv_b *a)
-{
-    for (int i = 0; i < a->n; i++) a->v[i] = a->buf + a->off[i];
-    return a->v;
-}
-
-static void av_free(argv_b *a)
-{
-    free(a->buf);
-    a->buf = NULL;
-    a->n = 0;
-}
-
 /* Starts an operation; returns the index of its count to patch with op_end
- * (room for 3 digits: at most 256 arguments in all, room for every
- * operation one commit can hold, analytics included). */
-static int op_begin(argv_b *a, const char *name)
+ * (at most 999 arguments an operation). */
+static int op_begin(cg_args *a, const char *name)
 {
-    av_add(a, name);
-    av_add(a, "000");
-    return a->n - 1;
+    cg_args_add(a, name);
+    return cg_args_placeholder(a);
 }
 
-static void op_end(argv_b *a, int at)
-{
-    if (a->oom) return;
-    char b[CG_STORE_NUM_MAX];
-    int k = cg_store_fmt_ll(b, a->n - at - 1);
-    if (k < 1 || k > 3) {
-        a->oom = 1;
-        return;
-    }
-    memcpy(a->buf + a->off[at], b, (size_t)k + 1);
-    a->len[at] = (size_t)k;
-}
+static void op_end(cg_args *a, int at) { cg_args_patch(a, at, a->n - at - 1); }
 
 static char *buttons_json(const cg_turn_out *o)
 {
@@ -630,24 +559,24 @@ static int csat_answer(const cg_msg *m)
 
 /* A fixed reply of the hand-off (agents_queue.c texts) into the outbox and
  * the transcript. */
-static void handoff_reply(argv_b *a, const cg_msg *m, const char *text, const char *lang, const char *now_s,
+static void handoff_reply(cg_args *a, const cg_msg *m, const char *text, const char *lang, const char *now_s,
                           const char *recv_s)
 {
     int op = op_begin(a, "conv");
-    av_add(a, "dir"); av_add(a, "out");
-    av_add(a, "text"); av_add(a, text);
-    av_add(a, "lang"); av_add(a, lang);
-    av_add(a, "ts"); av_add(a, now_s);
+    cg_args_add(a, "dir"); cg_args_add(a, "out");
+    cg_args_add(a, "text"); cg_args_add(a, text);
+    cg_args_add(a, "lang"); cg_args_add(a, lang);
+    cg_args_add(a, "ts"); cg_args_add(a, now_s);
     op_end(a, op);
     op = op_begin(a, "out");
-    av_add(a, "channel"); av_add(a, m->channel);
-    av_add(a, "user"); av_add(a, m->user);
-    av_add(a, "text"); av_add(a, text);
-    av_add(a, "buttons"); av_add(a, "[]");
-    if (m->callback_id) { av_add(a, "callback_id"); av_add(a, m->callback_id); }
-    av_add(a, "lang"); av_add(a, lang);
-    av_add(a, "created_at"); av_add(a, now_s);
-    av_add(a, "received_at"); av_add(a, recv_s);
+    cg_args_add(a, "channel"); cg_args_add(a, m->channel);
+    cg_args_add(a, "user"); cg_args_add(a, m->user);
+    cg_args_add(a, "text"); cg_args_add(a, text);
+    cg_args_add(a, "buttons"); cg_args_add(a, "[]");
+    if (m->callback_id) { cg_args_add(a, "callback_id"); cg_args_add(a, m->callback_id); }
+    cg_args_add(a, "lang"); cg_args_add(a, lang);
+    cg_args_add(a, "created_at"); cg_args_add(a, now_s);
+    cg_args_add(a, "received_at"); cg_args_add(a, recv_s);
     op_end(a, op);
 }
 
@@ -700,7 +629,7 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
     cg_gateway *gw = p->gw;
     const cg_config *cfg = gw->cfg;
     const cg_msg *m = &e->msg;
-    argv_b a = { .n = 0 };
+    cg_args a = { .n = 0 };
     cg_turn_out out;
     int have_out = 0;
     int csat_given = 0;          /* 1..5: this message rated a resolved case (analytics) */
@@ -712,27 +641,27 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
     static const char *const kinds[] = { "seq", "sess", "conv", NULL, NULL, NULL, "gap" };
     for (int i = 0; i < 7; i++) {
         char key[CG_KEY_MAX];
-        if (i == 3) av_add(&a, CG_K_OUTBOX);
-        else if (i == 4) av_add(&a, CG_K_INBOX);
-        else if (i == 5) av_add(&a, CG_K_AGENTS_Q);
+        if (i == 3) cg_args_add(&a, CG_K_OUTBOX);
+        else if (i == 4) cg_args_add(&a, CG_K_INBOX);
+        else if (i == 5) cg_args_add(&a, CG_K_AGENTS_Q);
         else {
             if (cg_store_key(key, sizeof key, kinds[i], m->channel, m->user)) a.oom = 1;
-            av_add(&a, key);
+            cg_args_add(&a, key);
         }
     }
-    av_add(&a, CG_K_FLOWS);
+    cg_args_add(&a, CG_K_FLOWS);
     {
         char key[CG_KEY_MAX];
         if (cg_store_key(key, sizeof key, "held", m->channel, m->user)) a.oom = 1;
-        av_add(&a, key);
+        cg_args_add(&a, key);
     }
-    av_add(&a, CG_G_PIPELINE);
-    av_add(&a, e->id);
-    av_addi(&a, e->seq);
-    av_addi(&a, cfg->session_ttl_s > 0 ? cfg->session_ttl_s : 2592000);
-    av_addi(&a, cfg->transcript_max > 0 ? cfg->transcript_max : 500);
-    av_addi(&a, cfg->transcript_ttl_s > 0 ? cfg->transcript_ttl_s : 7776000);
-    av_add(&a, e->force ? "force" : "");
+    cg_args_add(&a, CG_G_PIPELINE);
+    cg_args_add(&a, e->id);
+    cg_args_addi(&a, e->seq);
+    cg_args_addi(&a, cfg->session_ttl_s > 0 ? cfg->session_ttl_s : 2592000);
+    cg_args_addi(&a, cfg->transcript_max > 0 ? cfg->transcript_max : 500);
+    cg_args_addi(&a, cfg->transcript_ttl_s > 0 ? cfg->transcript_ttl_s : 7776000);
+    cg_args_add(&a, e->force ? "force" : "");
 
     int op;
     cg_store_fmt_ll(b, (long long)(e->received_at ? e->received_at : now));
@@ -742,36 +671,36 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
     if (citizen && m->kind != CG_MSG_EDITED && cg_window_holds(m->channel)) {
         /* the window is open again: replies held while it was closed go first */
         op = op_begin(&a, "release");
-        av_add(&a, b);
+        cg_args_add(&a, b);
         op_end(&a, op);
     }
     const cg_channel_cfg *chc = cg_config_channel(cfg, m->channel);
     const cg_connector *conn = cg_connector_find(m->channel);
     if (citizen && chc && chc->mark_read && conn && conn->render_read && m->msg_id[0]) {
         op = op_begin(&a, "read");
-        av_add(&a, "channel"); av_add(&a, m->channel);
-        av_add(&a, "user"); av_add(&a, m->user);
-        av_add(&a, "kind"); av_add(&a, "read");
-        av_add(&a, "msg_id"); av_add(&a, m->msg_id);
-        av_add(&a, "created_at"); av_add(&a, now_s);
+        cg_args_add(&a, "channel"); cg_args_add(&a, m->channel);
+        cg_args_add(&a, "user"); cg_args_add(&a, m->user);
+        cg_args_add(&a, "kind"); cg_args_add(&a, "read");
+        cg_args_add(&a, "msg_id"); cg_args_add(&a, m->msg_id);
+        cg_args_add(&a, "created_at"); cg_args_add(&a, now_s);
         op_end(&a, op);
     }
     if (citizen) {
         op = op_begin(&a, "conv");
-        av_add(&a, "dir"); av_add(&a, "in");
-        av_add(&a, "kind"); av_add(&a, kind_names[m->kind]);
+        cg_args_add(&a, "dir"); cg_args_add(&a, "in");
+        cg_args_add(&a, "kind"); cg_args_add(&a, kind_names[m->kind]);
         char *title = m->kind == CG_MSG_BUTTON && !m->text ? button_title(ld->buttons, m->payload) : NULL;
-        if (m->text || title) { av_add(&a, "text"); av_add(&a, m->text ? m->text : title); }
+        if (m->text || title) { cg_args_add(&a, "text"); cg_args_add(&a, m->text ? m->text : title); }
         free(title);
-        if (m->payload) { av_add(&a, "payload"); av_add(&a, m->payload); }
-        if (m->media[0]) { av_add(&a, "media"); av_add(&a, m->media); }
+        if (m->payload) { cg_args_add(&a, "payload"); cg_args_add(&a, m->payload); }
+        if (m->media[0]) { cg_args_add(&a, "media"); cg_args_add(&a, m->media); }
         if (m->kind == CG_MSG_LOCATION) {
             char ll[64];
             snprintf(ll, sizeof ll, "%.7f,%.7f", m->lat, m->lon);
-            av_add(&a, "location"); av_add(&a, ll);
+            cg_args_add(&a, "location"); cg_args_add(&a, ll);
         }
-        av_add(&a, "ts"); av_add(&a, b);
-        av_add(&a, "entry"); av_add(&a, e->id);
+        cg_args_add(&a, "ts"); cg_args_add(&a, b);
+        cg_args_add(&a, "entry"); cg_args_add(&a, e->id);
         op_end(&a, op);
     }
 
@@ -779,12 +708,12 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
     case CG_MSG_BLOCKED:
     case CG_MSG_UNBLOCKED:
         op = op_begin(&a, "hset");
-        av_add(&a, "blocked"); av_add(&a, m->kind == CG_MSG_BLOCKED ? "1" : "0");
+        cg_args_add(&a, "blocked"); cg_args_add(&a, m->kind == CG_MSG_BLOCKED ? "1" : "0");
         op_end(&a, op);
         op = op_begin(&a, "conv");
-        av_add(&a, "dir"); av_add(&a, "note");
-        av_add(&a, "text"); av_add(&a, m->kind == CG_MSG_BLOCKED ? "blocked" : "unblocked");
-        av_add(&a, "ts"); av_add(&a, b);
+        cg_args_add(&a, "dir"); cg_args_add(&a, "note");
+        cg_args_add(&a, "text"); cg_args_add(&a, m->kind == CG_MSG_BLOCKED ? "blocked" : "unblocked");
+        cg_args_add(&a, "ts"); cg_args_add(&a, b);
         op_end(&a, op);
         break;
     case CG_MSG_STATUS:
@@ -802,14 +731,14 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
                 int cb = !strcmp(m->payload, "cb");
                 if (cb) {
                     op = op_begin(&a, "case");
-                    av_add(&a, ld->case_id); av_add(&a, "");
-                    av_add(&a, "callback"); av_add(&a, "1");
+                    cg_args_add(&a, ld->case_id); cg_args_add(&a, "");
+                    cg_args_add(&a, "callback"); cg_args_add(&a, "1");
                     op_end(&a, op);
                     op = op_begin(&a, "conv");
-                    av_add(&a, "dir"); av_add(&a, "note");
-                    av_add(&a, "kind"); av_add(&a, "callback");
-                    av_add(&a, "text"); av_add(&a, "the citizen chose to leave a message for a call-back");
-                    av_add(&a, "ts"); av_add(&a, now_s);
+                    cg_args_add(&a, "dir"); cg_args_add(&a, "note");
+                    cg_args_add(&a, "kind"); cg_args_add(&a, "callback");
+                    cg_args_add(&a, "text"); cg_args_add(&a, "the citizen chose to leave a message for a call-back");
+                    cg_args_add(&a, "ts"); cg_args_add(&a, now_s);
                     op_end(&a, op);
                 }
                 char *txt = cg_agents_text(set, cb ? "queue_callback_ok" : "queue_waiting_ok", lang, NULL, NULL, NULL);
@@ -828,13 +757,13 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
             char *ej = cJSON_PrintUnformatted(en);
             cJSON_Delete(en);
             op = op_begin(&a, "centry");
-            av_add(&a, ld->case_id); av_add(&a, "1"); av_add(&a, b); av_add(&a, ej ? ej : "{}");
+            cg_args_add(&a, ld->case_id); cg_args_add(&a, "1"); cg_args_add(&a, b); cg_args_add(&a, ej ? ej : "{}");
             op_end(&a, op);
             free(ej);
             op = op_begin(&a, "hset");
-            av_add(&a, "last_in"); av_add(&a, b);
-            if (ld->blocked) { av_add(&a, "blocked"); av_add(&a, "0"); }
-            if (m->name) { av_add(&a, "name"); av_add(&a, m->name); }
+            cg_args_add(&a, "last_in"); cg_args_add(&a, b);
+            if (ld->blocked) { cg_args_add(&a, "blocked"); cg_args_add(&a, "0"); }
+            if (m->name) { cg_args_add(&a, "name"); cg_args_add(&a, m->name); }
             op_end(&a, op);
             break;
         }
@@ -842,21 +771,21 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
             int v = csat_answer(m);
             csat_given = v;
             op = op_begin(&a, "hdel");
-            av_add(&a, "csat");
+            cg_args_add(&a, "csat");
             op_end(&a, op);
             if (v) {
                 char vs[4];
                 snprintf(vs, sizeof vs, "%d", v);
                 op = op_begin(&a, "case");
-                av_add(&a, ld->csat); av_add(&a, "");
-                av_add(&a, "csat"); av_add(&a, vs);
-                av_add(&a, "csat_at"); av_add(&a, now_s);
+                cg_args_add(&a, ld->csat); cg_args_add(&a, "");
+                cg_args_add(&a, "csat"); cg_args_add(&a, vs);
+                cg_args_add(&a, "csat_at"); cg_args_add(&a, now_s);
                 op_end(&a, op);
                 op = op_begin(&a, "conv");
-                av_add(&a, "dir"); av_add(&a, "note");
-                av_add(&a, "kind"); av_add(&a, "csat");
-                av_add(&a, "text"); av_add(&a, vs);
-                av_add(&a, "ts"); av_add(&a, now_s);
+                cg_args_add(&a, "dir"); cg_args_add(&a, "note");
+                cg_args_add(&a, "kind"); cg_args_add(&a, "csat");
+                cg_args_add(&a, "text"); cg_args_add(&a, vs);
+                cg_args_add(&a, "ts"); cg_args_add(&a, now_s);
                 op_end(&a, op);
                 cg_intents *t = cg_intents_ref(gw->intents);
                 const char *lang = ld->lang ? ld->lang : "";
@@ -901,45 +830,45 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
         } else {
             char *dj = cg_dialog_state_to_json(&st);
             op = op_begin(&a, "hset");
-            av_add(&a, "dialog"); av_add(&a, dj ? dj : "{}");
-            av_add(&a, "last_in"); av_add(&a, b);
-            av_add(&a, "lang"); av_add(&a, out.lang);
-            av_add(&a, "buttons"); av_add(&a, btn ? btn : "[]");
-            if (ld->blocked) { av_add(&a, "blocked"); av_add(&a, "0"); }
-            if (m->name) { av_add(&a, "name"); av_add(&a, m->name); }
-            if (out.fallback && m->text) { av_add(&a, "unanswered"); av_add(&a, m->text); }
+            cg_args_add(&a, "dialog"); cg_args_add(&a, dj ? dj : "{}");
+            cg_args_add(&a, "last_in"); cg_args_add(&a, b);
+            cg_args_add(&a, "lang"); cg_args_add(&a, out.lang);
+            cg_args_add(&a, "buttons"); cg_args_add(&a, btn ? btn : "[]");
+            if (ld->blocked) { cg_args_add(&a, "blocked"); cg_args_add(&a, "0"); }
+            if (m->name) { cg_args_add(&a, "name"); cg_args_add(&a, m->name); }
+            if (out.fallback && m->text) { cg_args_add(&a, "unanswered"); cg_args_add(&a, m->text); }
             op_end(&a, op);
             free(dj);
             op = op_begin(&a, "conv");
-            av_add(&a, "dir"); av_add(&a, "out");
-            av_add(&a, "text"); av_add(&a, out.text);
-            av_add(&a, "buttons"); av_add(&a, btn ? btn : "[]");
-            av_add(&a, "lang"); av_add(&a, out.lang);
-            if (out.intent) { av_add(&a, "intent"); av_add(&a, out.intent->id); }
-            av_add(&a, "ts"); av_add(&a, now_s);
+            cg_args_add(&a, "dir"); cg_args_add(&a, "out");
+            cg_args_add(&a, "text"); cg_args_add(&a, out.text);
+            cg_args_add(&a, "buttons"); cg_args_add(&a, btn ? btn : "[]");
+            cg_args_add(&a, "lang"); cg_args_add(&a, out.lang);
+            if (out.intent) { cg_args_add(&a, "intent"); cg_args_add(&a, out.intent->id); }
+            cg_args_add(&a, "ts"); cg_args_add(&a, now_s);
             op_end(&a, op);
         }
         op = op_begin(&a, "out");
-        av_add(&a, "channel"); av_add(&a, m->channel);
-        av_add(&a, "user"); av_add(&a, m->user);
-        av_add(&a, "text"); av_add(&a, out.text);
-        av_add(&a, "buttons"); av_add(&a, btn ? btn : "[]");
-        if (m->callback_id) { av_add(&a, "callback_id"); av_add(&a, m->callback_id); }
-        av_add(&a, "lang"); av_add(&a, out.lang);
-        av_add(&a, "created_at"); av_add(&a, now_s);
-        av_add(&a, "received_at"); av_add(&a, b);
+        cg_args_add(&a, "channel"); cg_args_add(&a, m->channel);
+        cg_args_add(&a, "user"); cg_args_add(&a, m->user);
+        cg_args_add(&a, "text"); cg_args_add(&a, out.text);
+        cg_args_add(&a, "buttons"); cg_args_add(&a, btn ? btn : "[]");
+        if (m->callback_id) { cg_args_add(&a, "callback_id"); cg_args_add(&a, m->callback_id); }
+        cg_args_add(&a, "lang"); cg_args_add(&a, out.lang);
+        cg_args_add(&a, "created_at"); cg_args_add(&a, now_s);
+        cg_args_add(&a, "received_at"); cg_args_add(&a, b);
         op_end(&a, op);
         free(btn);
         if (out.vars_json && (out.action == CG_ACT_FLOW_DONE || out.action == CG_ACT_ESCALATE)) {
             /* a finished flow's answers, for the department that owns it */
             op = op_begin(&a, "flow");
-            av_add(&a, "intent"); av_add(&a, out.intent ? out.intent->id : flow);
-            av_add(&a, "reference"); av_add(&a, ref);
-            av_add(&a, "channel"); av_add(&a, m->channel);
-            av_add(&a, "user"); av_add(&a, m->user);
-            av_add(&a, "lang"); av_add(&a, out.lang);
-            av_add(&a, "vars"); av_add(&a, out.vars_json);
-            av_add(&a, "ts"); av_add(&a, now_s);
+            cg_args_add(&a, "intent"); cg_args_add(&a, out.intent ? out.intent->id : flow);
+            cg_args_add(&a, "reference"); cg_args_add(&a, ref);
+            cg_args_add(&a, "channel"); cg_args_add(&a, m->channel);
+            cg_args_add(&a, "user"); cg_args_add(&a, m->user);
+            cg_args_add(&a, "lang"); cg_args_add(&a, out.lang);
+            cg_args_add(&a, "vars"); cg_args_add(&a, out.vars_json);
+            cg_args_add(&a, "ts"); cg_args_add(&a, now_s);
             op_end(&a, op);
         }
         if (out.action == CG_ACT_ESCALATE) {
@@ -960,33 +889,33 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
             if (by_fallbacks && ld->unanswered) question = ld->unanswered;
             else if (by_flow) question = out.intent ? out.intent->id : flow;
             op = op_begin(&a, "case");
-            av_add(&a, id); av_add(&a, score);
-            av_add(&a, "id"); av_add(&a, id);
-            av_add(&a, "channel"); av_add(&a, m->channel);
-            av_add(&a, "user"); av_add(&a, m->user);
-            av_add(&a, "name"); av_add(&a, m->name ? m->name : "");
-            av_add(&a, "lang"); av_add(&a, out.lang);
-            av_add(&a, "status"); av_add(&a, "queued");
-            av_add(&a, "priority"); av_add(&a, prio);
-            av_add(&a, "score"); av_add(&a, score);
-            av_add(&a, "created_at"); av_add(&a, now_s);
-            av_add(&a, "last_message_at"); av_add(&a, b);
-            av_add(&a, "question"); av_add(&a, question);
-            av_add(&a, "reason"); av_add(&a, reason);
-            av_add(&a, "unread"); av_add(&a, "0");
+            cg_args_add(&a, id); cg_args_add(&a, score);
+            cg_args_add(&a, "id"); cg_args_add(&a, id);
+            cg_args_add(&a, "channel"); cg_args_add(&a, m->channel);
+            cg_args_add(&a, "user"); cg_args_add(&a, m->user);
+            cg_args_add(&a, "name"); cg_args_add(&a, m->name ? m->name : "");
+            cg_args_add(&a, "lang"); cg_args_add(&a, out.lang);
+            cg_args_add(&a, "status"); cg_args_add(&a, "queued");
+            cg_args_add(&a, "priority"); cg_args_add(&a, prio);
+            cg_args_add(&a, "score"); cg_args_add(&a, score);
+            cg_args_add(&a, "created_at"); cg_args_add(&a, now_s);
+            cg_args_add(&a, "last_message_at"); cg_args_add(&a, b);
+            cg_args_add(&a, "question"); cg_args_add(&a, question);
+            cg_args_add(&a, "reason"); cg_args_add(&a, reason);
+            cg_args_add(&a, "unread"); cg_args_add(&a, "0");
             op_end(&a, op);
             op = op_begin(&a, "hset");
-            av_add(&a, "case"); av_add(&a, id);
+            cg_args_add(&a, "case"); cg_args_add(&a, id);
             op_end(&a, op);
             op = op_begin(&a, "hdel");
-            av_add(&a, "csat"); av_add(&a, "unanswered");
+            cg_args_add(&a, "csat"); cg_args_add(&a, "unanswered");
             op_end(&a, op);
             op = op_begin(&a, "conv");
-            av_add(&a, "dir"); av_add(&a, "note");
-            av_add(&a, "kind"); av_add(&a, "escalated");
-            av_add(&a, "text"); av_add(&a, "escalated");
-            av_add(&a, "case"); av_add(&a, id);
-            av_add(&a, "ts"); av_add(&a, now_s);
+            cg_args_add(&a, "dir"); cg_args_add(&a, "note");
+            cg_args_add(&a, "kind"); cg_args_add(&a, "escalated");
+            cg_args_add(&a, "text"); cg_args_add(&a, "escalated");
+            cg_args_add(&a, "case"); cg_args_add(&a, id);
+            cg_args_add(&a, "ts"); cg_args_add(&a, now_s);
             op_end(&a, op);
             e->queued_case = 1;
             cg_metrics_inc(CG_M_ESCALATED, m->channel);
@@ -1008,21 +937,21 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
         cg_analytics_op aop;
         if (cg_analytics_op_make(cfg, &at, &aop) == 0) {
             op = op_begin(&a, "an");
-            for (int i = 0; i < aop.argc; i++) av_add(&a, aop.argv[i]);
+            for (int i = 0; i < aop.argc; i++) cg_args_add(&a, aop.argv[i]);
             op_end(&a, op);
         }
         cg_analytics_op_free(&aop);
     }
     cg_turn_out_free(&out);
 
-    if (a.oom || cg_store_eval(p->store, &commit_script, 9, a.n, av_argv(&a), a.len,
+    if (a.oom || cg_store_eval(p->store, &commit_script, 9, a.n, cg_args_argv(&a), a.len,
                                commit_reply, e) != 0) {
-        av_free(&a);
+        cg_args_free(&a);
         entry_failed(p, e);
         return;
     }
     p->inflight++;
-    av_free(&a);
+    cg_args_free(&a);
 }
 
 static void commit_reply(cg_store *s, redisReply *r, void *ud)

@@ -51,6 +51,24 @@
 #define PUSH_MAX_BYTES   (64 * 1024)
 #define SUBS_MAX         4
 
+/* One command connection. Two are open: the webhooks' ingest gets its own,
+ * so that acknowledging a webhook never waits behind the pipeline's and the
+ * outbox's scripts (hiredis answers a connection's commands in order, and a
+ * burst of 64 commits takes Redis milliseconds). Redis serves the two
+ * connections in turn, so an ingest waits at most for one read's worth of
+ * the other's commands. While the ingest connection is down the ingest goes
+ * on the main one; the gateway is ready when the main one is. */
+typedef struct store_conn {
+    struct cg_store *s;
+    const char *name;            /* "main" or "ingest", for the logs */
+    redisAsyncContext *ac;       /* NULL while down */
+    int ready;
+    unsigned backoff_ms;
+    uv_timer_t retry_timer;
+    unsigned outstanding;        /* commands sent, reply not yet seen */
+    uint64_t last_progress;      /* uv_now of the last reply or of going busy */
+} store_conn;
+
 struct cg_store {
     cg_gateway *gw;
     uv_loop_t *loop;
@@ -63,13 +81,10 @@ struct cg_store {
     int db;
     int url_ok;
 
-    redisAsyncContext *ac;       /* command connection, NULL while down */
-    int ready;
-    unsigned backoff_ms;
-    uv_timer_t retry_timer;
+    /* Command connections: "main" for everything, "ingest" for the
+     * webhooks' ingest script only (see store_conn). */
+    store_conn main, ingest;
     uv_timer_t watchdog;
-    unsigned outstanding;        /* commands sent, reply not yet seen */
-    uint64_t last_progress;      /* uv_now of the last reply or of going busy */
 
     redisAsyncContext *sub;      /* SUBSCRIBE connection, while a channel is registered */
     unsigned sub_backoff_ms;
@@ -278,10 +293,90 @@ static int parse_url(cg_store *s, const char *url)
     return 0;
 }
 
+/* ---- script arguments ------------------------------------------------ */
+
+void cg_args_addn(cg_args *a, const char *s, size_t n)
+{
+    if (a->oom) return;
+    if (a->n == a->ncap) {
+        int ncap = a->ncap ? a->ncap * 2 : 64;
+        size_t *off = realloc(a->off, sizeof *off * (size_t)ncap);
+        if (off) a->off = off;
+        size_t *len = off ? realloc(a->len, sizeof *len * (size_t)ncap) : NULL;
+        if (len) a->len = len;
+        const char **v = len ? realloc(a->v, sizeof *v * (size_t)ncap) : NULL;
+        if (!v) {
+            a->oom = 1;
+            return;
+        }
+        a->v = v;
+        a->ncap = ncap;
+    }
+    if (a->used + n + 1 > a->cap) {
+        size_t cap = a->cap ? a->cap : 2048;
+        while (cap < a->used + n + 1) cap *= 2;
+        char *b = realloc(a->buf, cap);
+        if (!b) {
+            a->oom = 1;
+            return;
+        }
+        a->buf = b;
+        a->cap = cap;
+    }
+    if (n) memcpy(a->buf + a->used, s, n);
+    a->buf[a->used + n] = '\0';
+    a->off[a->n] = a->used;
+    a->len[a->n++] = n;
+    a->used += n + 1;
+}
+
+void cg_args_add(cg_args *a, const char *s) { cg_args_addn(a, s ? s : "", s ? strlen(s) : 0); }
+
+void cg_args_addi(cg_args *a, long long v)
+{
+    char b[CG_STORE_NUM_MAX];
+    cg_args_addn(a, b, (size_t)cg_store_fmt_ll(b, v));
+}
+
+int cg_args_placeholder(cg_args *a)
+{
+    cg_args_addn(a, "000", 3);
+    return a->n - 1;
+}
+
+void cg_args_patch(cg_args *a, int at, long long v)
+{
+    if (a->oom || at < 0 || at >= a->n) return;
+    char b[CG_STORE_NUM_MAX];
+    int k = cg_store_fmt_ll(b, v);
+    if (k < 1 || (size_t)k > a->len[at]) {
+        a->oom = 1;
+        return;
+    }
+    memcpy(a->buf + a->off[at], b, (size_t)k + 1);
+    a->len[at] = (size_t)k;
+}
+
+const char **cg_args_argv(cg_args *a)
+{
+    for (int i = 0; i < a->n; i++) a->v[i] = a->buf + a->off[i];
+    return a->v;
+}
+
+void cg_args_free(cg_args *a)
+{
+    free(a->buf);
+    free(a->off);
+    free(a->len);
+    free(a->v);
+    memset(a, 0, sizeof *a);
+}
+
 /* ---- commands -------------------------------------------------------- */
 
 typedef struct store_req {
     cg_store *s;
+    store_conn *c;             /* the connection it was sent on */
     cg_store_reply_fn fn;
     void *ud;
     cg_store_script *script;   /* EVALSHA: kept to retry as EVAL */
@@ -297,12 +392,12 @@ static void req_free(store_req *q)
     free(q);
 }
 
-static int send_req(cg_store *s, store_req *q, int argc, const char **argv, const size_t *lens);
-static int send_formatted(cg_store *s, store_req *q, const char *cmd, size_t len);
+static int send_req(store_conn *c, store_req *q, int argc, const char **argv, const size_t *lens);
+static int send_formatted(store_conn *c, store_req *q, const char *cmd, size_t len);
 
 /* EVALSHA came back NOSCRIPT: the same command as EVAL with the script's
  * body in place of the sha (everything after the sha is unchanged). */
-static int resend_as_eval(cg_store *s, store_req *q)
+static int resend_as_eval(store_req *q)
 {
     size_t srclen = strlen(q->script->src);
     const char *hdr_end = strchr(q->cmd, '\n');     /* "*<n>\r\n" */
@@ -325,10 +420,10 @@ static int resend_as_eval(cg_store *s, store_req *q)
     memcpy(c + o, q->script->src, srclen); o += srclen;
     memcpy(c + o, "\r\n", 2); o += 2;
     memcpy(c + o, q->cmd + q->rest, q->cmdlen - q->rest); o += q->cmdlen - q->rest;
-    q2->s = s;
+    q2->s = q->s;
     q2->fn = q->fn;
     q2->ud = q->ud;
-    int rc = send_formatted(s, q2, c, o);
+    int rc = send_formatted(q->c, q2, c, o);
     free(c);
     if (rc) free(q2);
     return rc;
@@ -338,16 +433,17 @@ static void on_reply(redisAsyncContext *ac, void *r_, void *priv)
 {
     store_req *q = priv;
     cg_store *s = q->s;
+    store_conn *c = q->c;
     redisReply *r = r_;
     (void)ac;
-    if (s->outstanding) s->outstanding--;
-    s->last_progress = uv_now(s->loop);
+    if (c->outstanding) c->outstanding--;
+    c->last_progress = uv_now(s->loop);
     if (r && q->sent_ns) cg_metrics_redis_roundtrip((double)(uv_hrtime() - q->sent_ns) / 1e9);
     if (!r) {
-        s->ready = 0;
+        c->ready = 0;
     } else if (r->type == REDIS_REPLY_ERROR) {
         if (q->script && q->cmd && strncmp(r->str, "NOSCRIPT", 8) == 0) {
-            if (resend_as_eval(s, q) == 0) {
+            if (resend_as_eval(q) == 0) {
                 req_free(q);
                 return;
             }
@@ -357,37 +453,39 @@ static void on_reply(redisAsyncContext *ac, void *r_, void *priv)
         }
         count_error(q->script ? q->script->name : "command", r->str);
     } else {
-        s->ready = 1;
+        c->ready = 1;
     }
     if (!r) cg_metrics_redis_error();   /* logged once, by on_disconnect / on_connect */
     q->fn(s, r, q->ud);
     req_free(q);
 }
 
-static int send_formatted(cg_store *s, store_req *q, const char *cmd, size_t len)
+static int send_formatted(store_conn *c, store_req *q, const char *cmd, size_t len)
 {
-    if (!s->ac || s->closing) return -1;
+    if (!c->ac || c->s->closing) return -1;
+    q->c = c;
     q->sent_ns = uv_hrtime();
-    if (redisAsyncFormattedCommand(s->ac, on_reply, q, cmd, len) != REDIS_OK) return -1;
-    if (s->outstanding++ == 0) s->last_progress = uv_now(s->loop);
+    if (redisAsyncFormattedCommand(c->ac, on_reply, q, cmd, len) != REDIS_OK) return -1;
+    if (c->outstanding++ == 0) c->last_progress = uv_now(c->s->loop);
     return 0;
 }
 
-static int send_req(cg_store *s, store_req *q, int argc, const char **argv, const size_t *lens)
+static int send_req(store_conn *c, store_req *q, int argc, const char **argv, const size_t *lens)
 {
-    if (!s->ac || s->closing) return -1;
+    if (!c->ac || c->s->closing) return -1;
+    q->c = c;
     q->sent_ns = uv_hrtime();
-    if (redisAsyncCommandArgv(s->ac, on_reply, q, argc, argv, lens) != REDIS_OK) return -1;
-    if (s->outstanding++ == 0) s->last_progress = uv_now(s->loop);
+    if (redisAsyncCommandArgv(c->ac, on_reply, q, argc, argv, lens) != REDIS_OK) return -1;
+    if (c->outstanding++ == 0) c->last_progress = uv_now(c->s->loop);
     return 0;
 }
 
-int cg_store_cmd(cg_store *s, cg_store_reply_fn fn, void *ud, int argc, const char **argv,
-                 const size_t *lens)
+static int conn_cmd(store_conn *c, cg_store_reply_fn fn, void *ud, int argc, const char **argv,
+                    const size_t *lens)
 {
     store_req *q = calloc(1, sizeof *q);
     if (!q) return -1;
-    q->s = s;
+    q->s = c->s;
     q->fn = fn;
     q->ud = ud;
     size_t *ln = NULL;
@@ -400,10 +498,16 @@ int cg_store_cmd(cg_store *s, cg_store_reply_fn fn, void *ud, int argc, const ch
         for (int i = 0; i < argc; i++) ln[i] = strlen(argv[i]);
         lens = ln;
     }
-    int rc = send_req(s, q, argc, argv, lens);
+    int rc = send_req(c, q, argc, argv, lens);
     free(ln);
     if (rc) req_free(q);
     return rc;
+}
+
+int cg_store_cmd(cg_store *s, cg_store_reply_fn fn, void *ud, int argc, const char **argv,
+                 const size_t *lens)
+{
+    return conn_cmd(&s->main, fn, ud, argc, argv, lens);
 }
 
 static void script_sha(cg_store_script *sc)
@@ -425,10 +529,9 @@ static void remember_script(cg_store *s, cg_store_script *sc)
     for (size_t i = 0; i < s->nscripts; i++)
         if (s->scripts[i] == sc) return;
     if (s->nscripts < sizeof s->scripts / sizeof *s->scripts) s->scripts[s->nscripts++] = sc;
-    if (s->ac && s->ready) {
-        const char *av[] = { "SCRIPT", "LOAD", sc->src };
-        cg_store_cmd(s, script_loaded, NULL, 3, av, NULL);
-    }
+    const char *av[] = { "SCRIPT", "LOAD", sc->src };
+    if (s->main.ac && s->main.ready) conn_cmd(&s->main, script_loaded, NULL, 3, av, NULL);
+    if (s->ingest.ac && s->ingest.ready) conn_cmd(&s->ingest, script_loaded, NULL, 3, av, NULL);
 }
 
 /* Decimal digits of v into p; returns the count. */
@@ -447,12 +550,13 @@ static size_t fmt_u(char *p, size_t v)
 /* The RESP command is built here in one buffer (hiredis's formatter costs
  * more than the rest of the send) and kept, so that a NOSCRIPT reply can be
  * answered by the same command as EVAL (resend_as_eval). */
-int cg_store_eval(cg_store *s, cg_store_script *sc, int nkeys, int argc, const char **argv,
-                  const size_t *lens, cg_store_reply_fn fn, void *ud)
+static int eval_on(store_conn *cn, cg_store_script *sc, int nkeys, int argc, const char **argv,
+                   const size_t *lens, cg_store_reply_fn fn, void *ud)
 {
+    cg_store *s = cn->s;
     script_sha(sc);
     remember_script(s, sc);
-    if (!s->ac || s->closing || argc < 0) return -1;
+    if (!cn->ac || s->closing || argc < 0) return -1;
     char nk[CG_STORE_NUM_MAX];
     int nkl = cg_store_fmt_ll(nk, nkeys);
     size_t len = 128 + (size_t)nkl;    /* headers with room to spare */
@@ -490,11 +594,17 @@ int cg_store_eval(cg_store *s, cg_store_script *sc, int nkeys, int argc, const c
     q->script = sc;
     q->cmd = c;
     q->cmdlen = o;
-    if (send_formatted(s, q, c, o) != 0) {
+    if (send_formatted(cn, q, c, o) != 0) {
         req_free(q);
         return -1;
     }
     return 0;
+}
+
+int cg_store_eval(cg_store *s, cg_store_script *sc, int nkeys, int argc, const char **argv,
+                  const size_t *lens, cg_store_reply_fn fn, void *ud)
+{
+    return eval_on(&s->main, sc, nkeys, argc, argv, lens, fn, ud);
 }
 
 static void group_reply(cg_store *s, redisReply *r, void *ud)
@@ -713,63 +823,71 @@ static int uvev_attach(redisAsyncContext *ac, uv_loop_t *loop)
 
 /* ---- connection ------------------------------------------------------ */
 
-static void connect_main(cg_store *s);
+static void connect_conn(store_conn *c);
 static void connect_sub(cg_store *s);
-static void retry_cb(uv_timer_t *t) { connect_main(t->data); }
+static void retry_cb(uv_timer_t *t) { connect_conn(t->data); }
 static void sub_retry_cb(uv_timer_t *t) { connect_sub(t->data); }
 
-static void schedule_reconnect(cg_store *s)
+static void schedule_reconnect(store_conn *c)
 {
-    if (s->closing) return;
-    unsigned d = s->backoff_ms ? s->backoff_ms : BACKOFF_MIN_MS;
-    s->backoff_ms = d * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : d * 2;
-    uv_timer_stop(&s->retry_timer);
-    uv_timer_start(&s->retry_timer, retry_cb, d, 0);
+    if (c->s->closing) return;
+    unsigned d = c->backoff_ms ? c->backoff_ms : BACKOFF_MIN_MS;
+    c->backoff_ms = d * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : d * 2;
+    uv_timer_stop(&c->retry_timer);
+    uv_timer_start(&c->retry_timer, retry_cb, d, 0);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
 {
-    cg_store *s = ac->data;
+    store_conn *c = ac->data;
     if (status != REDIS_OK) {
-        if (s->ac == ac) s->ac = NULL;
-        s->ready = 0;
-        s->outstanding = 0;
+        if (c->ac == ac) c->ac = NULL;
+        c->ready = 0;
+        c->outstanding = 0;
         count_error("connect", ac->errstr);
-        schedule_reconnect(s);
+        schedule_reconnect(c);
     }
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
-    cg_store *s = ac->data;
-    if (s->ac == ac) s->ac = NULL;
-    s->ready = 0;
-    s->outstanding = 0;
+    store_conn *c = ac->data;
+    if (c->ac == ac) c->ac = NULL;
+    c->ready = 0;
+    c->outstanding = 0;
     if (status != REDIS_OK) count_error("disconnect", ac->errstr);
-    if (!s->closing) {
-        cg_log(CG_LOG_WARN, "redis_down", NULL);
-        schedule_reconnect(s);
+    if (!c->s->closing) {
+        cg_log(CG_LOG_WARN, "redis_down", "connection", c->name, NULL);
+        schedule_reconnect(c);
     }
 }
 
+/* AUTH, SELECT (ud: the connection) */
 static void hello_reply(cg_store *s, redisReply *r, void *ud)
 {
-    const char *what = ud;
-    if (!r) return;
-    if (r->type == REDIS_REPLY_ERROR) {
-        cg_log(CG_LOG_ERROR, "redis_handshake_failed", "step", what, NULL);
-        if (s->ac) redisAsyncDisconnect(s->ac);
-        return;
-    }
-    if (strcmp(what, "ping") == 0) {
-        s->backoff_ms = 0;
-        s->ready = 1;
-        cg_log(CG_LOG_INFO, "redis_up", NULL);
-        if (s->wake) s->wake(s->wake_ud);
-    }
+    store_conn *c = ud;
+    (void)s;
+    if (!r || r->type != REDIS_REPLY_ERROR) return;
+    cg_log(CG_LOG_ERROR, "redis_handshake_failed", "connection", c->name, NULL);
+    if (c->ac) redisAsyncDisconnect(c->ac);
 }
 
-static redisAsyncContext *open_ctx(cg_store *s)
+/* PING, the last of the handshake (ud: the connection) */
+static void ping_reply(cg_store *s, redisReply *r, void *ud)
+{
+    store_conn *c = ud;
+    if (!r) return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        hello_reply(s, r, ud);
+        return;
+    }
+    c->backoff_ms = 0;
+    c->ready = 1;
+    cg_log(CG_LOG_INFO, "redis_up", "connection", c->name, NULL);
+    if (c == &s->main && s->wake) s->wake(s->wake_ud);
+}
+
+static redisAsyncContext *open_ctx(cg_store *s, void *data)
 {
     redisAsyncContext *ac = s->unix_path[0] ? redisAsyncConnectUnix(s->unix_path)
                                             : redisAsyncConnect(s->host, s->port);
@@ -779,7 +897,7 @@ static redisAsyncContext *open_ctx(cg_store *s)
         redisAsyncFree(ac);
         return NULL;
     }
-    ac->data = s;
+    ac->data = data;
     if (uvev_attach(ac, s->loop) != 0) {
         redisAsyncFree(ac);
         return NULL;
@@ -788,67 +906,74 @@ static redisAsyncContext *open_ctx(cg_store *s)
     return ac;
 }
 
-static int send_hello(cg_store *s, redisAsyncContext *ac, cg_store_reply_fn fn)
+/* SCRIPT LOAD, CLIENT SETNAME: an error is counted and otherwise ignored
+ * (EVALSHA falls back to EVAL; a nameless connection works the same) */
+static void script_loaded(cg_store *s, redisReply *r, void *ud)
 {
-    /* Sent before anything else on the connection, so they run first. */
-    redisAsyncContext *save = s->ac;
-    s->ac = ac;
-    int rc = 0;
+    (void)s; (void)r; (void)ud;
+}
+
+/* Connects and queues the handshake (AUTH, SELECT, the scripts used so
+ * far, PING): sent before anything else on the connection, so they run
+ * first. */
+static void connect_conn(store_conn *c)
+{
+    cg_store *s = c->s;
+    if (s->closing || c->ac) return;
+    redisAsyncContext *ac = open_ctx(s, c);
+    if (!ac) {
+        schedule_reconnect(c);
+        return;
+    }
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    c->ac = ac;
+    c->outstanding = 0;
     if (s->password[0]) {
         const char *a3[] = { "AUTH", s->user, s->password };
         const char *a2[] = { "AUTH", s->password };
-        rc |= s->user[0] ? cg_store_cmd(s, fn, "auth", 3, a3, NULL)
-                         : cg_store_cmd(s, fn, "auth", 2, a2, NULL);
+        if (s->user[0]) conn_cmd(c, hello_reply, c, 3, a3, NULL);
+        else conn_cmd(c, hello_reply, c, 2, a2, NULL);
     }
     if (s->db) {
         char db[16];
         snprintf(db, sizeof db, "%d", s->db);
         const char *av[] = { "SELECT", db };
-        rc |= cg_store_cmd(s, fn, "select", 2, av, NULL);
+        conn_cmd(c, hello_reply, c, 2, av, NULL);
     }
-    s->ac = save;
-    return rc;
-}
-
-static void script_loaded(cg_store *s, redisReply *r, void *ud)
-{
-    (void)s; (void)r; (void)ud;   /* an error is counted; EVALSHA falls back to EVAL */
-}
-
-static void connect_main(cg_store *s)
-{
-    if (s->closing || s->ac) return;
-    redisAsyncContext *ac = open_ctx(s);
-    if (!ac) {
-        schedule_reconnect(s);
-        return;
-    }
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    s->ac = ac;
-    s->outstanding = 0;
-    send_hello(s, ac, hello_reply);
+    /* named for CLIENT LIST (civicgate:<instance>:main|ingest); an ACL that
+     * refuses CLIENT is no reason to fail the connection */
+    char name[128];
+    snprintf(name, sizeof name, "civicgate:%s:%s", s->gw->instance[0] ? s->gw->instance : "-", c->name);
+    const char *setname[] = { "CLIENT", "SETNAME", name };
+    conn_cmd(c, script_loaded, NULL, 3, setname, NULL);
     for (size_t i = 0; i < s->nscripts; i++) {
         const char *av[] = { "SCRIPT", "LOAD", s->scripts[i]->src };
-        cg_store_cmd(s, script_loaded, NULL, 3, av, NULL);
+        conn_cmd(c, script_loaded, NULL, 3, av, NULL);
     }
     const char *ping[] = { "PING" };
-    cg_store_cmd(s, hello_reply, "ping", 1, ping, NULL);
+    conn_cmd(c, ping_reply, c, 1, ping, NULL);
+}
+
+static void watchdog_conn(store_conn *c)
+{
+    if (c->ac && c->outstanding && uv_now(c->s->loop) - c->last_progress > CMD_TIMEOUT_MS) {
+        cg_log(CG_LOG_WARN, "redis_timeout", "connection", c->name, NULL);
+        count_error("timeout", "no reply");
+        redisAsyncContext *ac = c->ac;
+        redisAsyncFree(ac);   /* pending callbacks get NULL; on_disconnect reconnects */
+        if (c->ac == ac) {
+            c->ac = NULL;
+            schedule_reconnect(c);
+        }
+    }
 }
 
 static void watchdog_cb(uv_timer_t *t)
 {
     cg_store *s = t->data;
-    if (s->ac && s->outstanding && uv_now(s->loop) - s->last_progress > CMD_TIMEOUT_MS) {
-        cg_log(CG_LOG_WARN, "redis_timeout", NULL);
-        count_error("timeout", "no reply");
-        redisAsyncContext *ac = s->ac;
-        redisAsyncFree(ac);   /* pending callbacks get NULL; on_disconnect reconnects */
-        if (s->ac == ac) {
-            s->ac = NULL;
-            schedule_reconnect(s);
-        }
-    }
+    watchdog_conn(&s->main);
+    watchdog_conn(&s->ingest);
 }
 
 /* ---- web-chat pub/sub ------------------------------------------------ */
@@ -922,7 +1047,7 @@ static void sub_message(redisAsyncContext *ac, void *r_, void *priv)
 static void connect_sub(cg_store *s)
 {
     if (s->closing || s->sub || !any_sub(s)) return;
-    redisAsyncContext *ac = open_ctx(s);
+    redisAsyncContext *ac = open_ctx(s, s);
     if (!ac) {
         schedule_sub(s);
         return;
@@ -986,21 +1111,31 @@ cg_store *cg_store_new(cg_gateway *gw)
     } else {
         s->url_ok = 1;
     }
-    uv_timer_init(s->loop, &s->retry_timer);
+    store_conn *conns[] = { &s->main, &s->ingest };
+    s->main.name = "main";
+    s->ingest.name = "ingest";
+    for (int i = 0; i < 2; i++) {
+        conns[i]->s = s;
+        uv_timer_init(s->loop, &conns[i]->retry_timer);
+        conns[i]->retry_timer.data = conns[i];
+    }
     uv_timer_init(s->loop, &s->watchdog);
     uv_timer_init(s->loop, &s->sub_timer);
     uv_timer_init(s->loop, &s->close_timer);
-    s->retry_timer.data = s->watchdog.data = s->sub_timer.data = s->close_timer.data = s;
-    s->handles_open = 4;
+    s->watchdog.data = s->sub_timer.data = s->close_timer.data = s;
+    s->handles_open = 5;
     remember_script(s, &ingest_script);
     uv_timer_start(&s->watchdog, watchdog_cb, WATCHDOG_MS, WATCHDOG_MS);
-    if (s->url_ok) connect_main(s);
+    if (s->url_ok) {
+        connect_conn(&s->main);
+        connect_conn(&s->ingest);
+    }
     return s;
 }
 
 int cg_store_ready(const cg_store *s)
 {
-    return s && s->ac && s->ready;
+    return s && s->main.ac && s->main.ready;
 }
 
 static void handle_closed(uv_handle_t *h)
@@ -1017,21 +1152,25 @@ static void handle_closed(uv_handle_t *h)
 static void close_step(uv_timer_t *t)
 {
     cg_store *s = t->data;
-    if (s->ac && s->outstanding && uv_now(s->loop) < s->close_deadline) {
+    if (((s->main.ac && s->main.outstanding) || (s->ingest.ac && s->ingest.outstanding)) &&
+        uv_now(s->loop) < s->close_deadline) {
         uv_timer_start(&s->close_timer, close_step, 10, 0);
         return;
     }
-    if (s->ac) {
-        redisAsyncContext *ac = s->ac;
-        s->ac = NULL;
-        redisAsyncFree(ac);
+    store_conn *conns[] = { &s->main, &s->ingest };
+    for (int i = 0; i < 2; i++) {
+        redisAsyncContext *ac = conns[i]->ac;
+        conns[i]->ac = NULL;
+        if (ac) redisAsyncFree(ac);
     }
     if (s->sub) {
         redisAsyncContext *ac = s->sub;
         s->sub = NULL;
         redisAsyncFree(ac);
     }
-    uv_close((uv_handle_t *)&s->retry_timer, handle_closed);
+    s->main.retry_timer.data = s->ingest.retry_timer.data = s;   /* for handle_closed */
+    uv_close((uv_handle_t *)&s->main.retry_timer, handle_closed);
+    uv_close((uv_handle_t *)&s->ingest.retry_timer, handle_closed);
     uv_close((uv_handle_t *)&s->watchdog, handle_closed);
     uv_close((uv_handle_t *)&s->sub_timer, handle_closed);
     uv_close((uv_handle_t *)&s->close_timer, handle_closed);
@@ -1050,7 +1189,8 @@ void cg_store_close(cg_store *s, void (*done)(void *ud), void *ud)
     int grace = s->gw && s->gw->cfg && s->gw->cfg->shutdown_grace_ms > 0
                     ? s->gw->cfg->shutdown_grace_ms : 5000;
     s->close_deadline = uv_now(s->loop) + (uint64_t)grace;
-    uv_timer_stop(&s->retry_timer);
+    uv_timer_stop(&s->main.retry_timer);
+    uv_timer_stop(&s->ingest.retry_timer);
     uv_timer_stop(&s->sub_timer);
     uv_timer_stop(&s->watchdog);
     uv_timer_start(&s->close_timer, close_step, 0, 0);
@@ -1117,7 +1257,8 @@ static cg_store_script ingest_script = {
         "    end\n"
         "    if not over then\n"
         "      local seq = redis.call('HINCRBY', KEYS[k + 1], 'in', 1)\n"
-        "      redis.call('EXPIRE', KEYS[k + 1], ARGV[2])\n"
+        /* a new key gets its TTL here; after that every commit refreshes it */
+        "      if seq == 1 then redis.call('EXPIRE', KEYS[k + 1], ARGV[2]) end\n"
         "      redis.call('XADD', KEYS[1], '*', 'seq', tostring(seq), unpack(ARGV, p, p + 2 * nf - 1))\n"
         "      added = added + 1\n"
         "    end\n"
@@ -1132,51 +1273,12 @@ static const char *const kind_names[] = {
     "blocked", "unblocked", "status", "unsupported",
 };
 
-/* Growable argv with owned strings. */
-typedef struct argbuf {
-    char **v;
-    size_t *len;
-    int n, cap;
-    int oom;
-} argbuf;
-
-static void arg_addn(argbuf *a, const char *s, size_t n)
-{
-    if (a->oom) return;
-    if (a->n == a->cap) {
-        int cap = a->cap ? a->cap * 2 : 64;
-        char **v = realloc(a->v, sizeof *v * (size_t)cap);
-        if (!v) { a->oom = 1; return; }
-        a->v = v;
-        size_t *l = realloc(a->len, sizeof *l * (size_t)cap);
-        if (!l) { a->oom = 1; return; }
-        a->len = l;
-        a->cap = cap;
-    }
-    char *c = malloc(n + 1);
-    if (!c) { a->oom = 1; return; }
-    memcpy(c, s, n);
-    c[n] = '\0';
-    a->v[a->n] = c;
-    a->len[a->n] = n;
-    a->n++;
-}
-
-static void arg_add(argbuf *a, const char *s) { arg_addn(a, s, strlen(s)); }
-
-static void arg_free(argbuf *a)
-{
-    for (int i = 0; i < a->n; i++) free(a->v[i]);
-    free(a->v);
-    free(a->len);
-}
-
 /* Appends name/value pairs for m to a; returns how many pairs. */
-static int ingest_fields(argbuf *a, const cg_msg *m, int64_t now)
+static int ingest_fields(cg_args *a, const cg_msg *m, int64_t now)
 {
     int n = 0;
     char b[64];
-#define F(k, v) do { arg_add(a, k); arg_add(a, v); n++; } while (0)
+#define F(k, v) do { cg_args_add(a, k); cg_args_add(a, v); n++; } while (0)
     F("channel", m->channel);
     F("user", m->user);
     F("kind", (unsigned)m->kind < sizeof kind_names / sizeof *kind_names ? kind_names[m->kind]
@@ -1240,7 +1342,7 @@ static int counted_kind(cg_msg_kind k)
 
 /* The flood notice in the citizen's language (the platform's hint when the
  * table has it, else the table's default); *lang set. Borrowed from the
- * current snapshot, valid until the next reload; copied by arg_add. */
+ * current snapshot, valid until the next reload; copied by cg_args_add. */
 static const char *rate_notice(const cg_gateway *gw, const cg_msg *m, const char **lang)
 {
     static const char fallback[] = "You are sending messages faster than I can read them. I will answer again "
@@ -1258,7 +1360,7 @@ static const char *rate_notice(const cg_gateway *gw, const cg_msg *m, const char
 
 void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb cb, void *ud)
 {
-    argbuf a = { 0 };
+    cg_args a = { 0 };
     ingest_req *q = NULL;
     char key[CG_KEY_MAX], num[32];
     int64_t now = cg_store_now_ms();
@@ -1271,7 +1373,8 @@ void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb
         cb(CG_OK, ud);
         return;
     }
-    if (!s || !s->ac || s->closing) goto fail;
+    store_conn *conn = s && s->ingest.ac && s->ingest.ready ? &s->ingest : s ? &s->main : NULL;
+    if (!conn || !conn->ac || s->closing) goto fail;
     fail = CG_E_NOMEM;
     q = calloc(1, sizeof *q);
     if (!q) goto fail;
@@ -1281,60 +1384,53 @@ void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb
     snprintf(q->channel, sizeof q->channel, "%s", msgs[0].channel);
     snprintf(q->user, sizeof q->user, "%s", msgs[0].user);
     /* keys first */
-    arg_add(&a, CG_K_INBOX);
-    arg_add(&a, CG_K_OUTBOX);
+    cg_args_add(&a, CG_K_INBOX);
+    cg_args_add(&a, CG_K_OUTBOX);
     for (size_t i = 0; i < n; i++) {
         if (cg_store_key(key, sizeof key, "dedupe", msgs[i].channel, msgs[i].user)) goto fail;
         size_t kl = strlen(key), il = strlen(msgs[i].msg_id);     /* key ":" msg_id */
         if (kl + 1 + il >= sizeof key) goto fail;
         key[kl] = ':';
         memcpy(key + kl + 1, msgs[i].msg_id, il + 1);
-        arg_add(&a, key);
+        cg_args_add(&a, key);
         if (cg_store_key(key, sizeof key, "seq", msgs[i].channel, msgs[i].user)) goto fail;
-        arg_add(&a, key);
+        cg_args_add(&a, key);
         if (cg_store_key(key, sizeof key, "rate", msgs[i].channel, msgs[i].user)) goto fail;
-        arg_add(&a, key);
+        cg_args_add(&a, key);
         if (cg_store_key(key, sizeof key, "conv", msgs[i].channel, msgs[i].user)) goto fail;
-        arg_add(&a, key);
+        cg_args_add(&a, key);
     }
     const cg_config *cfg = s->gw->cfg;
     cg_store_fmt_ll(num, cfg && cfg->dedupe_ttl_s > 0 ? cfg->dedupe_ttl_s : 172800);
-    arg_add(&a, num);
+    cg_args_add(&a, num);
     cg_store_fmt_ll(num, cfg && cfg->session_ttl_s > 0 ? cfg->session_ttl_s : 2592000);
-    arg_add(&a, num);
+    cg_args_add(&a, num);
     snprintf(num, sizeof num, "%d", cfg ? cfg->citizen_per_minute : 0);
-    arg_add(&a, num);
+    cg_args_add(&a, num);
     snprintf(num, sizeof num, "%d", cfg && cfg->transcript_max > 0 ? cfg->transcript_max : 500);
-    arg_add(&a, num);
+    cg_args_add(&a, num);
     snprintf(num, sizeof num, "%d", cfg && cfg->transcript_ttl_s > 0 ? cfg->transcript_ttl_s : 7776000);
-    arg_add(&a, num);
+    cg_args_add(&a, num);
     snprintf(num, sizeof num, "%lld", (long long)now);
-    arg_add(&a, num);
+    cg_args_add(&a, num);
     for (size_t i = 0; i < n; i++) {
-        arg_add(&a, msgs[i].msg_id[0] ? "1" : "0");
+        cg_args_add(&a, msgs[i].msg_id[0] ? "1" : "0");
         const char *lang = NULL;
-        arg_add(&a, counted_kind(msgs[i].kind) ? "1" : "0");
-        arg_add(&a, rate_notice(s->gw, &msgs[i], &lang));
-        arg_add(&a, lang);
-        int at = a.n;
-        arg_add(&a, "0");                 /* field count, patched below */
-        int nf = ingest_fields(&a, &msgs[i], now);
-        if (a.oom) goto fail;
-        cg_store_fmt_ll(num, nf);
-        free(a.v[at]);
-        a.v[at] = strdup(num);
-        if (!a.v[at]) { a.oom = 1; goto fail; }
-        a.len[at] = strlen(num);
+        cg_args_add(&a, counted_kind(msgs[i].kind) ? "1" : "0");
+        cg_args_add(&a, rate_notice(s->gw, &msgs[i], &lang));
+        cg_args_add(&a, lang);
+        int at = cg_args_placeholder(&a);   /* field count */
+        cg_args_patch(&a, at, ingest_fields(&a, &msgs[i], now));
     }
     if (a.oom) goto fail;
     fail = CG_E_UNAVAILABLE;
-    if (cg_store_eval(s, &ingest_script, 2 + 4 * (int)n, a.n, (const char **)a.v, a.len,
-                      ingest_reply, q) != 0)
+    if (eval_on(conn, &ingest_script, 2 + 4 * (int)n, a.n, cg_args_argv(&a), a.len,
+                ingest_reply, q) != 0)
         goto fail;
-    arg_free(&a);
+    cg_args_free(&a);
     return;
 fail:
-    arg_free(&a);
+    cg_args_free(&a);
     free(q);
     cb(fail, ud);
 }
@@ -1527,7 +1623,7 @@ void cg_store_send_reply(cg_store *s, const cg_reply *r, const char *lang, cg_st
 void cg_store_send_reply_ex(cg_store *s, const cg_reply *r, const char *lang, const char *const *extra,
                             size_t nextra, cg_store_done_cb cb, void *ud)
 {
-    argbuf a = { 0 };
+    cg_args a = { 0 };
     reply_req *q = calloc(1, sizeof *q);
     char key[CG_KEY_MAX], num[32];
     char *btn = NULL;
@@ -1547,21 +1643,20 @@ void cg_store_send_reply_ex(cg_store *s, const cg_reply *r, const char *lang, co
     static const char *const kinds[] = { "seq", "conv" };
     for (int i = 0; i < 2; i++) {
         if (cg_store_key(key, sizeof key, kinds[i], r->channel, r->user)) goto fail;
-        arg_add(&a, key);
+        cg_args_add(&a, key);
     }
-    arg_add(&a, CG_K_OUTBOX);
+    cg_args_add(&a, CG_K_OUTBOX);
     snprintf(num, sizeof num, "%d", cfg && cfg->transcript_max > 0 ? cfg->transcript_max : 500);
-    arg_add(&a, num);
+    cg_args_add(&a, num);
     snprintf(num, sizeof num, "%d", cfg && cfg->transcript_ttl_s > 0 ? cfg->transcript_ttl_s : 7776000);
-    arg_add(&a, num);
+    cg_args_add(&a, num);
     snprintf(num, sizeof num, "%d", cfg && cfg->session_ttl_s > 0 ? cfg->session_ttl_s : 2592000);
-    arg_add(&a, num);
+    cg_args_add(&a, num);
     char now[32];
     snprintf(now, sizeof now, "%lld", (long long)cg_store_now_ms());
-    int at = a.n;
-    arg_add(&a, "0");
+    int at = cg_args_placeholder(&a);
     int n = 0;
-#define P(k, v) do { arg_add(&a, k); arg_add(&a, v); n++; } while (0)
+#define P(k, v) do { cg_args_add(&a, k); cg_args_add(&a, v); n++; } while (0)
     P("channel", r->channel);
     P("user", r->user);
     P("text", r->text ? r->text : "");
@@ -1572,32 +1667,27 @@ void cg_store_send_reply_ex(cg_store *s, const cg_reply *r, const char *lang, co
     P("created_at", now);
     P("received_at", now);
 #undef P
-    if (a.oom) goto fail;
-    snprintf(num, sizeof num, "%d", n);
-    free(a.v[at]);
-    a.v[at] = strdup(num);
-    if (!a.v[at]) { a.oom = 1; goto fail; }
-    a.len[at] = strlen(num);
-    arg_add(&a, "dir"); arg_add(&a, "out");
-    arg_add(&a, "text"); arg_add(&a, r->text ? r->text : "");
-    arg_add(&a, "buttons"); arg_add(&a, btn);
-    arg_add(&a, "from_agent"); arg_add(&a, r->from_agent ? "1" : "0");
-    arg_add(&a, "ts"); arg_add(&a, now);
+    cg_args_patch(&a, at, n);
+    cg_args_add(&a, "dir"); cg_args_add(&a, "out");
+    cg_args_add(&a, "text"); cg_args_add(&a, r->text ? r->text : "");
+    cg_args_add(&a, "buttons"); cg_args_add(&a, btn);
+    cg_args_add(&a, "from_agent"); cg_args_add(&a, r->from_agent ? "1" : "0");
+    cg_args_add(&a, "ts"); cg_args_add(&a, now);
     for (size_t i = 0; i + 1 < nextra; i += 2) {
-        arg_add(&a, extra[i]);
-        arg_add(&a, extra[i + 1] ? extra[i + 1] : "");
+        cg_args_add(&a, extra[i]);
+        cg_args_add(&a, extra[i + 1] ? extra[i + 1] : "");
     }
     if (a.oom) goto fail;
     q->cb = cb;
     q->ud = ud;
-    if (cg_store_eval(s, &reply_script, 3, a.n, (const char **)a.v, a.len, send_reply_done, q) != 0)
+    if (cg_store_eval(s, &reply_script, 3, a.n, cg_args_argv(&a), a.len, send_reply_done, q) != 0)
         goto fail;
-    arg_free(&a);
+    cg_args_free(&a);
     free(btn);
     cJSON_Delete(arr);
     return;
 fail:
-    arg_free(&a);
+    cg_args_free(&a);
     free(btn);
     cJSON_Delete(arr);
     free(q);

@@ -68,6 +68,29 @@ int64_t cg_store_now_ms(void);
 #define CG_STORE_NUM_MAX 24
 int cg_store_fmt_ll(char *buf, long long v);
 
+/* A script call's arguments, built in one growing buffer (offsets, so that
+ * it may move) rather than one allocation each; cg_args_argv() gives the
+ * pointers just before the call. A failed allocation sets oom, after which
+ * adding does nothing. Zero-initialise; cg_args_free() when done. */
+typedef struct cg_args {
+    char *buf;
+    size_t used, cap;
+    size_t *off, *len;
+    const char **v;
+    int n, ncap;
+    int oom;
+} cg_args;
+
+void cg_args_addn(cg_args *a, const char *s, size_t n);
+void cg_args_add(cg_args *a, const char *s);          /* NULL adds "" */
+void cg_args_addi(cg_args *a, long long v);
+/* A count to fill in later: adds "000" and returns its index for
+ * cg_args_patch (0..999; above, oom). */
+int cg_args_placeholder(cg_args *a);
+void cg_args_patch(cg_args *a, int at, long long v);
+const char **cg_args_argv(cg_args *a);
+void cg_args_free(cg_args *a);
+
 /* r: the reply, borrowed for the duration of the call; NULL when the
  * connection failed or closed before it arrived. Error replies are passed as
  * REDIS_REPLY_ERROR (already counted in cg_metrics_redis_error). */

@@ -12,6 +12,9 @@
 #                  (serverCron, which runs by the clock, left out)
 #        strace    strace -c on the gateway → system calls per message
 #        cpu       no profiler: CPU µs per message of gateway, Redis, loadgen
+#        perf      perf record (cpu-clock samples, every process, kernel
+#                  included) → share of CPU per process and library, and
+#                  the profile in OUT for `perf report`
 #   BIN=path      another civicgate build to measure (default build/civicgate)
 #   OUT=dir       keep the profiles there (default: a temporary directory)
 # Loopback only, bounded; callgrind runs take about a minute for 3 000.
@@ -68,6 +71,7 @@ case $mode in
   gateway) callgrind_control -i on "$gwpid" >/dev/null ;;
   redis) callgrind_control -i on "$rpid" >/dev/null ;;
   strace) strace -c -f -p "$gwpid" -o "$out/strace.txt" & spid=$!; sleep 1 ;;
+  perf) perf record -q -e cpu-clock -F 2000 -a -g -o "$out/perf.data" >/dev/null 2>&1 & spid=$!; sleep 1 ;;
 esac
 tck=$(getconf CLK_TCK)
 cpu_ms() { awk -v t="$tck" '{print ($14 + $15) * 1000 / t}' "/proc/$1/stat"; }
@@ -78,7 +82,8 @@ g1=$(cpu_ms "$gwpid"); r1=$(cpu_ms "$rpid")
 n=$(sed -n 's/.*"replies":\([0-9]*\).*/\1/p' "$out/loadgen.json"); n=${n:-0}
 [ "$n" -gt 0 ] || { echo "profile.sh: no replies" >&2; exit 1; }
 redis-cli -p "$rport" info commandstats | tr -d '\r' | grep cmdstat >"$out/commandstats.txt" || true
-total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1; exit}'; }
+# (awk reads to the end: an early exit would SIGPIPE callgrind_annotate, and pipefail stop the script)
+total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ && !t {gsub(",","",$1); t = $1} END {print t}'; }
 case $mode in
   gateway)
     callgrind_control -i off "$gwpid" >/dev/null; callgrind_control -d "$gwpid" >/dev/null; sleep 1
@@ -87,13 +92,18 @@ case $mode in
   redis)
     callgrind_control -i off "$rpid" >/dev/null; callgrind_control -d "$rpid" >/dev/null; sleep 1
     f=$(ls -S "$out"/redis.* | head -1)
-    cron=$(callgrind_annotate --inclusive=yes "$f" 2>/dev/null | awk '/ \?\?\?:serverCron /{gsub(",","",$1); print $1; exit}')
+    cron=$(callgrind_annotate --inclusive=yes "$f" 2>/dev/null | awk '/ \?\?\?:serverCron / && !c {gsub(",","",$1); c = $1} END {print c}')
     echo "# redis: $(( ($(total "$f") - ${cron:-0}) / n )) instructions per message without serverCron ($n messages${OUT:+; profile $f})" ;;
   strace)
     kill -INT "$spid"; wait "$spid" 2>/dev/null || true; spid=
     echo "# gateway system calls per message ($n messages):"
     awk -v n="$n" '$1 ~ /^[0-9.]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" {
       printf "#   %-14s %.2f\n", $NF, $4 / n }' "$out/strace.txt" | sort -k3 -rn | head -12 ;;
+  perf)
+    kill -INT "$spid"; wait "$spid" 2>/dev/null || true; spid=
+    echo "# CPU samples by process and library ($n messages; perf report -i $out/perf.data):"
+    perf report -i "$out/perf.data" --no-children --sort comm,dso --stdio 2>/dev/null |
+      awk '/^ +[0-9.]+%/ && $1 + 0 >= 0.5 { print "#  ", $0 }' | head -30 ;;
   cpu)
     echo "# CPU µs per message: gateway $(echo "($g1 - $g0) * 1000 / $n" | bc), Redis $(echo "($r1 - $r0) * 1000 / $n" | bc)," \
          "loadgen $(awk -v n="$n" '{printf "%d", ($1 + $2) * 1e6 / n}' "$work/lgtime")" ;;

@@ -303,6 +303,16 @@ test('the daily figures agree with what was sent, as JSON and as CSV', async () 
   // another channel saw nothing
   const w = JSON.parse((await api(`/api/v1/admin/stats?from=${day(-1)}&channel=webchat`)).body);
   assert.deepEqual(w.rows, []);
+
+  // retention: the day's keys expire at the end of their day plus
+  // retention.analytics_s (default 180 days), set by the day's first message
+  for (const r of s.rows) {
+    const end = Date.parse(`${r.day}T00:00:00Z`) / 1000 + 86400;
+    for (const k of [`cg:an:day:${r.day}:telegram`, `cg:an:conv:${r.day}:telegram`]) {
+      const at = Number(String(await redis.cli('EXPIRETIME', k)).replace(/\D/g, ''));
+      assert.equal(at, end + 180 * 86400, `EXPIRETIME ${k}`);
+    }
+  }
 });
 
 test('every metric the Grafana dashboard uses is one /metrics exposes', async () => {

@@ -129,7 +129,9 @@ static void test_op(void **state)
                             .lang = "en", .turn = 1, .fallback = 1, .now_ms = 1795773600000LL };
     cg_analytics_op op;
     assert_int_equal(cg_analytics_op_make(&cfg, &t, &op), 0);
-    assert_string_equal(op.argv[0], "86400");
+    /* expiry: the end of 2026-11-27 (UTC) plus the retention */
+    assert_string_equal(op.argv[0], "1795910400");
+    assert_string_equal(op.argv[8], "messages");
     assert_string_equal(op.argv[1], "cg:an:day:2026-11-27:whatsapp");
     assert_string_equal(op.argv[2], "cg:an:conv:2026-11-27:whatsapp");
     assert_string_equal(op.argv[4], "cg:an:unm:2026-11-27:en");
