@@ -21,6 +21,21 @@
  * nothing) and go into an exact-text map instead: a citizen typing an
  * example gets its intents first (a tie, hence ambiguous, when shared).
  *
+ * Large tables. liblinear's Crammer-Singer keeps a dense weight matrix of
+ * features x intents and its training work grows with examples x intents:
+ * past about a thousand intents it takes many seconds and gigabytes. From
+ * opts.large_min_intents trained intents up (1,000 by default, chosen on
+ * bench/intents' synthetic catalogues, docs/benchmarks.md "Matcher at
+ * 10,000 intents") the same vectors go instead to engine/matcher_index.c:
+ * nearest centroid by cosine, found through an inverted index whose work per
+ * message is bounded (so time per message grows far slower than the table),
+ * the top candidates rescored exactly. Everything else here (features,
+ * exact-text map, keywords, language) is shared; match_large() applies it
+ * to the candidates, with the confidence described there. On real, distinct
+ * intents the centroid model is less accurate than liblinear (about 9
+ * points on the 150-intent benchmark), which is why small tables keep
+ * liblinear.
+ *
  * Confidence. Decision values s go through a softmax (temperature
  * 1/opts.calib_a) in which the runner-up does not count against the top:
  * p1 = e1 / (e1 + rest), p2 = e2 / (e1 + rest). Text unlike every intent
@@ -62,6 +77,7 @@
 #include <string.h>
 
 #include "civicgate/text.h"
+#include "matcher_index.h"
 
 #define M_MAX_TOKENS    512          /* words of one text considered */
 #define M_MAX_LANGS     16
@@ -69,6 +85,7 @@
 #define M_LM_MARGIN     1.5          /* nats another language must beat the default by */
 #define M_MAX_SYN_TOKENS 8           /* words in one synonym phrase */
 #define M_MAX_KW_TOKENS  8           /* words in one keyword phrase */
+#define M_LARGE_MAX_K    256         /* candidates rescored on the large path */
 
 /* Eight floats: GCC/Clang vector extension, SSE or AVX as the target has. */
 typedef float v8f __attribute__((vector_size(32)));
@@ -165,6 +182,7 @@ struct cg_matcher {
     float *dense;    /* [ndense][npad], 32-byte aligned: features used by many classes */
     size_t ndense;
     uint32_t *cls_intent;   /* class → index in t->intents */
+    cg_mindex *index;       /* large tables: replaces the weights above */
 
     /* word cache: unstemmed word hash → its char n-grams' dictionary values */
     uint64_t *wc_keys; uint32_t *wc_off; uint16_t *wc_n; size_t wc_cap;
@@ -210,6 +228,11 @@ void cg_matcher_opts_default(cg_matcher_opts *o)
     o->calib_a = 10.0;
     o->calib_b = 0.0;
     o->should_bonus = 0.1;
+    o->large_min_intents = 1000;
+    o->large_postings = 256;
+    o->large_candidates = 32;
+    o->large_calib_a = 40.0;
+    o->large_null = 0.2;
 }
 
 /* ---- per-thread scratch ------------------------------------------------ */
@@ -1093,6 +1116,7 @@ void cg_matcher_free(cg_matcher *m)
     free(m->ex_n);
     free(m->ex_cls);
     free(m->cls_intent);
+    cg_mindex_free(m->index);
     for (size_t i = 0; i < m->nkws; i++) {
         free(m->kws[i].must);
         free(m->kws[i].should);
@@ -1244,6 +1268,78 @@ static int densify(cg_matcher *m)
     m->row[m->nfeat] = (uint32_t)w;
     m->nnz = w;
     return 0;
+}
+
+/* Classes with at least one example to train on (not shared, not empty). */
+static size_t trained_classes(const cg_matcher *m, const ex *exs, size_t nex)
+{
+    char *seen = calloc(m->nclass ? m->nclass : 1, 1);
+    size_t n = 0;
+    if (!seen)
+        return 0;
+    for (size_t i = 0; i < nex; i++)
+        if (exs[i].n && !seen[exs[i].cls]) {
+            seen[exs[i].cls] = 1;
+            n++;
+        }
+    free(seen);
+    return n;
+}
+
+/* The large-table model from the training examples: each example's vector
+ * (the same values as its row of the liblinear problem in
+ * cg_matcher_train_opts) goes to cg_mindex_build(). Frees *fidx and *ftf
+ * (setting them to NULL) once read, to keep the peak low. -1 on ENOMEM. */
+static int build_index(cg_matcher *m, const ex *exs, size_t nex, uint32_t **fidx, uint32_t **ftf)
+{
+    size_t l = 0, nnz = 0;
+    for (size_t i = 0; i < nex; i++)
+        if (exs[i].n) {
+            l++;
+            nnz += exs[i].n;
+        }
+    uint32_t *cls = malloc((l ? l : 1) * sizeof *cls), *fid = malloc((nnz ? nnz : 1) * sizeof *fid);
+    size_t *off = malloc((l + 1) * sizeof *off);
+    float *val = malloc((nnz ? nnz : 1) * sizeof *val);
+    int rc = -1;
+    if (cls && fid && off && val) {
+        const uint32_t *fi = *fidx, *tf = *ftf;
+        size_t w = 0, r = 0;
+        for (size_t i = 0; i < nex; i++) {
+            if (!exs[i].n)
+                continue;   /* shared with another intent, or no words */
+            cls[r] = exs[i].cls;
+            off[r++] = w;
+            double ssq[2] = {0, 0};
+            for (size_t k = exs[i].off; k < exs[i].off + exs[i].n; k++) {
+                double v = (1.0 + log((double)tf[k])) * m->idf[fi[k] & 0x7fffffffu];
+                ssq[fi[k] >> 31] += v * v;
+            }
+            double sc[2];
+            sc[0] = ssq[0] > 0 ? (ssq[1] > 0 ? m->word_scale : 1.0) / sqrt(ssq[0]) : 0;
+            sc[1] = ssq[1] > 0 ? (ssq[0] > 0 ? m->char_scale : 1.0) / sqrt(ssq[1]) : 0;
+            for (size_t k = exs[i].off; k < exs[i].off + exs[i].n; k++) {
+                double v = (1.0 + log((double)tf[k])) * m->idf[fi[k] & 0x7fffffffu];
+                fid[w] = fi[k] & 0x7fffffffu;
+                val[w++] = (float)(v * sc[fi[k] >> 31]);
+            }
+        }
+        off[l] = w;
+        free(*fidx);
+        free(*ftf);
+        *fidx = *ftf = NULL;
+        size_t post = m->o.large_postings > 0 ? (size_t)m->o.large_postings : 1;
+        m->index = cg_mindex_build(m->nclass, m->nfeat, l, cls, off, fid, val, post);
+        if (m->index) {
+            m->memory += cg_mindex_memory(m->index);
+            rc = 0;
+        }
+    }
+    free(cls);
+    free(fid);
+    free(off);
+    free(val);
+    return rc;
 }
 
 cg_matcher *cg_matcher_train(const cg_intents *t, cg_diags *d)
@@ -1414,6 +1510,15 @@ cg_matcher *cg_matcher_train_opts(const cg_intents *t, const cg_matcher_opts *o,
     m->memory += m->nclass * sizeof *m->bias + (m->nfeat + 1) * sizeof *m->row;
     if (m->nclass == 0 || nex == 0) {
         m->nclass = 0;   /* nothing to learn: every text falls back */
+        goto done;
+    }
+
+    if (m->o.large_min_intents > 0 &&
+        trained_classes(m, exs, nex) >= (size_t)m->o.large_min_intents) {
+        /* too many intents for one liblinear model: nearest centroid with
+         * an inverted index (matcher_index.c) */
+        if (build_index(m, exs, nex, &fidx, &ftf) != 0)
+            TRAIN_FAIL("matcher: out of memory");
         goto done;
     }
 
@@ -1636,6 +1741,113 @@ static double conf_of(const cg_matcher *m, double s)
     return 1.0 / (1.0 + exp(-m->o.calib_a * (s - m->o.calib_b)));
 }
 
+/* Keywords of class c, or NULL (m->kws is in class order). */
+static const cls_kw *kws_of(const cg_matcher *m, uint32_t c)
+{
+    size_t lo = 0, hi = m->nkws;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->kws[mid].cls == c)
+            return &m->kws[mid];
+        if (m->kws[mid].cls < c)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* cg_intents_match() on the large-table model: the text's known features
+ * s->kf/kv/kb (nk of them, block scales bs) go to the index, which returns
+ * the nearest classes by cosine; the exact-text map, keywords and
+ * confidences then work as on the liblinear path, over those candidates
+ * only (a class the index did not return is not a candidate, whatever its
+ * keywords). Confidence: the softmax of conf_mode 3 over the candidates'
+ * cosines (temperature 1/opts.large_calib_a) with one more term, a "none of
+ * them" pseudo-intent at cosine opts.large_null, so that a text whose best
+ * cosine is low cannot reach a high confidence merely for having few rivals. */
+static int match_large(const cg_intents *t, const cg_matcher *m, scratch *s, int li, size_t nk,
+                       const float *bs, cg_match *out)
+{
+    /* the candidates, and room for 16 more an exact example names (an
+     * example shared by more intents than that ranks only its first 16) */
+    uint32_t cls[M_LARGE_MAX_K + 16];
+    float sc[M_LARGE_MAX_K + 16];
+    for (size_t u = 0; u < nk; u++)
+        s->kv[u] *= bs[s->kb[u]];
+    size_t k = m->o.large_candidates < 1 ? 1
+             : m->o.large_candidates > M_LARGE_MAX_K ? M_LARGE_MAX_K : (size_t)m->o.large_candidates;
+    int rc = cg_mindex_query(m->index, s->kf, s->kv, nk, k, cls, sc, k);
+    if (rc < 0)
+        return -1;
+    size_t nc = (size_t)rc;
+
+    /* the text is one of the examples: its intents first (see cg_intents_match) */
+    size_t nx;
+    const uint16_t *xc = exact_get(m, text_key(s), &nx);
+    if (xc) {
+        float best = nc ? sc[0] : 0;
+        for (size_t j = 0; j < nx; j++) {
+            size_t i = 0;
+            while (i < nc && cls[i] != xc[j])
+                i++;
+            if (i == nc && nc < sizeof cls / sizeof *cls)
+                cls[nc++] = xc[j];
+            if (i < nc)
+                sc[i] = best + 1.0f;
+        }
+    }
+
+    /* keywords, then rank (insertion sort: a few dozen candidates) */
+    size_t n = 0;
+    for (size_t i = 0; i < nc; i++) {
+        uint32_t c = cls[i];
+        const cls_kw *ck = kws_of(m, c);
+        float v = sc[i];
+        if (ck) {
+            int any = ck->nmust == 0;
+            for (size_t j = 0; j < ck->nmust && !any; j++)
+                any = kw_present(&ck->must[j], s, li);
+            if (!any)
+                continue;
+            for (size_t j = 0; j < ck->nshould; j++)
+                if (kw_present(&ck->should[j], s, li))
+                    v += (float)m->o.should_bonus;
+        }
+        size_t p = n++;
+        while (p > 0 && sc[p - 1] < v) {
+            sc[p] = sc[p - 1];
+            cls[p] = cls[p - 1];
+            p--;
+        }
+        sc[p] = v;
+        cls[p] = c;
+    }
+    if (n == 0)
+        return 0;
+    double a = m->o.large_calib_a;
+    double z = exp(a * (m->o.large_null - sc[0]));
+    for (size_t i = 2; i < n; i++)
+        z += exp(a * (sc[i] - sc[0]));
+    double e2 = n > 1 ? exp(a * (sc[1] - sc[0])) : 0;
+    size_t ntop = n < CG_MAX_ALTERNATIVES ? n : CG_MAX_ALTERNATIVES;
+    for (size_t i = 0; i < ntop; i++) {
+        out->alt[i].intent = &t->intents[m->cls_intent[cls[i]]];
+        double ei = exp(a * (sc[i] - sc[0]));
+        double p = i < 2 ? ei / (z + 1.0) : ei / (z + 1.0 + e2);
+        if (i > 0 && p > out->alt[i - 1].score)
+            p = out->alt[i - 1].score;
+        out->alt[i].score = p;
+    }
+    out->nalt = ntop;
+    out->score = out->alt[0].score;
+    if (out->score >= t->settings.threshold) {
+        out->intent = out->alt[0].intent;
+        out->ambiguous = ntop > 1 && out->alt[0].score - out->alt[1].score < t->settings.ambiguity_margin;
+    }
+    return 0;
+}
+
 int cg_intents_match(const cg_intents *t, const char *text, size_t len, const char *lang,
                      cg_match *out)
 {
@@ -1678,18 +1890,6 @@ int cg_intents_match(const cg_intents *t, const char *text, size_t len, const ch
     if (m->nclass == 0)
         return 0;
 
-    if (s->scap < m->npad) {
-        float *ns = aligned_alloc(32, m->npad * sizeof *ns);
-        if (!ns)
-            return -1;
-        free(s->scores);
-        s->scores = ns;
-        s->scap = m->npad;
-    }
-    float *sc = s->scores;
-    memset(sc, 0, m->npad * sizeof *sc);
-    memcpy(sc, m->bias, m->nclass * sizeof *sc);
-
     /* weights of known features, block norms */
     double ssq[2] = {0, 0};
     size_t nk = 0;
@@ -1717,6 +1917,20 @@ int cg_intents_match(const cg_intents *t, const char *text, size_t len, const ch
     float bs[2];
     bs[0] = ssq[0] > 0 ? (float)((ssq[1] > 0 ? m->word_scale : 1.0) / sqrt(ssq[0])) : 0;
     bs[1] = ssq[1] > 0 ? (float)((ssq[0] > 0 ? m->char_scale : 1.0) / sqrt(ssq[1])) : 0;
+    if (m->index)
+        return match_large(t, m, s, li, nk, bs, out);
+
+    if (s->scap < m->npad) {
+        float *ns = aligned_alloc(32, m->npad * sizeof *ns);
+        if (!ns)
+            return -1;
+        free(s->scores);
+        s->scores = ns;
+        s->scap = m->npad;
+    }
+    float *sc = s->scores;
+    memset(sc, 0, m->npad * sizeof *sc);
+    memcpy(sc, m->bias, m->nclass * sizeof *sc);
     for (size_t u = 0; u < nk; u++) {
         float v = s->kv[u] * bs[s->kb[u]];
         uint32_t fi = s->kf[u];

@@ -40,6 +40,13 @@ typedef struct cg_matcher_opts {
                                     against the top (see matcher.c) */
     double calib_a, calib_b;  /* mode 0/2: 1 / (1 + exp(-calib_a * (x - calib_b))) */
     double should_bonus;      /* added to the decision value per "should" keyword found */
+    /* large tables (engine/matcher_index.c): from this many intents with
+     * examples up, nearest-centroid retrieval replaces liblinear; 0: never */
+    int large_min_intents;
+    int large_postings;       /* postings kept per feature (bounds one query's work) */
+    int large_candidates;     /* classes rescored exactly after retrieval */
+    double large_calib_a;     /* softmax temperature 1/a over the candidates' cosines */
+    double large_null;        /* cosine of a "none of them" pseudo-intent in that softmax */
 } cg_matcher_opts;
 
 void cg_matcher_opts_default(cg_matcher_opts *o);

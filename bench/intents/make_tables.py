@@ -9,6 +9,9 @@ cases file (JSON lines {"text", "intent", "lang"}) for
 
 Usage:
   make_tables.py --datasets DIR --out DIR
+  make_tables.py --csv TRAIN TEST --out DIR     one table (DIR/table) and its
+                 cases (DIR/cases.jsonl) from two CSV files, e.g. the
+                 synthetic catalogue written by matchbench --scale N --dump
 
 writes, under --out, for each benchmark NAME:
   NAME/table/...        the intent table (threshold 0: accuracy runs)
@@ -148,7 +151,8 @@ def set_threshold(table_dir, threshold):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--datasets", required=True)
+    ap.add_argument("--datasets")
+    ap.add_argument("--csv", nargs=2, metavar=("TRAIN", "TEST"))
     ap.add_argument("--out", required=True)
     ap.add_argument("--set-threshold", nargs=2, metavar=("TABLE", "X"),
                     help="only rewrite the threshold of an existing table")
@@ -156,8 +160,15 @@ def main():
     if a.set_threshold:
         set_threshold(a.set_threshold[0], float(a.set_threshold[1]))
         return 0
-    D = a.datasets
     os.makedirs(a.out, exist_ok=True)
+    if a.csv:
+        known = write_table(os.path.join(a.out, "table"), read_rows(a.csv[0]), "en", 0.5)
+        n = write_cases(os.path.join(a.out, "cases.jsonl"), read_rows(a.csv[1]), "en", set(known))
+        print(f"{a.out}: {len(known)} intents, {n} cases", file=sys.stderr)
+        return 0
+    if not a.datasets:
+        ap.error("--datasets or --csv is required")
+    D = a.datasets
 
     def bench(name, train, test, lang, exclude=(), oos=(), threshold=0.0):
         d = os.path.join(a.out, name)

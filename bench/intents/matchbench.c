@@ -20,10 +20,18 @@
  *               the test set (for choosing thresholds without the test set)
  * --typos P     one edit in a share P of the test questions' words (4+ letters)
  * --speed S     time cg_intents_match over the test questions for S seconds
+ * --passes N    instead: exactly N passes over them (for instruction counts)
  * --sweep       in/out-of-scope figures at thresholds 0.10, 0.15, ... 0.90
+ * --scale N     a synthetic catalogue of N intents (see make_catalogue()):
+ *               the training files' intents crossed with place names; the
+ *               test questions name a place too; ends with one "scale:" line
+ * --scale-examples E   examples per synthetic intent (default 10)
+ * --dump DIR    write the (synthetic) training and test rows to DIR/train.csv
+ *               and DIR/test.csv (text,category) for make_tables.py --csv
  * knobs (cg_matcher_opts): --char MIN-MAX --char-word-min N --cw X --C X
  *        --eps X --min-df N --solver N --conf N --calib-a X --calib-b X
- *        --nostem --nobigram
+ *        --nostem --nobigram --large N (large_min_intents) --postings N
+ *        --cand N --large-a X --large-null X
  */
 #define _GNU_SOURCE
 #include <math.h>
@@ -31,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "civicgate/intents.h"
@@ -254,6 +263,140 @@ static long find_label(char **v, size_t n, const char *s)
     return -1;
 }
 
+/* ---- synthetic catalogue (--scale) -------------------------------------- */
+
+/* Place names, built from syllables so that there are enough of them and
+ * they share character n-grams the way real names do ("Ashford",
+ * "Ashwick", "Kelford"): 24 x 16 = 384 distinct names. */
+static const char *const place_pre[24] = {
+    "Ash", "Bel", "Carn", "Dun", "Elm", "Fair", "Glen", "Hal", "Ink", "Jar", "Kel", "Lang",
+    "Mar", "Nor", "Oak", "Pen", "Quar", "Ros", "Stan", "Thorn", "Ul", "Ver", "Wes", "Yar",
+};
+static const char *const place_suf[16] = {
+    "ford", "bury", "wick", "ton", "field", "mouth", "ley", "by",
+    "stead", "wood", "haven", "brook", "dale", "gate", "moor", "port",
+};
+
+static void place_name(size_t e, char *out, size_t n)
+{
+    snprintf(out, n, "%s%s", place_pre[e % 24], place_suf[(e / 24 + e) % 16]);
+}
+
+/* How a question names the place: four phrasings, used in training and
+ * test alike (the words they add are in every intent, so they decide
+ * nothing; the place name does). */
+static char *with_place(const char *text, const char *place, size_t how)
+{
+    char *r = NULL;
+    int rc;
+    switch (how % 4) {
+    case 0: rc = asprintf(&r, "%s in %s", text, place); break;
+    case 1: rc = asprintf(&r, "%s: %s", place, text); break;
+    case 2: rc = asprintf(&r, "%s (%s office)", text, place); break;
+    default: rc = asprintf(&r, "for %s, %s", place, text); break;
+    }
+    if (rc < 0)
+        exit(2);
+    return r;
+}
+
+/* A catalogue of n intents from the base intents of tr: intent j is base
+ * intent j % nbase at place j / nbase ("<base>@<Place>"), so a base intent
+ * exists at ceil(n / nbase) places and the intents differ by the place they
+ * name as well as by what is asked. Each gets per examples: a window of its
+ * base intent's training rows starting at a place-dependent offset, each
+ * naming the place in one of four phrasings. Each test row of a base intent
+ * in the catalogue is asked about one of that intent's places (chosen by a
+ * fixed hash of the row number). Replaces *tr and *te. */
+static size_t rot = 0;   /* --rot: window offset per place (0: same examples at every place) */
+static void make_catalogue(rows *tr, rows *te, size_t n, size_t per)
+{
+    size_t nb;
+    char **base = labels_of(tr, &nb);
+    size_t *cnt = calloc(nb, sizeof *cnt), *start = calloc(nb + 1, sizeof *start);
+    row **by = malloc(tr->n * sizeof *by);
+    for (size_t i = 0; i < tr->n; i++)
+        cnt[find_label(base, nb, tr->v[i].label)]++;
+    for (size_t b = 0; b < nb; b++)
+        start[b + 1] = start[b] + cnt[b];
+    memset(cnt, 0, nb * sizeof *cnt);
+    for (size_t i = 0; i < tr->n; i++) {
+        long b = find_label(base, nb, tr->v[i].label);
+        by[start[b] + cnt[b]++] = &tr->v[i];
+    }
+    rows ntr = {0}, nte = {0};
+    ntr.cap = n * per + 1;
+    ntr.v = malloc(ntr.cap * sizeof *ntr.v);
+    char place[64];
+    for (size_t j = 0; j < n; j++) {
+        size_t b = j % nb, e = j / nb;
+        if (!cnt[b])
+            continue;
+        place_name(e, place, sizeof place);
+        char *label = NULL;
+        if (asprintf(&label, "%s@%s", base[b], place) < 0)
+            exit(2);
+        size_t k = per < cnt[b] ? per : cnt[b];
+        for (size_t x = 0; x < k; x++) {
+            const row *r = by[start[b] + (e * rot + x) % cnt[b]];
+            row *w = &ntr.v[ntr.n++];
+            w->text = with_place(r->text, place, e + x);
+            w->label = label;
+            memcpy(w->lang, r->lang, CG_LANG_MAX);
+        }
+    }
+    nte.v = malloc((te->n + 1) * sizeof *nte.v);
+    for (size_t i = 0; i < te->n; i++) {
+        long b = find_label(base, nb, te->v[i].label);
+        if (b < 0 || (size_t)b >= n)
+            continue;   /* a base intent the catalogue does not reach */
+        size_t places = (n - (size_t)b + nb - 1) / nb;   /* j = b, b + nb, ... < n */
+        uint64_t h = (uint64_t)(i + 1) * 0x9E3779B97F4A7C15ULL;
+        size_t e = (size_t)((h >> 33) % places);
+        place_name(e, place, sizeof place);
+        row *w = &nte.v[nte.n++];
+        w->text = with_place(te->v[i].text, place, i);
+        if (asprintf(&w->label, "%s@%s", base[b], place) < 0)
+            exit(2);
+        memcpy(w->lang, te->v[i].lang, CG_LANG_MAX);
+    }
+    free(base);
+    free(cnt);
+    free(start);
+    free(by);
+    /* the base rows' strings stay allocated: the benchmark exits soon */
+    free(tr->v);
+    free(te->v);
+    *tr = ntr;
+    *te = nte;
+}
+
+/* dir/name as CSV "text,category", every field quoted. */
+static void write_csv(const char *dir, const char *name, const rows *r)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        exit(2);
+    }
+    fputs("text,category\n", f);
+    for (size_t i = 0; i < r->n; i++) {
+        const char *fields[2] = {r->v[i].text, r->v[i].label};
+        for (int k = 0; k < 2; k++) {
+            fputc('"', f);
+            for (const char *p = fields[k]; *p; p++) {
+                if (*p == '"')
+                    fputc('"', f);
+                fputc(*p, f);
+            }
+            fputs(k ? "\"\n" : "\",", f);
+        }
+    }
+    fclose(f);
+}
+
 int main(int argc, char **argv)
 {
     cg_matcher_opts o;
@@ -261,7 +404,10 @@ int main(int argc, char **argv)
     const char *trains[MAX_FILES], *tests[MAX_FILES];
     size_t ntrain = 0, ntest = 0;
     int holdout = 0, valid = 0, sweep = 0;
+    size_t scale = 0, scale_per = 10;
+    const char *dump = NULL;
     double threshold = 0.5, margin = 0.08, speed = 0, typos = 0;
+    size_t passes = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : "";
@@ -284,6 +430,16 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--calib-a")) o.calib_a = atof(v), i++;
         else if (!strcmp(a, "--conf")) o.conf_mode = atoi(v), i++;
         else if (!strcmp(a, "--calib-b")) o.calib_b = atof(v), i++;
+        else if (!strcmp(a, "--dump")) dump = v, i++;
+        else if (!strcmp(a, "--passes")) passes = (size_t)atol(v), i++;
+        else if (!strcmp(a, "--scale")) scale = (size_t)atol(v), i++;
+        else if (!strcmp(a, "--scale-examples")) scale_per = (size_t)atol(v), i++;
+        else if (!strcmp(a, "--rot")) rot = (size_t)atol(v), i++;
+        else if (!strcmp(a, "--large")) o.large_min_intents = atoi(v), i++;
+        else if (!strcmp(a, "--postings")) o.large_postings = atoi(v), i++;
+        else if (!strcmp(a, "--cand")) o.large_candidates = atoi(v), i++;
+        else if (!strcmp(a, "--large-a")) o.large_calib_a = atof(v), i++;
+        else if (!strcmp(a, "--large-null")) o.large_null = atof(v), i++;
         else if (!strcmp(a, "--nostem")) o.stem = 0;
         else if (!strcmp(a, "--nobigram")) o.word_bigrams = 0;
         else {
@@ -365,6 +521,13 @@ int main(int argc, char **argv)
         free(labs);
     }
 
+    if (scale)
+        make_catalogue(&tr, &te, scale, scale_per);
+    if (dump) {
+        write_csv(dump, "train.csv", &tr);
+        write_csv(dump, "test.csv", &te);
+    }
+
     if (typos > 0)
         for (size_t i = 0; i < te.n; i++)
             te.v[i].text = typo(te.v[i].text, typos);
@@ -426,6 +589,7 @@ int main(int argc, char **argv)
            "memory %.1f MiB\n", t.nintents, nex, nlangs, t1 - t0, c1 - c0,
            cg_matcher_memory(t.matcher) / 1048576.0);
 
+    double top1 = 0, at_th = 0, per_s = 0;
     if (te.n) {
         /* decide each test row once; keep the top confidence */
         size_t n_in = 0, n_oos = 0, correct = 0, lang_ok = 0;
@@ -453,6 +617,7 @@ int main(int argc, char **argv)
         printf("test: %zu in scope, %zu out of scope; language detected right %.2f%%\n", n_in, n_oos,
                100.0 * lang_ok / te.n);
         printf("accuracy (top-1, no threshold): %.2f%%\n", n_in ? 100.0 * correct / n_in : 0);
+        top1 = n_in ? 100.0 * correct / n_in : 0;
         if (n_oos) {
             /* the best out-of-scope recall within a budget of in-scope accuracy */
             static const double budget[] = {0.5, 1.0, 1.5, 2.0};
@@ -496,6 +661,8 @@ int main(int argc, char **argv)
                     in_rej += (size_t)fb;
                 }
             }
+            if (ths[k] == threshold)
+                at_th = n_in ? 100.0 * c / n_in : 0;
             printf("threshold %.2f: in-scope accuracy %.2f%% (lost %.2f), in-scope fallback %.2f%%, "
                    "out-of-scope fallback (recall) %.2f%%\n",
                    ths[k], n_in ? 100.0 * c / n_in : 0,
@@ -507,7 +674,7 @@ int main(int argc, char **argv)
         free(oos);
     }
 
-    if (speed > 0 && te.n) {
+    if ((speed > 0 || passes > 0) && te.n) {
         size_t *lens = malloc(te.n * sizeof *lens);
         for (size_t i = 0; i < te.n; i++)
             lens[i] = strlen(te.v[i].text);
@@ -522,11 +689,23 @@ int main(int argc, char **argv)
             }
             done += te.n;
             s1 = now();
-        } while (s1 - s0 < speed);
+        } while (passes ? done < passes * te.n : s1 - s0 < speed);
         double u1 = cpu();
         printf("speed: %.0f classifications/s on one thread, %.0f per cpu-second (%zu in %.2f s, "
                "language detection on)\n", done / (s1 - s0), done / (u1 - u0), done, s1 - s0);
+        per_s = done / (u1 - u0);
         free(lens);
+    }
+    if (scale) {
+        /* peak RSS: the process, dominated by training's temporary memory */
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf("scale: %zu intents, %zu examples, model %s, train %.2f s, memory %.1f MiB "
+               "(peak RSS %.0f MiB), top-1 %.2f%%, at threshold %.2f %.2f%%, %.1f us/message (%.0f/s)\n",
+               t.nintents, nex,
+               o.large_min_intents > 0 && t.nintents >= (size_t)o.large_min_intents ? "index" : "liblinear",
+               t1 - t0, cg_matcher_memory(t.matcher) / 1048576.0, ru.ru_maxrss / 1024.0, top1, threshold,
+               at_th, per_s > 0 ? 1e6 / per_s : 0, per_s);
     }
     cg_matcher_free(t.matcher);
     return 0;

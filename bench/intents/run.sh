@@ -11,11 +11,19 @@
 # second on one thread, training time, memory) comes from matchbench.c, built
 # here against the engine library next to the binary, on a table of 150
 # intents x 100 examples (BANKING77 77 + HWU64 64 in English + 9 ArBanking77
-# intents in Arabic). Not part of `make test`.
+# intents in Arabic). Scale: the same harness on synthetic catalogues
+# (matchbench --scale: the 141 English intents crossed with place names),
+# with liblinear at LIBLINEAR_SIZES and the large-table model at
+# SCALE_SIZES, both forced, one "scale:" line each; then the CLI_SIZE
+# catalogue written as intent files and run through `civicgate intents
+# eval`. Not part of `make test`.
 #
 # Environment: DATASETS (default: ../shared/datasets next to the repo, or
 # /work/shared/datasets), WORK (scratch dir), LOSS_BUDGET (in-scope accuracy
-# points the threshold may cost on validation; default 1.5), SPEED_SECONDS.
+# points the threshold may cost on validation; default 1.5), SPEED_SECONDS,
+# SCALE_SIZES (default "150 1000 3000 10000"), LIBLINEAR_SIZES (default
+# "150 500 1000": liblinear's time and memory grow with intents squared),
+# CLI_SIZE (default 10000).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -129,3 +137,40 @@ echo "  (the test questions of intents outside the table count as out of scope t
 echo
 echo "typos: BANKING77 test with one edit in 30% of the words of 4+ letters"
 "$mb" --train "$D/banking77/train.csv" --test "$D/banking77/test.csv" --typos 0.3 | grep 'accuracy (' | sed 's/^/  /'
+
+# ---- scale (synthetic catalogues) ---------------------------------------------
+echo
+echo "scale: synthetic catalogues of N intents: the 141 English intents of BANKING77 and HWU64 x place"
+echo "  names, 10 examples each naming the place; held-out questions: the datasets' test rows, each"
+echo "  naming one of its intent's places (matchbench.c, make_catalogue); us/message on one thread"
+scale() {  # SIZES, then extra matchbench arguments
+  local sizes=$1
+  shift
+  for n in $sizes; do
+    "$mb" --train "$D/banking77/train.csv:en:b-" --train "$D/hwu64/train.csv:en:h-" \
+          --test "$D/banking77/test.csv:en:b-" --test "$D/hwu64/test.csv:en:h-" \
+          --scale "$n" --speed "$speed_seconds" "$@" | grep '^scale:' | sed 's/^scale: /  /'
+  done
+}
+echo " liblinear (the model below large_min_intents), forced:"
+scale "${LIBLINEAR_SIZES:-150 500 1000}" --large 0
+echo " large-table model (inverted index + centroid rerank), forced:"
+scale "${SCALE_SIZES:-150 1000 3000 10000}" --large 1
+n=${CLI_SIZE:-10000}
+cat_dir=$work/catalogue-$n
+mkdir -p "$cat_dir"
+"$mb" --train "$D/banking77/train.csv:en:b-" --train "$D/hwu64/train.csv:en:h-" \
+      --test "$D/banking77/test.csv:en:b-" --test "$D/hwu64/test.csv:en:h-" \
+      --scale "$n" --dump "$cat_dir" >/dev/null
+python3 "$here/make_tables.py" --csv "$cat_dir/train.csv" "$cat_dir/test.csv" --out "$cat_dir" 2>/dev/null
+t0=$(date +%s.%N)
+"$bin" intents eval --intents "$cat_dir/table" --cases "$cat_dir/cases.jsonl" >"$cat_dir/eval.txt" 2>&1 || {
+  echo "run.sh: civicgate intents eval failed on the catalogue:" >&2
+  head -5 "$cat_dir/eval.txt" >&2
+  exit 1
+}
+t1=$(date +%s.%N)
+echo " through the CLI: the $n-intent catalogue as intent files (threshold 0.5),"
+printf '  civicgate intents eval: %s (load %s files + train + %s questions: %.1f s)\n' \
+  "$(grep -m1 '^accuracy:' "$cat_dir/eval.txt")" "$(ls "$cat_dir/table" | wc -l)" \
+  "$(wc -l <"$cat_dir/cases.jsonl")" "$(python3 -c "print($t1 - $t0)")"
