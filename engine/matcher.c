@@ -1032,6 +1032,14 @@ static void build_kw(cg_matcher *m, scratch *s, const char *phrase, kw *k)
  * keyword loop in cg_intents_match): a phrase whose first word has neither
  * bit set cannot be there, which settles most of an intent table's
  * keywords without scanning the text. */
+static uint64_t kw_text_mask(const scratch *s)
+{
+    uint64_t mask = 0;
+    for (size_t i = 0; i < s->nwords; i++)
+        mask |= (1ULL << (s->words[i].h & 63)) | (1ULL << (s->words[i].stem & 63));
+    return mask;
+}
+
 static int kw_present(const kw *k, const scratch *s, int li, uint64_t mask)
 {
     if (k->n == 0 || s->nwords < k->n)
@@ -1800,6 +1808,7 @@ static int match_large(const cg_intents *t, const cg_matcher *m, scratch *s, int
 
     /* keywords, then rank (insertion sort: a few dozen candidates) */
     size_t n = 0;
+    uint64_t kmask = m->nkws ? kw_text_mask(s) : 0;
     for (size_t i = 0; i < nc; i++) {
         uint32_t c = cls[i];
         const cls_kw *ck = kws_of(m, c);
@@ -1807,11 +1816,11 @@ static int match_large(const cg_intents *t, const cg_matcher *m, scratch *s, int
         if (ck) {
             int any = ck->nmust == 0;
             for (size_t j = 0; j < ck->nmust && !any; j++)
-                any = kw_present(&ck->must[j], s, li);
+                any = kw_present(&ck->must[j], s, li, kmask);
             if (!any)
                 continue;
             for (size_t j = 0; j < ck->nshould; j++)
-                if (kw_present(&ck->should[j], s, li))
+                if (kw_present(&ck->should[j], s, li, kmask))
                     v += (float)m->o.should_bonus;
         }
         size_t p = n++;
@@ -1957,9 +1966,7 @@ int cg_intents_match(const cg_intents *t, const char *text, size_t len, const ch
     }
 
     /* keywords */
-    uint64_t kmask = 0;
-    for (size_t i = 0; m->nkws && i < s->nwords; i++)
-        kmask |= (1ULL << (s->words[i].h & 63)) | (1ULL << (s->words[i].stem & 63));
+    uint64_t kmask = m->nkws ? kw_text_mask(s) : 0;
     for (size_t i = 0; i < m->nkws; i++) {
         const cls_kw *ck = &m->kws[i];
         if (ck->nmust) {
