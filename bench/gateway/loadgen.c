@@ -26,6 +26,9 @@
  * caches, connection pools warm up), then wait until every warm-up webhook
  * is answered (at most --drain S), reset the counters and measure. The fake
  * API stays up throughout, so the system under test keeps its connections.
+ * --trace FILE: one line per acknowledged webhook, "<sent ms> ack <latency
+ * ms>", and per reply, "<sent ms> e2e <latency ms>" (times from the start),
+ * to see when the slow ones happen (timers, fsync, GC...).
  * --watch PID,PID,...: processes whose CPU time (utime + stime from
  * /proc/PID/stat) over the measured part and peak RSS (VmHWM) are reported,
  * in the order given, with the load generator's own CPU time.
@@ -137,6 +140,7 @@ static void load_texts(const char *path)
 /* ---- statistics --------------------------------------------------------- */
 typedef struct { double *v; size_t n, cap; } samples_t;
 static samples_t ack_lat, e2e_lat;
+static FILE *trace;
 static void sample(samples_t *s, double x)
 {
     if (s->n == s->cap) {
@@ -247,7 +251,10 @@ static void record_reply(const char *body, long blen)
     double t = now_ms();
     replies_total++;
     t_last_reply = t;
-    if (c->replies < c->nsent) sample(&e2e_lat, t - c->sent[c->replies]);
+    if (c->replies < c->nsent) {
+        sample(&e2e_lat, t - c->sent[c->replies]);
+        if (trace) fprintf(trace, "%.3f e2e %.3f\n", c->sent[c->replies] - t_start, t - c->sent[c->replies]);
+    }
     c->replies++;
 }
 
@@ -368,6 +375,7 @@ static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         if (status == 200) {
             acked_total++;
             sample(&ack_lat, t - c->t_sched);
+            if (trace) fprintf(trace, "%.3f ack %.3f\n", c->t_sched - t_start, t - c->t_sched);
             chats[c->chat].acked++;
         } else rejected_total++;
         memmove(c->buf, c->buf + m, c->len - (size_t)m);
@@ -504,6 +512,10 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--text")) O.text = v;
         else if (!strcmp(a, "--texts")) load_texts(v);
         else if (!strcmp(a, "--warmup")) O.warmup = atof(v);
+        else if (!strcmp(a, "--trace")) {
+            trace = fopen(v, "w");
+            if (!trace) { perror(v); exit(2); }
+        }
         else if (!strcmp(a, "--watch")) {
             for (const char *p = v; *p && nwatch < MAX_WATCH; ) {
                 watch[nwatch++] = atoi(p);
