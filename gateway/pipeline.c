@@ -44,6 +44,11 @@
  * the one connection). The seq compare-and-set in the commit script stays
  * the guard for order across instances. The next XREADGROUP (COUNT 64) goes
  * out when the active and startable entries no longer fill the slots.
+ * Besides its own reads, the pipeline takes new entries from the webhooks'
+ * ingest (cg_store_taker, store.h): while it has room, each ingest script
+ * reads up to TAKE_MAX new entries for this instance right after its
+ * XADDs, so a message reaches the dialog one round trip sooner; room is
+ * reserved per ingest in flight, so what is held stays within HELD_MAX.
  * Hostile or deleted entries are acknowledged at once and take no slot.
  * Stopping waits for every active entry (up to the shutdown grace); past it
  * the active ones are dropped when their reply comes (they stay pending in
@@ -147,6 +152,7 @@ struct cg_pipeline {
     int hard;                    /* stop grace over: active entries are dropped */
     int reading;
     int woken;                   /* a wake came while a read was in flight */
+    unsigned reserved;           /* entries ingests in flight may bring (cg_store_taker) */
     uint64_t next_read;
     uint64_t next_claim, next_stats, next_keep;
     char claim_cursor[48];
@@ -1340,6 +1346,36 @@ void cg_pipeline_wake(cg_pipeline *p)
 
 static void wake_cb(void *ud) { cg_pipeline_wake(ud); }
 
+/* cg_store_taker: an ingest may read up to TAKE_MAX new entries for us, as
+ * long as they fit beside what is held, reserved by other ingests in
+ * flight, and a read of our own; and only while the slots are not full (an
+ * instance that hoards entries it cannot start yet starves the others). */
+#define TAKE_MAX 8
+static unsigned take_reserve(void *ud)
+{
+    cg_pipeline *p = ud;
+    if (p->stopping || !p->gw->intents) return 0;
+    size_t held = p->queue.n + p->deferred.n + p->reserved + (p->reading ? 64 : 0);
+    if (held >= HELD_MAX || p->nactive + p->queue.n + p->reserved >= ACTIVE_MAX) return 0;
+    size_t n = HELD_MAX - held;
+    if (n > ACTIVE_MAX - p->nactive - p->queue.n - p->reserved) n = ACTIVE_MAX - p->nactive - p->queue.n - p->reserved;
+    if (n > TAKE_MAX) n = TAKE_MAX;
+    p->reserved += (unsigned)n;
+    return (unsigned)n;
+}
+
+static void take_entries(void *ud, const redisReply *streams, unsigned reserved)
+{
+    cg_pipeline *p = ud;
+    p->reserved = p->reserved > reserved ? p->reserved - reserved : 0;
+    if (!streams || streams->type != REDIS_REPLY_ARRAY) return;
+    for (size_t i = 0; i < streams->elements; i++) {
+        const redisReply *st = streams->element[i];
+        if (st->type == REDIS_REPLY_ARRAY && st->elements == 2) add_entries(p, st->element[1]);
+    }
+    pump(p);
+}
+
 cg_pipeline *cg_pipeline_start(cg_gateway *gw)
 {
     cg_pipeline *p = calloc(1, sizeof *p);
@@ -1352,6 +1388,8 @@ cg_pipeline *cg_pipeline_start(cg_gateway *gw)
     uv_timer_start(&p->tick, tick_cb, TICK_MS, TICK_MS);
     cg_store_ensure_group(p->store, CG_K_INBOX, CG_G_PIPELINE);
     cg_store_set_wake(p->store, wake_cb, p);
+    cg_store_taker tk = { take_reserve, take_entries, p };
+    cg_store_set_taker(p->store, &tk);
     /* entries this consumer name held before a restart come back first */
     const char *av[] = { "XREADGROUP", "GROUP", CG_G_PIPELINE, gw->instance, "COUNT", "256",
                          "STREAMS", CG_K_INBOX, "0" };
@@ -1387,7 +1425,10 @@ static void maybe_finish(cg_pipeline *p)
         free(ids);
         list_clear(&p->queue);
         list_clear(&p->deferred);
-        if (p->store) cg_store_set_wake(p->store, NULL, NULL);
+        if (p->store) {
+            cg_store_set_wake(p->store, NULL, NULL);
+            cg_store_set_taker(p->store, NULL);
+        }
         void (*done)(void *) = p->done;
         void *ud = p->done_ud;
         p->closed = 1;

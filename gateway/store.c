@@ -95,6 +95,7 @@ struct cg_store {
 
     void (*wake)(void *ud);
     void *wake_ud;
+    cg_store_taker taker;        /* the pipeline, for the ingest's read */
 
     /* scripts used so far: loaded again (SCRIPT LOAD) on every connection so
      * that their next EVALSHA is one round trip even after a Redis restart */
@@ -695,6 +696,12 @@ void cg_store_release(cg_store *s, const char *stream, const char *group, const 
     keep_idle(s, stream, group, consumer, ids, n, cg_store_timings.claim_idle_ms, NULL, NULL);
 }
 
+void cg_store_set_taker(cg_store *s, const cg_store_taker *t)
+{
+    if (t) s->taker = *t;
+    else memset(&s->taker, 0, sizeof s->taker);
+}
+
 void cg_store_set_wake(cg_store *s, void (*fn)(void *ud), void *ud)
 {
     s->wake = fn;
@@ -1204,7 +1211,9 @@ void cg_store_close(cg_store *s, void (*done)(void *ud), void *ud)
  * cg:rate:{c:u}, KEYS[6+4i] = cg:conv:{c:u}. ARGV[1] = dedupe TTL s,
  * ARGV[2] = seq TTL s, ARGV[3] = messages per citizen per minute (0: no
  * limit), ARGV[4] = transcript MAXLEN, ARGV[5] = transcript TTL s, ARGV[6] =
- * now (ms); then per message: dedupe flag ("1" when it has a platform id),
+ * now (ms), ARGV[7] = the pipeline's group, ARGV[8] = this instance (its
+ * consumer), ARGV[9] = how many new entries to read for it (0: none, see
+ * cg_store_taker); then per message: dedupe flag ("1" when it has a platform id),
  * counted ("1" for what a citizen sends, counted against the limit), the
  * notice text and its language, field count n, n name/value pairs.
  * A new message gets the conversation's next sequence number (seq) and is
@@ -1212,12 +1221,13 @@ void cg_store_close(cg_store *s, void (*done)(void *ud), void *ud)
  * minute (a fixed window from the first message), a message is kept in the
  * transcript (limited = 1) instead of the inbox, and the first one over the
  * limit queues the notice as a reply (next out seq, so it keeps its place
- * among the bot's replies). Returns {appended, limited}.
+ * among the bot's replies). Returns {appended, limited, read} where read is
+ * XREADGROUP's reply (when something was appended and ARGV[9] > 0) or nil.
  */
 static cg_store_script ingest_script = {
     .name = "ingest",
     .src =
-        "local p, added, limited = 7, 0, 0\n"
+        "local p, added, limited = 10, 0, 0\n"
         "local limit, now = tonumber(ARGV[3]), ARGV[6]\n"
         "for i = 0, (#KEYS - 2) / 4 - 1 do\n"
         "  local k = 3 + 4 * i\n"
@@ -1265,7 +1275,14 @@ static cg_store_script ingest_script = {
         "  end\n"
         "  p = p + 2 * nf\n"
         "end\n"
-        "return {added, limited}\n",
+        /* new entries for this instance's pipeline (cg_store_taker); a
+         * missing group (NOGROUP) only skips the read */
+        "local taken = false\n"
+        "if added > 0 and tonumber(ARGV[9]) > 0 then\n"
+        "  taken = redis.pcall('XREADGROUP', 'GROUP', ARGV[7], ARGV[8], 'COUNT', ARGV[9], 'STREAMS', KEYS[1], '>')\n"
+        "  if type(taken) ~= 'table' or taken.err then taken = false end\n"
+        "end\n"
+        "return {added, limited, taken}\n",
 };
 
 static const char *const kind_names[] = {
@@ -1310,25 +1327,41 @@ typedef struct ingest_req {
     size_t n;
     char channel[CG_CHANNEL_MAX];
     char user[CG_USER_MAX];      /* the first message's, for the log */
+    unsigned reserved;           /* entries the pipeline reserved for this read */
+    void *taker_ud;              /* the taker it reserved them with */
 } ingest_req;
 
 static void ingest_reply(cg_store *s, redisReply *r, void *ud)
 {
     ingest_req *q = ud;
     cg_err e = CG_OK;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_INTEGER ||
-        r->element[1]->type != REDIS_REPLY_INTEGER) {
+    const redisReply *taken = NULL;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->elements > 3 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER) {
         e = CG_E_UNAVAILABLE;
     } else {
+        if (r->elements == 3 && r->element[2]->type == REDIS_REPLY_ARRAY) taken = r->element[2];
         long long added = r->element[0]->integer, limited = r->element[1]->integer;
         for (long long i = added + limited; i < (long long)q->n; i++)
             cg_metrics_inc(CG_M_DUPLICATE, q->channel);
         for (long long i = 0; i < limited; i++) cg_metrics_inc(CG_M_RATE_LIMITED, q->channel);
         if (limited > 0)
             cg_log(CG_LOG_INFO, "citizen_rate_limited", "channel", q->channel, "user", cg_log_user(q->user), NULL);
-        if (added > 0 && s->wake) s->wake(s->wake_ud);
     }
+    /* the entries first (a reservation is always given back), then the
+     * webhook's answer, then the wake for whatever the read left */
+    if (q->taker_ud && s->taker.take && s->taker.ud == q->taker_ud)
+        s->taker.take(s->taker.ud, taken, q->reserved);
     q->cb(e, q->ud);
+    /* the pipeline reads for itself only when this read may have left new
+     * entries behind: it took none, or as many as it had room for */
+    size_t ntaken = 0;
+    for (size_t i = 0; taken && i < taken->elements; i++)
+        if (taken->element[i]->type == REDIS_REPLY_ARRAY && taken->element[i]->elements == 2 &&
+            taken->element[i]->element[1]->type == REDIS_REPLY_ARRAY)
+            ntaken += taken->element[i]->element[1]->elements;
+    if (e == CG_OK && r->element[0]->integer > 0 && (q->reserved == 0 || ntaken >= q->reserved) && s->wake)
+        s->wake(s->wake_ud);
     free(q);
 }
 
@@ -1413,6 +1446,13 @@ void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb
     cg_args_add(&a, num);
     snprintf(num, sizeof num, "%lld", (long long)now);
     cg_args_add(&a, num);
+    if (s->taker.reserve && s->taker.take) {
+        q->reserved = s->taker.reserve(s->taker.ud);
+        q->taker_ud = s->taker.ud;
+    }
+    cg_args_add(&a, CG_G_PIPELINE);
+    cg_args_add(&a, s->gw->instance);
+    cg_args_addi(&a, q->reserved);
     for (size_t i = 0; i < n; i++) {
         cg_args_add(&a, msgs[i].msg_id[0] ? "1" : "0");
         const char *lang = NULL;
@@ -1431,6 +1471,8 @@ void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb
     return;
 fail:
     cg_args_free(&a);
+    if (q && q->taker_ud && s->taker.take && s->taker.ud == q->taker_ud)
+        s->taker.take(s->taker.ud, NULL, q->reserved);
     free(q);
     cb(fail, ud);
 }

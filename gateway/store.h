@@ -161,6 +161,23 @@ void cg_store_release(cg_store *s, const char *stream, const char *group, const 
 /* In-process wake-ups: the ingest wakes the pipeline, the pipeline wakes the
  * outbox, so a single instance does not wait for its poll timer. */
 void cg_store_set_wake(cg_store *s, void (*fn)(void *ud), void *ud);
+
+/* The ingest hands new inbox entries to this instance's pipeline in its own
+ * round trip: the ingest script, after its XADDs, reads up to `reserve()`
+ * new entries for the pipeline group as this instance's consumer
+ * (XREADGROUP ... >, the same as the pipeline's own read: they are pending
+ * with this consumer, claimed by another instance if it dies), and take()
+ * gets them ([[stream, entries]], or NULL when none or the ingest failed)
+ * with the count reserved, which it gives back. A message then reaches the
+ * dialog one Redis round trip sooner. reserve() returning 0 (full,
+ * stopping) reads nothing. Set NULL functions to stop (an ingest answered
+ * later leaves its entries pending, as a crash would). */
+typedef struct cg_store_taker {
+    unsigned (*reserve)(void *ud);
+    void (*take)(void *ud, const redisReply *streams, unsigned reserved);
+    void *ud;
+} cg_store_taker;
+void cg_store_set_taker(cg_store *s, const cg_store_taker *t);
 void cg_pipeline_wake(cg_pipeline *p);
 void cg_outbox_wake(cg_outbox *o);
 

@@ -576,6 +576,80 @@ static void test_ingest_not_behind_other_commands(void **state)
     close_store(s);
 }
 
+/* The ingest reads new entries for the pipeline in its own round trip when
+ * a taker reserves room (cg_store_taker): they come back with the reply and
+ * are pending with this instance's consumer; with no room reserved nothing
+ * is read, and a reservation is given back either way. */
+typedef struct taker_t { unsigned room, reserved_out, given_back, calls; size_t entries; char id[64]; } taker_t;
+static unsigned t_reserve(void *ud)
+{
+    taker_t *t = ud;
+    t->reserved_out += t->room;
+    return t->room;
+}
+static void t_take(void *ud, const redisReply *streams, unsigned reserved)
+{
+    taker_t *t = ud;
+    t->calls++;
+    t->given_back += reserved;
+    for (size_t i = 0; streams && i < streams->elements; i++) {
+        const redisReply *st = streams->element[i];
+        assert_int_equal(st->type, REDIS_REPLY_ARRAY);
+        assert_int_equal(st->elements, 2);
+        assert_string_equal(st->element[0]->str, "cg:inbox");
+        for (size_t k = 0; k < st->element[1]->elements; k++) {
+            t->entries++;
+            snprintf(t->id, sizeof t->id, "%s", st->element[1]->element[k]->element[0]->str);
+        }
+    }
+}
+
+static void test_ingest_takes_for_the_pipeline(void **state)
+{
+    (void)state;
+    cmd_int("FLUSHALL");
+    cg_store *s = cg_store_new(&gw);
+    assert_true(run_until(store_ready, s, 3000));
+    redisReply *g = cmd("XGROUP CREATE %s %s 0 MKSTREAM", CG_K_INBOX, CG_G_PIPELINE);
+    freeReplyObject(g);
+    taker_t t = { .room = 4 };
+    cg_store_taker tk = { t_reserve, t_take, &t };
+    cg_store_set_taker(s, &tk);
+    cg_msg m = text_msg("505", "t1", "hello");
+    assert_int_equal(ingest(s, &m, 1), CG_OK);
+    assert_int_equal(t.calls, 1);
+    assert_int_equal(t.given_back, t.reserved_out);
+    assert_int_equal(t.entries, 1);
+    /* pending with this instance, as if its pipeline had read it */
+    redisReply *r = cmd("XPENDING %s %s - + 10 %s", CG_K_INBOX, CG_G_PIPELINE, gw.instance);
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(r->element[0]->element[0]->str, t.id);
+    freeReplyObject(r);
+    /* a duplicate appends nothing and reads nothing */
+    assert_int_equal(ingest(s, &m, 1), CG_OK);
+    assert_int_equal(t.calls, 2);
+    assert_int_equal(t.entries, 1);
+    /* no room: nothing is read, the entry waits for the pipeline's own read */
+    t.room = 0;
+    cg_msg m2 = text_msg("505", "t2", "again");
+    assert_int_equal(ingest(s, &m2, 1), CG_OK);
+    assert_int_equal(t.calls, 3);
+    assert_int_equal(t.entries, 1);
+    assert_int_equal(cmd_int("XLEN %s", CG_K_INBOX), 2);
+    r = cmd("XPENDING %s %s - + 10", CG_K_INBOX, CG_G_PIPELINE);
+    assert_int_equal(r->elements, 1);
+    freeReplyObject(r);
+    /* no group (a flushed Redis): the ingest still succeeds, reading nothing */
+    cmd_int("FLUSHALL");
+    t.room = 4;
+    cg_msg m3 = text_msg("505", "t3", "once more");
+    assert_int_equal(ingest(s, &m3, 1), CG_OK);
+    assert_int_equal(t.entries, 1);
+    assert_int_equal(t.given_back, t.reserved_out);
+    cg_store_set_taker(s, NULL);
+    close_store(s);
+}
+
 typedef struct hist { int called; char json[4096]; } hist;
 static void hist_cb(const char *json, size_t len, void *ud)
 {
@@ -1683,6 +1757,7 @@ int main(void)
         cmocka_unit_test(test_ingest_dedupe),
         cmocka_unit_test(test_ingest_unavailable),
         cmocka_unit_test(test_ingest_not_behind_other_commands),
+        cmocka_unit_test(test_ingest_takes_for_the_pipeline),
         cmocka_unit_test(test_history),
         cmocka_unit_test(test_webchat_pubsub),
         cmocka_unit_test(test_pipeline),
