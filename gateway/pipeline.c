@@ -137,6 +137,7 @@ typedef struct pl_entry {
     int force;
     int erase;                   /* the citizen confirmed "delete my data": erase once committed */
     int queued_case;             /* the commit opens a hand-off case */
+    unsigned out_reserved;       /* outbox room reserved for the commit's read (op "take") */
 } pl_entry;
 
 typedef struct pl_list { pl_entry *head, *tail; size_t n; } pl_list;
@@ -410,7 +411,12 @@ static void entry_failed(cg_pipeline *p, pl_entry *e)
  *                            session last_in set, reengaged_at cleared
  *   read  f v ...            an outbox entry without seq (a read receipt)
  *   an    ...                daily figures and the unmatched question (analytics.h)
- * Returns "ok", "dup" (already committed: acknowledged) or "wait". A forced
+ *   take  group consumer n   last: read up to n new cg:outbox entries for
+ *                            this instance's outbox (cg_outbox_reserve), the
+ *                            reply just queued among them; a missing group
+ *                            only skips it
+ * Returns "ok", "dup" (already committed: acknowledged) or "wait"; {"ok",
+ * entries} when "take" read any (XREADGROUP's reply). A forced
  * commit records the seqs it skips in KEYS[7]; one of those committed later
  * leaves "done" alone.
  */
@@ -421,7 +427,7 @@ static cg_store_script commit_script = {
         "local c = redis.call('HMGET', KEYS[1], 'done', 'out', 'sent')\n"
         "local done, out = tonumber(c[1] or '0'), tonumber(c[2] or '0')\n"
         "local sent = tonumber(c[3] or '0')\n"
-        "local seq, late, conv, hs = tonumber(ARGV[3]), false, false, {}\n"
+        "local seq, late, conv, hs, taken = tonumber(ARGV[3]), false, false, {}, false\n"
         "if seq <= done then\n"
         "  if redis.call('SREM', KEYS[7], ARGV[3]) == 1 then late = true\n"
         "  else redis.call('XACK', KEYS[5], ARGV[1], ARGV[2]); return 'dup' end\n"
@@ -495,6 +501,9 @@ static cg_store_script commit_script = {
         "    redis.call('HSET', KEYS[2], 'last_in', ARGV[s]); redis.call('EXPIRE', KEYS[2], ARGV[4])\n"
         "  elseif op == 'read' then redis.call('XADD', KEYS[4], '*', unpack(ARGV, s, e))\n"
         "  elseif op == 'an' then analytics_op()\n"
+        "  elseif op == 'take' then\n"
+        "    taken = redis.pcall('XREADGROUP', 'GROUP', ARGV[s], ARGV[s + 1], 'COUNT', ARGV[s + 2], 'STREAMS', KEYS[4], '>')\n"
+        "    if type(taken) ~= 'table' or taken.err then taken = false end\n"
         "  end\n"
         "end\n"
         "if conv then redis.call('EXPIRE', KEYS[3], ARGV[6]) end\n"
@@ -502,6 +511,7 @@ static cg_store_script commit_script = {
         "if #hs > 0 then redis.call('HSET', KEYS[1], unpack(hs)) end\n"
         "redis.call('EXPIRE', KEYS[1], ARGV[4])\n"
         "redis.call('XACK', KEYS[5], ARGV[1], ARGV[2])\n"
+        "if taken then return {'ok', taken} end\n"
         "return 'ok'\n",
 };
 
@@ -629,6 +639,8 @@ static int build_turn(const pl_entry *e, cg_turn_in *in, const char *ref)
 }
 
 static void commit_reply(cg_store *s, redisReply *r, void *ud);
+
+static void give_back(cg_pipeline *p, pl_entry *e, const redisReply *taken);
 
 static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
 {
@@ -949,15 +961,33 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
         cg_analytics_op_free(&aop);
     }
     cg_turn_out_free(&out);
+    /* the reply just queued goes to this instance's outbox in the same
+     * round trip (cg_outbox_reserve) */
+    e->out_reserved = 0;
+    if (have_out && p->gw->outbox && (e->out_reserved = cg_outbox_reserve(p->gw->outbox)) > 0) {
+        op = op_begin(&a, "take");
+        cg_args_add(&a, CG_G_OUTBOX);
+        cg_args_add(&a, p->gw->instance);
+        cg_args_addi(&a, e->out_reserved);
+        op_end(&a, op);
+    }
 
     if (a.oom || cg_store_eval(p->store, &commit_script, 9, a.n, cg_args_argv(&a), a.len,
                                commit_reply, e) != 0) {
         cg_args_free(&a);
+        give_back(p, e, NULL);
         entry_failed(p, e);
         return;
     }
     p->inflight++;
     cg_args_free(&a);
+}
+
+/* The outbox's reservation for e's commit back, with what it read. */
+static void give_back(cg_pipeline *p, pl_entry *e, const redisReply *taken)
+{
+    if (e->out_reserved && p->gw->outbox) cg_outbox_take(p->gw->outbox, taken, e->out_reserved);
+    e->out_reserved = 0;
 }
 
 static void commit_reply(cg_store *s, redisReply *r, void *ud)
@@ -966,6 +996,14 @@ static void commit_reply(cg_store *s, redisReply *r, void *ud)
     cg_pipeline *p = e->p;
     (void)s;
     p->inflight--;
+    /* {"ok", entries}: the outbox's share, then the status as usual */
+    const redisReply *taken = NULL;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING) {
+        taken = r->element[1];
+        r = r->element[0];
+    }
+    unsigned reserved = e->out_reserved;
+    give_back(p, e, taken);
     if (p->hard) {           /* stopped hard meanwhile: Redis keeps it pending */
         finish_entry(p, e);
         maybe_finish(p);
@@ -981,7 +1019,14 @@ static void commit_reply(cg_store *s, redisReply *r, void *ud)
                               NULL, NULL);
         int queued = e->queued_case && strcmp(r->str, "dup") != 0;
         finish_entry(p, e);
-        if (p->gw->outbox) cg_outbox_wake(p->gw->outbox);
+        /* the outbox reads for itself only when the commit's read may have
+         * left entries: it took none, or as many as it had room for */
+        size_t ntaken = 0;
+        for (size_t i = 0; taken && taken->type == REDIS_REPLY_ARRAY && i < taken->elements; i++)
+            if (taken->element[i]->type == REDIS_REPLY_ARRAY && taken->element[i]->elements == 2 &&
+                taken->element[i]->element[1]->type == REDIS_REPLY_ARRAY)
+                ntaken += taken->element[i]->element[1]->elements;
+        if (p->gw->outbox && (reserved == 0 || ntaken >= reserved)) cg_outbox_wake(p->gw->outbox);
         if (queued) cg_agents_case_queued(p->gw->agents);
     }
     settle(p);

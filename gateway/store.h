@@ -180,6 +180,11 @@ typedef struct cg_store_taker {
 void cg_store_set_taker(cg_store *s, const cg_store_taker *t);
 void cg_pipeline_wake(cg_pipeline *p);
 void cg_outbox_wake(cg_outbox *o);
+/* The commit's read for the outbox (pipeline.c, op "take"): how many new
+ * entries it may read now (reserved until given back), and what it read
+ * ([[stream, entries]] or NULL) with the reservation. */
+unsigned cg_outbox_reserve(cg_outbox *o);
+void cg_outbox_take(cg_outbox *o, const redisReply *streams, unsigned reserved);
 
 /* Stream entry helpers: field value by name in an XREAD entry's field array
  * (REDIS_REPLY_ARRAY of name, value, ...); NULL when absent. */

@@ -1249,6 +1249,64 @@ static void test_outbox(void **state)
     nscripts = 0;
 }
 
+/* The commit's read for the outbox (op "take" in pipeline.c): what it hands
+ * over is delivered like the outbox's own read (a "head" reply without its
+ * begin), and reservations stay within the outbox's room and come back. */
+static void test_outbox_takes_from_the_commit(void **state)
+{
+    (void)state;
+    cmd_int("FLUSHALL");
+    static script sc[] = {
+        { .chat = "7101", .status = { 200 }, .body = { "{\"ok\":true,\"result\":{\"message_id\":5}}" }, .n = 1 },
+    };
+    scripts = sc;
+    nscripts = 1;
+    gw.store = cg_store_new(&gw);
+    assert_true(run_until(store_ready, gw.store, 3000));
+    gw.outbox = cg_outbox_start(&gw);
+    assert_non_null(gw.outbox);
+    run_for(100);   /* its group exists */
+
+    /* room is bounded, and given back */
+    unsigned got[64], total = 0;
+    size_t k = 0;
+    while (k < 64 && (got[k] = cg_outbox_reserve(gw.outbox)) > 0) total += got[k++];
+    assert_true(k > 0 && k < 64);
+    assert_true(total <= 256);
+    assert_int_equal(cg_outbox_reserve(gw.outbox), 0);
+    for (size_t i = 0; i < k; i++) cg_outbox_take(gw.outbox, NULL, got[i]);
+    unsigned one = cg_outbox_reserve(gw.outbox);
+    assert_true(one > 0);
+
+    /* an entry read for this instance, as the commit script does, is sent
+     * (no begin: head) and finished */
+    cmd_int("HSET cg:seq:{telegram:7101} out 1");
+    redisReply *id = cmd("XADD cg:outbox * seq 1 head 1 channel telegram user 7101 text taken buttons [] "
+                         "lang en created_at 1 received_at 1");
+    freeReplyObject(id);
+    redisReply *rd = cmd("XREADGROUP GROUP outbox %s COUNT 8 STREAMS cg:outbox >", gw.instance);
+    assert_int_equal(rd->type, REDIS_REPLY_ARRAY);
+    cg_outbox_take(gw.outbox, rd, one);
+    freeReplyObject(rd);
+    assert_true(wait_int("HGET cg:seq:{telegram:7101} sent", 1, 3000));
+    assert_int_equal(sc[0].count, 1);
+    redisReply *r = cmd("XPENDING cg:outbox outbox");
+    assert_int_equal(r->element[0]->integer, 0);
+    freeReplyObject(r);
+    /* no begin ran for it: its retry state was never written */
+    char b[64];
+    assert_string_equal(hget(b, sizeof b, "cg:seq:{telegram:7101}", "cur"), "");
+
+    int n = 0;
+    cg_outbox_stop(gw.outbox, stopped, &n);
+    assert_true(run_until(flag_set, &n, 3000));
+    gw.outbox = NULL;
+    close_store(gw.store);
+    gw.store = NULL;
+    scripts = NULL;
+    nscripts = 0;
+}
+
 /* AUTH and SELECT from the URL: a password-protected Redis, database 3. */
 static void test_url_auth_select(void **state)
 {
@@ -1762,6 +1820,7 @@ int main(void)
         cmocka_unit_test(test_webchat_pubsub),
         cmocka_unit_test(test_pipeline),
         cmocka_unit_test(test_outbox),
+        cmocka_unit_test(test_outbox_takes_from_the_commit),
         cmocka_unit_test(test_two_instances),
         cmocka_unit_test(test_pipeline_concurrent),
         cmocka_unit_test(test_pipeline_flow),
