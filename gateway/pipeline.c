@@ -1021,11 +1021,7 @@ static void commit_reply(cg_store *s, redisReply *r, void *ud)
         finish_entry(p, e);
         /* the outbox reads for itself only when the commit's read may have
          * left entries: it took none, or as many as it had room for */
-        size_t ntaken = 0;
-        for (size_t i = 0; taken && taken->type == REDIS_REPLY_ARRAY && i < taken->elements; i++)
-            if (taken->element[i]->type == REDIS_REPLY_ARRAY && taken->element[i]->elements == 2 &&
-                taken->element[i]->element[1]->type == REDIS_REPLY_ARRAY)
-                ntaken += taken->element[i]->element[1]->elements;
+        size_t ntaken = cg_store_read_count(taken);
         if (p->gw->outbox && (reserved == 0 || ntaken >= reserved)) cg_outbox_wake(p->gw->outbox);
         if (queued) cg_agents_case_queued(p->gw->agents);
     }

@@ -696,6 +696,17 @@ void cg_store_release(cg_store *s, const char *stream, const char *group, const 
     keep_idle(s, stream, group, consumer, ids, n, cg_store_timings.claim_idle_ms, NULL, NULL);
 }
 
+size_t cg_store_read_count(const redisReply *streams)
+{
+    size_t n = 0;
+    for (size_t i = 0; streams && streams->type == REDIS_REPLY_ARRAY && i < streams->elements; i++) {
+        const redisReply *st = streams->element[i];
+        if (st->type == REDIS_REPLY_ARRAY && st->elements == 2 && st->element[1]->type == REDIS_REPLY_ARRAY)
+            n += st->element[1]->elements;
+    }
+    return n;
+}
+
 void cg_store_set_taker(cg_store *s, const cg_store_taker *t)
 {
     if (t) s->taker = *t;
@@ -1355,11 +1366,7 @@ static void ingest_reply(cg_store *s, redisReply *r, void *ud)
     q->cb(e, q->ud);
     /* the pipeline reads for itself only when this read may have left new
      * entries behind: it took none, or as many as it had room for */
-    size_t ntaken = 0;
-    for (size_t i = 0; taken && i < taken->elements; i++)
-        if (taken->element[i]->type == REDIS_REPLY_ARRAY && taken->element[i]->elements == 2 &&
-            taken->element[i]->element[1]->type == REDIS_REPLY_ARRAY)
-            ntaken += taken->element[i]->element[1]->elements;
+    size_t ntaken = cg_store_read_count(taken);
     if (e == CG_OK && r->element[0]->integer > 0 && (q->reserved == 0 || ntaken >= q->reserved) && s->wake)
         s->wake(s->wake_ud);
     free(q);

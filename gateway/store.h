@@ -178,6 +178,8 @@ typedef struct cg_store_taker {
     void *ud;
 } cg_store_taker;
 void cg_store_set_taker(cg_store *s, const cg_store_taker *t);
+/* Entries in an XREADGROUP reply ([[stream, entries], ...]; NULL or nil: 0). */
+size_t cg_store_read_count(const redisReply *streams);
 void cg_pipeline_wake(cg_pipeline *p);
 void cg_outbox_wake(cg_outbox *o);
 /* The commit's read for the outbox (pipeline.c, op "take"): how many new
