@@ -1344,6 +1344,15 @@ static void add_entries(cg_outbox *o, const redisReply *arr, int first)
     }
 }
 
+/* An XREADGROUP reply, [[stream, entries], ...] (ours or the commit's). */
+static void add_streams(cg_outbox *o, const redisReply *streams, int first)
+{
+    for (size_t i = 0; streams && streams->type == REDIS_REPLY_ARRAY && i < streams->elements; i++) {
+        const redisReply *st = streams->element[i];
+        if (st->type == REDIS_REPLY_ARRAY && st->elements == 2) add_entries(o, st->element[1], first);
+    }
+}
+
 static void read_reply(cg_store *s, redisReply *r, void *ud)
 {
     cg_outbox *o = ud;
@@ -1352,12 +1361,8 @@ static void read_reply(cg_store *s, redisReply *r, void *ud)
     size_t before = o->n;
     if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOGROUP", 7) == 0) {
         cg_store_ensure_group(s, CG_K_OUTBOX, CG_G_OUTBOX);
-    } else if (r && r->type == REDIS_REPLY_ARRAY) {
-        for (size_t i = 0; i < r->elements; i++) {
-            const redisReply *st = r->element[i];
-            if (st->type == REDIS_REPLY_ARRAY && st->elements == 2)
-                add_entries(o, st->element[1], o->read_first);
-        }
+    } else {
+        add_streams(o, r, o->read_first);
     }
     uint64_t now = uv_now(o->gw->loop);
     o->next_read = o->n > before || o->woken ? now : now + POLL_IDLE_MS;
@@ -1562,10 +1567,7 @@ void cg_outbox_take(cg_outbox *o, const redisReply *streams, unsigned reserved)
     if (!o) return;
     o->reserved = o->reserved > reserved ? o->reserved - reserved : 0;
     if (!streams || streams->type != REDIS_REPLY_ARRAY) return;
-    for (size_t i = 0; i < streams->elements; i++) {
-        const redisReply *st = streams->element[i];
-        if (st->type == REDIS_REPLY_ARRAY && st->elements == 2) add_entries(o, st->element[1], 1);
-    }
+    add_streams(o, streams, 1);
     if (!o->done_called) settle(o);
 }
 

@@ -114,7 +114,10 @@
 
 #define HELD_MAX        256      /* entries held in memory (queue + deferred) */
 #define ACTIVE_MAX      64       /* entries in load/turn/commit at once */
-#define READ_COUNT      "64"     /* XREADGROUP COUNT: one batch fills the slots */
+#define READ_MAX        64       /* XREADGROUP COUNT: one batch fills the slots */
+#define STR_(x)         #x
+#define STR(x)          STR_(x)
+#define READ_COUNT      STR(READ_MAX)
 #define POLL_IDLE_MS    50       /* XREADGROUP poll when the last read was empty */
 #define TICK_MS         10
 #define DEFER_MIN_MS    50
@@ -1142,6 +1145,15 @@ static void add_entries(cg_pipeline *p, const redisReply *arr)
     }
 }
 
+/* An XREADGROUP reply, [[stream, entries], ...] (ours or the ingest's). */
+static void add_streams(cg_pipeline *p, const redisReply *streams)
+{
+    for (size_t i = 0; streams && streams->type == REDIS_REPLY_ARRAY && i < streams->elements; i++) {
+        const redisReply *st = streams->element[i];
+        if (st->type == REDIS_REPLY_ARRAY && st->elements == 2) add_entries(p, st->element[1]);
+    }
+}
+
 static void read_reply(cg_store *s, redisReply *r, void *ud)
 {
     cg_pipeline *p = ud;
@@ -1150,12 +1162,8 @@ static void read_reply(cg_store *s, redisReply *r, void *ud)
     size_t before = p->queue.n;
     if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOGROUP", 7) == 0) {
         cg_store_ensure_group(s, CG_K_INBOX, CG_G_PIPELINE);
-    } else if (r && r->type == REDIS_REPLY_ARRAY) {
-        /* [[stream, [entries]]] */
-        for (size_t i = 0; i < r->elements; i++) {
-            const redisReply *st = r->element[i];
-            if (st->type == REDIS_REPLY_ARRAY && st->elements == 2) add_entries(p, st->element[1]);
-        }
+    } else {
+        add_streams(p, r);
     }
     uint64_t now = uv_now(p->gw->loop);
     if (p->queue.n > before) {
@@ -1396,7 +1404,7 @@ static unsigned take_reserve(void *ud)
 {
     cg_pipeline *p = ud;
     if (p->stopping || !p->gw->intents) return 0;
-    size_t held = p->queue.n + p->deferred.n + p->reserved + (p->reading ? 64 : 0);
+    size_t held = p->queue.n + p->deferred.n + p->reserved + (p->reading ? READ_MAX : 0);
     if (held >= HELD_MAX || p->nactive + p->queue.n + p->reserved >= ACTIVE_MAX) return 0;
     size_t n = HELD_MAX - held;
     if (n > ACTIVE_MAX - p->nactive - p->queue.n - p->reserved) n = ACTIVE_MAX - p->nactive - p->queue.n - p->reserved;
@@ -1410,10 +1418,7 @@ static void take_entries(void *ud, const redisReply *streams, unsigned reserved)
     cg_pipeline *p = ud;
     p->reserved = p->reserved > reserved ? p->reserved - reserved : 0;
     if (!streams || streams->type != REDIS_REPLY_ARRAY) return;
-    for (size_t i = 0; i < streams->elements; i++) {
-        const redisReply *st = streams->element[i];
-        if (st->type == REDIS_REPLY_ARRAY && st->elements == 2) add_entries(p, st->element[1]);
-    }
+    add_streams(p, streams);
     pump(p);
 }
 
