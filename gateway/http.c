@@ -16,10 +16,11 @@
  * Anything else: 404 JSON; a known path with another method: 405.
  *
  * A request's state lives in lws's per-session data (http_pss), which lws
- * zeroes for every transaction. The response is always written from
- * LWS_CALLBACK_HTTP_WRITEABLE: respond() stores it and asks for a writeable
- * callback; the headers go in one callback, the body in the following ones
- * (a small body goes with the headers, in one write).
+ * zeroes for every transaction. respond() stores the response; made inside
+ * an lws callback it is written from LWS_CALLBACK_HTTP_WRITEABLE, made later
+ * (a Redis answer) it is written at once; the headers go in one write, the
+ * body in the following writeable callbacks (a small body goes with the
+ * headers, in one write).
  * A webhook waiting for Redis holds an http_pending that the store callback
  * owns: if the connection closes first, the pending's wsi is set to NULL and
  * the callback just frees it (never touch a wsi after its close).
@@ -147,7 +148,19 @@ static void pss_release(cg_http *h, http_pss *pss)
     }
 }
 
-/* Queue a response; written from LWS_CALLBACK_HTTP_WRITEABLE. body copied. */
+static int write_response(struct lws *wsi, cg_http *h, http_pss *pss);
+
+/* > 0 while lws is in callback_http: a response made there waits for the
+ * writeable callback (lws goes on with the transaction after we return). */
+static int http_cb_depth;
+
+/* Queue a response, body copied. Made inside callback_http it is written
+ * from LWS_CALLBACK_HTTP_WRITEABLE; made from elsewhere (a Redis answer:
+ * a stored webhook, an API call) its headers and a small body are written
+ * at once, as that callback would: waiting for the socket's POLLOUT cost a
+ * loop iteration between Redis's answer and the platform's, and two poll
+ * restarts (four epoll_ctl) per webhook. lws buffers what the socket does
+ * not take, and finishes a transaction after such a partial write itself. */
 static void respond(struct lws *wsi, http_pss *pss, int status, const char *ctype, const void *body,
                     size_t len)
 {
@@ -165,7 +178,11 @@ static void respond(struct lws *wsi, http_pss *pss, int status, const char *ctyp
     pss->resp_len = len;
     pss->resp_off = 0;
     pss->resp_state = RESP_HEADERS;
-    lws_callback_on_writable(wsi);
+    if (http_cb_depth > 0) {
+        lws_callback_on_writable(wsi);
+    } else if (write_response(wsi, http_of(wsi), pss) < 0) {
+        lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);   /* as a -1 from the callback */
+    }
 }
 
 static void respond_json(struct lws *wsi, http_pss *pss, int status, cJSON *obj)
@@ -947,7 +964,7 @@ static int route_request(struct lws *wsi, cg_http *h, http_pss *pss, const char 
     return serve_static(wsi, h, pss, "agent", uri + 7);
 }
 
-static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+static int callback_http_in(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     http_pss *pss = user;
     cg_http *h;
@@ -997,6 +1014,14 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
     default:
         return 0;
     }
+}
+
+static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+    http_cb_depth++;
+    int rc = callback_http_in(wsi, reason, user, in, len);
+    http_cb_depth--;
+    return rc;
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */

@@ -70,7 +70,7 @@ redis-cli -p "$rport" config resetstat >/dev/null
 case $mode in
   gateway) callgrind_control -i on "$gwpid" >/dev/null ;;
   redis) callgrind_control -i on "$rpid" >/dev/null ;;
-  strace) strace -c -f -p "$gwpid" -o "$out/strace.txt" & spid=$!; sleep 1 ;;
+  strace) strace ${STRACE_OPTS:--c} -f -p "$gwpid" -o "$out/strace.txt" & spid=$!; sleep 1 ;;
   perf) perf record -q -e cpu-clock -F 2000 -a -g -o "$out/perf.data" >/dev/null 2>&1 & spid=$!; sleep 1 ;;
 esac
 tck=$(getconf CLK_TCK)
