@@ -14,6 +14,8 @@
  *     fails those commands (callbacks get NULL) and reconnects;
  *   - runs Lua scripts by EVALSHA (the RESP built here, in one buffer) with
  *     one EVAL fallback on NOSCRIPT (the same buffer, body for sha);
+ *   - builds each command connection's replies in an arena (reply_arena.h):
+ *     a reply lives until its callback returns, never longer;
  *   - cg_store_ingest: dedupe + append to cg:inbox in ONE script call;
  *   - a second connection SUBSCRIBEs to the pub/sub channels registered with
  *     cg_store_subscribe (cg:webchat through cg_store_on_webchat: replies for
@@ -41,6 +43,7 @@
 #include "store.h"
 #include "log.h"
 #include "metrics.h"
+#include "reply_arena.h"
 #include "civicgate/webchat.h"
 
 #define BACKOFF_MIN_MS   100u
@@ -67,6 +70,7 @@ typedef struct store_conn {
     uv_timer_t retry_timer;
     unsigned outstanding;        /* commands sent, reply not yet seen */
     uint64_t last_progress;      /* uv_now of the last reply or of going busy */
+    cg_reply_arena arena;        /* its replies' memory (reply_arena.h); outlives ac */
 } store_conn;
 
 struct cg_store {
@@ -945,6 +949,7 @@ static void connect_conn(store_conn *c)
     }
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    cg_reply_arena_attach(&ac->c, &c->arena);
     c->ac = ac;
     c->outstanding = 0;
     if (s->password[0]) {
@@ -1162,6 +1167,8 @@ static void handle_closed(uv_handle_t *h)
     if (--s->handles_open == 0) {
         void (*done)(void *) = s->close_done;
         void *ud = s->close_ud;
+        cg_reply_arena_free(&s->main.arena);      /* their contexts are freed */
+        cg_reply_arena_free(&s->ingest.arena);
         free(s);
         if (done) done(ud);
     }
