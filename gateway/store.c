@@ -300,9 +300,22 @@ static int parse_url(cg_store *s, const char *url)
 
 /* ---- script arguments ------------------------------------------------ */
 
+/* The buffers of the last cg_args freed on this thread, for the next one:
+ * every message builds two (ingest, commit), and their first growth was four
+ * mallocs of 1-8 KiB, each making glibc consolidate its fast bins. */
+static _Thread_local cg_args args_spare;
+#define ARGS_SPARE_MAX_CAP  (64 * 1024)
+#define ARGS_SPARE_MAX_N    1024
+
 void cg_args_addn(cg_args *a, const char *s, size_t n)
 {
     if (a->oom) return;
+    if (!a->ncap && !a->cap && args_spare.ncap) {
+        a->buf = args_spare.buf; a->cap = args_spare.cap;
+        a->off = args_spare.off; a->len = args_spare.len; a->v = args_spare.v;
+        a->ncap = args_spare.ncap;
+        memset(&args_spare, 0, sizeof args_spare);
+    }
     if (a->n == a->ncap) {
         int ncap = a->ncap ? a->ncap * 2 : 128;
         size_t *off = realloc(a->off, sizeof *off * (size_t)ncap);
@@ -370,6 +383,13 @@ const char **cg_args_argv(cg_args *a)
 
 void cg_args_free(cg_args *a)
 {
+    if (!args_spare.ncap && a->ncap && a->cap && a->off && a->len && a->v &&
+        a->cap <= ARGS_SPARE_MAX_CAP && a->ncap <= ARGS_SPARE_MAX_N) {
+        args_spare = (cg_args){ .buf = a->buf, .cap = a->cap, .off = a->off, .len = a->len, .v = a->v,
+                                .ncap = a->ncap };
+        memset(a, 0, sizeof *a);
+        return;
+    }
     free(a->buf);
     free(a->off);
     free(a->len);
