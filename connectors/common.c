@@ -248,14 +248,25 @@ static void jw_string(cg_jw *w, const char *s, size_t n, int html)
 {
     static const char hex[] = "0123456789abcdef";
     if (!jw_room(w, 6 * n + 2)) return;
+    /* bytes that need escaping: 1 in JSON, 2 only in HTML text; runs of
+     * the others are copied whole (a reply is mostly such a run) */
+#define E8 1, 1, 1, 1, 1, 1, 1, 1
+    static const unsigned char esc[256] = { E8, E8, E8, E8, ['"'] = 1, ['\\'] = 1,
+                                            ['&'] = 2, ['<'] = 2, ['>'] = 2 };
+#undef E8
+    const unsigned char stop = html ? 3 : 1;    /* esc[c] & stop: escape c */
     char *o = w->buf + w->len;
     *o++ = '"';
     for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\' && !(html && (c == '&' || c == '<' || c == '>'))) {
-            *o++ = (char)c;
-            continue;
+        size_t run = i;
+        while (run < n && !(esc[(unsigned char)s[run]] & stop)) run++;
+        if (run > i) {
+            memcpy(o, s + i, run - i);
+            o += run - i;
+            i = run;
+            if (i == n) break;
         }
+        unsigned char c = (unsigned char)s[i];
         switch (c) {
         case '"': *o++ = '\\'; *o++ = '"'; break;
         case '\\': *o++ = '\\'; *o++ = '\\'; break;

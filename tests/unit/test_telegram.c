@@ -386,6 +386,35 @@ static void test_http_helpers(void **state)
     assert_null(cg_connector_find(NULL));
 }
 
+/* The JSON writer's strings (the request bodies): every byte class, at the
+ * start, inside and at the end of runs of plain bytes. */
+static void test_jw_strings(void **state)
+{
+    (void)state;
+    static const struct { const char *in; int html; const char *want; } rows[] = {
+        { "", 0, "\"\"" },
+        { "plain text, no escapes", 0, "\"plain text, no escapes\"" },
+        { "a\"b\\c", 0, "\"a\\\"b\\\\c\"" },
+        { "\n\r\t\b\f", 0, "\"\\n\\r\\t\\b\\f\"" },
+        { "x\x01y\x1f", 0, "\"x\\u0001y\\u001f\"" },
+        { "<b>&</b>", 0, "\"<b>&</b>\"" },
+        { "<b>&</b>", 1, "\"&lt;b&gt;&amp;&lt;/b&gt;\"" },
+        { "Tom & Jerry \"quoted\"\n", 1, "\"Tom &amp; Jerry \\\"quoted\\\"\\n\"" },
+        { "caf\xc3\xa9 \xd8\xb3\xd9\x84\xd8\xa7\xd9\x85 \x7f", 0, "\"caf\xc3\xa9 \xd8\xb3\xd9\x84\xd8\xa7\xd9\x85 \x7f\"" },
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        cg_jw w = {0};
+        if (rows[i].html) cg_jw_str_html(&w, rows[i].in, strlen(rows[i].in));
+        else cg_jw_str(&w, rows[i].in, strlen(rows[i].in));
+        size_t len = 0;
+        char *got = cg_jw_take(&w, &len);
+        assert_non_null(got);
+        assert_string_equal(got, rows[i].want);
+        assert_int_equal(len, strlen(rows[i].want));
+        free(got);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -396,6 +425,7 @@ int main(void)
         cmocka_unit_test(test_secure_equal),
         cmocka_unit_test(test_verify_fails_closed),
         cmocka_unit_test(test_http_helpers),
+        cmocka_unit_test(test_jw_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
