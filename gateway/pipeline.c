@@ -528,20 +528,23 @@ static int op_begin(cg_args *a, const char *name)
 
 static void op_end(cg_args *a, int at) { cg_args_patch(a, at, a->n - at - 1); }
 
+/* [{"title":..,"url"|"payload":..},...] written directly (cg_jw: the same
+ * bytes cJSON printed, without building a tree first). NULL on no memory. */
 static char *buttons_json(const cg_turn_out *o)
 {
-    cJSON *arr = cJSON_CreateArray();
-    for (size_t i = 0; arr && i < o->nbuttons; i++) {
-        cJSON *b = cJSON_CreateObject();
-        if (!b) break;
-        cJSON_AddStringToObject(b, "title", o->buttons[i].title ? o->buttons[i].title : "");
-        if (o->buttons[i].url) cJSON_AddStringToObject(b, "url", o->buttons[i].url);
-        else cJSON_AddStringToObject(b, "payload", o->buttons[i].payload ? o->buttons[i].payload : "");
-        cJSON_AddItemToArray(arr, b);
+    cg_jw w = {0};
+    cg_jw_lit(&w, "[");
+    for (size_t i = 0; i < o->nbuttons; i++) {
+        const char *t = o->buttons[i].title ? o->buttons[i].title : "";
+        const char *v = o->buttons[i].url ? o->buttons[i].url : o->buttons[i].payload ? o->buttons[i].payload : "";
+        cg_jw_lit(&w, i ? ",{\"title\":" : "{\"title\":");
+        cg_jw_str(&w, t, strlen(t));
+        cg_jw_lit(&w, o->buttons[i].url ? ",\"url\":" : ",\"payload\":");
+        cg_jw_str(&w, v, strlen(v));
+        cg_jw_lit(&w, "}");
     }
-    char *s = arr ? cJSON_PrintUnformatted(arr) : NULL;
-    cJSON_Delete(arr);
-    return s;
+    cg_jw_lit(&w, "]");
+    return cg_jw_take(&w, NULL);
 }
 
 typedef struct loaded {

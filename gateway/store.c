@@ -1472,14 +1472,10 @@ void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb
     cg_args_add(&a, num);
     cg_store_fmt_ll(num, cfg && cfg->session_ttl_s > 0 ? cfg->session_ttl_s : 2592000);
     cg_args_add(&a, num);
-    snprintf(num, sizeof num, "%d", cfg ? cfg->citizen_per_minute : 0);
-    cg_args_add(&a, num);
-    snprintf(num, sizeof num, "%d", cfg && cfg->transcript_max > 0 ? cfg->transcript_max : 500);
-    cg_args_add(&a, num);
-    snprintf(num, sizeof num, "%d", cfg && cfg->transcript_ttl_s > 0 ? cfg->transcript_ttl_s : 7776000);
-    cg_args_add(&a, num);
-    snprintf(num, sizeof num, "%lld", (long long)now);
-    cg_args_add(&a, num);
+    cg_args_addi(&a, cfg ? cfg->citizen_per_minute : 0);
+    cg_args_addi(&a, cfg && cfg->transcript_max > 0 ? cfg->transcript_max : 500);
+    cg_args_addi(&a, cfg && cfg->transcript_ttl_s > 0 ? cfg->transcript_ttl_s : 7776000);
+    cg_args_addi(&a, (long long)now);
     if (s->taker.reserve && s->taker.take) {
         q->reserved = s->taker.reserve(s->taker.ud);
         q->taker_ud = s->taker.ud;
