@@ -148,6 +148,9 @@ typedef struct cls_kw {        /* keywords of one class */
     uint32_t cls;
     kw *must; size_t nmust;
     kw *should; size_t nshould;
+    /* the kw_present mask bits of every must / should keyword's first word
+     * and stems: no bit in the question's mask settles the whole list */
+    uint64_t must_any, should_any;
 } cls_kw;
 
 typedef struct syn {           /* variant phrase → canonical words */
@@ -1063,6 +1066,17 @@ static int kw_present(const kw *k, const scratch *s, int li, uint64_t mask)
     return 0;
 }
 
+static uint64_t kw_first_bits(const kw *k, size_t n)
+{
+    uint64_t b = 0;
+    for (size_t i = 0; i < n; i++) {
+        b |= 1ull << (k[i].words[0] & 63);
+        for (size_t l = 0; l < M_MAX_LANGS; l++)
+            b |= 1ull << (k[i].stems[l][0] & 63);
+    }
+    return b;
+}
+
 static int build_keywords(cg_matcher *m, const cg_intents *t, scratch *s)
 {
     size_t with = 0;
@@ -1091,6 +1105,8 @@ static int build_keywords(cg_matcher *m, const cg_intents *t, scratch *s)
             build_kw(m, s, in->must[i] ? in->must[i] : "", &ck->must[ck->nmust++]);
         for (size_t i = 0; i < in->nshould; i++)
             build_kw(m, s, in->should[i] ? in->should[i] : "", &ck->should[ck->nshould++]);
+        ck->must_any = kw_first_bits(ck->must, ck->nmust);
+        ck->should_any = kw_first_bits(ck->should, ck->nshould);
     }
     return 0;
 }
@@ -1815,11 +1831,11 @@ static int match_large(const cg_intents *t, const cg_matcher *m, scratch *s, int
         float v = sc[i];
         if (ck) {
             int any = ck->nmust == 0;
-            for (size_t j = 0; j < ck->nmust && !any; j++)
+            for (size_t j = 0; j < ck->nmust && !any && (ck->must_any & kmask); j++)
                 any = kw_present(&ck->must[j], s, li, kmask);
             if (!any)
                 continue;
-            for (size_t j = 0; j < ck->nshould; j++)
+            for (size_t j = 0; j < ck->nshould && (ck->should_any & kmask); j++)
                 if (kw_present(&ck->should[j], s, li, kmask))
                     v += (float)m->o.should_bonus;
         }
@@ -1971,14 +1987,14 @@ int cg_intents_match(const cg_intents *t, const char *text, size_t len, const ch
         const cls_kw *ck = &m->kws[i];
         if (ck->nmust) {
             int any = 0;
-            for (size_t k = 0; k < ck->nmust && !any; k++)
+            for (size_t k = 0; k < ck->nmust && !any && (ck->must_any & kmask); k++)
                 any = kw_present(&ck->must[k], s, li, kmask);
             if (!any) {
                 sc[ck->cls] = -INFINITY;
                 continue;
             }
         }
-        for (size_t k = 0; k < ck->nshould; k++)
+        for (size_t k = 0; k < ck->nshould && (ck->should_any & kmask); k++)
             if (kw_present(&ck->should[k], s, li, kmask))
                 sc[ck->cls] += (float)m->o.should_bonus;
     }
