@@ -294,23 +294,24 @@ done:;
 
 /* ---- request data ------------------------------------------------------- */
 
-static const struct { const char *name; int tok; } hdr_table[] = {
-    {"content-type", WSI_TOKEN_HTTP_CONTENT_TYPE},
-    {"content-length", WSI_TOKEN_HTTP_CONTENT_LENGTH},
-    {"user-agent", WSI_TOKEN_HTTP_USER_AGENT},
-    {"host", WSI_TOKEN_HOST},
-    {"origin", WSI_TOKEN_ORIGIN},
-    {"x-forwarded-for", WSI_TOKEN_X_FORWARDED_FOR},
-    {"x-telegram-bot-api-secret-token", -1},
-    {"x-hub-signature-256", -1},
-    {"x-hub-signature", -1},
+/* tok -1: a custom header, which lws looks up by "name:" (custom) */
+static const struct { const char *name; int tok; const char *custom; } hdr_table[] = {
+    {"content-type", WSI_TOKEN_HTTP_CONTENT_TYPE, NULL},
+    {"content-length", WSI_TOKEN_HTTP_CONTENT_LENGTH, NULL},
+    {"user-agent", WSI_TOKEN_HTTP_USER_AGENT, NULL},
+    {"host", WSI_TOKEN_HOST, NULL},
+    {"origin", WSI_TOKEN_ORIGIN, NULL},
+    {"x-forwarded-for", WSI_TOKEN_X_FORWARDED_FOR, NULL},
+    {"x-telegram-bot-api-secret-token", -1, "x-telegram-bot-api-secret-token:"},
+    {"x-hub-signature-256", -1, "x-hub-signature-256:"},
+    {"x-hub-signature", -1, "x-hub-signature:"},
 };
 
 /* Copy the headers a connector may need into pss (lower-case names). A header
  * that does not fit is left out (the connector then refuses the request). */
 static void gather_headers(struct lws *wsi, http_pss *pss)
 {
-    char cname[64];
+    const char *cname = NULL;
     pss->hlen = 0;
     pss->nhdrs = 0;
     /* not in pss itself: lws zeroes the whole pss twice per request, and
@@ -323,7 +324,7 @@ static void gather_headers(struct lws *wsi, http_pss *pss)
         if (hdr_table[i].tok >= 0) {
             vlen = lws_hdr_total_length(wsi, (enum lws_token_indexes)hdr_table[i].tok);
         } else {
-            snprintf(cname, sizeof cname, "%s:", name);
+            cname = hdr_table[i].custom;
             vlen = lws_hdr_custom_length(wsi, cname, (int)strlen(cname));
         }
         if (vlen < 0) continue;
