@@ -185,6 +185,12 @@ struct cg_outbox {
     int handles;               /* open uv handles (timers + sockets) */
     CURL *spare[ACTIVE_MAX];   /* finished easy handles, reset, for reuse */
     size_t nspare;
+    /* delivered replies whose finish waits for the end of the loop
+     * iteration (finish_ok, fin_flush): one script call for all of them */
+    uv_check_t fin_check;
+    ob_entry *fin[ACTIVE_MAX];
+    size_t nfin;
+    cg_args fin_args;
     bucket chan[RATE_CHANNELS];
     bucket chat[CHAT_SLOTS];
     int stopping, done_called, closed;
@@ -547,15 +553,142 @@ static void finish_dead(ob_entry *e, const char *kind, const char *reason)
     finish(e, "dead", x, sizeof x / sizeof *x, 1, 0);
 }
 
+/*
+ * Delivered replies finish in batches: each is added to o->fin_args and
+ * o->fin, and a uv_check (it runs right after the loop's poll phase, so
+ * every transfer completed in this iteration is in) sends one script call
+ * for all of them, its XACK one command. Per reply that is the "ok" branch
+ * of finish_script (the same compare-and-set of sent, the same late/gap
+ * handling) with six arguments instead of thirteen and no EVALSHA of its
+ * own. An entry waiting in the batch is OB_FINISH and counted in inflight,
+ * as one whose finish is in flight; if the call cannot be sent it goes back
+ * to the queue as finish()'s failure path does (sent again: at-least-once).
+ *
+ * KEYS: 1 cg:outbox  ARGV: 1 group  2 session TTL, then per reply:
+ *   cg:seq:{c:u}  cg:ogap:{c:u}  entry id  seq  publish channel or ""  message
+ * Returns one "ok" or "dup" per reply.
+ */
+static cg_store_script finish_ok_script = {
+    .name = "outbox_finish_ok",
+    .src =
+        "local out, ids = {}, {}\n"
+        "for i = 3, #ARGV, 6 do\n"
+        "  local k1, k5, sq = ARGV[i], ARGV[i + 1], ARGV[i + 3]\n"
+        "  local st = redis.call('HMGET', k1, 'sent', 'cur')\n"
+        "  local sent, seq, late, res = tonumber(st[1] or '0'), tonumber(sq), false, 'ok'\n"
+        "  if seq <= sent then\n"
+        "    if redis.call('SISMEMBER', k5, sq) == 1 then late = true else res = 'dup' end\n"
+        "  end\n"
+        "  if res == 'ok' then\n"
+        "    if ARGV[i + 4] ~= '' then redis.call('PUBLISH', ARGV[i + 4], ARGV[i + 5]) end\n"
+        "    if late then redis.call('SREM', k5, sq)\n"
+        "    else\n"
+        "      if seq > sent + 1 then\n"
+        "        for g = sent + 1, math.min(seq - 1, sent + 1000) do redis.call('SADD', k5, g) end\n"
+        "        redis.call('EXPIRE', k5, ARGV[2])\n"
+        "      end\n"
+        "      redis.call('HSET', k1, 'sent', sq)\n"
+        "      if st[2] then redis.call('HDEL', k1, 'cur', 'try', 'due', 'part') end\n"
+        "    end\n"
+        "  end\n"
+        "  ids[#ids + 1] = ARGV[i + 2]\n"
+        "  out[#out + 1] = res\n"
+        "end\n"
+        "if #ids > 0 then redis.call('XACK', KEYS[1], ARGV[1], unpack(ids)) end\n"
+        "return out\n",
+};
+
+typedef struct fin_batch {
+    cg_outbox *o;
+    size_t n;
+    ob_entry *e[];
+} fin_batch;
+
+static void fin_batch_reply(cg_store *s, redisReply *r, void *ud)
+{
+    fin_batch *b = ud;
+    cg_outbox *o = b->o;
+    (void)s;
+    (void)r;    /* terminal either way: on a Redis error the entries stay pending
+                 * in Redis, claimed and sent again later (as finish_reply) */
+    for (size_t i = 0; i < b->n; i++) {
+        o->inflight--;
+        drop(o, b->e[i]);
+    }
+    free(b);
+    settle(o);
+}
+
+static void fin_flush(cg_outbox *o)
+{
+    if (!o->nfin) return;
+    uv_check_stop(&o->fin_check);
+    size_t n = o->nfin;
+    o->nfin = 0;
+    fin_batch *b = malloc(sizeof *b + n * sizeof *b->e);
+    if (b) {
+        b->o = o;
+        b->n = n;
+        memcpy(b->e, o->fin, n * sizeof *b->e);
+    }
+    int rc = -1;
+    if (b && !o->fin_args.oom) {
+        rc = cg_store_eval(o->store, &finish_ok_script, 1, o->fin_args.n, cg_args_argv(&o->fin_args),
+                           o->fin_args.len, fin_batch_reply, b);
+    }
+    cg_args_free(&o->fin_args);
+    if (rc == 0) return;
+    /* not sent (Redis unreachable): as finish()'s failure path */
+    for (size_t i = 0; i < n; i++) {
+        ob_entry *e = o->fin[i];
+        o->inflight--;
+        if (e->dead) {
+            drop(o, e);
+            continue;
+        }
+        e->state = OB_QUEUED;
+        o->active--;
+        e->not_before = uv_now(o->gw->loop) + 1000;
+        entry_clear_reqs(e);
+    }
+    free(b);            /* (no settle here: finish_stop calls this; the tick pumps) */
+}
+
+static void fin_check_cb(uv_check_t *h) { fin_flush(h->data); }
+
 static void finish_ok(ob_entry *e, const char *pub_channel, const char *pub_msg)
 {
-    const char *x[] = { pub_channel ? pub_channel : "", pub_msg ? pub_msg : "" };
+    cg_outbox *o = e->o;
     cg_metrics_inc(CG_M_SENT, e->channel);
     if (e->received_at > 0) {
         int64_t d = cg_store_now_ms() - e->received_at;
         cg_metrics_observe(CG_H_E2E, e->channel, d > 0 ? (double)d / 1000.0 : 0.0);
     }
-    finish(e, "ok", x, 2, 1, 0);
+    char k1[CG_KEY_MAX], k5[CG_KEY_MAX];
+    if (o->closed || cg_store_key(k1, sizeof k1, "seq", e->channel, e->user) ||
+        cg_store_key(k5, sizeof k5, "ogap", e->channel, e->user)) {
+        const char *x[] = { pub_channel ? pub_channel : "", pub_msg ? pub_msg : "" };
+        finish(e, "ok", x, 2, 1, 0);
+        return;
+    }
+    if (o->nfin == sizeof o->fin / sizeof *o->fin) fin_flush(o);
+    cg_args *a = &o->fin_args;
+    if (o->nfin == 0) {
+        const cg_config *cfg = o->gw->cfg;
+        cg_args_add(a, CG_K_OUTBOX);
+        cg_args_add(a, CG_G_OUTBOX);
+        cg_args_addi(a, cfg->session_ttl_s > 0 ? cfg->session_ttl_s : 2592000);
+        uv_check_start(&o->fin_check, fin_check_cb);
+    }
+    cg_args_add(a, k1);
+    cg_args_add(a, k5);
+    cg_args_add(a, e->id);
+    cg_args_addi(a, e->seq);
+    cg_args_add(a, pub_channel ? pub_channel : "");
+    cg_args_add(a, pub_msg ? pub_msg : "");
+    e->state = OB_FINISH;
+    o->fin[o->nfin++] = e;
+    o->inflight++;
 }
 
 static void finish_gone(ob_entry *e)
@@ -1606,8 +1739,9 @@ cg_outbox *cg_outbox_start(cg_gateway *gw)
     strcpy(o->claim_cursor, "0-0");
     uv_timer_init(gw->loop, &o->tick);
     uv_timer_init(gw->loop, &o->curl_timer);
-    o->tick.data = o->curl_timer.data = o;
-    o->handles = 2;
+    uv_check_init(gw->loop, &o->fin_check);
+    o->tick.data = o->curl_timer.data = o->fin_check.data = o;
+    o->handles = 3;
     uv_timer_start(&o->tick, tick_cb, TICK_MS, TICK_MS);
     cg_store_ensure_group(o->store, CG_K_OUTBOX, CG_G_OUTBOX);
     read_more(o, "0", "512");      /* what this consumer name held before */
@@ -1628,6 +1762,7 @@ static void finish_stop(cg_outbox *o)
     uint64_t now = uv_now(o->gw->loop);
     if (!o->done_called) {
         if (o->active > 0 && now < o->stop_deadline) return;
+        fin_flush(o);      /* delivered replies waiting for their finish */
         /* grace over or idle: abort transfers; Redis keeps the entries
          * pending, released so that another instance takes them at once */
         const char *ids[HELD_MAX];
@@ -1663,6 +1798,7 @@ static void finish_stop(cg_outbox *o)
         o->closed = 1;
         uv_close((uv_handle_t *)&o->tick, timer_closed);
         uv_close((uv_handle_t *)&o->curl_timer, timer_closed);
+        uv_close((uv_handle_t *)&o->fin_check, timer_closed);
         if (o->done) o->done(o->done_ud);
         return;
     }
