@@ -81,6 +81,18 @@ static void *read_one(redisReader *r, const char *resp, size_t len)
     return reply;
 }
 
+/* got (from the arena reader r) against hiredis's own tree of the same
+ * bytes; both freed as redisProcessCallbacks frees them. */
+static void same_as_hiredis(redisReader *r, void *got, redisReader *plain, const char *resp, size_t len,
+                            const char *name)
+{
+    void *want = read_one(plain, resp, len);
+    if (!got || !want) fail_msg("%s: no reply", name);
+    same_tree(got, want);
+    r->fn->freeObject(got);
+    freeReplyObject(want);
+}
+
 static void table(void **state)
 {
     (void)state;
@@ -90,12 +102,7 @@ static void table(void **state)
     for (int round = 0; round < 3; round++) {       /* the arena is reused */
         for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
             size_t len = strlen(rows[i].resp);
-            void *got = read_one(r, rows[i].resp, len);
-            void *want = read_one(plain, rows[i].resp, len);
-            if (!got || !want) fail_msg("%s: no reply", rows[i].name);
-            same_tree(got, want);
-            r->fn->freeObject(got);
-            freeReplyObject(want);
+            same_as_hiredis(r, read_one(r, rows[i].resp, len), plain, rows[i].resp, len, rows[i].name);
         }
     }
     redisReaderFree(plain);
@@ -157,11 +164,7 @@ static void split_across_reads(void **state)
         assert_int_equal(redisReaderFeed(r, resp, cut), REDIS_OK);
         assert_int_equal(redisReaderGetReply(r, &got), REDIS_OK);
         assert_null(got);                        /* not complete yet */
-        got = read_one(r, resp + cut, len - cut);
-        void *want = read_one(plain, resp, len);
-        same_tree(got, want);
-        r->fn->freeObject(got);
-        freeReplyObject(want);
+        same_as_hiredis(r, read_one(r, resp + cut, len - cut), plain, resp, len, "split");
     }
     redisReaderFree(plain);
     redisReaderFree(r);
