@@ -2,12 +2,27 @@
  * analytics.c: what citizens asked that the bot could not answer, and the
  * daily figures (analytics.h has the keys and the write side's contract).
  *
- * Write side. The pipeline's commit script runs the "an" operation built by
- * cg_analytics_op_make() in the same round trip as the rest of the turn
- * (guarded by the same seq compare-and-set, so a re-delivered message is not
- * counted twice). Fallbacks, ambiguity questions and hand-offs of typed text
- * also store the question: NFKC → cg_redact → normalise → cg_redact again,
- * so no digit run, e-mail, phone number or id is ever written.
+ * Write side. The daily counters and the day's conversations
+ * (cg:an:day, cg:an:conv) are summed per process in a cg_analytics_batch:
+ * the pipeline adds a message once its commit script answered "ok" (so a
+ * re-delivered message, answered "dup", or a failed commit is never
+ * counted), and a uv_check writes the batch after the loop's poll phase:
+ * one script call (batch_script) per iteration for every commit answered in
+ * it, which hiredis sends in the next iteration's flush. Under load that
+ * sums about ten messages into one HINCRBY per counter and one PFADD, where
+ * each message cost 3-5 commands inside the commit script (each converted
+ * Lua <-> Redis and appended to the AOF with its arguments). The batch has
+ * fixed tables (CG_AN_BATCH_*); a message that does not fit sends it early.
+ * What it costs: the counts are at-most-once. A crash loses those summed and
+ * not yet written (at most one iteration's), a failed or refused batch is
+ * logged and dropped, never retried; the pipeline's graceful stop flushes
+ * before the store closes.
+ * The unmatched question stays in the commit (operation "an" from
+ * cg_analytics_op_make(), in the same round trip as the rest of the turn,
+ * guarded by the same seq compare-and-set): fallbacks, ambiguity questions
+ * and hand-offs of typed text store the question: NFKC → cg_redact →
+ * normalise → cg_redact again, so no digit run, e-mail, phone number or id
+ * is ever written.
  *
  * Read side, both routes authorised by cg_admin_auth (admins and
  * supervisors), both one Redis round trip (a read script over the period's
@@ -32,7 +47,7 @@
  * snapshot is immutable and held by a ref), so the loop never waits for it.
  *
  * Extending: a route is a row in cg_analytics_api_routes; a daily counter a
- * name in cg_analytics_op_make(), a row in row_add_field()'s table, a field
+ * name in turn_fields(), a row in row_add_field()'s table, a field
  * in row_json() (and the CSV's cols[] in stats_csv()) and docs/redis.md.
  */
 #include "analytics.h"
@@ -229,55 +244,270 @@ int cg_analytics_op_make(const cg_config *cfg, const cg_analytics_turn *t, cg_an
 {
     memset(op, 0, sizeof *op);
     if (!t || !t->channel || !t->user || !t->channel[0]) return -1;
+    /* only a question the bot could not answer is stored: most messages
+     * stop here, before any formatting */
+    const char *kind = t->handoff ? "handoff" : t->ambiguous ? "ambiguous" : t->fallback ? "fallback" : NULL;
+    if (!kind || !t->turn || !t->text || !t->lang || !t->lang[0]) return -1;
+    char *q = cg_analytics_text(t->text, strlen(t->text), t->lang);
+    if (!q) return -1;
+    size_t need = strlen(kind) + strlen(t->channel) + strlen(q) + 3;
+    op->unm_field = malloc(need);
+    if (!op->unm_field) {
+        free(q);
+        return -1;
+    }
+    snprintf(op->unm_field, need, "%s|%s|%s", kind, t->channel, q);
+    free(q);
     char day[11];
     cg_analytics_day(t->now_ms, day);
     snprintf(op->ttl, sizeof op->ttl, "%lld", cg_analytics_expire_at(cfg, t->now_ms));
     snprintf(op->day_key, sizeof op->day_key, "cg:an:day:%s:%s", day, t->channel);
-    snprintf(op->hll_key, sizeof op->hll_key, "cg:an:conv:%s:%s", day, t->channel);
+    snprintf(op->unm_key, sizeof op->unm_key, "cg:an:unm:%s:%s", day, t->lang);
     cg_analytics_cid(t->channel, t->user, op->cid);
     snprintf(op->max_fields, sizeof op->max_fields, "%d", CG_AN_UNM_FIELDS);
-    const char *kind = t->handoff ? "handoff" : t->ambiguous ? "ambiguous" : t->fallback ? "fallback" : NULL;
-    if (kind && t->turn && t->text && t->lang && t->lang[0]) {
-        char *q = cg_analytics_text(t->text, strlen(t->text), t->lang);
-        if (q) {
-            size_t need = strlen(kind) + strlen(t->channel) + strlen(q) + 3;
-            op->unm_field = malloc(need);
-            if (op->unm_field) {
-                snprintf(op->unm_field, need, "%s|%s|%s", kind, t->channel, q);
-                snprintf(op->unm_key, sizeof op->unm_key, "cg:an:unm:%s:%s", day, t->lang);
-            }
-            free(q);
-        }
-    }
     const char **a = op->argv;
     int n = 0;
     a[n++] = op->ttl;
     a[n++] = op->day_key;
-    a[n++] = op->hll_key;
-    a[n++] = op->cid;
-    a[n++] = op->unm_field ? op->unm_key : "";
-    a[n++] = op->unm_field ? op->unm_field : "";
+    a[n++] = op->unm_key;
+    a[n++] = op->unm_field;
     a[n++] = op->cid;
     a[n++] = op->max_fields;
-    a[n++] = "messages"; a[n++] = "1";
-    if (t->turn) { a[n++] = "turns"; a[n++] = "1"; }
-    if (t->agent) { a[n++] = "to_agent"; a[n++] = "1"; }
-    if (t->turn && t->fallback) { a[n++] = "fallback"; a[n++] = "1"; }
-    if (t->turn && t->ambiguous) { a[n++] = "ambiguous"; a[n++] = "1"; }
-    if (t->turn && t->handoff) { a[n++] = "handoff"; a[n++] = "1"; }
-    if (t->turn && t->intent && !t->fallback && !t->ambiguous) {
-        snprintf(op->intent_field, sizeof op->intent_field, "i:%s", t->intent);
-        a[n++] = op->intent_field; a[n++] = "1";
-    }
-    if (t->csat >= 1 && t->csat <= 5) {
-        snprintf(op->csat_field, sizeof op->csat_field, "csat:%d", t->csat);
-        snprintf(op->csat_value, sizeof op->csat_value, "%d", t->csat);
-        a[n++] = "csat_n"; a[n++] = "1";
-        a[n++] = "csat_sum"; a[n++] = op->csat_value;
-        a[n++] = op->csat_field; a[n++] = "1";
-    }
     op->argc = n;
     return 0;
+}
+
+/* ---- the daily counters' batch ------------------------------------------ */
+
+#define FIELD_NAME_MAX  (CG_INTENT_ID_MAX + 3)   /* "i:<intent id>" + NUL */
+#define TURN_FIELDS     10                       /* at most per message */
+
+typedef struct an_field {
+    char name[FIELD_NAME_MAX];
+    long long n;
+} an_field;
+
+/* One (day, channel): cg:an:day:<day>:<channel> and cg:an:conv:<day>:<channel>. */
+typedef struct an_pair {
+    long day;                            /* days since the epoch (UTC) */
+    char channel[CG_CHANNEL_MAX];
+    long long expire_at;
+    an_field f[CG_AN_BATCH_FIELDS];      /* f[0] is "messages" */
+    unsigned nf;
+    char cid[CG_AN_BATCH_CIDS][8];
+    unsigned ncid;
+} an_pair;
+
+/* State: owned by whoever called cg_analytics_batch_new (the pipeline);
+ * touched on the loop thread only. The flush's reply callback gets only a
+ * count, never the batch, so the batch may be freed with a flush in
+ * flight. */
+struct cg_analytics_batch {
+    uv_check_t check;                    /* active while anything is summed */
+    cg_store *store;                     /* borrowed */
+    const cg_config *cfg;                /* borrowed */
+    an_pair pair[CG_AN_BATCH_KEYS];
+    unsigned npair;
+    size_t messages;                     /* summed since the last flush */
+};
+
+/* The counters one message adds, "messages" first; names point into t or
+ * static text, intent_buf holds "i:<intent>". Returns how many. */
+static unsigned turn_fields(const cg_analytics_turn *t, const char *name[TURN_FIELDS],
+                            long long inc[TURN_FIELDS], char intent_buf[FIELD_NAME_MAX])
+{
+    static const char *const csat_names[] = { "csat:1", "csat:2", "csat:3", "csat:4", "csat:5" };
+    unsigned n = 0;
+#define ADD(s, v) do { name[n] = (s); inc[n] = (v); n++; } while (0)
+    ADD("messages", 1);
+    if (t->turn) ADD("turns", 1);
+    if (t->agent) ADD("to_agent", 1);
+    if (t->turn && t->fallback) ADD("fallback", 1);
+    if (t->turn && t->ambiguous) ADD("ambiguous", 1);
+    if (t->turn && t->handoff) ADD("handoff", 1);
+    if (t->turn && t->intent && t->intent[0] && !t->fallback && !t->ambiguous) {
+        snprintf(intent_buf, FIELD_NAME_MAX, "i:%s", t->intent);
+        ADD(intent_buf, 1);
+    }
+    if (t->csat >= 1 && t->csat <= 5) {
+        ADD("csat_n", 1);
+        ADD("csat_sum", t->csat);
+        ADD(csat_names[t->csat - 1], 1);
+    }
+#undef ADD
+    return n;
+}
+
+static an_field *pair_field(an_pair *p, const char *name)
+{
+    for (unsigned i = 0; i < p->nf; i++)
+        if (strcmp(p->f[i].name, name) == 0) return &p->f[i];
+    return NULL;
+}
+
+static int pair_has_cid(const an_pair *p, const char *cid)
+{
+    for (unsigned i = 0; i < p->ncid; i++)
+        if (strcmp(p->cid[i], cid) == 0) return 1;
+    return 0;
+}
+
+static void batch_check(uv_check_t *h)
+{
+    cg_analytics_batch_flush(h->data);
+}
+
+cg_analytics_batch *cg_analytics_batch_new(uv_loop_t *loop, cg_store *store, const cg_config *cfg)
+{
+    cg_analytics_batch *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->store = store;
+    b->cfg = cfg;
+    uv_check_init(loop, &b->check);
+    b->check.data = b;
+    return b;
+}
+
+int cg_analytics_batch_add(cg_analytics_batch *b, const cg_analytics_turn *t)
+{
+    if (!b || !t || !t->channel || !t->channel[0] || !t->user || strlen(t->channel) >= CG_CHANNEL_MAX) return -1;
+    const char *name[TURN_FIELDS];
+    long long inc[TURN_FIELDS];
+    char intent_buf[FIELD_NAME_MAX], cid[8] = "";
+    unsigned nf = turn_fields(t, name, inc, intent_buf);
+    cg_analytics_cid(t->channel, t->user, cid);
+    long day = (long)(t->now_ms / 86400000);
+    an_pair *p = NULL;
+    for (unsigned i = 0; i < b->npair && !p; i++)
+        if (b->pair[i].day == day && strcmp(b->pair[i].channel, t->channel) == 0) p = &b->pair[i];
+    /* does it fit? else send what is there and start again */
+    int fits = p ? 1 : b->npair < CG_AN_BATCH_KEYS;
+    if (p) {
+        unsigned more = 0;
+        for (unsigned i = 0; i < nf; i++) more += !pair_field(p, name[i]);
+        fits = p->nf + more <= CG_AN_BATCH_FIELDS && (p->ncid < CG_AN_BATCH_CIDS || pair_has_cid(p, cid));
+    }
+    if (!fits) {
+        cg_analytics_batch_flush(b);
+        p = NULL;
+    }
+    if (!p) {
+        p = &b->pair[b->npair++];
+        p->day = day;
+        snprintf(p->channel, sizeof p->channel, "%s", t->channel);
+        p->expire_at = cg_analytics_expire_at(b->cfg, t->now_ms);
+        p->nf = p->ncid = 0;
+    }
+    for (unsigned i = 0; i < nf; i++) {
+        an_field *f = pair_field(p, name[i]);
+        if (!f) {
+            f = &p->f[p->nf++];
+            snprintf(f->name, sizeof f->name, "%s", name[i]);
+            f->n = 0;
+        }
+        f->n += inc[i];
+    }
+    if (!pair_has_cid(p, cid)) memcpy(p->cid[p->ncid++], cid, sizeof cid);
+    if (b->messages++ == 0) uv_check_start(&b->check, batch_check);
+    return 0;
+}
+
+size_t cg_analytics_batch_pending(const cg_analytics_batch *b)
+{
+    return b ? b->messages : 0;
+}
+
+static void batch_lost(size_t messages, const char *reason)
+{
+    char n[24];
+    snprintf(n, sizeof n, "%zu", messages);
+    cg_log(CG_LOG_WARN, "analytics_batch_lost", "messages", n, "reason", reason, NULL);
+}
+
+static void batch_written(cg_store *s, redisReply *r, void *ud)
+{
+    (void)s;
+    if (!r || r->type == REDIS_REPLY_ERROR)
+        batch_lost((size_t)(uintptr_t)ud, r ? r->str : "redis unavailable");
+}
+
+/* KEYS per (day, channel) k: 2k-1 the day's hash, 2k its HyperLogLog.
+ * ARGV per pair, in the same order: expiry (cg_analytics_expire_at), n, n
+ * field, increment pairs ("messages" first), m, m cids. The day's first
+ * write (its "messages" coming back equal to the increment) sets the
+ * EXPIREAT of both keys: the expiry is absolute, later writes would only
+ * set the same value again. */
+static cg_store_script batch_script = {
+    .name = "analytics_batch",
+    .src =
+        "local i = 1\n"
+        "for k = 1, #KEYS, 2 do\n"
+        "  local at, nf = ARGV[i], tonumber(ARGV[i + 1])\n"
+        "  i = i + 2\n"
+        "  local first = redis.call('HINCRBY', KEYS[k], ARGV[i], ARGV[i + 1]) == tonumber(ARGV[i + 1])\n"
+        "  for j = i + 2, i + 2 * nf - 1, 2 do redis.call('HINCRBY', KEYS[k], ARGV[j], ARGV[j + 1]) end\n"
+        "  i = i + 2 * nf\n"
+        "  if first then redis.call('EXPIREAT', KEYS[k], at) end\n"
+        "  local nc = tonumber(ARGV[i])\n"
+        "  if nc > 0 then\n"
+        "    redis.call('PFADD', KEYS[k + 1], unpack(ARGV, i + 1, i + nc))\n"
+        "    if first then redis.call('EXPIREAT', KEYS[k + 1], at) end\n"
+        "  end\n"
+        "  i = i + 1 + nc\n"
+        "end\n"
+        "return 1\n",
+};
+
+size_t cg_analytics_batch_flush(cg_analytics_batch *b)
+{
+    if (!b) return 0;
+    uv_check_stop(&b->check);
+    size_t messages = b->messages;
+    if (!messages) return 0;
+    cg_args a = { .n = 0 };
+    char day[11], key[64];
+    for (unsigned k = 0; k < b->npair; k++) {
+        const an_pair *p = &b->pair[k];
+        day_format(p->day, day);
+        snprintf(key, sizeof key, "cg:an:day:%s:%s", day, p->channel);
+        cg_args_add(&a, key);
+        snprintf(key, sizeof key, "cg:an:conv:%s:%s", day, p->channel);
+        cg_args_add(&a, key);
+    }
+    for (unsigned k = 0; k < b->npair; k++) {
+        const an_pair *p = &b->pair[k];
+        cg_args_addi(&a, p->expire_at);
+        cg_args_addi(&a, p->nf);
+        for (unsigned i = 0; i < p->nf; i++) {
+            cg_args_add(&a, p->f[i].name);
+            cg_args_addi(&a, p->f[i].n);
+        }
+        cg_args_addi(&a, p->ncid);
+        for (unsigned i = 0; i < p->ncid; i++) cg_args_add(&a, p->cid[i]);
+    }
+    int nkeys = 2 * (int)b->npair;
+    b->npair = 0;
+    b->messages = 0;
+    if (a.oom)
+        batch_lost(messages, "out of memory");
+    else if (cg_store_eval(b->store, &batch_script, nkeys, a.n, cg_args_argv(&a), a.len, batch_written,
+                           (void *)(uintptr_t)messages) != 0)
+        batch_lost(messages, "redis unavailable");
+    cg_args_free(&a);
+    return messages;
+}
+
+static void batch_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void cg_analytics_batch_free(cg_analytics_batch *b)
+{
+    if (!b) return;
+    if (b->messages) batch_lost(b->messages, "dropped unsent");
+    uv_check_stop(&b->check);
+    uv_close((uv_handle_t *)&b->check, batch_closed);
 }
 
 static void case_written(cg_store *s, redisReply *r, void *ud)

@@ -23,15 +23,29 @@
  * cg_analytics_record_case()); from cg_analytics_record_case(): wait_n,
  * wait_ms_sum, w:<le seconds>|w:inf (the wait histogram).
  *
+ * Write path. The day's counters and conversations (cg:an:day, cg:an:conv)
+ * are summed in process and written in one script call per event-loop
+ * iteration (cg_analytics_batch, below): the pipeline adds a message once
+ * its commit script answered "ok", so a re-delivered message ("dup") or a
+ * failed commit is never counted. Only the unmatched question stays in the
+ * commit (operation "an", CG_ANALYTICS_COMMIT_LUA), in the same round trip
+ * as the rest of the turn. A crash loses the counts summed but not yet
+ * written (at most one loop iteration's: the batch goes out in the next
+ * iteration), and so does a Redis failure (logged): the figures are
+ * at-most-once, unlike the messages.
+ *
  * API in call order: the pipeline fills a cg_analytics_turn per committed
- * message, cg_analytics_op_make() turns it into the commit script's "an"
- * operation (the function CG_ANALYTICS_COMMIT_LUA), cg_analytics_op_free(); the agents
- * module calls cg_analytics_record_case(); http.c routes the admin API to
+ * message; cg_analytics_op_make() turns its unmatched question, if any, into
+ * the commit script's "an" operation, cg_analytics_op_free(); after the
+ * commit, cg_analytics_batch_add() (the batch from cg_analytics_batch_new(),
+ * flushed by itself, cg_analytics_batch_flush() when stopping,
+ * cg_analytics_batch_free()); the agents module calls
+ * cg_analytics_record_case(); http.c routes the admin API to
  * cg_analytics_api_routes (api.h).
  *
- * Extending: a new daily counter is a field name in cg_analytics_op_make()
- * (or record_case), then its place in stats' JSON and CSV (analytics.c says
- * where) and a line in docs/redis.md.
+ * Extending: a new daily counter is a field name in turn_fields()
+ * (analytics.c; or record_case), then its place in stats' JSON and CSV
+ * (analytics.c says where) and a line in docs/redis.md.
  */
 #ifndef CG_ANALYTICS_H
 #define CG_ANALYTICS_H
@@ -44,21 +58,21 @@
 #define CG_AN_TEXT_MAX      240     /* bytes of a stored question (cut at a word) */
 #define CG_AN_UNM_FIELDS    5000    /* distinct questions kept per day and language */
 #define CG_AN_CIDS_MAX      16      /* citizens told apart per stored question */
-#define CG_AN_OP_ARGS       32
+#define CG_AN_OP_ARGS       8
 
-/* The commit script's operation "an": Lua to put at the top of the script;
- * the op chain calls analytics_op() with no argument. It finds its own
- * arguments in ARGV by the commit's encoding (from ARGV[8]: name, count,
- * that many arguments, ...), so it does not depend on how the op loop holds
- * them. The arguments a:
+/* The commit script's operation "an", only for a message whose question is
+ * stored (a fallback, ambiguity question or hand-off of typed text): Lua to
+ * put at the top of the script; the op chain calls analytics_op() with no
+ * argument. It finds its own arguments in ARGV by the commit's encoding
+ * (from ARGV[8]: name, count, that many arguments, ...), so it does not
+ * depend on how the op loop holds them. The arguments a:
  *   1 expiry (Unix seconds: the end of the day plus retention.analytics_s,
- *     the same for every write to the day's keys)  2 daily hash  3 HLL key
- *   4 HLL member  5 unmatched hash or ""  6 its field  7 cid  8 max fields
- *   then counter name, increment pairs, "messages" first.
- * The day's hash and HLL get their EXPIREAT once, with the day's first
- * message (its "messages" counter coming back equal to the increment): the
- * expiry is absolute, so later writes would only set the same value again
- * (two commands and their AOF records per message saved). */
+ *     the same for every write to the day's keys)  2 daily hash
+ *   3 unmatched hash  4 its field  5 cid  6 max fields
+ * The daily counters are not here: cg_analytics_batch writes them. The
+ * daily hash is written here only when the unmatched hash is full
+ * (unmatched_dropped), and then gets its EXPIREAT too, so that it never
+ * lives without one even if the batch that would set it is lost. */
 #define CG_ANALYTICS_COMMIT_LUA \
     "local function analytics_args()\n" \
     "  local i = 8\n" \
@@ -72,17 +86,10 @@
     "local function analytics_op()\n" \
     "  local a = analytics_args()\n" \
     "  if not a then return end\n" \
-    "  local first = redis.call('HINCRBY', a[2], a[9], a[10]) == tonumber(a[10])\n" \
-    "  for j = 11, #a, 2 do redis.call('HINCRBY', a[2], a[j], a[j + 1]) end\n" \
-    "  if first then redis.call('EXPIREAT', a[2], a[1]) end\n" \
-    "  if a[4] ~= '' then\n" \
-    "    redis.call('PFADD', a[3], a[4])\n" \
-    "    if first then redis.call('EXPIREAT', a[3], a[1]) end\n" \
-    "  end\n" \
-    "  if a[5] == '' then return end\n" \
-    "  local v = redis.call('HGET', a[5], a[6])\n" \
-    "  if not v and redis.call('HLEN', a[5]) >= tonumber(a[8]) then\n" \
+    "  local v = redis.call('HGET', a[3], a[4])\n" \
+    "  if not v and redis.call('HLEN', a[3]) >= tonumber(a[6]) then\n" \
     "    redis.call('HINCRBY', a[2], 'unmatched_dropped', 1)\n" \
+    "    redis.call('EXPIREAT', a[2], a[1])\n" \
     "    return\n" \
     "  end\n" \
     "  local n, ids = 0, ''\n" \
@@ -90,11 +97,11 @@
     "    local sp = string.find(v, ' ', 1, true)\n" \
     "    n = tonumber(string.sub(v, 1, sp - 1)); ids = string.sub(v, sp + 1)\n" \
     "  end\n" \
-    "  if #ids < 6 * 16 - 1 and not string.find(',' .. ids .. ',', ',' .. a[7] .. ',', 1, true) then\n" \
-    "    if ids == '' then ids = a[7] else ids = ids .. ',' .. a[7] end\n" \
+    "  if #ids < 6 * 16 - 1 and not string.find(',' .. ids .. ',', ',' .. a[5] .. ',', 1, true) then\n" \
+    "    if ids == '' then ids = a[5] else ids = ids .. ',' .. a[5] end\n" \
     "  end\n" \
-    "  redis.call('HSET', a[5], a[6], (n + 1) .. ' ' .. ids)\n" \
-    "  redis.call('EXPIREAT', a[5], a[1])\n" \
+    "  redis.call('HSET', a[3], a[4], (n + 1) .. ' ' .. ids)\n" \
+    "  redis.call('EXPIREAT', a[3], a[1])\n" \
     "end\n"
 
 /* One committed message, as the pipeline saw it. Strings borrowed. */
@@ -113,13 +120,13 @@ typedef struct cg_analytics_turn {
 typedef struct cg_analytics_op {
     const char *argv[CG_AN_OP_ARGS];   /* point into the fields below */
     int argc;
-    char ttl[24], day_key[64], hll_key[64], cid[8], unm_key[64], max_fields[16];
-    char intent_field[80], csat_field[16], csat_value[8];
+    char ttl[24], day_key[64], cid[8], unm_key[64], max_fields[16];
     char *unm_field;                   /* owned, or NULL */
 } cg_analytics_op;
 
-/* Arguments of the "an" operation for t. 0, or -1 (nothing to record or no
- * memory). op is then released with cg_analytics_op_free() either way. */
+/* Arguments of the "an" operation for t: its unmatched question. 0, or -1
+ * (no question to store: add no operation; or no memory). op is then
+ * released with cg_analytics_op_free() either way. */
 int cg_analytics_op_make(const cg_config *cfg, const cg_analytics_turn *t, cg_analytics_op *op);
 void cg_analytics_op_free(cg_analytics_op *op);
 
@@ -143,6 +150,47 @@ long long cg_analytics_expire_at(const cg_config *cfg, int64_t ms);
  * Fire and forget; safe when Redis is down (logged). Call once per figure:
  * (wait, 0) at the claim and (-1, score) when the citizen rates. */
 void cg_analytics_record_case(cg_gateway *gw, const char *channel, long long wait_ms, int csat);
+
+/* ---- the daily counters' batch ------------------------------------------ */
+
+/* Limits of one batch: (day, channel) pairs, counters per pair, distinct
+ * conversations (cids) per pair. A message that does not fit sends the
+ * batch at once (an early flush) and starts the next one: the memory is
+ * fixed (about 32 KiB), whatever the load. */
+#define CG_AN_BATCH_KEYS    8
+#define CG_AN_BATCH_FIELDS  48
+#define CG_AN_BATCH_CIDS    64
+
+typedef struct cg_analytics_batch cg_analytics_batch;
+
+/* A batch that writes through store on loop (both borrowed: the store must
+ * stay open until the batch's last flush); cfg borrowed (the retention).
+ * NULL on allocation failure. Owned by its creator (the pipeline, one per
+ * gateway process), released with cg_analytics_batch_free(). */
+cg_analytics_batch *cg_analytics_batch_new(uv_loop_t *loop, cg_store *store, const cg_config *cfg);
+
+/* Add one committed message's counters: t's channel, user, now_ms, turn,
+ * agent, fallback, ambiguous, handoff, intent and csat (text and lang are
+ * not used; strings copied). Call only once its commit is known to have
+ * happened, and once per message. The sums go out in one script call right
+ * after this loop iteration's poll phase (a uv_check), or at once when t
+ * does not fit. 0, or -1 (no channel, or one of CG_CHANNEL_MAX bytes or
+ * more, or no user: not counted). */
+int cg_analytics_batch_add(cg_analytics_batch *b, const cg_analytics_turn *t);
+
+/* Send what is summed, now (nothing when empty); returns how many messages
+ * it held. Best effort: when Redis is down or fails the script, those
+ * counts are lost, logged (analytics_batch_lost, with the number of
+ * messages); never retried. */
+size_t cg_analytics_batch_flush(cg_analytics_batch *b);
+
+/* Messages summed and not yet sent. */
+size_t cg_analytics_batch_pending(const cg_analytics_batch *b);
+
+/* Release: what is still summed is dropped (logged: flush first while the
+ * store is open); the handle is closed and the memory freed by the loop.
+ * NULL: nothing. */
+void cg_analytics_batch_free(cg_analytics_batch *b);
 
 /* ---- grouping (pure; exported for tests) --------------------------------- */
 

@@ -34,6 +34,12 @@
  * sends it without its "begin" round trip (outbox.c says when that holds).
  * A crash before the commit leaves the entry pending: it is processed again
  * (at-least-once); after the commit it is a duplicate and only acknowledged.
+ * The daily analytics counters are not part of the commit: commit_reply
+ * adds a message's to the analytics batch (p->an, analytics.h) when the
+ * commit answered "ok", and the batch is written once per loop iteration,
+ * so they are at-most-once (a crash loses at most one iteration's counts);
+ * stopping flushes it before calling done, i.e. before serve.c closes the
+ * store.
  *
  * Up to ACTIVE_MAX (64) entries are in load/turn/commit at once, at most one
  * per conversation: pump() starts a queued entry only if it is the lowest
@@ -141,6 +147,9 @@ typedef struct pl_entry {
     int erase;                   /* the citizen confirmed "delete my data": erase once committed */
     int queued_case;             /* the commit opens a hand-off case */
     unsigned out_reserved;       /* outbox room reserved for the commit's read (op "take") */
+    int an_count;                /* once committed ("ok"), an goes into the analytics batch */
+    cg_analytics_turn an;        /* its figures: channel, user point into msg, intent into an_intent */
+    char an_intent[CG_INTENT_ID_MAX + 1];
 } pl_entry;
 
 typedef struct pl_list { pl_entry *head, *tail; size_t n; } pl_list;
@@ -148,6 +157,7 @@ typedef struct pl_list { pl_entry *head, *tail; size_t n; } pl_list;
 struct cg_pipeline {
     cg_gateway *gw;
     cg_store *store;
+    cg_analytics_batch *an;      /* ours: the daily counters of what we committed (analytics.h) */
     uv_timer_t tick;
     pl_list queue;               /* ready to process, stream order */
     pl_list deferred;            /* waiting for a predecessor, insertion order */
@@ -413,7 +423,11 @@ static void entry_failed(cg_pipeline *p, pl_entry *e)
  *                            fields) go to the outbox with the next out seqs;
  *                            session last_in set, reengaged_at cleared
  *   read  f v ...            an outbox entry without seq (a read receipt)
- *   an    ...                daily figures and the unmatched question (analytics.h)
+ *   an    ...                the unmatched question, when there is one
+ *                            (analytics.h; the daily counters are not in
+ *                            the commit: a commit answered "ok" adds them to
+ *                            the analytics batch, written once per loop
+ *                            iteration)
  *   take  group consumer n   last: read up to n new cg:outbox entries for
  *                            this instance's outbox (cg_outbox_reserve), the
  *                            reply just queued among them; a missing group
@@ -948,8 +962,11 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
         break;
     }
     if (!have_out && m->kind != CG_MSG_STATUS) cg_metrics_inc(CG_M_PROCESSED, m->channel);
+    e->an_count = 0;
     if (citizen && m->kind != CG_MSG_EDITED) {
-        /* daily figures and what the bot could not answer, redacted (analytics.h) */
+        /* what the bot could not answer, redacted, goes with the commit; the
+         * daily figures into the analytics batch once it is committed
+         * (commit_reply: not for a duplicate) */
         cg_analytics_turn at = {
             .channel = m->channel, .user = m->user, .now_ms = now, .agent = ld->agent,
             .text = m->kind == CG_MSG_TEXT ? m->text : NULL, .turn = have_out,
@@ -965,6 +982,14 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
             op_end(&a, op);
         }
         cg_analytics_op_free(&aop);
+        e->an = at;
+        e->an.text = e->an.lang = NULL;      /* borrowed from out and msg: not kept */
+        e->an.intent = NULL;
+        if (at.intent) {
+            snprintf(e->an_intent, sizeof e->an_intent, "%s", at.intent);
+            e->an.intent = e->an_intent;
+        }
+        e->an_count = 1;
     }
     cg_turn_out_free(&out);
     /* the reply just queued goes to this instance's outbox in the same
@@ -1010,17 +1035,23 @@ static void commit_reply(cg_store *s, redisReply *r, void *ud)
     }
     unsigned reserved = e->out_reserved;
     give_back(p, e, taken);
+    if (r && r->type == REDIS_REPLY_STATUS) r->type = REDIS_REPLY_STRING;
+    /* committed now, not a duplicate: count it (analytics.h) */
+    int ok = r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "ok") == 0;
+    if (ok && e->an_count) cg_analytics_batch_add(p->an, &e->an);
     if (p->hard) {           /* stopped hard meanwhile: Redis keeps it pending */
+        /* the stop's flush is done: this one's counts go out now, if the
+         * store still takes commands */
+        cg_analytics_batch_flush(p->an);
         finish_entry(p, e);
         maybe_finish(p);
         return;
     }
-    if (r && r->type == REDIS_REPLY_STATUS) r->type = REDIS_REPLY_STRING;
     if (!r || r->type != REDIS_REPLY_STRING || strcmp(r->str, "wait") == 0) {
         entry_failed(p, e);
     } else {
         if (e->force) cg_log(CG_LOG_WARN, "pipeline_gap_skipped", "entry", e->id, NULL);
-        if (e->erase && strcmp(r->str, "ok") == 0)
+        if (e->erase && ok)
             cg_citizens_erase(p->gw, e->msg.channel, e->msg.user, CG_CITIZENS_KEEP_DELIVERY, "citizen", "citizen",
                               NULL, NULL);
         int queued = e->queued_case && strcmp(r->str, "dup") != 0;
@@ -1429,6 +1460,11 @@ cg_pipeline *cg_pipeline_start(cg_gateway *gw)
 {
     cg_pipeline *p = calloc(1, sizeof *p);
     if (!p) return NULL;
+    p->an = cg_analytics_batch_new(gw->loop, gw->store, gw->cfg);
+    if (!p->an) {
+        free(p);
+        return NULL;
+    }
     p->gw = gw;
     p->store = gw->store;
     strcpy(p->claim_cursor, "0-0");
@@ -1449,18 +1485,24 @@ cg_pipeline *cg_pipeline_start(cg_gateway *gw)
     return p;
 }
 
+static void pipeline_free(cg_pipeline *p)
+{
+    cg_analytics_batch_free(p->an);
+    free(p);
+}
+
 static void closed_cb(uv_handle_t *h)
 {
     cg_pipeline *p = h->data;
     p->closed = 2;
-    if (p->inflight == 0) free(p);
+    if (p->inflight == 0) pipeline_free(p);
 }
 
 static void maybe_finish(cg_pipeline *p)
 {
     if (!p->stopping) return;
     if (p->closed == 2) {
-        if (p->inflight == 0) free(p);
+        if (p->inflight == 0) pipeline_free(p);
         return;
     }
     int busy = p->nactive > 0 || p->inflight > 0;
@@ -1474,6 +1516,11 @@ static void maybe_finish(cg_pipeline *p)
         free(ids);
         list_clear(&p->queue);
         list_clear(&p->deferred);
+        /* the counts of every commit answered so far, while the store is
+         * still open (serve.c closes it after our done; it waits for this
+         * reply). Past the grace (hard), commits answered later are
+         * flushed one by one in commit_reply. */
+        if (p->store) cg_analytics_batch_flush(p->an);
         if (p->store) {
             cg_store_set_wake(p->store, NULL, NULL);
             cg_store_set_taker(p->store, NULL);

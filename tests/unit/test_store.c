@@ -25,8 +25,10 @@
  *   concurrent    two conversations in flight at once (MONITOR shows both
  *                 loads before a commit), each one's entries strictly in order
  *   flows         a finished "report-problem" flow's answers in cg:flows
- *   analytics     the commit's daily counters, conversations and redacted
- *                 unmatched question; cg_analytics_record_case()
+ *   analytics     the committed messages' daily counters and conversations
+ *                 (a duplicate not counted), the redacted unmatched
+ *                 question; cg_analytics_record_case(); the counters'
+ *                 batch: sums, one script call, bounds, Redis down
  *   recovery      an entry left pending by a dead consumer is claimed;
  *                 Redis restarted under the store: 503, then reconnected
  */
@@ -1712,6 +1714,19 @@ static void test_pipeline_flow(void **state)
     gw.intents = NULL;
 }
 
+/* INFO commandstats: calls of one command since the last CONFIG RESETSTAT
+ * (commands run inside scripts included). */
+static long long calls(const char *name)
+{
+    redisReply *r = cmd("INFO commandstats");
+    char pat[64];
+    snprintf(pat, sizeof pat, "cmdstat_%s:calls=", name);
+    const char *p = r->type == REDIS_REPLY_STRING ? strstr(r->str, pat) : NULL;
+    long long v = p ? atoll(p + strlen(pat)) : 0;
+    freeReplyObject(r);
+    return v;
+}
+
 /* The daily figures written by the commit (analytics.h) and by the agents
  * module's cg_analytics_record_case(): counters, conversations, wait
  * histogram, ratings, TTL; nothing for a call that gives no figure. */
@@ -1746,6 +1761,18 @@ static void test_analytics_counters(void **state)
     assert_true(fallbacks >= 1 && fallbacks <= 3);
     snprintf(q, sizeof q, "PFCOUNT cg:an:conv:%s:telegram", day);
     assert_int_equal(cmd_int(q), 2);
+    /* a re-delivered entry (seq already committed: the commit answers
+     * "dup") is acknowledged and not counted again */
+    redisReply *r;
+    cmd_int("XADD cg:inbox * seq 1 channel telegram user 701 kind text text again");
+    run_for(300);
+    r = cmd("XPENDING cg:inbox pipeline");
+    assert_int_equal(r->element[0]->integer, 0);
+    freeReplyObject(r);
+    snprintf(q, sizeof q, "HGET %s messages", key);
+    assert_int_equal(cmd_int(q), 3);
+    snprintf(q, sizeof q, "HGET %s turns", key);
+    assert_int_equal(cmd_int(q), 3);
     /* the day's keys expire at the end of their day plus the retention */
     long long at = cg_analytics_expire_at(&cfg, cg_store_now_ms());
     snprintf(q, sizeof q, "EXPIRETIME %s", key);
@@ -1756,7 +1783,7 @@ static void test_analytics_counters(void **state)
     assert_int_equal(cmd_int(q), at);
     /* the unmatched question is stored redacted, without the citizen */
     snprintf(q, sizeof q, "HGETALL cg:an:unm:%s:en", day);
-    redisReply *r = cmd(q);
+    r = cmd(q);
     int redacted = 0;
     for (size_t i = 0; i < r->elements; i++) {
         assert_null(strstr(r->element[i]->str, "555"));
@@ -1808,6 +1835,229 @@ static void test_analytics_counters(void **state)
     gw.intents = NULL;
 }
 
+/* Two instances commit the same message (seq 1 of a conversation, pending
+ * with each: as after a claim from a consumer taken for dead): both loads
+ * see it uncommitted, one commit answers "ok", the other "dup" (its
+ * compare-and-set saw it done: the one SREM of the commit's dup check).
+ * The message is counted once. */
+static void test_analytics_dup_commit(void **state)
+{
+    (void)state;
+    cmd_int("FLUSHALL");
+    cg_intents *t = load_fixture();
+    freeReplyObject(cmd("XGROUP CREATE cg:inbox pipeline 0 MKSTREAM"));
+    for (int i = 0; i < 2; i++) freeReplyObject(cmd("XADD cg:inbox * seq 1 channel telegram user 705 kind text text hello"));
+    freeReplyObject(cmd("XREADGROUP GROUP pipeline inst-a COUNT 1 STREAMS cg:inbox >"));
+    freeReplyObject(cmd("XREADGROUP GROUP pipeline inst-b COUNT 1 STREAMS cg:inbox >"));
+    cg_gateway a = gw, b2 = gw;
+    snprintf(a.instance, sizeof a.instance, "inst-a");
+    snprintf(b2.instance, sizeof b2.instance, "inst-b");
+    a.intents = b2.intents = t;
+    a.store = cg_store_new(&a);
+    b2.store = cg_store_new(&b2);
+    assert_true(run_until(store_ready, a.store, 3000));
+    assert_true(run_until(store_ready, b2.store, 3000));
+    cmd_int("CONFIG RESETSTAT");
+    /* both reads (of the entries pending with each) reach Redis during the
+     * pause and are answered together, so both loads precede either commit */
+    freeReplyObject(cmd("CLIENT PAUSE 300 ALL"));
+    a.pipeline = cg_pipeline_start(&a);
+    b2.pipeline = cg_pipeline_start(&b2);
+    char day[11], q[128];
+    cg_analytics_day(cg_store_now_ms(), day);
+    snprintf(q, sizeof q, "HGET cg:an:day:%s:telegram messages", day);
+    assert_true(wait_int(q, 1, 5000));
+    assert_true(wait_int("XLEN cg:outbox", 1, 3000));
+    run_for(300);
+    redisReply *r = cmd("XPENDING cg:inbox pipeline");
+    assert_int_equal(r->element[0]->integer, 0);
+    freeReplyObject(r);
+    assert_int_equal(calls("srem"), 1);          /* one commit found it done: "dup" */
+    assert_int_equal(cmd_int(q), 1);
+    snprintf(q, sizeof q, "HGET cg:an:day:%s:telegram turns", day);
+    assert_int_equal(cmd_int(q), 1);
+    assert_int_equal(cmd_int("XLEN cg:outbox"), 1);
+    int done = 0;
+    cg_pipeline_stop(a.pipeline, stopped, &done);
+    cg_pipeline_stop(b2.pipeline, stopped, &done);
+    assert_true(wait_n(&done, 2));
+    close_store(a.store);
+    close_store(b2.store);
+    cg_intents_unref(t);
+}
+
+static long long hget_int(const char *key, const char *field)
+{
+    char b[32];
+    return atoll(hget(b, sizeof b, key, field));
+}
+
+static int batch_sent(void *ud) { return cg_analytics_batch_pending(ud) == 0; }
+
+/* Add turns to b until one sends the batch early; returns its index (the
+ * batch then holds that turn alone), or -1. make fills turn i. */
+typedef void (*turn_maker)(int i, cg_analytics_turn *t, char *buf);
+static int add_until_flush(cg_analytics_batch *b, turn_maker make, int max)
+{
+    for (int i = 0; i < max; i++) {
+        char buf[32];
+        cg_analytics_turn t;
+        make(i, &t, buf);
+        size_t before = cg_analytics_batch_pending(b);
+        assert_int_equal(cg_analytics_batch_add(b, &t), 0);
+        if (cg_analytics_batch_pending(b) != before + 1) {
+            assert_int_equal(cg_analytics_batch_pending(b), 1);
+            return i;
+        }
+    }
+    return -1;
+}
+
+static int64_t batch_now;
+static void distinct_users(int i, cg_analytics_turn *t, char *buf)
+{
+    snprintf(buf, 32, "9%05d", i);
+    *t = (cg_analytics_turn){ .channel = "whatsapp", .user = buf, .turn = 1, .now_ms = batch_now };
+}
+static void distinct_intents(int i, cg_analytics_turn *t, char *buf)
+{
+    snprintf(buf, 32, "intent-%d", i);
+    *t = (cg_analytics_turn){ .channel = "messenger", .user = "77", .turn = 1, .intent = buf, .now_ms = batch_now };
+}
+static void distinct_channels(int i, cg_analytics_turn *t, char *buf)
+{
+    snprintf(buf, 32, "ch%d", i);
+    *t = (cg_analytics_turn){ .channel = buf, .user = "77", .now_ms = batch_now };
+}
+
+/* The daily counters' batch (analytics.h): the turns of one loop iteration
+ * summed into one script call (one HINCRBY per counter, one PFADD), the
+ * day's EXPIREAT with its first write only; a second batch adds on top;
+ * each bound sends the batch early; Redis down: dropped, not retried. */
+static void test_analytics_batch(void **state)
+{
+    (void)state;
+    cmd_int("FLUSHALL");
+    gw.store = cg_store_new(&gw);
+    assert_true(run_until(store_ready, gw.store, 3000));
+    cg_analytics_batch *b = cg_analytics_batch_new(&loop, gw.store, &cfg);
+    assert_non_null(b);
+    batch_now = cg_store_now_ms();
+    char day[11], key[64], hll[64], wkey[64], q[160];
+    cg_analytics_day(batch_now, day);
+    snprintf(key, sizeof key, "cg:an:day:%s:telegram", day);
+    snprintf(hll, sizeof hll, "cg:an:conv:%s:telegram", day);
+    snprintf(wkey, sizeof wkey, "cg:an:day:%s:webchat", day);
+    long long at = cg_analytics_expire_at(&cfg, batch_now);
+
+    /* one iteration's commits: five messages of three conversations */
+    const cg_analytics_turn turns[] = {
+        { .channel = "telegram", .user = "801", .turn = 1, .intent = "passport", .now_ms = batch_now },
+        { .channel = "telegram", .user = "801", .turn = 1, .fallback = 1, .now_ms = batch_now },
+        { .channel = "telegram", .user = "802", .agent = 1, .now_ms = batch_now },
+        { .channel = "telegram", .user = "803", .turn = 1, .intent = "passport", .csat = 4, .now_ms = batch_now },
+        { .channel = "telegram", .user = "802", .turn = 1, .handoff = 1, .intent = "human", .now_ms = batch_now },
+    };
+    cmd_int("CONFIG RESETSTAT");
+    for (size_t i = 0; i < 5; i++) assert_int_equal(cg_analytics_batch_add(b, &turns[i]), 0);
+    assert_int_equal(cg_analytics_batch_pending(b), 5);
+    assert_int_equal(cmd_int("EXISTS %s", key), 0);        /* summed, not written yet */
+    assert_true(run_until(batch_sent, b, 3000));          /* the uv_check sent it */
+    snprintf(q, sizeof q, "HGET %s messages", key);
+    assert_true(wait_int(q, 5, 3000));
+    static const struct { const char *field; long long want; } sums[] = {
+        {"turns", 4}, {"fallback", 1}, {"to_agent", 1}, {"handoff", 1}, {"i:passport", 2}, {"i:human", 1},
+        {"csat_n", 1}, {"csat_sum", 4}, {"csat:4", 1}, {"ambiguous", 0},
+    };
+    for (size_t i = 0; i < sizeof sums / sizeof sums[0]; i++)
+        if (hget_int(key, sums[i].field) != sums[i].want)
+            fail_msg("%s: %lld, want %lld", sums[i].field, hget_int(key, sums[i].field), sums[i].want);
+    assert_int_equal(cmd_int("PFCOUNT %s", hll), 3);
+    assert_int_equal(cmd_int("EXPIRETIME %s", key), at);
+    assert_int_equal(cmd_int("EXPIRETIME %s", hll), at);
+    /* one write per counter and one PFADD for the five messages */
+    assert_int_equal(calls("hincrby"), 10);
+    assert_int_equal(calls("pfadd"), 1);
+    assert_int_equal(calls("expireat"), 2);
+
+    /* the next iteration: on top of it, another channel in the same call */
+    cmd_int("CONFIG RESETSTAT");
+    const cg_analytics_turn more[] = {
+        { .channel = "telegram", .user = "801", .turn = 1, .intent = "passport", .now_ms = batch_now },
+        { .channel = "telegram", .user = "804", .turn = 1, .fallback = 1, .now_ms = batch_now },
+        { .channel = "webchat", .user = "wc9", .turn = 1, .intent = "passport", .now_ms = batch_now },
+    };
+    for (size_t i = 0; i < 3; i++) assert_int_equal(cg_analytics_batch_add(b, &more[i]), 0);
+    assert_true(run_until(batch_sent, b, 3000));
+    snprintf(q, sizeof q, "HGET %s messages", wkey);
+    assert_true(wait_int(q, 1, 3000));
+    assert_int_equal(hget_int(key, "messages"), 7);
+    assert_int_equal(hget_int(key, "turns"), 6);
+    assert_int_equal(hget_int(key, "i:passport"), 3);
+    assert_int_equal(hget_int(key, "fallback"), 2);
+    assert_int_equal(cmd_int("PFCOUNT %s", hll), 4);
+    assert_int_equal(cmd_int("EXPIRETIME %s", key), at);
+    assert_int_equal(cmd_int("EXPIRETIME %s", wkey), at);
+    assert_int_equal(calls("evalsha") + calls("eval"), 1);
+    assert_int_equal(calls("expireat"), 2);      /* the web chat's first write only */
+    assert_int_equal(calls("pfadd"), 2);
+
+    /* bounds: a turn that does not fit sends the batch at once */
+    cmd_int("CONFIG RESETSTAT");
+    char cids[CG_AN_BATCH_CIDS + 1][8];
+    int ncids = 0, i;
+    for (i = 0; ncids <= CG_AN_BATCH_CIDS; i++) {      /* distinct cids, as the batch will see them */
+        char u[32], c[8];
+        snprintf(u, sizeof u, "9%05d", i);
+        cg_analytics_cid("whatsapp", u, c);
+        int known = 0;
+        for (int k = 0; k < ncids; k++) known |= !strcmp(cids[k], c);
+        if (!known) memcpy(cids[ncids++], c, sizeof c);
+    }
+    int first_over = i - 1;                             /* the turn that brings cid number CIDS + 1 */
+    assert_int_equal(add_until_flush(b, distinct_users, 4 * CG_AN_BATCH_CIDS), first_over);
+    assert_int_equal(add_until_flush(b, distinct_intents, 4 * CG_AN_BATCH_FIELDS), CG_AN_BATCH_FIELDS - 2);
+    assert_int_equal(add_until_flush(b, distinct_channels, 4 * CG_AN_BATCH_KEYS), CG_AN_BATCH_KEYS - 1);
+    assert_true(run_until(batch_sent, b, 3000));
+    snprintf(q, sizeof q, "HGET cg:an:day:%s:ch%d messages", day, CG_AN_BATCH_KEYS - 1);
+    assert_true(wait_int(q, 1, 3000));
+    /* nothing lost: every message of the three early-sent batches and the last */
+    snprintf(q, sizeof q, "cg:an:day:%s:whatsapp", day);
+    assert_int_equal(hget_int(q, "messages"), first_over + 1);
+    snprintf(q, sizeof q, "cg:an:day:%s:messenger", day);
+    assert_int_equal(hget_int(q, "messages"), CG_AN_BATCH_FIELDS - 1);
+    assert_int_equal(hget_int(q, "i:intent-0"), 1);
+    assert_int_equal(calls("evalsha") + calls("eval"), 4);
+    cg_analytics_batch_free(b);
+
+    /* Redis down: the batch is dropped (logged), nothing is retried */
+    cg_config c2 = cfg;
+    char u2[64];
+    snprintf(u2, sizeof u2, "redis://127.0.0.1:%d/0", free_port());
+    c2.redis_url = u2;
+    cg_gateway g2 = gw;
+    g2.cfg = &c2;
+    cg_store *dead = cg_store_new(&g2);
+    assert_non_null(dead);
+    cg_analytics_batch *d = cg_analytics_batch_new(&loop, dead, &c2);
+    assert_int_equal(cg_analytics_batch_add(d, &turns[0]), 0);
+    assert_true(run_until(batch_sent, d, 3000));
+    assert_int_equal(cg_analytics_batch_flush(d), 0);
+    cg_analytics_batch_free(d);
+    close_store(dead);
+
+    /* refused: no channel, or too long a one */
+    cg_analytics_batch *e = cg_analytics_batch_new(&loop, gw.store, &cfg);
+    cg_analytics_turn bad = { .channel = "", .user = "1", .now_ms = batch_now };
+    assert_int_equal(cg_analytics_batch_add(e, &bad), -1);
+    bad.channel = "a-channel-name-too-long";
+    assert_int_equal(cg_analytics_batch_add(e, &bad), -1);
+    assert_int_equal(cg_analytics_batch_pending(e), 0);
+    cg_analytics_batch_free(e);
+    close_store(gw.store);
+    gw.store = NULL;
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1825,6 +2075,8 @@ int main(void)
         cmocka_unit_test(test_pipeline_concurrent),
         cmocka_unit_test(test_pipeline_flow),
         cmocka_unit_test(test_analytics_counters),
+        cmocka_unit_test(test_analytics_dup_commit),
+        cmocka_unit_test(test_analytics_batch),
         cmocka_unit_test(test_url_auth_select),
         cmocka_unit_test(test_hostile_entries),
         cmocka_unit_test(test_ingest_after_redis_restart),
