@@ -402,8 +402,8 @@ static void entry_failed(cg_pipeline *p, pl_entry *e)
  *       6 transcript TTL  7 "force" or ""  then operations, each
  *       name, argument count, arguments:
  *   del                      delete session and transcript (keeps cg:seq)
- *   hset  f v ...            session fields (+ EXPIRE)
- *   conv  f v ...            a transcript entry (MAXLEN ~, + EXPIRE)
+ *   hset  f v ...            session fields (+ ttl_at, see "TTLs")
+ *   conv  f v ...            a transcript entry (MAXLEN ~)
  *   out   f v ...            an outbox entry; gets the next out seq, and
  *                            head = 1 when it is next to deliver (sent = seq-1)
  *                            and the session is not blocked: the outbox's
@@ -432,19 +432,54 @@ static void entry_failed(cg_pipeline *p, pl_entry *e)
  *                            this instance's outbox (cg_outbox_reserve), the
  *                            reply just queued among them; a missing group
  *                            only skips it
+ *   ttl   at                 first, when present: refresh the TTLs, stamp at
+ *                            (see "TTLs")
  * Returns "ok", "dup" (already committed: acknowledged) or "wait"; {"ok",
  * entries} when "take" read any (XREADGROUP's reply). A forced
  * commit records the seqs it skips in KEYS[7]; one of those committed later
  * leaves "done" alone.
+ *
+ * TTLs. cg:sess and cg:seq get the session TTL, cg:conv the transcript TTL,
+ * once per slack (cg_store_ttl_slack_ms), not with every message (three
+ * EXPIREs and their AOF records per message). The session's ttl_at is when
+ * (ms, the gateway's clock) a commit last gave all three their TTL; the load
+ * reads it, and commit() adds "ttl now" when it is missing or the slack old
+ * (cg_store_ttl_due): the stamp goes into ttl_at with the session's HSETs
+ * and the three EXPIREs come at the end. Without "ttl" a commit sets no TTL
+ * unless it CREATES one of the three keys, which would otherwise have none:
+ * they can be gone while the session held a fresh stamp at the load (an
+ * erasure between load and commit, or one whose UNLINKs, 32 keys a call,
+ * took the transcript in an earlier call than the session; cg:seq also
+ * before a forced commit). Each creation is seen where it happens, with no
+ * extra command:
+ *   transcript  XADD NOMKSTREAM added nothing (then XADD): all three
+ *               refreshed
+ *   session     its HSET added every field it wrote (a session a turn has
+ *               written holds dialog, last_in, lang, buttons; a first "case"
+ *               or "blocked" may refresh for nothing): all three refreshed
+ *   cg:seq      the first HMGET found no "in" (the ingest creates the key
+ *               with it, and an EXPIRE; the final HSET would create it):
+ *               its EXPIRE
+ * So that no key is left without a TTL does not depend on the stamp; the
+ * stamp only bounds how much sooner than "its TTL after the last message" a
+ * key can expire: by the slack. Every other writer of these keys sets its
+ * own TTL (ingest, agents' replies and notes, the outbox's session writes)
+ * except two HSETs that create a key only when it is missing: agents_api.c
+ * (sess "agent", "csat") and outbox.c (cg:seq "cur", "sent"); neither writes
+ * ttl_at or "in", so the next commit refreshes. An instance whose clock lags
+ * the one that wrote the stamp by x can let the keys expire up to x sooner
+ * still (a stamp from the future refreshes).
  */
 static cg_store_script commit_script = {
     .name = "commit",
     .src =
         CG_ANALYTICS_COMMIT_LUA
-        "local c = redis.call('HMGET', KEYS[1], 'done', 'out', 'sent')\n"
+        "local c = redis.call('HMGET', KEYS[1], 'done', 'out', 'sent', 'in')\n"
         "local done, out = tonumber(c[1] or '0'), tonumber(c[2] or '0')\n"
         "local sent = tonumber(c[3] or '0')\n"
-        "local seq, late, conv, hs, taken = tonumber(ARGV[3]), false, false, {}, false\n"
+        "local seq, late, hs, taken = tonumber(ARGV[3]), false, {}, false\n"
+        /* TTLs (above): at, the stamp of "ttl"; refresh, the EXPIREs at the end */
+        "local at, refresh = false, false\n"
         "if seq <= done then\n"
         "  if redis.call('SREM', KEYS[7], ARGV[3]) == 1 then late = true\n"
         "  else redis.call('XACK', KEYS[5], ARGV[1], ARGV[2]); return 'dup' end\n"
@@ -460,10 +495,14 @@ static cg_store_script commit_script = {
         "  i = e + 1\n"
         "  if op == 'del' then redis.call('DEL', KEYS[2], KEYS[3])\n"
         "  elseif op == 'hset' then\n"
-        "    redis.call('HSET', KEYS[2], unpack(ARGV, s, e)); redis.call('EXPIRE', KEYS[2], ARGV[4])\n"
+        "    if at then redis.call('HSET', KEYS[2], 'ttl_at', at, unpack(ARGV, s, e))\n"
+        "    elseif redis.call('HSET', KEYS[2], unpack(ARGV, s, e)) * 2 > e - s then refresh = true end\n"
         "  elseif op == 'conv' then\n"
-        "    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', unpack(ARGV, s, e))\n"
-        "    conv = true\n"
+        "    if refresh or not redis.call('XADD', KEYS[3], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[5], '*',\n"
+        "                                 unpack(ARGV, s, e)) then\n"
+        "      redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', unpack(ARGV, s, e))\n"
+        "      refresh = true\n"
+        "    end\n"
         "  elseif op == 'out' then\n"
         "    out = out + 1\n"
         "    hs[#hs + 1] = 'out'; hs[#hs + 1] = tostring(out)\n"
@@ -515,18 +554,20 @@ static cg_store_script commit_script = {
         "    end\n"
         "    redis.call('DEL', KEYS[9])\n"
         "    redis.call('HDEL', KEYS[2], 'reengaged_at')\n"
-        "    redis.call('HSET', KEYS[2], 'last_in', ARGV[s]); redis.call('EXPIRE', KEYS[2], ARGV[4])\n"
+        "    if at then redis.call('HSET', KEYS[2], 'last_in', ARGV[s], 'ttl_at', at)\n"
+        "    elseif redis.call('HSET', KEYS[2], 'last_in', ARGV[s]) == 1 then refresh = true end\n"
         "  elseif op == 'read' then redis.call('XADD', KEYS[4], '*', unpack(ARGV, s, e))\n"
         "  elseif op == 'an' then analytics_op()\n"
         "  elseif op == 'take' then\n"
         "    taken = redis.pcall('XREADGROUP', 'GROUP', ARGV[s], ARGV[s + 1], 'COUNT', ARGV[s + 2], 'STREAMS', KEYS[4], '>')\n"
         "    if type(taken) ~= 'table' or taken.err then taken = false end\n"
+        "  elseif op == 'ttl' then at = ARGV[s]; refresh = true\n"
         "  end\n"
         "end\n"
-        "if conv then redis.call('EXPIRE', KEYS[3], ARGV[6]) end\n"
+        "if refresh then redis.call('EXPIRE', KEYS[2], ARGV[4]); redis.call('EXPIRE', KEYS[3], ARGV[6]) end\n"
         "if not late then hs[#hs + 1] = 'done'; hs[#hs + 1] = ARGV[3] end\n"
         "if #hs > 0 then redis.call('HSET', KEYS[1], unpack(hs)) end\n"
-        "redis.call('EXPIRE', KEYS[1], ARGV[4])\n"
+        "if refresh or not c[4] then redis.call('EXPIRE', KEYS[1], ARGV[4]) end\n"
         "redis.call('XACK', KEYS[5], ARGV[1], ARGV[2])\n"
         "if taken then return {'ok', taken} end\n"
         "return 'ok'\n",
@@ -571,6 +612,7 @@ typedef struct loaded {
     const char *csat;    /* resolved case awaiting its satisfaction answer, or NULL */
     const char *lang;    /* the session's last reply language, or NULL */
     const char *unanswered; /* last text the bot did not understand, or NULL */
+    long long ttl_at;    /* when the commit last refreshed the TTLs (ms), 0: never */
 } loaded;
 
 /* 1..5 when the message answers the satisfaction question ("csat:N" button
@@ -696,12 +738,22 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
     cg_args_add(&a, CG_G_PIPELINE);
     cg_args_add(&a, e->id);
     cg_args_addi(&a, e->seq);
-    cg_args_addi(&a, cfg->session_ttl_s > 0 ? cfg->session_ttl_s : 2592000);
+    int sess_ttl = cfg->session_ttl_s > 0 ? cfg->session_ttl_s : 2592000;
+    int conv_ttl = cfg->transcript_ttl_s > 0 ? cfg->transcript_ttl_s : 7776000;
+    cg_args_addi(&a, sess_ttl);
     cg_args_addi(&a, cfg->transcript_max > 0 ? cfg->transcript_max : 500);
-    cg_args_addi(&a, cfg->transcript_ttl_s > 0 ? cfg->transcript_ttl_s : 7776000);
+    cg_args_addi(&a, conv_ttl);
     cg_args_add(&a, e->force ? "force" : "");
 
     int op;
+    if (m->kind != CG_MSG_STATUS &&
+        cg_store_ttl_due(ld->ttl_at, now, cg_store_ttl_slack_ms(sess_ttl, conv_ttl))) {
+        /* the TTLs are due (commit_script, "TTLs"): first, before any write;
+         * a delivery status writes neither session nor transcript */
+        op = op_begin(&a, "ttl");
+        cg_args_add(&a, now_s);
+        op_end(&a, op);
+    }
     cg_store_fmt_ll(b, (long long)(e->received_at ? e->received_at : now));
     /* the citizen's side of the transcript */
     int citizen = m->kind != CG_MSG_STATUS && m->kind != CG_MSG_BLOCKED &&
@@ -1071,13 +1123,13 @@ static void commit_reply(cg_store *s, redisReply *r, void *ud)
  * → {done, dialog, blocked, agent, late ("1": seq was skipped by a gap),
  *    buttons (JSON of the last reply's buttons, to name a pressed one),
  *    case (the open hand-off case: "" unless queued or assigned), csat,
- *    lang, unanswered} */
+ *    lang, unanswered, ttl_at (the commit's TTL stamp, "" when none)} */
 static cg_store_script load_script = {
     .name = "load",
     .src =
         "local done = redis.call('HGET', KEYS[1], 'done') or '0'\n"
         "local s = redis.call('HMGET', KEYS[2], 'dialog', 'blocked', 'agent', 'buttons', 'case', 'csat', 'lang',\n"
-        "                     'unanswered')\n"
+        "                     'unanswered', 'ttl_at')\n"
         "local cs = s[5] or ''\n"
         "if cs ~= '' then\n"
         "  local st = redis.call('HGET', 'cg:case:' .. cs, 'status')\n"
@@ -1088,7 +1140,7 @@ static cg_store_script load_script = {
         "  late = tostring(redis.call('SISMEMBER', KEYS[3], ARGV[1]))\n"
         "end\n"
         "return {done, s[1] or '', s[2] or '0', s[3] or '', late, s[4] or '', cs, s[6] or '', s[7] or '',\n"
-        "        s[8] or ''}\n",
+        "        s[8] or '', s[9] or ''}\n",
 };
 
 static void load_reply(cg_store *s, redisReply *r, void *ud)
@@ -1102,7 +1154,7 @@ static void load_reply(cg_store *s, redisReply *r, void *ud)
         maybe_finish(p);
         return;
     }
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 10) {
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 11) {
         entry_failed(p, e);
         settle(p);
         return;
@@ -1129,6 +1181,7 @@ static void load_reply(cg_store *s, redisReply *r, void *ud)
     if (r->element[7]->len > 0) ld.csat = r->element[7]->str;
     if (r->element[8]->len > 0) ld.lang = r->element[8]->str;
     if (r->element[9]->len > 0) ld.unanswered = r->element[9]->str;
+    if (r->element[10]->str) ld.ttl_at = strtoll(r->element[10]->str, NULL, 10);
     commit(p, e, &ld);
     settle(p);
 }

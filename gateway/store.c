@@ -131,6 +131,19 @@ int64_t cg_store_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t cg_store_ttl_slack_ms(long long session_ttl_s, long long transcript_ttl_s)
+{
+    long long t = session_ttl_s < transcript_ttl_s ? session_ttl_s : transcript_ttl_s;
+    if (t < 1) t = 1;
+    long long slack = t * 1000 / 16;
+    return slack < 3600000 ? slack : 3600000;
+}
+
+int cg_store_ttl_due(int64_t at, int64_t now, int64_t slack_ms)
+{
+    return at <= 0 || now < at || now - at >= slack_ms;
+}
+
 int cg_store_fmt_ll(char *buf, long long v)
 {
     char t[CG_STORE_NUM_MAX];
@@ -1305,7 +1318,8 @@ static cg_store_script ingest_script = {
         "    end\n"
         "    if not over then\n"
         "      local seq = redis.call('HINCRBY', KEYS[k + 1], 'in', 1)\n"
-        /* a new key gets its TTL here; after that every commit refreshes it */
+        /* a new key gets its TTL here; after that the commit refreshes it
+         * (at most once per slack: op "ttl" in pipeline.c) */
         "      if seq == 1 then redis.call('EXPIRE', KEYS[k + 1], ARGV[2]) end\n"
         "      redis.call('XADD', KEYS[1], '*', 'seq', tostring(seq), unpack(ARGV, p, p + 2 * nf - 1))\n"
         "      added = added + 1\n"

@@ -8,7 +8,8 @@
  *   cg:outbox              stream, group "outbox"      replies to deliver
  *   cg:deadletter          stream                      replies given up on
  *   cg:seq:{c:u}           hash: in, done, out, sent, cur, try, due, part
- *   cg:sess:{c:u}          hash: dialog, blocked, last_in, agent, name, reengaged_at
+ *   cg:sess:{c:u}          hash: dialog, blocked, last_in, agent, name, reengaged_at,
+ *                          ttl_at (when the commit last refreshed the TTLs)
  *   cg:held:{c:u}          list: replies held while WhatsApp's window is closed
  *   cg:dlv:{c:u}           hash: delivery state of our messages (delivery.c)
  *   cg:conv:{c:u}          stream (capped): the transcript
@@ -60,6 +61,18 @@ int cg_store_key(char *buf, size_t cap, const char *kind, const char *channel, c
 
 /* Wall clock in milliseconds since the epoch. */
 int64_t cg_store_now_ms(void);
+
+/* The commit's TTL refresh (op "ttl" in pipeline.c): cg:sess and cg:seq
+ * get retention.sessions_s, cg:conv retention.transcripts_s, not with every
+ * message but when the session's ttl_at (ms, when the commit last set all
+ * three) is at least the slack old. The slack: a sixteenth of the shorter
+ * TTL, at most an hour (60 s → 3.75 s; 30 days → 1 h), so a key expires at
+ * most that much sooner than its TTL after the conversation's last message.
+ * cg_store_ttl_due: 1 when a commit at now refreshes: no stamp (at <= 0),
+ * one from the future (another instance's clock ahead), or at + slack
+ * reached. */
+int64_t cg_store_ttl_slack_ms(long long session_ttl_s, long long transcript_ttl_s);
+int cg_store_ttl_due(int64_t at, int64_t now, int64_t slack_ms);
 
 /* v in decimal into buf (room for CG_STORE_NUM_MAX bytes), NUL-terminated;
  * returns the length. The hot paths' numbers (seqs, times, TTLs, counts):

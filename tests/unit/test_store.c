@@ -25,6 +25,8 @@
  *   concurrent    two conversations in flight at once (MONITOR shows both
  *                 loads before a commit), each one's entries strictly in order
  *   flows         a finished "report-problem" flow's answers in cg:flows
+ *   TTLs          the commit's EXPIREs once per slack, not per message; a
+ *                 key it creates (after an erasure, a deleted key) gets one
  *   analytics     the committed messages' daily counters and conversations
  *                 (a duplicate not counted), the redacted unmatched
  *                 question; cg_analytics_record_case(); the counters'
@@ -57,6 +59,7 @@
 #include "gateway.h"
 #include "store.h"
 #include "agents.h"
+#include "citizens.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -1655,6 +1658,190 @@ static void test_pipeline_concurrent(void **state)
     gw.intents = NULL;
 }
 
+/* ---- TTLs refreshed once per slack ---------------------------------------- */
+
+/* INFO commandstats: how many EXPIRE calls Redis has run (scripts' included). */
+static long long expire_calls(void)
+{
+    redisReply *r = cmd("INFO commandstats");
+    const char *p = r->type == REDIS_REPLY_STRING ? strstr(r->str, "cmdstat_expire:calls=") : NULL;
+    long long n = p ? atoll(p + strlen("cmdstat_expire:calls=")) : 0;
+    freeReplyObject(r);
+    return n;
+}
+
+static long long ttl_of(const char *key) { return cmd_int("TTL %s", key); }
+
+static long long stamp_of(const char *key)
+{
+    char b[32];
+    return atoll(hget(b, sizeof b, key, "ttl_at"));
+}
+
+static void send_text(const char *user, const char *id, const char *text, long long done)
+{
+    char q[96];
+    cg_msg mm = text_msg(user, id, text);
+    assert_int_equal(ingest(gw.store, &mm, 1), CG_OK);
+    snprintf(q, sizeof q, "HGET cg:seq:{telegram:%s} done", user);
+    assert_true(wait_int(q, done, 5000));
+}
+
+/* The three keys of a conversation, their TTLs cut to 30 s (under both
+ * retention settings below) so that a refresh shows. */
+static void cut_ttls(const char *user)
+{
+    static const char *const kinds[] = { "sess", "seq", "conv" };
+    for (int i = 0; i < 3; i++) cmd_int("EXPIRE cg:%s:{telegram:%s} 30", kinds[i], user);
+}
+
+typedef struct erased { int called; cg_err err; } erased;
+static void erased_cb(void *ud, cg_err e, const cg_citizens_counts *c)
+{
+    (void)c;
+    ((erased *)ud)->called = 1;
+    ((erased *)ud)->err = e;
+}
+static int erase_done(void *ud) { return ((erased *)ud)->called; }
+
+/* The commit refreshes the TTLs of cg:sess, cg:seq (retention.sessions_s)
+ * and cg:conv (retention.transcripts_s) only when the session's ttl_at is
+ * missing or the slack old (pipeline.c, commit_script "TTLs"), and whenever
+ * it creates one of the three keys. */
+static void test_pipeline_ttl(void **state)
+{
+    (void)state;
+    /* the slack: a sixteenth of the shorter TTL, at most an hour */
+    assert_int_equal(cg_store_ttl_slack_ms(60, 120), 3750);
+    assert_int_equal(cg_store_ttl_slack_ms(7776000, 2592000), 3600000);
+    assert_true(cg_store_ttl_due(0, 1000000, 3750));                  /* no stamp */
+    assert_false(cg_store_ttl_due(1000000 - 3749, 1000000, 3750));
+    assert_true(cg_store_ttl_due(1000000 - 3750, 1000000, 3750));
+    assert_true(cg_store_ttl_due(1000001, 1000000, 3750));            /* from the future */
+
+    cmd_int("FLUSHALL");
+    int saved_sess = cfg.session_ttl_s, saved_conv = cfg.transcript_ttl_s, saved_rate = cfg.citizen_per_minute;
+    cfg.session_ttl_s = 60;            /* slack 3.75 s */
+    cfg.transcript_ttl_s = 120;
+    cfg.citizen_per_minute = 0;        /* no cg:rate EXPIRE in the counts */
+    gw.intents = load_fixture();
+    gw.store = cg_store_new(&gw);
+    assert_true(run_until(store_ready, gw.store, 3000));
+    gw.pipeline = cg_pipeline_start(&gw);
+    assert_non_null(gw.pipeline);
+    const char *sess = "cg:sess:{telegram:811}", *seq = "cg:seq:{telegram:811}", *conv = "cg:conv:{telegram:811}";
+
+    /* a first message: no stamp, so all three get their TTL and the stamp */
+    long long t0 = cg_store_now_ms();
+    send_text("811", "t1", "hello", 1);
+    long long at1 = stamp_of(sess);
+    assert_true(at1 >= t0 && at1 <= cg_store_now_ms());
+    assert_true(ttl_of(sess) > 30 && ttl_of(sess) <= 60);
+    assert_true(ttl_of(seq) > 30 && ttl_of(seq) <= 60);
+    assert_true(ttl_of(conv) > 60 && ttl_of(conv) <= 120);
+
+    /* within the slack: not one EXPIRE, the TTLs go on running down */
+    cut_ttls("811");
+    long long e0 = expire_calls();
+    send_text("811", "t2", "how much is a passport", 2);
+    assert_int_equal(expire_calls(), e0);
+    assert_true(ttl_of(sess) > 0 && ttl_of(sess) <= 30);
+    assert_true(ttl_of(seq) > 0 && ttl_of(seq) <= 30);
+    assert_true(ttl_of(conv) > 0 && ttl_of(conv) <= 30);
+    assert_int_equal(stamp_of(sess), at1);
+
+    /* the slack passed (the stamp set back by it): refreshed, stamp renewed */
+    cmd_int("HSET %s ttl_at %lld", sess, (long long)cg_store_now_ms() - 3750);
+    t0 = cg_store_now_ms();
+    send_text("811", "t3", "thanks", 3);
+    assert_true(expire_calls() >= e0 + 3);
+    assert_true(ttl_of(sess) > 30);
+    assert_true(ttl_of(seq) > 30);
+    assert_true(ttl_of(conv) > 60);
+    assert_true(stamp_of(sess) >= t0);
+
+    /* the transcript gone while the stamp is fresh (an erasure's UNLINKs come
+     * 32 keys at a time): the commit creates it, so it refreshes */
+    cut_ttls("811");
+    cmd_int("HSET %s ttl_at %lld", sess, (long long)cg_store_now_ms());
+    cmd_int("DEL %s", conv);
+    send_text("811", "t4", "hello", 4);
+    assert_true(ttl_of(conv) > 60);
+    assert_true(ttl_of(sess) > 30 && ttl_of(seq) > 30);
+
+    /* the session gone (and its stamp with it) */
+    cut_ttls("811");
+    cmd_int("DEL %s", sess);
+    send_text("811", "t5", "hello", 5);
+    assert_true(ttl_of(sess) > 30 && ttl_of(seq) > 30 && ttl_of(conv) > 60);
+    assert_true(stamp_of(sess) > 0);
+
+    /* a session the commit creates although the load found a fresh stamp (an
+     * erasure in between), played by one that holds nothing but the stamp
+     * and no TTL: its HSET adds every field it writes, so it refreshes */
+    cut_ttls("811");
+    cmd_int("DEL %s", sess);
+    cmd_int("HSET %s ttl_at %lld", sess, (long long)cg_store_now_ms());
+    assert_int_equal(ttl_of(sess), -1);
+    send_text("811", "t5b", "hello", 6);
+    assert_true(ttl_of(sess) > 30 && ttl_of(seq) > 30 && ttl_of(conv) > 60);
+
+    /* cg:seq gone while the stamp is fresh, made again by a forced commit
+     * (its predecessor never comes): it gets a TTL, the others are left */
+    {
+        unsigned saved = cg_store_timings.pipeline_gap_ms;
+        cg_store_timings.pipeline_gap_ms = 300;
+        cut_ttls("811");
+        cmd_int("HSET %s ttl_at %lld", sess, (long long)cg_store_now_ms());
+        cmd_int("DEL %s", seq);
+        cmd_int("XADD cg:inbox * seq 2 channel telegram user 811 kind text text again received_at 1");
+        assert_true(wait_int("HGET cg:seq:{telegram:811} done", 2, 5000));
+        assert_true(ttl_of(seq) > 30);
+        assert_true(ttl_of(sess) <= 30 && ttl_of(conv) <= 30);
+        cg_store_timings.pipeline_gap_ms = saved;
+    }
+
+    /* the citizen's own erasure ("delete my data", keeps cg:seq): the next
+     * message's session and transcript have TTLs */
+    send_text("812", "d1", "delete my data", 1);
+    cg_msg yes = text_msg("812", "d2", NULL);
+    yes.kind = CG_MSG_BUTTON;
+    yes.payload = (char *)"y";
+    assert_int_equal(ingest(gw.store, &yes, 1), CG_OK);
+    assert_true(wait_int("HGET cg:seq:{telegram:812} done", 2, 5000));
+    assert_int_equal(cmd_int("EXISTS cg:sess:{telegram:812} cg:conv:{telegram:812}"), 0);
+    run_for(300);                    /* the erasure's SCAN and UNLINKs */
+    send_text("812", "d3", "hello", 3);
+    assert_true(ttl_of("cg:sess:{telegram:812}") > 30);
+    assert_true(ttl_of("cg:conv:{telegram:812}") > 60);
+    assert_true(ttl_of("cg:seq:{telegram:812}") > 0);
+    assert_true(stamp_of("cg:sess:{telegram:812}") > 0);
+
+    /* an admin's erasure (everything, cg:seq too) of a citizen whose stamp
+     * is fresh: the next message starts over, with TTLs */
+    cmd_int("HSET %s ttl_at %lld", sess, (long long)cg_store_now_ms());
+    erased er = { 0, CG_E_UNAVAILABLE };
+    cg_citizens_erase(&gw, "telegram", "811", CG_CITIZENS_ALL, "admin", "admin", erased_cb, &er);
+    assert_true(run_until(erase_done, &er, 5000));
+    assert_int_equal(er.err, CG_OK);
+    assert_int_equal(cmd_int("EXISTS %s %s %s", sess, seq, conv), 0);
+    send_text("811", "t6", "hello", 1);
+    assert_true(ttl_of(sess) > 30 && ttl_of(seq) > 30 && ttl_of(conv) > 60);
+    assert_true(stamp_of(sess) > 0);
+
+    int n = 0;
+    cg_pipeline_stop(gw.pipeline, stopped, &n);
+    assert_true(run_until(flag_set, &n, 3000));
+    gw.pipeline = NULL;
+    close_store(gw.store);
+    gw.store = NULL;
+    cg_intents_unref(gw.intents);
+    gw.intents = NULL;
+    cfg.session_ttl_s = saved_sess;
+    cfg.transcript_ttl_s = saved_conv;
+    cfg.citizen_per_minute = saved_rate;
+}
+
 /* ---- finished flows ------------------------------------------------------ */
 
 /* The "report-problem" flow driven by messages through the pipeline: its
@@ -2074,6 +2261,7 @@ int main(void)
         cmocka_unit_test(test_two_instances),
         cmocka_unit_test(test_pipeline_concurrent),
         cmocka_unit_test(test_pipeline_flow),
+        cmocka_unit_test(test_pipeline_ttl),
         cmocka_unit_test(test_analytics_counters),
         cmocka_unit_test(test_analytics_dup_commit),
         cmocka_unit_test(test_analytics_batch),
