@@ -10,11 +10,13 @@
 # per message of the gateway and of Redis (/proc/<pid>/stat).
 # Usage: bench/gateway/run.sh [MESSAGES] [RATE]   — loopback only, bounded.
 #        OPEN=0 skips the open loop; GW_WRAP="valgrind --tool=callgrind ..."
-#        runs the first gateway (the closed loop's) under a profiler.
+#        runs the first gateway (the closed loop's) under a profiler;
+#        BIN=path measures another civicgate build (default build/civicgate).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 msgs=${1:-30000}; rate=${2:-1000}
-make -s build >/dev/null
+bin=${BIN:-build/civicgate}
+[ -n "${BIN:-}" ] || make -s build >/dev/null
 cc -std=c11 -D_DEFAULT_SOURCE -O2 -o build/loadgen bench/gateway/loadgen.c $(pkg-config --cflags --libs libuv)
 work=$(mktemp -d)
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
@@ -34,7 +36,7 @@ cat >"$work/cfg.json" <<JSON
                            "api_base": "http://127.0.0.1:$aport",
                            "max_per_second": 0, "max_per_chat_per_second": 0}}}
 JSON
-${GW_WRAP:-} build/civicgate serve --config "$work/cfg.json" 2>"$work/gw.log" &
+${GW_WRAP:-} "$bin" serve --config "$work/cfg.json" 2>"$work/gw.log" &
 gwpid=$!
 for _ in $(seq 600); do curl -sf "http://127.0.0.1:$gport/readyz" >/dev/null && break; sleep 0.1; done
 echo "# $(date -u +%FT%TZ) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
@@ -68,7 +70,7 @@ redis-cli -p "$rport" flushall >/dev/null
 aport=$(free_port)
 kill "$gwpid"; wait "$gwpid" || true
 sed -i "s#\"api_base\": \"http://127.0.0.1:[0-9]*\"#\"api_base\": \"http://127.0.0.1:$aport\"#" "$work/cfg.json"
-build/civicgate serve --config "$work/cfg.json" 2>>"$work/gw.log" &
+"$bin" serve --config "$work/cfg.json" 2>>"$work/gw.log" &
 gwpid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$gport/readyz" >/dev/null && break; sleep 0.1; done
 echo "# open loop, $rate messages/s for 10 s"
