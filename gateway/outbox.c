@@ -41,7 +41,8 @@
  *          responses capped at RESP_MAX bytes; timeout cfg->outbox_timeout_ms.
  *          After each part but the last, "part" records progress.
  *   classify → finish (1 round trip):
- *     OK            sent = n, XACK; metrics sent + e2e latency
+ *     OK            sent = n, XACK; metrics sent + e2e latency (the OKs of
+ *                   one loop iteration finish in one script call: finish_ok)
  *     RETRY         try+1, due = now + backoff (1 s · 2^(try-1), full jitter
  *                   in [½, 1], ≤ 5 min); the entry stays pending with us
  *     THROTTLED     try+1, due = now + max(retry_after, 1 s)
