@@ -400,21 +400,26 @@ static uint64_t rate_take(cg_outbox *o, const ob_entry *e, uint64_t now)
 static cg_store_script finish_script = {
     .name = "outbox_finish",
     .src =
-        "local st = redis.call('HMGET', KEYS[1], 'sent', 'cur')\n"
+        "local st = redis.call('HMGET', KEYS[1], 'sent', 'cur', 'out')\n"
         "local sent = tonumber(st[1] or '0')\n"
         "local seq, oc, late = tonumber(ARGV[3]), ARGV[4], false\n"
         "if seq <= sent then\n"
         "  if redis.call('SISMEMBER', KEYS[5], ARGV[3]) == 1 then late = true\n"
         "  else redis.call('XACK', KEYS[3], ARGV[1], ARGV[2]); return 'dup' end\n"
         "end\n"
+        /* no "out" (every writer of a reply counts it there, with a TTL on
+         * the key): the conversation was erased; cg:seq is not written again
+         * (an HSET would remake the key, the citizen's id in its name,
+         * without a TTL) */
+        "local live = st[3] and true or false\n"
         "if oc == 'retry' then\n"
-        "  if not late then\n"
+        "  if not late and live then\n"
         "    redis.call('HSET', KEYS[1], 'cur', ARGV[3], 'try', ARGV[6], 'due', ARGV[7], 'part', ARGV[8])\n"
         "  end\n"
         "  return 'ok'\n"
         "end\n"
         "if oc == 'part' then\n"
-        "  if not late then redis.call('HSET', KEYS[1], 'cur', ARGV[3], 'part', ARGV[6]) end\n"
+        "  if not late and live then redis.call('HSET', KEYS[1], 'cur', ARGV[3], 'part', ARGV[6]) end\n"
         "  return 'ok'\n"
         "end\n"
         "if oc == 'dead' then\n"
@@ -447,7 +452,7 @@ static cg_store_script finish_script = {
         "  redis.call('PUBLISH', ARGV[6], ARGV[7])\n"
         "end\n"
         "if late then redis.call('SREM', KEYS[5], ARGV[3])\n"
-        "else\n"
+        "elseif live then\n"
         "  if seq > sent + 1 then\n"
         "    for g = sent + 1, math.min(seq - 1, sent + 1000) do redis.call('SADD', KEYS[5], g) end\n"
         "    redis.call('EXPIRE', KEYS[5], ARGV[5])\n"
@@ -575,7 +580,7 @@ static cg_store_script finish_ok_script = {
         "local out, ids = {}, {}\n"
         "for i = 3, #ARGV, 6 do\n"
         "  local k1, k5, sq = ARGV[i], ARGV[i + 1], ARGV[i + 3]\n"
-        "  local st = redis.call('HMGET', k1, 'sent', 'cur')\n"
+        "  local st = redis.call('HMGET', k1, 'sent', 'cur', 'out')\n"
         "  local sent, seq, late, res = tonumber(st[1] or '0'), tonumber(sq), false, 'ok'\n"
         "  if seq <= sent then\n"
         "    if redis.call('SISMEMBER', k5, sq) == 1 then late = true else res = 'dup' end\n"
@@ -583,7 +588,7 @@ static cg_store_script finish_ok_script = {
         "  if res == 'ok' then\n"
         "    if ARGV[i + 4] ~= '' then redis.call('PUBLISH', ARGV[i + 4], ARGV[i + 5]) end\n"
         "    if late then redis.call('SREM', k5, sq)\n"
-        "    else\n"
+        "    elseif st[3] then\n"     /* no "out": erased; writing would remake it without a TTL */
         "      if seq > sent + 1 then\n"
         "        for g = sent + 1, math.min(seq - 1, sent + 1000) do redis.call('SADD', k5, g) end\n"
         "        redis.call('EXPIRE', k5, ARGV[2])\n"
@@ -1220,9 +1225,10 @@ static cg_store_script begin_script = {
         "  redis.call('XACK', KEYS[3], ARGV[1], ARGV[2]); return {'dup'}\n"
         "end\n"
         "if seq ~= sent + 1 and ARGV[4] ~= 'force' then return {'wait'} end\n"
-        "local st = redis.call('HMGET', KEYS[1], 'cur', 'try', 'due', 'part')\n"
+        "local st = redis.call('HMGET', KEYS[1], 'cur', 'try', 'due', 'part', 'out')\n"
         "if st[1] ~= ARGV[3] then\n"
-        "  redis.call('HSET', KEYS[1], 'cur', ARGV[3], 'try', 0, 'due', 0, 'part', 0)\n"
+        /* no "out": erased; not remade without a TTL (see finish) */
+        "  if st[5] then redis.call('HSET', KEYS[1], 'cur', ARGV[3], 'try', 0, 'due', 0, 'part', 0) end\n"
         "  return {'go', '0', '0', '0', blocked, '0', li, re}\n"
         "end\n"
         "return {'go', st[2] or '0', st[3] or '0', st[4] or '0', blocked, '0', li, re}\n",
