@@ -78,6 +78,9 @@ struct cg_agents {
  *   flat(key)                   HGETALL as a table
  *   note(c, kind, agent, text, now, maxlen, ttl)   system note in the
  *                               transcript + "entry" event
+ *   sess_set(c, f, v)           HSET on the citizen's session only while it
+ *                               exists: an expired or erased session is not
+ *                               made again, without a TTL, for one field
  *   pub_case(id, prev)          "case" event with the whole hash; returns it
  *   to_queue(id, c, now)        back in the queue (its original score) */
 #define AG_LUA_PRE \
@@ -88,6 +91,10 @@ struct cg_agents {
     "end\n" \
     "local function conv_key(c) return 'cg:conv:{' .. c.channel .. ':' .. c.user .. '}' end\n" \
     "local function sess_key(c) return 'cg:sess:{' .. c.channel .. ':' .. c.user .. '}' end\n" \
+    "local function sess_set(c, f, v)\n" \
+    "  local k = sess_key(c)\n" \
+    "  if redis.call('EXISTS', k) == 1 then redis.call('HSET', k, f, v) end\n" \
+    "end\n" \
     "local function note(c, kind, agent, text, now, maxlen, ttl)\n" \
     "  local k = conv_key(c)\n" \
     "  redis.call('XADD', k, 'MAXLEN', '~', maxlen, '*', 'dir', 'note', 'kind', kind, 'agent', agent,\n" \

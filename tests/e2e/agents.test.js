@@ -307,6 +307,23 @@ test('a case created on one instance is claimed through the other, with a token 
   wsB.close();
 });
 
+test('a case whose citizen session has gone: claim, transfer and resolve do not make it again without a TTL', async () => {
+  const id = newChat();
+  const [alice, bob] = [await login(gwA, 'alice'), await login(gwB, 'bob')];
+  assert.equal((await hook(gwA, h.tgText(id, 'talk to a person'))).status, 200);
+  const c = await caseOf(gwA, alice, id);
+  const sess = `cg:sess:{telegram:${id}}`;
+  assert.equal(await redis.cli('EXISTS', sess), '(integer) 1');
+  await redis.cli('DEL', sess);              // expired (or erased) while the case waited
+  assert.equal((await api(gwA, 'POST', `/agent/cases/${c.id}/claim`, { token: alice })).status, 200);
+  assert.equal(await redis.cli('EXISTS', sess), '(integer) 0', 'claim made the session again');
+  const t = await api(gwA, 'POST', `/agent/cases/${c.id}/transfer`, { token: alice, body: { to: 'bob' } });
+  assert.equal(t.status, 200, JSON.stringify(t.body));
+  assert.equal(await redis.cli('EXISTS', sess), '(integer) 0', 'transfer made the session again');
+  assert.equal((await api(gwB, 'POST', `/agent/cases/${c.id}/resolve`, { token: bob })).status, 200);
+  assert.equal(await redis.cli('EXISTS', sess), '(integer) 0', 'resolve made the session again');
+});
+
 test('two agents claiming the same case at once: exactly one wins', async () => {
   const id = newChat();
   const [alice, bob] = [await login(gwA, 'alice'), await login(gwB, 'bob')];
