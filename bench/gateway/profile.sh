@@ -17,6 +17,8 @@
 #                  the profile in OUT for `perf report`
 #   BIN=path      another civicgate build to measure (default build/civicgate)
 #   OUT=dir       keep the profiles there (default: a temporary directory)
+#   CHATS=n       distinct chats (default 2000: with 3 000 messages two thirds
+#                 are a chat's first; 200 measures the steady state)
 # Loopback only, bounded; callgrind runs take about a minute for 3 000.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -77,7 +79,7 @@ tck=$(getconf CLK_TCK)
 cpu_ms() { awk -v t="$tck" '{print ($14 + $15) * 1000 / t}' "/proc/$1/stat"; }
 g0=$(cpu_ms "$gwpid"); r0=$(cpu_ms "$rpid")
 /usr/bin/time -f "%U %S" -o "$work/lgtime" build/loadgen --gateway 127.0.0.1:$gport --api-port "$aport" \
-  --messages "$msgs" --concurrency "$conc" --chats 2000 --duration 300 --drain 120 | tee "$out/loadgen.json" || true
+  --messages "$msgs" --concurrency "$conc" --chats "${CHATS:-2000}" --duration 300 --drain 120 | tee "$out/loadgen.json" || true
 g1=$(cpu_ms "$gwpid"); r1=$(cpu_ms "$rpid")
 n=$(sed -n 's/.*"replies":\([0-9]*\).*/\1/p' "$out/loadgen.json"); n=${n:-0}
 [ "$n" -gt 0 ] || { echo "profile.sh: no replies" >&2; exit 1; }
