@@ -73,6 +73,8 @@ void cg_store_close(cg_store *s, void (*done)(void *ud), void *ud);
 /* ---- pipeline.c and outbox.c ------------------------------------------ */
 cg_pipeline *cg_pipeline_start(cg_gateway *gw);
 void cg_pipeline_stop(cg_pipeline *p, void (*done)(void *ud), void *ud);
+/* Entries started from the ingest's load (no load round trip of their own). */
+unsigned long cg_pipeline_preloaded(const cg_pipeline *p);
 cg_outbox *cg_outbox_start(cg_gateway *gw);
 void cg_outbox_stop(cg_outbox *o, void (*done)(void *ud), void *ud);
 

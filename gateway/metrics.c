@@ -53,6 +53,8 @@ static const struct { const char *name, *help; } counter_meta[CG_M__COUNT] = {
     [CG_M_CASES_RESOLVED] = {"civicgate_agent_cases_resolved_total", "Hand-off cases resolved by an agent."},
     [CG_M_RATE_LIMITED] = {"civicgate_messages_rate_limited_total",
                            "Citizen messages over limits.citizen_messages_per_minute: kept in the transcript, not answered."},
+    [CG_M_PRELOADED] = {"civicgate_pipeline_preloaded_total",
+                        "Messages whose dialog turn started from the load the ingest read with them (no load round trip)."},
 };
 
 static const struct { const char *name, *help; } hist_meta[CG_H__COUNT] = {

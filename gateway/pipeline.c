@@ -147,6 +147,8 @@ typedef struct pl_entry {
     int erase;                   /* the citizen confirmed "delete my data": erase once committed */
     int queued_case;             /* the commit opens a hand-off case */
     unsigned out_reserved;       /* outbox room reserved for the commit's read (op "take") */
+    char *pre;                   /* the ingest's load (preload_keep), owned; NULL when none */
+    uint64_t pre_at;             /* uv_now when it was read */
     int an_count;                /* once committed ("ok"), an goes into the analytics batch */
     cg_analytics_turn an;        /* its figures: channel, user point into msg, intent into an_intent */
     char an_intent[CG_INTENT_ID_MAX + 1];
@@ -167,6 +169,7 @@ struct cg_pipeline {
     int reading;
     int woken;                   /* a wake came while a read was in flight */
     unsigned reserved;           /* entries ingests in flight may bring (cg_store_taker) */
+    unsigned long preloaded;     /* entries started from the ingest's load (preload_use) */
     uint64_t next_read;
     uint64_t next_claim, next_stats, next_keep;
     char claim_cursor[48];
@@ -234,6 +237,7 @@ static void entry_free(pl_entry *e)
 {
     if (!e) return;
     cg_msg_free(&e->msg);
+    free(e->pre);
     free(e);
 }
 
@@ -1120,28 +1124,59 @@ static void commit_reply(cg_store *s, redisReply *r, void *ud)
 /* ---- load -------------------------------------------------------------- */
 
 /* KEYS 1 cg:seq:{c:u} 2 cg:sess:{c:u} 3 cg:gap:{c:u}; ARGV 1 seq
- * → {done, dialog, blocked, agent, late ("1": seq was skipped by a gap),
- *    buttons (JSON of the last reply's buttons, to name a pressed one),
- *    case (the open hand-off case: "" unless queued or assigned), csat,
- *    lang, unanswered, ttl_at (the commit's TTL stamp, "" when none)} */
+ * → CG_LOAD_FIELDS strings (CG_STORE_LOAD_LUA, store.h, says which) */
 static cg_store_script load_script = {
     .name = "load",
-    .src =
-        "local done = redis.call('HGET', KEYS[1], 'done') or '0'\n"
-        "local s = redis.call('HMGET', KEYS[2], 'dialog', 'blocked', 'agent', 'buttons', 'case', 'csat', 'lang',\n"
-        "                     'unanswered', 'ttl_at')\n"
-        "local cs = s[5] or ''\n"
-        "if cs ~= '' then\n"
-        "  local st = redis.call('HGET', 'cg:case:' .. cs, 'status')\n"
-        "  if st ~= 'queued' and st ~= 'assigned' then cs = '' end\n"
-        "end\n"
-        "local late = '0'\n"
-        "if tonumber(ARGV[1]) <= tonumber(done) then\n"
-        "  late = tostring(redis.call('SISMEMBER', KEYS[3], ARGV[1]))\n"
-        "end\n"
-        "return {done, s[1] or '', s[2] or '0', s[3] or '', late, s[4] or '', cs, s[6] or '', s[7] or '',\n"
-        "        s[8] or '', s[9] or ''}\n",
+    .src = CG_STORE_LOAD_LUA "return cg_load(KEYS[1], KEYS[2], KEYS[3], ARGV[1])\n",
 };
+
+/* A load's answer for e (from the load script, or the ingest's preload):
+ * f[i], len[i] the CG_LOAD_FIELDS strings, or f NULL when the load failed.
+ * Commits, acknowledges a duplicate, or defers; e is active. No settle:
+ * the caller does it. */
+static void load_apply(cg_pipeline *p, pl_entry *e, const char *const *f, const size_t *len)
+{
+    if (!f) {
+        entry_failed(p, e);
+        return;
+    }
+    loaded ld = { 0 };
+    ld.done = strtoll(f[0], NULL, 10);
+    int late = strcmp(f[4], "1") == 0;
+    if (e->seq <= ld.done && !late) {         /* committed before: only ack */
+        ack(p, e->id);
+        finish_entry(p, e);
+        return;
+    }
+    if (e->seq > ld.done + 1 && !e->force) {
+        entry_failed(p, e);
+        return;
+    }
+    if (len[1] > 0) ld.dialog = (char *)f[1];
+    ld.blocked = strcmp(f[2], "1") == 0;
+    ld.agent = len[3] > 0;
+    if (len[5] > 0) ld.buttons = f[5];
+    if (len[6] > 0) ld.case_id = f[6];
+    if (len[7] > 0) ld.csat = f[7];
+    if (len[8] > 0) ld.lang = f[8];
+    if (len[9] > 0) ld.unanswered = f[9];
+    if (len[10] > 0) ld.ttl_at = strtoll(f[10], NULL, 10);
+    commit(p, e, &ld);
+}
+
+/* The CG_LOAD_FIELDS strings of a load's reply into f/len; 0, or -1 when
+ * it is not one. */
+static int load_fields(const redisReply *r, const char **f, size_t *len)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != CG_LOAD_FIELDS) return -1;
+    for (size_t i = 0; i < CG_LOAD_FIELDS; i++) {
+        const redisReply *x = r->element[i];
+        if (x->type != REDIS_REPLY_STRING) return -1;
+        f[i] = x->str;
+        len[i] = x->len;
+    }
+    return 0;
+}
 
 static void load_reply(cg_store *s, redisReply *r, void *ud)
 {
@@ -1154,36 +1189,68 @@ static void load_reply(cg_store *s, redisReply *r, void *ud)
         maybe_finish(p);
         return;
     }
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 11) {
-        entry_failed(p, e);
-        settle(p);
-        return;
-    }
-    loaded ld = { 0 };
-    ld.done = strtoll(r->element[0]->str ? r->element[0]->str : "0", NULL, 10);
-    int late = strcmp(r->element[4]->str, "1") == 0;
-    if (e->seq <= ld.done && !late) {         /* committed before: only ack */
-        ack(p, e->id);
-        finish_entry(p, e);
-        settle(p);
-        return;
-    }
-    if (e->seq > ld.done + 1 && !e->force) {
-        entry_failed(p, e);
-        settle(p);
-        return;
-    }
-    if (r->element[1]->len > 0) ld.dialog = r->element[1]->str;
-    ld.blocked = r->element[2]->str && strcmp(r->element[2]->str, "1") == 0;
-    ld.agent = r->element[3]->len > 0;
-    if (r->element[5]->len > 0) ld.buttons = r->element[5]->str;
-    if (r->element[6]->len > 0) ld.case_id = r->element[6]->str;
-    if (r->element[7]->len > 0) ld.csat = r->element[7]->str;
-    if (r->element[8]->len > 0) ld.lang = r->element[8]->str;
-    if (r->element[9]->len > 0) ld.unanswered = r->element[9]->str;
-    if (r->element[10]->str) ld.ttl_at = strtoll(r->element[10]->str, NULL, 10);
-    commit(p, e, &ld);
+    const char *f[CG_LOAD_FIELDS];
+    size_t len[CG_LOAD_FIELDS];
+    load_apply(p, e, load_fields(r, f, len) == 0 ? f : NULL, len);
     settle(p);
+}
+
+/*
+ * The preload: an entry the ingest took for us comes with its
+ * conversation's load, read in the same atomic step as the entry
+ * (CG_STORE_LOAD_LUA in the ingest script), so it can skip the load's round
+ * trip. It is as good as a load of that moment; the commit's compare-and-set
+ * on cg:seq decides as for any load, and a session field changed meanwhile
+ * by an agent or the outbox is the same race as between a load and its
+ * commit. It is used only when the entry starts right away (PRELOAD_MAX_MS
+ * after the read) and the load was made for it (done = its seq - 1: not a
+ * later entry of a burst, read with its predecessors); otherwise the entry
+ * loads as usual. Kept as one block: the CG_LOAD_FIELDS
+ * strings, NUL-terminated, in order.
+ */
+#define PRELOAD_MAX_MS 20
+
+static char *preload_keep(const redisReply *r)
+{
+    const char *f[CG_LOAD_FIELDS];
+    size_t len[CG_LOAD_FIELDS], total = 0;
+    if (load_fields(r, f, len) != 0) return NULL;
+    for (size_t i = 0; i < CG_LOAD_FIELDS; i++) total += len[i] + 1;
+    char *b = malloc(total), *o = b;
+    if (!b) return NULL;
+    for (size_t i = 0; i < CG_LOAD_FIELDS; i++) {
+        memcpy(o, f[i], len[i]);
+        o[len[i]] = '\0';
+        o += len[i] + 1;
+    }
+    return b;
+}
+
+/* Uses e's preload when it is fresh: 1 (applied), else 0; frees it. */
+static int preload_use(cg_pipeline *p, pl_entry *e)
+{
+    char *b = e->pre;
+    e->pre = NULL;
+    if (!b) return 0;
+    /* fresh, and made for this entry: its predecessor was committed then
+     * (a later entry of a burst, read with it, loads again once its turn
+     * comes) */
+    int fresh = uv_now(p->gw->loop) - e->pre_at <= PRELOAD_MAX_MS && strtoll(b, NULL, 10) == e->seq - 1;
+    if (fresh) {
+        const char *f[CG_LOAD_FIELDS];
+        size_t len[CG_LOAD_FIELDS];
+        const char *o = b;
+        for (size_t i = 0; i < CG_LOAD_FIELDS; i++) {
+            f[i] = o;
+            len[i] = strlen(o);
+            o += len[i] + 1;
+        }
+        p->preloaded++;
+        cg_metrics_inc(CG_M_PRELOADED, e->msg.channel);
+        load_apply(p, e, f, len);       /* commit copies what it keeps */
+    }
+    free(b);
+    return fresh;
 }
 
 /* Starts the load of e (it becomes active); hostile or deleted entries are
@@ -1209,6 +1276,7 @@ static void process(cg_pipeline *p, pl_entry *e)
     cg_store_fmt_ll(seq, e->seq);
     const char *av[] = { k1, k2, k3, seq };
     p->active[p->nactive++] = e;
+    if (preload_use(p, e)) return;
     if (cg_store_eval(p->store, &load_script, 3, 4, av, NULL, load_reply, e) != 0) {
         entry_failed(p, e);
         return;
@@ -1218,9 +1286,12 @@ static void process(cg_pipeline *p, pl_entry *e)
 
 /* ---- reading and claiming ---------------------------------------------- */
 
-static void add_entries(cg_pipeline *p, const redisReply *arr)
+/* loads: the ingest's preloads for arr's entries, in order, or NULL. */
+static void add_entries(cg_pipeline *p, const redisReply *arr, const redisReply *loads)
 {
     if (!arr || arr->type != REDIS_REPLY_ARRAY) return;
+    if (loads && (loads->type != REDIS_REPLY_ARRAY || loads->elements != arr->elements)) loads = NULL;
+    uint64_t now = uv_now(p->gw->loop);
     for (size_t i = 0; i < arr->elements; i++) {
         const redisReply *e = arr->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements < 1 ||
@@ -1228,16 +1299,19 @@ static void add_entries(cg_pipeline *p, const redisReply *arr)
             continue;
         if (held(p, e->element[0]->str)) continue;
         pl_entry *x = entry_parse(e);
-        if (x) list_push(&p->queue, x);
+        if (!x) continue;
+        if (loads && x->seq > 0 && (x->pre = preload_keep(loads->element[i]))) x->pre_at = now;
+        list_push(&p->queue, x);
     }
 }
 
-/* An XREADGROUP reply, [[stream, entries], ...] (ours or the ingest's). */
-static void add_streams(cg_pipeline *p, const redisReply *streams)
+/* An XREADGROUP reply, [[stream, entries], ...] (ours, or the ingest's with
+ * its preloads for the first stream's entries). */
+static void add_streams(cg_pipeline *p, const redisReply *streams, const redisReply *loads)
 {
     for (size_t i = 0; streams && streams->type == REDIS_REPLY_ARRAY && i < streams->elements; i++) {
         const redisReply *st = streams->element[i];
-        if (st->type == REDIS_REPLY_ARRAY && st->elements == 2) add_entries(p, st->element[1]);
+        if (st->type == REDIS_REPLY_ARRAY && st->elements == 2) add_entries(p, st->element[1], i == 0 ? loads : NULL);
     }
 }
 
@@ -1250,7 +1324,7 @@ static void read_reply(cg_store *s, redisReply *r, void *ud)
     if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOGROUP", 7) == 0) {
         cg_store_ensure_group(s, CG_K_INBOX, CG_G_PIPELINE);
     } else {
-        add_streams(p, r);
+        add_streams(p, r, NULL);
     }
     uint64_t now = uv_now(p->gw->loop);
     if (p->queue.n > before) {
@@ -1285,7 +1359,7 @@ static void claim_reply(cg_store *s, redisReply *r, void *ud)
         r->element[0]->type == REDIS_REPLY_STRING && r->element[0]->len < sizeof p->claim_cursor) {
         memcpy(p->claim_cursor, r->element[0]->str, r->element[0]->len + 1);
         size_t before = p->queue.n;
-        add_entries(p, r->element[1]);
+        add_entries(p, r->element[1], NULL);
         if (p->queue.n > before) {
             char n[24];
             snprintf(n, sizeof n, "%zu", p->queue.n - before);
@@ -1500,12 +1574,14 @@ static unsigned take_reserve(void *ud)
     return (unsigned)n;
 }
 
-static void take_entries(void *ud, const redisReply *streams, unsigned reserved)
+unsigned long cg_pipeline_preloaded(const cg_pipeline *p) { return p ? p->preloaded : 0; }
+
+static void take_entries(void *ud, const redisReply *streams, const redisReply *loads, unsigned reserved)
 {
     cg_pipeline *p = ud;
     p->reserved = p->reserved > reserved ? p->reserved - reserved : 0;
     if (!streams || streams->type != REDIS_REPLY_ARRAY) return;
-    add_streams(p, streams);
+    add_streams(p, streams, loads);
     pump(p);
 }
 

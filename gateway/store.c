@@ -1275,9 +1275,13 @@ void cg_store_close(cg_store *s, void (*done)(void *ud), void *ud)
  * among the bot's replies). Returns {appended, limited, read} where read is
  * XREADGROUP's reply (when something was appended and ARGV[9] > 0) or nil.
  */
+#define STORE_STR_(x) #x
+#define STORE_STR(x) STORE_STR_(x)
+
 static cg_store_script ingest_script = {
     .name = "ingest",
     .src =
+        CG_STORE_LOAD_LUA
         "local p, added, limited = 10, 0, 0\n"
         "local limit, now = tonumber(ARGV[3]), ARGV[6]\n"
         "for i = 0, (#KEYS - 2) / 4 - 1 do\n"
@@ -1329,12 +1333,36 @@ static cg_store_script ingest_script = {
         "end\n"
         /* new entries for this instance's pipeline (cg_store_taker); a
          * missing group (NOGROUP) only skips the read */
-        "local taken = false\n"
+        "local taken, loads = false, false\n"
         "if added > 0 and tonumber(ARGV[9]) > 0 then\n"
         "  taken = redis.pcall('XREADGROUP', 'GROUP', ARGV[7], ARGV[8], 'COUNT', ARGV[9], 'STREAMS', KEYS[1], '>')\n"
         "  if type(taken) ~= 'table' or taken.err then taken = false end\n"
         "end\n"
-        "return {added, limited, taken}\n",
+        /* the pipeline's load for each entry taken (cg_load), keys as
+         * cg_store_key makes them */
+        "if taken and taken[1] then\n"
+        "  loads = {}\n"
+        "  for _, en in ipairs(taken[1][2]) do\n"
+        "    local f, ch, us, sq = en[2], nil, nil, nil\n"
+        "    if type(f) == 'table' then\n"
+        "      for j = 1, #f - 1, 2 do\n"
+        "        local n = f[j]\n"
+        "        if n == 'channel' then ch = f[j + 1] elseif n == 'user' then us = f[j + 1]\n"
+        "        elseif n == 'seq' then sq = f[j + 1] end\n"
+        "      end\n"
+        "    end\n"
+        /* names that fit the pipeline's buffers only: it must load the
+         * same keys it will commit to */
+        "    if ch and us and sq and tonumber(sq) and #ch < " STORE_STR(CG_CHANNEL_MAX) " and #us < "
+        STORE_STR(CG_USER_MAX) " then\n"
+        "      local t = '{' .. ch .. ':' .. us .. '}'\n"
+        "      loads[#loads + 1] = cg_load('cg:seq:' .. t, 'cg:sess:' .. t, 'cg:gap:' .. t, sq)\n"
+        "    else\n"
+        "      loads[#loads + 1] = {}\n"
+        "    end\n"
+        "  end\n"
+        "end\n"
+        "return {added, limited, taken, loads}\n",
 };
 
 static const char *const kind_names[] = {
@@ -1387,12 +1415,13 @@ static void ingest_reply(cg_store *s, redisReply *r, void *ud)
 {
     ingest_req *q = ud;
     cg_err e = CG_OK;
-    const redisReply *taken = NULL;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->elements > 3 ||
+    const redisReply *taken = NULL, *loads = NULL;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->elements > 4 ||
         r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER) {
         e = CG_E_UNAVAILABLE;
     } else {
-        if (r->elements == 3 && r->element[2]->type == REDIS_REPLY_ARRAY) taken = r->element[2];
+        if (r->elements >= 3 && r->element[2]->type == REDIS_REPLY_ARRAY) taken = r->element[2];
+        if (taken && r->elements == 4 && r->element[3]->type == REDIS_REPLY_ARRAY) loads = r->element[3];
         long long added = r->element[0]->integer, limited = r->element[1]->integer;
         for (long long i = added + limited; i < (long long)q->n; i++)
             cg_metrics_inc(CG_M_DUPLICATE, q->channel);
@@ -1400,11 +1429,13 @@ static void ingest_reply(cg_store *s, redisReply *r, void *ud)
         if (limited > 0)
             cg_log(CG_LOG_INFO, "citizen_rate_limited", "channel", q->channel, "user", cg_log_user(q->user), NULL);
     }
-    /* the entries first (a reservation is always given back), then the
-     * webhook's answer, then the wake for whatever the read left */
-    if (q->taker_ud && s->taker.take && s->taker.ud == q->taker_ud)
-        s->taker.take(s->taker.ud, taken, q->reserved);
+    /* the webhook's answer first (written at once: the platform's wait
+     * does not include the dialog turns the entries start), then the
+     * entries (a reservation is always given back), then the wake for
+     * whatever the read left */
     q->cb(e, q->ud);
+    if (q->taker_ud && s->taker.take && s->taker.ud == q->taker_ud)
+        s->taker.take(s->taker.ud, taken, loads, q->reserved);
     /* the pipeline reads for itself only when this read may have left new
      * entries behind: it took none, or as many as it had room for */
     size_t ntaken = cg_store_read_count(taken);
@@ -1516,7 +1547,7 @@ void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb
 fail:
     cg_args_free(&a);
     if (q && q->taker_ud && s->taker.take && s->taker.ud == q->taker_ud)
-        s->taker.take(s->taker.ud, NULL, q->reserved);
+        s->taker.take(s->taker.ud, NULL, NULL, q->reserved);
     free(q);
     cb(fail, ud);
 }

@@ -181,15 +181,46 @@ void cg_store_set_wake(cg_store *s, void (*fn)(void *ud), void *ud);
  * (XREADGROUP ... >, the same as the pipeline's own read: they are pending
  * with this consumer, claimed by another instance if it dies), and take()
  * gets them ([[stream, entries]], or NULL when none or the ingest failed)
- * with the count reserved, which it gives back. A message then reaches the
+ * with the count reserved, which it gives back, after the webhook's answer. A message then reaches the
  * dialog one Redis round trip sooner. reserve() returning 0 (full,
  * stopping) reads nothing. Set NULL functions to stop (an ingest answered
  * later leaves its entries pending, as a crash would). */
 typedef struct cg_store_taker {
     unsigned (*reserve)(void *ud);
-    void (*take)(void *ud, const redisReply *streams, unsigned reserved);
+    /* loads: for each entry of streams[0] in order, what CG_STORE_LOAD_LUA
+     * returned for its conversation in the same atomic step (an empty array
+     * for an entry it could not name), or NULL */
+    void (*take)(void *ud, const redisReply *streams, const redisReply *loads, unsigned reserved);
     void *ud;
 } cg_store_taker;
+
+/* The pipeline's load of a conversation before its dialog turn, as a Lua
+ * function, shared by the pipeline's load script and the ingest's (which
+ * runs it for the entries it takes, so that those skip the load's round
+ * trip: the "preload", pipeline.c). cg_load(cg:seq key, cg:sess key,
+ * cg:gap key, seq) → {done, dialog, blocked, agent, late ("1": seq was
+ * skipped by a gap), buttons (JSON of the last reply's buttons, to name a
+ * pressed one), case (the open hand-off case: "" unless queued or
+ * assigned), csat, lang, unanswered, ttl_at (the commit's TTL stamp, ""
+ * when none)}: CG_LOAD_FIELDS strings. */
+#define CG_LOAD_FIELDS 11
+#define CG_STORE_LOAD_LUA \
+    "local function cg_load(kseq, ksess, kgap, seq)\n" \
+    "  local done = redis.call('HGET', kseq, 'done') or '0'\n" \
+    "  local s = redis.call('HMGET', ksess, 'dialog', 'blocked', 'agent', 'buttons', 'case', 'csat', 'lang',\n" \
+    "                       'unanswered', 'ttl_at')\n" \
+    "  local cs = s[5] or ''\n" \
+    "  if cs ~= '' then\n" \
+    "    local st = redis.call('HGET', 'cg:case:' .. cs, 'status')\n" \
+    "    if st ~= 'queued' and st ~= 'assigned' then cs = '' end\n" \
+    "  end\n" \
+    "  local late = '0'\n" \
+    "  if tonumber(seq) <= tonumber(done) then\n" \
+    "    late = tostring(redis.call('SISMEMBER', kgap, seq))\n" \
+    "  end\n" \
+    "  return {done, s[1] or '', s[2] or '0', s[3] or '', late, s[4] or '', cs, s[6] or '', s[7] or '',\n" \
+    "          s[8] or '', s[9] or ''}\n" \
+    "end\n"
 void cg_store_set_taker(cg_store *s, const cg_store_taker *t);
 /* Entries in an XREADGROUP reply ([[stream, entries], ...]; NULL or nil: 0). */
 size_t cg_store_read_count(const redisReply *streams);
