@@ -3,7 +3,8 @@
 # for pairs of builds taken one right after the other (the VM's noise moves a
 # p99 by milliseconds between runs, so compare builds in alternating pairs).
 # Usage: bench/gateway/openloop.sh BIN RATE [SECONDS]   — loopback only, bounded.
-# Prints: build dir, rate, replies/s, lost, ack p50 p99 p99.9, e2e p50 p99 p99.9 (ms).
+# Prints: build dir, rate, replies/s, lost, ack p50 p99 p99.9, e2e p50 p99 p99.9 (ms),
+# EVALSHA calls per message (warm-up included) and the messages that skipped the load.
 set -u
 bin=$1; rate=$2; secs=${3:-10}
 cd "$(dirname "$0")/../.."
@@ -28,4 +29,8 @@ for _ in $(seq 600); do curl -sf "http://127.0.0.1:$gport/readyz" >/dev/null && 
 n=$(python3 -c "print(int($rate * $secs))")
 build/loadgen --gateway "127.0.0.1:$gport" --api-port "$aport" --messages "$n" --rate "$rate" --chats 2000 \
   --warmup 2 --duration $((secs + 20)) --drain 10 |
-  python3 -c "import json,sys; d=json.load(sys.stdin); a=d['ack_ms']; e=d['e2e_ms']; print('$(dirname "$(dirname "$bin")")', 'rate', d['rate'], 'rps', d['replies_per_second'], 'lost', d['lost'], 'ack', a['p50'], a['p99'], a['p999'], 'e2e', e['p50'], e['p99'], e['p999'])"
+  python3 -c "import json,sys; d=json.load(sys.stdin); a=d['ack_ms']; e=d['e2e_ms']; print('$(dirname "$(dirname "$bin")")', 'rate', d['rate'], 'rps', d['replies_per_second'], 'lost', d['lost'], 'ack', a['p50'], a['p99'], a['p999'], 'e2e', e['p50'], e['p99'], e['p999'], end=' ')"
+# Redis script calls per reply, and how many messages skipped the load (the preload)
+redis-cli -p "$rport" info commandstats | tr -d '\r' | awk -F'[=,:]' -v n="$n" \
+  '/^cmdstat_evalsha:/ { printf "evalsha/msg %.2f ", $3 / n }'
+curl -s "http://127.0.0.1:$gport/metrics" | awk '/^civicgate_pipeline_preloaded_total/ { s += $2 } END { printf "preloaded %d\n", s }'
