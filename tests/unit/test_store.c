@@ -762,6 +762,20 @@ static void stopped(void *ud) { (*(int *)ud)++; }
 static int two(void *ud) { return *(int *)ud >= 2; }
 static int wait_n(int *n, int want) { (void)want; return run_until(two, n, 3000); }
 
+/* Stops the pipeline, closes the store, drops the intents (the pipeline
+ * tests' last step). */
+static void pipeline_down(void)
+{
+    int n = 0;
+    cg_pipeline_stop(gw.pipeline, stopped, &n);
+    assert_true(run_until(flag_set, &n, 3000));
+    gw.pipeline = NULL;
+    close_store(gw.store);
+    gw.store = NULL;
+    cg_intents_unref(gw.intents);
+    gw.intents = NULL;
+}
+
 static void test_pipeline(void **state)
 {
     (void)state;
@@ -1084,6 +1098,30 @@ static void add_reply(const char *channel, const char *user, const char *text)
             channel, user, text, s);
 }
 
+/* The outbox on a fresh store, answered by the fake Bot API's scripts sc;
+ * outbox_down() stops both and forgets the scripts. */
+static void outbox_up(script *sc, size_t n)
+{
+    scripts = sc;
+    nscripts = n;
+    gw.store = cg_store_new(&gw);
+    assert_true(run_until(store_ready, gw.store, 3000));
+    gw.outbox = cg_outbox_start(&gw);
+    assert_non_null(gw.outbox);
+}
+
+static void outbox_down(void)
+{
+    int n = 0;
+    cg_outbox_stop(gw.outbox, stopped, &n);
+    assert_true(run_until(flag_set, &n, 3000));
+    gw.outbox = NULL;
+    close_store(gw.store);
+    gw.store = NULL;
+    scripts = NULL;
+    nscripts = 0;
+}
+
 static void test_outbox(void **state)
 {
     (void)state;
@@ -1268,14 +1306,7 @@ static void test_outbox(void **state)
     assert_string_equal(p.user, "wc77");
     assert_non_null(strstr(p.frame, "hello web"));
 
-    int n = 0;
-    cg_outbox_stop(gw.outbox, stopped, &n);
-    assert_true(run_until(flag_set, &n, 3000));
-    gw.outbox = NULL;
-    close_store(gw.store);
-    gw.store = NULL;
-    scripts = NULL;
-    nscripts = 0;
+    outbox_down();
 }
 
 /* The commit's read for the outbox (op "take" in pipeline.c): what it hands
@@ -1288,12 +1319,7 @@ static void test_outbox_takes_from_the_commit(void **state)
     static script sc[] = {
         { .chat = "7101", .status = { 200 }, .body = { "{\"ok\":true,\"result\":{\"message_id\":5}}" }, .n = 1 },
     };
-    scripts = sc;
-    nscripts = 1;
-    gw.store = cg_store_new(&gw);
-    assert_true(run_until(store_ready, gw.store, 3000));
-    gw.outbox = cg_outbox_start(&gw);
-    assert_non_null(gw.outbox);
+    outbox_up(sc, 1);
     run_for(100);   /* its group exists */
 
     /* room is bounded, and given back */
@@ -1326,14 +1352,7 @@ static void test_outbox_takes_from_the_commit(void **state)
     char b[64];
     assert_string_equal(hget(b, sizeof b, "cg:seq:{telegram:7101}", "cur"), "");
 
-    int n = 0;
-    cg_outbox_stop(gw.outbox, stopped, &n);
-    assert_true(run_until(flag_set, &n, 3000));
-    gw.outbox = NULL;
-    close_store(gw.store);
-    gw.store = NULL;
-    scripts = NULL;
-    nscripts = 0;
+    outbox_down();
 }
 
 /* A reply delivered after its conversation was erased (cg:seq gone, as
@@ -1357,12 +1376,7 @@ static void test_outbox_after_erasure(void **state)
         { .chat = "7201", .status = { 200 }, .body = { "{\"ok\":true,\"result\":{\"message_id\":6}}" }, .n = 1 },
         { .chat = "7202", .status = { 200 }, .body = { "{\"ok\":true,\"result\":{\"message_id\":7}}" }, .n = 1 },
     };
-    scripts = sc;
-    nscripts = 2;
-    gw.store = cg_store_new(&gw);
-    assert_true(run_until(store_ready, gw.store, 3000));
-    gw.outbox = cg_outbox_start(&gw);
-    assert_non_null(gw.outbox);
+    outbox_up(sc, 2);
     run_for(100);
     cmd_int("XADD cg:outbox * seq 1 head 1 channel telegram user 7201 text erased buttons [] "
             "lang en created_at 1 received_at 1");
@@ -1376,14 +1390,7 @@ static void test_outbox_after_erasure(void **state)
     assert_int_equal(cmd_int("EXISTS cg:seq:{telegram:7201}"), 0);
     assert_int_equal(cmd_int("EXISTS cg:seq:{telegram:7202}"), 0);
 
-    int n = 0;
-    cg_outbox_stop(gw.outbox, stopped, &n);
-    assert_true(run_until(flag_set, &n, 3000));
-    gw.outbox = NULL;
-    close_store(gw.store);
-    gw.store = NULL;
-    scripts = NULL;
-    nscripts = 0;
+    outbox_down();
 }
 
 /* AUTH and SELECT from the URL: a password-protected Redis, database 3. */
@@ -1728,14 +1735,7 @@ static void test_pipeline_concurrent(void **state)
         freeReplyObject(r);
     }
 
-    int n = 0;
-    cg_pipeline_stop(gw.pipeline, stopped, &n);
-    assert_true(run_until(flag_set, &n, 3000));
-    gw.pipeline = NULL;
-    close_store(gw.store);
-    gw.store = NULL;
-    cg_intents_unref(gw.intents);
-    gw.intents = NULL;
+    pipeline_down();
 }
 
 /* ---- TTLs refreshed once per slack ---------------------------------------- */
@@ -1909,14 +1909,7 @@ static void test_pipeline_ttl(void **state)
     assert_true(ttl_of(sess) > 30 && ttl_of(seq) > 30 && ttl_of(conv) > 60);
     assert_true(stamp_of(sess) > 0);
 
-    int n = 0;
-    cg_pipeline_stop(gw.pipeline, stopped, &n);
-    assert_true(run_until(flag_set, &n, 3000));
-    gw.pipeline = NULL;
-    close_store(gw.store);
-    gw.store = NULL;
-    cg_intents_unref(gw.intents);
-    gw.intents = NULL;
+    pipeline_down();
     cfg.session_ttl_s = saved_sess;
     cfg.transcript_ttl_s = saved_conv;
     cfg.citizen_per_minute = saved_rate;
@@ -1971,14 +1964,7 @@ static void test_pipeline_flow(void **state)
                            reference));
     freeReplyObject(r);
 
-    int n = 0;
-    cg_pipeline_stop(gw.pipeline, stopped, &n);
-    assert_true(run_until(flag_set, &n, 3000));
-    gw.pipeline = NULL;
-    close_store(gw.store);
-    gw.store = NULL;
-    cg_intents_unref(gw.intents);
-    gw.intents = NULL;
+    pipeline_down();
 }
 
 /* INFO commandstats: calls of one command since the last CONFIG RESETSTAT
@@ -2092,14 +2078,7 @@ static void test_analytics_counters(void **state)
     snprintf(q, sizeof q, "HGET %s unmatched_dropped", key);
     assert_int_equal(cmd_int(q), 1);
 
-    int n = 0;
-    cg_pipeline_stop(gw.pipeline, stopped, &n);
-    assert_true(run_until(flag_set, &n, 3000));
-    gw.pipeline = NULL;
-    close_store(gw.store);
-    gw.store = NULL;
-    cg_intents_unref(gw.intents);
-    gw.intents = NULL;
+    pipeline_down();
 }
 
 /* Two instances commit the same message (seq 1 of a conversation, pending
