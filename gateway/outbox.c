@@ -397,21 +397,44 @@ static uint64_t rate_take(cg_outbox *o, const ob_entry *e, uint64_t now)
  *          out  9 now (ms)  10 the reply's outbox fields as a JSON array
  * Returns "ok" or "dup" (finished before: acknowledged).
  */
+/* The two finish scripts' shared steps (finish_script: one reply, any
+ * outcome; finish_ok_script: the delivered replies of a loop iteration):
+ *   fin_check(cg:seq, cg:ogap, seq) → st ({sent, cur, out}), sent, late (a
+ *     seq a forced send skipped), dup (finished before)
+ *   fin_advance(cg:seq, cg:ogap, seq, st, sent, late, TTL): sent = seq (the
+ *     seqs jumped over into cg:ogap), retry state cleared; a late one only
+ *     leaves cg:ogap. No "out" in cg:seq (every writer of a reply counts it
+ *     there, with a TTL on the key): the conversation was erased, and cg:seq
+ *     is not written again (an HSET would remake the key, the citizen's id
+ *     in its name, without a TTL). */
+#define FIN_LUA \
+    "local function fin_check(kseq, kgap, sq)\n" \
+    "  local st = redis.call('HMGET', kseq, 'sent', 'cur', 'out')\n" \
+    "  local sent = tonumber(st[1] or '0')\n" \
+    "  if tonumber(sq) > sent then return st, sent, false, false end\n" \
+    "  if redis.call('SISMEMBER', kgap, sq) == 1 then return st, sent, true, false end\n" \
+    "  return st, sent, false, true\n" \
+    "end\n" \
+    "local function fin_advance(kseq, kgap, sq, st, sent, late, ttl)\n" \
+    "  local seq = tonumber(sq)\n" \
+    "  if late then redis.call('SREM', kgap, sq); return end\n" \
+    "  if not st[3] then return end\n" \
+    "  if seq > sent + 1 then\n" \
+    "    for g = sent + 1, math.min(seq - 1, sent + 1000) do redis.call('SADD', kgap, g) end\n" \
+    "    redis.call('EXPIRE', kgap, ttl)\n" \
+    "  end\n" \
+    "  redis.call('HSET', kseq, 'sent', sq)\n" \
+    /* retry state is written with "cur" (retry, part): none, nothing to clear */ \
+    "  if st[2] then redis.call('HDEL', kseq, 'cur', 'try', 'due', 'part') end\n" \
+    "end\n"
+
 static cg_store_script finish_script = {
     .name = "outbox_finish",
     .src =
-        "local st = redis.call('HMGET', KEYS[1], 'sent', 'cur', 'out')\n"
-        "local sent = tonumber(st[1] or '0')\n"
-        "local seq, oc, late = tonumber(ARGV[3]), ARGV[4], false\n"
-        "if seq <= sent then\n"
-        "  if redis.call('SISMEMBER', KEYS[5], ARGV[3]) == 1 then late = true\n"
-        "  else redis.call('XACK', KEYS[3], ARGV[1], ARGV[2]); return 'dup' end\n"
-        "end\n"
-        /* no "out" (every writer of a reply counts it there, with a TTL on
-         * the key): the conversation was erased; cg:seq is not written again
-         * (an HSET would remake the key, the citizen's id in its name,
-         * without a TTL) */
-        "local live = st[3] and true or false\n"
+        FIN_LUA
+        "local st, sent, late, dup = fin_check(KEYS[1], KEYS[5], ARGV[3])\n"
+        "if dup then redis.call('XACK', KEYS[3], ARGV[1], ARGV[2]); return 'dup' end\n"
+        "local oc, live = ARGV[4], st[3] and true or false\n"
         "if oc == 'retry' then\n"
         "  if not late and live then\n"
         "    redis.call('HSET', KEYS[1], 'cur', ARGV[3], 'try', ARGV[6], 'due', ARGV[7], 'part', ARGV[8])\n"
@@ -451,16 +474,7 @@ static cg_store_script finish_script = {
         "elseif oc == 'ok' and ARGV[6] ~= '' then\n"
         "  redis.call('PUBLISH', ARGV[6], ARGV[7])\n"
         "end\n"
-        "if late then redis.call('SREM', KEYS[5], ARGV[3])\n"
-        "elseif live then\n"
-        "  if seq > sent + 1 then\n"
-        "    for g = sent + 1, math.min(seq - 1, sent + 1000) do redis.call('SADD', KEYS[5], g) end\n"
-        "    redis.call('EXPIRE', KEYS[5], ARGV[5])\n"
-        "  end\n"
-        "  redis.call('HSET', KEYS[1], 'sent', seq)\n"
-        /* retry state is written with "cur" (retry, part): none, nothing to clear */
-        "  if st[2] then redis.call('HDEL', KEYS[1], 'cur', 'try', 'due', 'part') end\n"
-        "end\n"
+        "fin_advance(KEYS[1], KEYS[5], ARGV[3], st, sent, late, ARGV[5])\n"
         "redis.call('XACK', KEYS[3], ARGV[1], ARGV[2])\n"
         "return 'ok'\n",
 };
@@ -577,28 +591,16 @@ static void finish_dead(ob_entry *e, const char *kind, const char *reason)
 static cg_store_script finish_ok_script = {
     .name = "outbox_finish_ok",
     .src =
+        FIN_LUA
         "local out, ids = {}, {}\n"
         "for i = 3, #ARGV, 6 do\n"
-        "  local k1, k5, sq = ARGV[i], ARGV[i + 1], ARGV[i + 3]\n"
-        "  local st = redis.call('HMGET', k1, 'sent', 'cur', 'out')\n"
-        "  local sent, seq, late, res = tonumber(st[1] or '0'), tonumber(sq), false, 'ok'\n"
-        "  if seq <= sent then\n"
-        "    if redis.call('SISMEMBER', k5, sq) == 1 then late = true else res = 'dup' end\n"
-        "  end\n"
-        "  if res == 'ok' then\n"
+        "  local st, sent, late, dup = fin_check(ARGV[i], ARGV[i + 1], ARGV[i + 3])\n"
+        "  if not dup then\n"
         "    if ARGV[i + 4] ~= '' then redis.call('PUBLISH', ARGV[i + 4], ARGV[i + 5]) end\n"
-        "    if late then redis.call('SREM', k5, sq)\n"
-        "    elseif st[3] then\n"     /* no "out": erased; writing would remake it without a TTL */
-        "      if seq > sent + 1 then\n"
-        "        for g = sent + 1, math.min(seq - 1, sent + 1000) do redis.call('SADD', k5, g) end\n"
-        "        redis.call('EXPIRE', k5, ARGV[2])\n"
-        "      end\n"
-        "      redis.call('HSET', k1, 'sent', sq)\n"
-        "      if st[2] then redis.call('HDEL', k1, 'cur', 'try', 'due', 'part') end\n"
-        "    end\n"
+        "    fin_advance(ARGV[i], ARGV[i + 1], ARGV[i + 3], st, sent, late, ARGV[2])\n"
         "  end\n"
         "  ids[#ids + 1] = ARGV[i + 2]\n"
-        "  out[#out + 1] = res\n"
+        "  out[#out + 1] = dup and 'dup' or 'ok'\n"
         "end\n"
         "if #ids > 0 then redis.call('XACK', KEYS[1], ARGV[1], unpack(ids)) end\n"
         "return out\n",
