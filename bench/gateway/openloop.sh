@@ -3,6 +3,8 @@
 # for pairs of builds taken one right after the other (the VM's noise moves a
 # p99 by milliseconds between runs, so compare builds in alternating pairs).
 # Usage: bench/gateway/openloop.sh BIN RATE [SECONDS]   — loopback only, bounded.
+#        WARMUP=s (default 2), LG_OPTS="--trace FILE" (more loadgen options),
+#        KEEP_LOG=file (a copy of redis.log: when AOF rewrites ran).
 # Prints: build dir, rate, replies/s, lost, ack p50 p99 p99.9, e2e p50 p99 p99.9 (ms),
 # EVALSHA calls per message (warm-up included) and the messages that skipped the load.
 set -u
@@ -23,12 +25,12 @@ cat >"$work/cfg.json" <<JSON
    "api_base": "http://127.0.0.1:$aport", "max_per_second": 0, "max_per_chat_per_second": 0}}}
 JSON
 "$bin" serve --config "$work/cfg.json" 2>"$work/gw.log" & gw=$!
-cleanup() { kill "$gw" 2>/dev/null; wait "$gw" 2>/dev/null; redis-cli -p "$rport" shutdown nosave >/dev/null 2>&1; rm -rf "$work"; }
+cleanup() { kill "$gw" 2>/dev/null; wait "$gw" 2>/dev/null; redis-cli -p "$rport" shutdown nosave >/dev/null 2>&1; [ -z "${KEEP_LOG:-}" ] || cp "$work/redis.log" "$KEEP_LOG"; rm -rf "$work"; }
 trap cleanup EXIT
 for _ in $(seq 600); do curl -sf "http://127.0.0.1:$gport/readyz" >/dev/null && break; sleep 0.1; done
 n=$(python3 -c "print(int($rate * $secs))")
 build/loadgen --gateway "127.0.0.1:$gport" --api-port "$aport" --messages "$n" --rate "$rate" --chats 2000 \
-  --warmup 2 --duration $((secs + 20)) --drain 10 |
+  --warmup ${WARMUP:-2} --duration $((secs + 20)) --drain 10 ${LG_OPTS:-} |
   python3 -c "import json,sys; d=json.load(sys.stdin); a=d['ack_ms']; e=d['e2e_ms']; print('$(dirname "$(dirname "$bin")")', 'rate', d['rate'], 'rps', d['replies_per_second'], 'lost', d['lost'], 'ack', a['p50'], a['p99'], a['p999'], 'e2e', e['p50'], e['p99'], e['p999'], end=' ')"
 # Redis script calls per reply, and how many messages skipped the load (the preload)
 redis-cli -p "$rport" info commandstats | tr -d '\r' | awk -F'[=,:]' -v n="$n" \
