@@ -6,17 +6,19 @@
  * (cg:an:day, cg:an:conv) are summed per process in a cg_analytics_batch:
  * the pipeline adds a message once its commit script answered "ok" (so a
  * re-delivered message, answered "dup", or a failed commit is never
- * counted), and a uv_check writes the batch after the loop's poll phase:
- * one script call (batch_script) per iteration for every commit answered in
- * it, which hiredis sends in the next iteration's flush. Under load that
- * sums about ten messages into one HINCRBY per counter and one PFADD, where
- * each message cost 3-5 commands inside the commit script (each converted
- * Lua <-> Redis and appended to the AOF with its arguments). The batch has
- * fixed tables (CG_AN_BATCH_*); a message that does not fit sends it early.
+ * counted), and a timer writes the batch CG_AN_BATCH_MS after its first
+ * message: one script call (batch_script) for every commit answered in that
+ * time, or sooner when the batch is full (CG_AN_BATCH_*: a message that
+ * does not fit sends it at once). Each message cost 3-5 commands inside the
+ * commit script (each converted Lua <-> Redis and appended to the AOF with
+ * its arguments); a batch per loop iteration still cost a script call per
+ * message at 2 000 messages/s, where iterations hold one message or two;
+ * per 100 ms the batch sums until it holds CG_AN_BATCH_CIDS conversations.
  * What it costs: the counts are at-most-once. A crash loses those summed and
- * not yet written (at most one iteration's), a failed or refused batch is
- * logged and dropped, never retried; the pipeline's graceful stop flushes
- * before the store closes.
+ * not yet written (at most CG_AN_BATCH_MS' worth), a failed or refused batch
+ * is logged and dropped, never retried; the pipeline's graceful stop
+ * flushes before the store closes; and the figures the admin API reads lag
+ * the commits by up to CG_AN_BATCH_MS.
  * The unmatched question stays in the commit (operation "an" from
  * cg_analytics_op_make(), in the same round trip as the rest of the turn,
  * guarded by the same seq compare-and-set): fallbacks, ambiguity questions
@@ -303,7 +305,7 @@ typedef struct an_pair {
  * count, never the batch, so the batch may be freed with a flush in
  * flight. */
 struct cg_analytics_batch {
-    uv_check_t check;                    /* active while anything is summed */
+    uv_timer_t timer;                    /* runs while anything is summed */
     cg_store *store;                     /* borrowed */
     const cg_config *cfg;                /* borrowed */
     an_pair pair[CG_AN_BATCH_KEYS];
@@ -352,7 +354,7 @@ static int pair_has_cid(const an_pair *p, const char *cid)
     return 0;
 }
 
-static void batch_check(uv_check_t *h)
+static void batch_due(uv_timer_t *h)
 {
     cg_analytics_batch_flush(h->data);
 }
@@ -363,8 +365,8 @@ cg_analytics_batch *cg_analytics_batch_new(uv_loop_t *loop, cg_store *store, con
     if (!b) return NULL;
     b->store = store;
     b->cfg = cfg;
-    uv_check_init(loop, &b->check);
-    b->check.data = b;
+    uv_timer_init(loop, &b->timer);
+    b->timer.data = b;
     return b;
 }
 
@@ -408,7 +410,7 @@ int cg_analytics_batch_add(cg_analytics_batch *b, const cg_analytics_turn *t)
         f->n += inc[i];
     }
     if (!pair_has_cid(p, cid)) memcpy(p->cid[p->ncid++], cid, sizeof cid);
-    if (b->messages++ == 0) uv_check_start(&b->check, batch_check);
+    if (b->messages++ == 0) uv_timer_start(&b->timer, batch_due, CG_AN_BATCH_MS, 0);
     return 0;
 }
 
@@ -461,7 +463,7 @@ static cg_store_script batch_script = {
 size_t cg_analytics_batch_flush(cg_analytics_batch *b)
 {
     if (!b) return 0;
-    uv_check_stop(&b->check);
+    uv_timer_stop(&b->timer);
     size_t messages = b->messages;
     if (!messages) return 0;
     cg_args a = { .n = 0 };
@@ -506,8 +508,8 @@ void cg_analytics_batch_free(cg_analytics_batch *b)
 {
     if (!b) return;
     if (b->messages) batch_lost(b->messages, "dropped unsent");
-    uv_check_stop(&b->check);
-    uv_close((uv_handle_t *)&b->check, batch_closed);
+    uv_timer_stop(&b->timer);
+    uv_close((uv_handle_t *)&b->timer, batch_closed);
 }
 
 static void case_written(cg_store *s, redisReply *r, void *ud)

@@ -24,15 +24,15 @@
  * wait_ms_sum, w:<le seconds>|w:inf (the wait histogram).
  *
  * Write path. The day's counters and conversations (cg:an:day, cg:an:conv)
- * are summed in process and written in one script call per event-loop
- * iteration (cg_analytics_batch, below): the pipeline adds a message once
- * its commit script answered "ok", so a re-delivered message ("dup") or a
- * failed commit is never counted. Only the unmatched question stays in the
- * commit (operation "an", CG_ANALYTICS_COMMIT_LUA), in the same round trip
- * as the rest of the turn. A crash loses the counts summed but not yet
- * written (at most one loop iteration's: the batch goes out in the next
- * iteration), and so does a Redis failure (logged): the figures are
- * at-most-once, unlike the messages.
+ * are summed in process and written in one script call CG_AN_BATCH_MS after
+ * the first message summed, or as soon as the batch is full
+ * (cg_analytics_batch, below): the pipeline adds a message once its commit
+ * script answered "ok", so a re-delivered message ("dup") or a failed commit
+ * is never counted. Only the unmatched question stays in the commit
+ * (operation "an", CG_ANALYTICS_COMMIT_LUA), in the same round trip as the
+ * rest of the turn. A crash loses the counts summed but not yet written (at
+ * most CG_AN_BATCH_MS' worth), and so does a Redis failure (logged): the
+ * figures are at-most-once, unlike the messages.
  *
  * API in call order: the pipeline fills a cg_analytics_turn per committed
  * message; cg_analytics_op_make() turns its unmatched question, if any, into
@@ -157,6 +157,7 @@ void cg_analytics_record_case(cg_gateway *gw, const char *channel, long long wai
  * conversations (cids) per pair. A message that does not fit sends the
  * batch at once (an early flush) and starts the next one: the memory is
  * fixed (about 32 KiB), whatever the load. */
+#define CG_AN_BATCH_MS      100     /* a batch is written this long after its first message */
 #define CG_AN_BATCH_KEYS    8
 #define CG_AN_BATCH_FIELDS  48
 #define CG_AN_BATCH_CIDS    64

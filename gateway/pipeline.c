@@ -36,8 +36,9 @@
  * (at-least-once); after the commit it is a duplicate and only acknowledged.
  * The daily analytics counters are not part of the commit: commit_reply
  * adds a message's to the analytics batch (p->an, analytics.h) when the
- * commit answered "ok", and the batch is written once per loop iteration,
- * so they are at-most-once (a crash loses at most one iteration's counts);
+ * commit answered "ok", and the batch is written 100 ms after its first
+ * message (CG_AN_BATCH_MS), so they are at-most-once (a crash loses at most
+ * that long's counts);
  * stopping flushes it before calling done, i.e. before serve.c closes the
  * store.
  *

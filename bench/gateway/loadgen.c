@@ -30,7 +30,7 @@
  * --trace FILE: one line per acknowledged webhook, "<due ms> ack <latency
  * ms> <ms since written>" (the two differ by how late it left), and per
  * reply, "<due ms> e2e <latency ms>" (times from the start), to see when the
- * slow ones happen (timers, fsync, GC...).
+ * slow ones happen (timers, fsync, GC...); the warm-up is left out.
  * --watch PID,PID,...: processes whose CPU time (utime + stime from
  * /proc/PID/stat) over the measured part and peak RSS (VmHWM) are reported,
  * in the order given, with the load generator's own CPU time.
@@ -257,7 +257,7 @@ static void record_reply(const char *body, long blen)
     t_last_reply = t;
     if (c->replies < c->nsent) {
         sample(&e2e_lat, t - c->sent[c->replies]);
-        if (trace) fprintf(trace, "%.3f e2e %.3f\n", c->sent[c->replies] - t_start, t - c->sent[c->replies]);
+        if (trace && !warming) fprintf(trace, "%.3f e2e %.3f\n", c->sent[c->replies] - t_start, t - c->sent[c->replies]);
     }
     c->replies++;
 }
@@ -380,7 +380,7 @@ static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         if (status == 200) {
             acked_total++;
             sample(&ack_lat, t - c->t_sched);
-            if (trace) fprintf(trace, "%.3f ack %.3f %.3f\n", c->t_sched - t_start, t - c->t_sched, t - c->t_sent);
+            if (trace && !warming) fprintf(trace, "%.3f ack %.3f %.3f\n", c->t_sched - t_start, t - c->t_sched, t - c->t_sent);
             chats[c->chat].acked++;
         } else rejected_total++;
         memmove(c->buf, c->buf + m, c->len - (size_t)m);
