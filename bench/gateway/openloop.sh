@@ -4,7 +4,8 @@
 # p99 by milliseconds between runs, so compare builds in alternating pairs).
 # Usage: bench/gateway/openloop.sh BIN RATE [SECONDS]   — loopback only, bounded.
 #        WARMUP=s (default 2), LG_OPTS="--trace FILE" (more loadgen options),
-#        KEEP_LOG=file (a copy of redis.log: when AOF rewrites ran).
+#        KEEP_LOG=file (a copy of redis.log: when AOF rewrites ran), KEEP_GWLOG=file,
+#        GW_LOG=level, REDIS_OPTS="--more redis-server options" (diagnostics).
 # Prints: build dir, rate, replies/s, lost, ack p50 p99 p99.9, e2e p50 p99 p99.9 (ms),
 # CPU µs per reply of the gateway, Redis and the load generator (the measured part),
 # EVALSHA calls per message (warm-up included) and the messages that skipped the load.
@@ -17,7 +18,7 @@ work=$(mktemp -d)
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 rport=$(free_port); gport=$(free_port); aport=$(free_port)
 redis-server --bind 127.0.0.1 --port "$rport" --dir "$work" --appendonly yes --appendfsync everysec \
-  --save '' --daemonize yes --logfile "$work/redis.log"
+  --save '' --daemonize yes --logfile "$work/redis.log" ${REDIS_OPTS:-}
 for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
 cat >"$work/cfg.json" <<JSON
 {"listen": {"address": "127.0.0.1", "port": $gport}, "redis": {"url": "redis://127.0.0.1:$rport/0"},
