@@ -618,6 +618,7 @@ typedef struct loaded {
     const char *lang;    /* the session's last reply language, or NULL */
     const char *unanswered; /* last text the bot did not understand, or NULL */
     long long ttl_at;    /* when the commit last refreshed the TTLs (ms), 0: never */
+    const char *name;    /* the citizen's display name as stored, or NULL */
 } loaded;
 
 /* 1..5 when the message answers the satisfaction question ("csat:N" button
@@ -924,13 +925,22 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
                    cg_log_user(m->user), NULL);
         } else {
             char *dj = cg_dialog_state_to_json(&st);
+            /* the session's fields the turn changed (the load read them):
+             * most turns change last_in only, and every field written is
+             * an argument and a share of the AOF record. A session gone
+             * since the load (erased, expired) is made again with what
+             * changed; the next turn starts it afresh (commit_script,
+             * TTLs: all three keys get their TTL). */
+            const char *dv = dj ? dj : "{}", *bv = btn ? btn : "[]";
             op = op_begin(&a, "hset");
-            cg_args_add(&a, "dialog"); cg_args_add(&a, dj ? dj : "{}");
             cg_args_add(&a, "last_in"); cg_args_add(&a, b);
-            cg_args_add(&a, "lang"); cg_args_add(&a, out.lang);
-            cg_args_add(&a, "buttons"); cg_args_add(&a, btn ? btn : "[]");
+            if (!ld->dialog || strcmp(ld->dialog, dv)) { cg_args_add(&a, "dialog"); cg_args_add(&a, dv); }
+            if (!ld->lang || strcmp(ld->lang, out.lang)) { cg_args_add(&a, "lang"); cg_args_add(&a, out.lang); }
+            if (!ld->buttons || strcmp(ld->buttons, bv)) { cg_args_add(&a, "buttons"); cg_args_add(&a, bv); }
             if (ld->blocked) { cg_args_add(&a, "blocked"); cg_args_add(&a, "0"); }
-            if (m->name) { cg_args_add(&a, "name"); cg_args_add(&a, m->name); }
+            if (m->name && (!ld->name || strcmp(ld->name, m->name))) {
+                cg_args_add(&a, "name"); cg_args_add(&a, m->name);
+            }
             if (out.fallback && m->text) { cg_args_add(&a, "unanswered"); cg_args_add(&a, m->text); }
             op_end(&a, op);
             free(dj);
@@ -1162,6 +1172,7 @@ static void load_apply(cg_pipeline *p, pl_entry *e, const char *const *f, const 
     if (len[8] > 0) ld.lang = f[8];
     if (len[9] > 0) ld.unanswered = f[9];
     if (len[10] > 0) ld.ttl_at = strtoll(f[10], NULL, 10);
+    if (len[11] > 0) ld.name = f[11];
     commit(p, e, &ld);
 }
 

@@ -202,13 +202,15 @@ typedef struct cg_store_taker {
  * skipped by a gap), buttons (JSON of the last reply's buttons, to name a
  * pressed one), case (the open hand-off case: "" unless queued or
  * assigned), csat, lang, unanswered, ttl_at (the commit's TTL stamp, ""
- * when none)}: CG_LOAD_FIELDS strings. */
-#define CG_LOAD_FIELDS 11
+ * when none), name}: CG_LOAD_FIELDS strings. The commit compares dialog,
+ * buttons, lang and name with what the turn would write and leaves out
+ * those that did not change. */
+#define CG_LOAD_FIELDS 12
 #define CG_STORE_LOAD_LUA \
     "local function cg_load(kseq, ksess, kgap, seq)\n" \
     "  local done = redis.call('HGET', kseq, 'done') or '0'\n" \
     "  local s = redis.call('HMGET', ksess, 'dialog', 'blocked', 'agent', 'buttons', 'case', 'csat', 'lang',\n" \
-    "                       'unanswered', 'ttl_at')\n" \
+    "                       'unanswered', 'ttl_at', 'name')\n" \
     "  local cs = s[5] or ''\n" \
     "  if cs ~= '' then\n" \
     "    local st = redis.call('HGET', 'cg:case:' .. cs, 'status')\n" \
@@ -219,7 +221,7 @@ typedef struct cg_store_taker {
     "    late = tostring(redis.call('SISMEMBER', kgap, seq))\n" \
     "  end\n" \
     "  return {done, s[1] or '', s[2] or '0', s[3] or '', late, s[4] or '', cs, s[6] or '', s[7] or '',\n" \
-    "          s[8] or '', s[9] or ''}\n" \
+    "          s[8] or '', s[9] or '', s[10] or ''}\n" \
     "end\n"
 void cg_store_set_taker(cg_store *s, const cg_store_taker *t);
 /* Entries in an XREADGROUP reply ([[stream, entries], ...]; NULL or nil: 0). */

@@ -1738,6 +1738,107 @@ static void test_pipeline_concurrent(void **state)
     pipeline_down();
 }
 
+/* ---- the session's unchanged fields are not written again ----------------- */
+
+/* The session fields (after the key) of the HSETs on key that MONITOR saw
+ * since mon's last read, space-separated, in out. MONITOR quotes each
+ * argument, escaping quotes and backslashes in it with a backslash. */
+static void session_hsets(redisContext *mon, const char *key, char *out, size_t cap)
+{
+    char want[96];
+    snprintf(want, sizeof want, "\"HSET\" \"%s\"", key);
+    out[0] = '\0';
+    mon->err = 0;                /* the last read ended on the timeout: read on */
+    void *rep;
+    while (redisGetReply(mon, &rep) == REDIS_OK) {
+        redisReply *x = rep;
+        const char *h = x->type == REDIS_REPLY_STATUS ? strstr(x->str, want) : NULL;
+        int k = 0;                                   /* arguments after the key: name, value, ... */
+        for (const char *q = h ? h + strlen(want) : NULL; q && *q; q++) {
+            if (*q != '"') continue;
+            const char *e = q + 1;
+            while (*e && *e != '"') e += e[0] == '\\' && e[1] ? 2 : 1;
+            if (!*e) break;
+            if (k++ % 2 == 0) {
+                size_t n = strlen(out);
+                snprintf(out + n, cap - n, "%.*s ", (int)(e - q - 1), q + 1);
+            }
+            q = e;
+        }
+        freeReplyObject(x);
+    }
+}
+
+/* A turn writes the session fields it changed (last_in always); dialog,
+ * lang, buttons and name only when they differ from what the load read.
+ * The session still holds them all, with the latest values. */
+static void test_pipeline_session_changes(void **state)
+{
+    (void)state;
+    cmd_int("FLUSHALL");
+    gw.intents = load_fixture();
+    gw.store = cg_store_new(&gw);
+    assert_true(run_until(store_ready, gw.store, 3000));
+    gw.pipeline = cg_pipeline_start(&gw);
+    assert_non_null(gw.pipeline);
+    const char *sess = "cg:sess:{telegram:821}";
+    redisContext *mon = redisConnect("127.0.0.1", redis_port);
+    assert_non_null(mon);
+    assert_int_equal(mon->err, 0);
+    redisReply *r = redisCommand(mon, "MONITOR");
+    assert_non_null(r);
+    freeReplyObject(r);
+    struct timeval tv = { 0, 200000 };
+    redisSetTimeout(mon, tv);
+    char fields[512], b[2048], first_buttons[2048];
+
+    /* the first turn writes them all */
+    cg_msg m1 = text_msg("821", "sc1", "how do i renew my passport");
+    m1.name = (char *)"Ana";
+    assert_int_equal(ingest(gw.store, &m1, 1), CG_OK);
+    assert_true(wait_int("HGET cg:seq:{telegram:821} done", 1, 5000));
+    session_hsets(mon, sess, fields, sizeof fields);
+    for (const char *f = "last_in"; f; f = !strcmp(f, "last_in") ? "dialog" : !strcmp(f, "dialog") ? "lang"
+                                       : !strcmp(f, "lang") ? "buttons" : !strcmp(f, "buttons") ? "name" : NULL)
+        if (!strstr(fields, f)) fail_msg("first turn: %s not written (%s)", f, fields);
+    snprintf(first_buttons, sizeof first_buttons, "%s", hget(b, sizeof b, sess, "buttons"));
+    assert_true(strlen(first_buttons) > 2);
+
+    /* the same question again: only last_in changes */
+    cg_msg m2 = text_msg("821", "sc2", "renew passport");
+    m2.name = (char *)"Ana";
+    assert_int_equal(ingest(gw.store, &m2, 1), CG_OK);
+    assert_true(wait_int("HGET cg:seq:{telegram:821} done", 2, 5000));
+    session_hsets(mon, sess, fields, sizeof fields);
+    assert_string_equal(fields, "last_in ");
+    assert_string_equal(hget(b, sizeof b, sess, "buttons"), first_buttons);
+    assert_string_equal(hget(b, sizeof b, sess, "name"), "Ana");
+    assert_true(strlen(hget(b, sizeof b, sess, "dialog")) > 0);
+    assert_true(strlen(hget(b, sizeof b, sess, "lang")) > 0);
+
+    /* another answer and a new display name: those are written */
+    cg_msg m3 = text_msg("821", "sc3", "hello");
+    m3.name = (char *)"Ana B";
+    assert_int_equal(ingest(gw.store, &m3, 1), CG_OK);
+    assert_true(wait_int("HGET cg:seq:{telegram:821} done", 3, 5000));
+    session_hsets(mon, sess, fields, sizeof fields);
+    assert_non_null(strstr(fields, "last_in"));
+    assert_non_null(strstr(fields, "name"));
+    assert_string_equal(hget(b, sizeof b, sess, "name"), "Ana B");
+    /* the session's buttons are the last reply's, written or not */
+    r = cmd("XREVRANGE cg:conv:{telegram:821} + - COUNT 1");
+    assert_int_equal(r->elements, 1);
+    char want[2048];
+    cg_store_field_str(r->element[0]->element[1], "buttons", want, sizeof want);
+    freeReplyObject(r);
+    assert_string_equal(hget(b, sizeof b, sess, "buttons"), want);
+    if (strcmp(want, first_buttons) != 0) assert_non_null(strstr(fields, "buttons"));
+    else assert_null(strstr(fields, "buttons"));
+
+    redisFree(mon);
+    pipeline_down();
+}
+
 /* ---- TTLs refreshed once per slack ---------------------------------------- */
 
 /* INFO commandstats: how many EXPIRE calls Redis has run (scripts' included). */
@@ -2326,6 +2427,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_concurrent),
         cmocka_unit_test(test_pipeline_flow),
         cmocka_unit_test(test_pipeline_ttl),
+        cmocka_unit_test(test_pipeline_session_changes),
         cmocka_unit_test(test_analytics_counters),
         cmocka_unit_test(test_analytics_dup_commit),
         cmocka_unit_test(test_analytics_batch),
