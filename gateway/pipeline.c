@@ -1587,6 +1587,7 @@ static unsigned take_reserve(void *ud)
 }
 
 unsigned long cg_pipeline_preloaded(const cg_pipeline *p) { return p ? p->preloaded : 0; }
+size_t cg_pipeline_analytics_pending(const cg_pipeline *p) { return p ? cg_analytics_batch_pending(p->an) : 0; }
 
 static void take_entries(void *ud, const redisReply *streams, const redisReply *loads, unsigned reserved)
 {
