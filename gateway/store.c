@@ -1532,8 +1532,10 @@ void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb
         cg_args_add(&a, msgs[i].msg_id[0] ? "1" : "0");
         const char *lang = NULL;
         cg_args_add(&a, counted_kind(msgs[i].kind) ? "1" : "0");
-        cg_args_add(&a, rate_notice(s->gw, &msgs[i], &lang));
-        cg_args_add(&a, lang);
+        /* the notice only where a limit can send it (each argument costs
+         * Redis ~1k instructions to parse and hand to Lua) */
+        cg_args_add(&a, cfg && cfg->citizen_per_minute > 0 ? rate_notice(s->gw, &msgs[i], &lang) : "");
+        cg_args_add(&a, lang ? lang : "");
         int at = cg_args_placeholder(&a);   /* field count */
         cg_args_patch(&a, at, ingest_fields(&a, &msgs[i], now));
     }
