@@ -35,7 +35,8 @@
  *                          retry of a head reply, go through begin as before.
  *   render the connector's requests (or, for webchat, the frame).
  *   send   parts [part, n) in order through libcurl multi on the uv loop
- *          (uv_poll per socket, one uv_timer for curl's timeouts; easy
+ *          (uv_poll per socket, kept with the connection while it sits in
+ *          curl's cache (ob_sock); one uv_timer for curl's timeouts; easy
  *          handles are reset and reused, connections kept alive in the
  *          multi handle's cache);
  *          responses capped at RESP_MAX bytes; timeout cfg->outbox_timeout_ms.
@@ -96,6 +97,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -184,6 +187,7 @@ struct cg_outbox {
     int keeping;
     unsigned inflight;         /* Redis commands referencing us */
     int handles;               /* open uv handles (timers + sockets) */
+    struct ob_sock *socks;     /* connection sockets (ob_sock, kept) */
     CURL *spare[ACTIVE_MAX];   /* finished easy handles, reset, for reuse */
     size_t nspare;
     /* delivered replies whose finish waits for the end of the loop
@@ -200,9 +204,31 @@ struct cg_outbox {
     void *done_ud;
 };
 
-/* events: what the poll watches now (uv_poll_start stops and restarts the
- * watch, two epoll_ctl calls: skipped when curl asks for the same again). */
-typedef struct ob_sock { uv_poll_t poll; curl_socket_t fd; cg_outbox *o; int events; } ob_sock;
+/* A socket libcurl asked us to watch. events: what the poll watches now
+ * (uv_poll_start stops and restarts the watch, two epoll_ctl calls: skipped
+ * when curl asks for the same again).
+ *
+ * Connection sockets (kept = 1) live as long as the socket: made when curl
+ * opens it (open_sock_cb), closed when curl closes it (close_sock_cb), so
+ * that a descriptor number the kernel hands out again is never watched by a
+ * stale handle. curl says CURL_POLL_REMOVE when a transfer ends and the
+ * connection goes back to its cache, and asks for the socket again with the
+ * next transfer on it: closing and making the poll for each was an ioctl and
+ * five or six epoll_ctl per request (libuv takes the descriptor out of epoll
+ * and puts it back on every start), about one request in two at 1,000-2,000
+ * messages/s (the others end inside curl's first call). So a kept socket
+ * outlives REMOVE: idle, it goes on watching for reading; a readable idle
+ * connection was closed by the server (or sent junk): its watch stops
+ * there, and curl finds it dead when it next checks the connection. Other
+ * sockets curl may watch (its resolver's) are closed at REMOVE as before. */
+typedef struct ob_sock {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    cg_outbox *o;
+    int events;
+    int kept, idle;
+    struct ob_sock *next;        /* o->socks: the kept ones */
+} ob_sock;
 
 static void settle(cg_outbox *o);
 static void pump(cg_outbox *o);
@@ -809,6 +835,37 @@ static void sock_closed(uv_handle_t *h)
 
 static void check_done(cg_outbox *o);
 
+static ob_sock *kept_sock(cg_outbox *o, curl_socket_t fd)
+{
+    for (ob_sock *cs = o->socks; cs; cs = cs->next)
+        if (cs->fd == fd) return cs;
+    return NULL;
+}
+
+static void watch(ob_sock *cs, int ev)
+{
+    if (ev == cs->events) return;
+    cs->events = ev;
+    if (ev) uv_poll_start(&cs->poll, ev, poll_cb);
+    else uv_poll_stop(&cs->poll);
+}
+
+static ob_sock *sock_new(cg_outbox *o, curl_socket_t fd, int kept)
+{
+    ob_sock *cs = calloc(1, sizeof *cs);
+    if (!cs) return NULL;
+    cs->fd = fd;
+    cs->o = o;
+    cs->kept = kept;
+    if (uv_poll_init_socket(o->gw->loop, &cs->poll, fd) != 0) {
+        free(cs);
+        return NULL;
+    }
+    cs->poll.data = cs;
+    o->handles++;
+    return cs;
+}
+
 static int sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
     cg_outbox *o = userp;
@@ -817,31 +874,59 @@ static int sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *so
     if (what == CURL_POLL_REMOVE) {
         if (cs) {
             curl_multi_assign(o->multi, fd, NULL);
-            uv_poll_stop(&cs->poll);
-            uv_close((uv_handle_t *)&cs->poll, sock_closed);
+            if (cs->kept) {
+                cs->idle = 1;
+                if (cs->events & UV_WRITABLE) watch(cs, UV_READABLE);
+            } else {
+                uv_poll_stop(&cs->poll);
+                uv_close((uv_handle_t *)&cs->poll, sock_closed);
+            }
         }
         return 0;
     }
     if (!cs) {
-        cs = calloc(1, sizeof *cs);
+        cs = kept_sock(o, fd);
+        if (!cs) cs = sock_new(o, fd, 0);
         if (!cs) return -1;
-        cs->fd = fd;
-        cs->o = o;
-        if (uv_poll_init_socket(o->gw->loop, &cs->poll, fd) != 0) {
-            free(cs);
-            return -1;
-        }
-        cs->poll.data = cs;
-        o->handles++;
+        cs->idle = 0;
         curl_multi_assign(o->multi, fd, cs);
     }
     int ev = 0;
     if (what & CURL_POLL_IN) ev |= UV_READABLE;
     if (what & CURL_POLL_OUT) ev |= UV_WRITABLE;
-    if (ev == cs->events && uv_is_active((uv_handle_t *)&cs->poll)) return 0;
-    cs->events = ev;
-    uv_poll_start(&cs->poll, ev, poll_cb);
+    watch(cs, ev);
     return 0;
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: a connection's socket, and its ob_sock. */
+static curl_socket_t open_sock_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    cg_outbox *o = clientp;
+    (void)purpose;
+    curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (fd == CURL_SOCKET_BAD) return fd;
+    ob_sock *cs = sock_new(o, fd, 1);
+    if (!cs) {
+        close(fd);
+        return CURL_SOCKET_BAD;
+    }
+    cs->next = o->socks;
+    o->socks = cs;
+    return fd;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: the ob_sock goes before its descriptor. */
+static int close_sock_cb(void *clientp, curl_socket_t fd)
+{
+    cg_outbox *o = clientp;
+    for (ob_sock **pp = &o->socks; *pp; pp = &(*pp)->next) {
+        ob_sock *cs = *pp;
+        if (cs->fd != fd) continue;
+        *pp = cs->next;
+        uv_close((uv_handle_t *)&cs->poll, sock_closed);   /* stops the watch */
+        break;
+    }
+    return close(fd);
 }
 
 static void poll_cb(uv_poll_t *h, int status, int events)
@@ -849,6 +934,10 @@ static void poll_cb(uv_poll_t *h, int status, int events)
     ob_sock *cs = h->data;
     cg_outbox *o = cs->o;
     int flags = 0, running;
+    if (cs->idle) {          /* closed by the server while in curl's cache */
+        watch(cs, 0);
+        return;
+    }
     if (status < 0) flags = CURL_CSELECT_ERR;
     if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
@@ -1192,6 +1281,11 @@ static void send_part(ob_entry *e)
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, e);
     curl_easy_setopt(c, CURLOPT_PRIVATE, (char *)e);
+    /* a connection keeps the socket callbacks of the transfer that opened it */
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_sock_cb);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, o);
+    curl_easy_setopt(c, CURLOPT_CLOSESOCKETFUNCTION, close_sock_cb);
+    curl_easy_setopt(c, CURLOPT_CLOSESOCKETDATA, o);
     e->state = OB_SENDING;
     if (curl_multi_add_handle(o->multi, c) != CURLM_OK) {
         easy_put(o, c);
@@ -1800,8 +1894,13 @@ static void finish_stop(cg_outbox *o)
         o->active = 0;
         o->done_called = 1;
         while (o->nspare) curl_easy_cleanup(o->spare[--o->nspare]);
-        curl_multi_cleanup(o->multi);       /* closes sockets: sock_cb REMOVE */
+        curl_multi_cleanup(o->multi);       /* closes sockets: sock_cb REMOVE, close_sock_cb */
         o->multi = NULL;
+        while (o->socks) {                  /* none left, unless curl closed one without us */
+            ob_sock *cs = o->socks;
+            o->socks = cs->next;
+            uv_close((uv_handle_t *)&cs->poll, sock_closed);
+        }
         uv_timer_stop(&o->tick);
         uv_timer_stop(&o->curl_timer);
         o->closed = 1;

@@ -241,22 +241,58 @@ static script *scripts;
 static size_t nscripts;
 static uv_tcp_t http_server;
 static int http_port;
+/* keep-alive mode: answers without "Connection: close" and reads the next
+ * request on the connection; http_accepts counts connections */
+static int http_keepalive, http_accepts;
 
 typedef struct hconn {
     uv_tcp_t tcp;
     char buf[65536];
     size_t len;
-    int answered;
+    int answered, closing;
+    struct hconn *next;          /* hconns: open connections */
 } hconn;
 
-static void hconn_closed(uv_handle_t *h) { free(h->data); }
+static hconn *hconns;
+
+static void hconn_closed(uv_handle_t *h)
+{
+    hconn *c = h->data;
+    for (hconn **pp = &hconns; *pp; pp = &(*pp)->next)
+        if (*pp == c) { *pp = c->next; break; }
+    free(c);
+}
+
+static void hconn_close(hconn *c)
+{
+    if (c->closing) return;
+    c->closing = 1;
+    uv_close((uv_handle_t *)&c->tcp, hconn_closed);
+}
+
+/* The fake API closes its idle keep-alive connections (as a server's idle
+ * timeout does). */
+static void http_close_idle(void)
+{
+    for (hconn *c = hconns; c; c = c->next)
+        if (c->len == 0) hconn_close(c);
+}
+
+static void h_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b);
+static void h_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b);
 
 static void write_done(uv_write_t *w, int status)
 {
     (void)status;
     hconn *c = w->data;
     free(w);
-    uv_close((uv_handle_t *)&c->tcp, hconn_closed);
+    if (!http_keepalive) {
+        hconn_close(c);
+        return;
+    }
+    c->len = 0;
+    c->answered = 0;
+    uv_read_start((uv_stream_t *)&c->tcp, h_alloc, h_read);
 }
 
 static void respond(hconn *c)
@@ -279,7 +315,7 @@ static void respond(hconn *c)
     static char out[4096];
     int n = snprintf(out, sizeof out,
                      "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-                     "Connection: close\r\n\r\n%s", status, strlen(rbody), rbody);
+                     "%s\r\n%s", status, strlen(rbody), http_keepalive ? "" : "Connection: close\r\n", rbody);
     uv_write_t *w = malloc(sizeof *w);
     w->data = c;
     uv_buf_t b = uv_buf_init(out, (unsigned)n);
@@ -299,7 +335,7 @@ static void h_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
     hconn *c = st->data;
     (void)b;
     if (n < 0) {
-        if (!c->answered) uv_close((uv_handle_t *)&c->tcp, hconn_closed);
+        if (!c->answered || http_keepalive) hconn_close(c);
         return;
     }
     c->len += (size_t)n;
@@ -320,8 +356,11 @@ static void h_conn(uv_stream_t *srv, int status)
     hconn *c = calloc(1, sizeof *c);
     uv_tcp_init(&loop, &c->tcp);
     c->tcp.data = c;
+    c->next = hconns;
+    hconns = c;
+    http_accepts++;
     if (uv_accept(srv, (uv_stream_t *)&c->tcp) == 0) uv_read_start((uv_stream_t *)&c->tcp, h_alloc, h_read);
-    else uv_close((uv_handle_t *)&c->tcp, hconn_closed);
+    else hconn_close(c);
 }
 
 static void start_http(void)
@@ -1307,6 +1346,54 @@ static void test_outbox(void **state)
     assert_non_null(strstr(p.frame, "hello web"));
 
     outbox_down();
+}
+
+/* loop iterations, counted by a uv_check (a spinning loop shows as many) */
+static unsigned long loop_turns;
+static void count_turn(uv_check_t *h) { (void)h; loop_turns++; }
+
+/* Keep-alive: the outbox's connection to the API is reused for the next
+ * request (its socket watched across curl's connection cache, ob_sock in
+ * outbox.c); when the server closes it while idle, the watch stops (the
+ * readable, closed socket would otherwise wake the loop without end) and
+ * the next reply goes out on a new connection. */
+static void test_outbox_keepalive(void **state)
+{
+    (void)state;
+    cmd_int("FLUSHALL");
+    static script sc[] = {
+        { .chat = "7101", .status = { 200 }, .body = { "{\"ok\":true,\"result\":{\"message_id\":1}}" }, .n = 1 },
+    };
+    http_keepalive = 1;
+    http_accepts = 0;
+    outbox_up(sc, 1);
+    add_reply("telegram", "7101", "first");
+    assert_true(wait_int("HGET cg:seq:{telegram:7101} sent", 1, 3000));
+    add_reply("telegram", "7101", "second");
+    assert_true(wait_int("HGET cg:seq:{telegram:7101} sent", 2, 3000));
+    assert_int_equal(sc[0].count, 2);
+    assert_int_equal(http_accepts, 1);                  /* one connection, kept */
+
+    http_close_idle();
+    uv_check_t turns;
+    uv_check_init(&loop, &turns);
+    loop_turns = 0;
+    uv_check_start(&turns, count_turn);
+    run_for(500);
+    uv_check_stop(&turns);
+    uv_close((uv_handle_t *)&turns, NULL);
+    /* the outbox's timers turn the loop ~100 times in 500 ms; a watch left on
+     * the closed socket, tens of thousands */
+    if (loop_turns > 2000) fail_msg("the loop turned %lu times in 500 ms", loop_turns);
+
+    add_reply("telegram", "7101", "third");
+    assert_true(wait_int("HGET cg:seq:{telegram:7101} sent", 3, 3000));
+    assert_int_equal(sc[0].count, 3);
+    assert_int_equal(http_accepts, 2);
+    outbox_down();
+    http_keepalive = 0;
+    http_close_idle();
+    run_for(50);
 }
 
 /* The commit's read for the outbox (op "take" in pipeline.c): what it hands
@@ -2458,6 +2545,7 @@ int main(void)
         cmocka_unit_test(test_webchat_pubsub),
         cmocka_unit_test(test_pipeline),
         cmocka_unit_test(test_outbox),
+        cmocka_unit_test(test_outbox_keepalive),
         cmocka_unit_test(test_outbox_takes_from_the_commit),
         cmocka_unit_test(test_outbox_after_erasure),
         cmocka_unit_test(test_two_instances),
@@ -2473,5 +2561,6 @@ int main(void)
         cmocka_unit_test(test_hostile_entries),
         cmocka_unit_test(test_ingest_after_redis_restart),
     };
+    if (getenv("CG_TEST_FILTER")) cmocka_set_test_filter(getenv("CG_TEST_FILTER"));   /* e.g. "test_outbox*" */
     return cmocka_run_group_tests(tests, setup, teardown);
 }
