@@ -803,6 +803,30 @@ static int wait_n(int *n, int want) { (void)want; return run_until(two, n, 3000)
 
 /* Stops the pipeline, closes the store, drops the intents (the pipeline
  * tests' last step). */
+/* A connection that has issued MONITOR: every command Redis runs from now
+ * on comes to it as a status reply ("<time> [<db> <client>] "CMD" "arg"..."). */
+static redisContext *monitor_open(void)
+{
+    redisContext *mon = redisConnect("127.0.0.1", redis_port);
+    assert_non_null(mon);
+    assert_int_equal(mon->err, 0);
+    redisReply *r = redisCommand(mon, "MONITOR");
+    assert_non_null(r);
+    freeReplyObject(r);
+    return mon;
+}
+
+/* The pipeline on the fixture's table and a fresh store (pipeline_down
+ * stops both). */
+static void pipeline_up(void)
+{
+    gw.intents = load_fixture();
+    gw.store = cg_store_new(&gw);
+    assert_true(run_until(store_ready, gw.store, 3000));
+    gw.pipeline = cg_pipeline_start(&gw);
+    assert_non_null(gw.pipeline);
+}
+
 static void pipeline_down(void)
 {
     int n = 0;
@@ -819,11 +843,7 @@ static void test_pipeline(void **state)
 {
     (void)state;
     cmd_int("FLUSHALL");
-    gw.intents = load_fixture();
-    gw.store = cg_store_new(&gw);
-    assert_true(run_until(store_ready, gw.store, 3000));
-    gw.pipeline = cg_pipeline_start(&gw);
-    assert_non_null(gw.pipeline);
+    pipeline_up();
     run_for(100);       /* its first read (what it held before) is done: the ingest may read for it */
 
     cg_msg m[3] = { text_msg("601", "a1", "hello"), text_msg("601", "a2", "how much is a passport"),
@@ -1743,12 +1763,8 @@ static void test_pipeline_concurrent(void **state)
     gw.intents = load_fixture();
     gw.store = cg_store_new(&gw);
     assert_true(run_until(store_ready, gw.store, 3000));
-    redisContext *mon = redisConnect("127.0.0.1", redis_port);
-    assert_non_null(mon);
-    assert_int_equal(mon->err, 0);
-    redisReply *r = redisCommand(mon, "MONITOR");
-    assert_non_null(r);
-    freeReplyObject(r);
+    redisContext *mon = monitor_open();
+    redisReply *r;
     gw.pipeline = cg_pipeline_start(&gw);
     assert_non_null(gw.pipeline);
 
@@ -1863,18 +1879,10 @@ static void test_pipeline_session_changes(void **state)
 {
     (void)state;
     cmd_int("FLUSHALL");
-    gw.intents = load_fixture();
-    gw.store = cg_store_new(&gw);
-    assert_true(run_until(store_ready, gw.store, 3000));
-    gw.pipeline = cg_pipeline_start(&gw);
-    assert_non_null(gw.pipeline);
+    pipeline_up();
     const char *sess = "cg:sess:{telegram:821}";
-    redisContext *mon = redisConnect("127.0.0.1", redis_port);
-    assert_non_null(mon);
-    assert_int_equal(mon->err, 0);
-    redisReply *r = redisCommand(mon, "MONITOR");
-    assert_non_null(r);
-    freeReplyObject(r);
+    redisContext *mon = monitor_open();
+    redisReply *r;
     struct timeval tv = { 0, 200000 };
     redisSetTimeout(mon, tv);
     char fields[512], b[2048], first_buttons[2048];
@@ -1992,11 +2000,7 @@ static void test_pipeline_ttl(void **state)
     cfg.session_ttl_s = 60;            /* slack 3.75 s */
     cfg.transcript_ttl_s = 120;
     cfg.citizen_per_minute = 0;        /* no cg:rate EXPIRE in the counts */
-    gw.intents = load_fixture();
-    gw.store = cg_store_new(&gw);
-    assert_true(run_until(store_ready, gw.store, 3000));
-    gw.pipeline = cg_pipeline_start(&gw);
-    assert_non_null(gw.pipeline);
+    pipeline_up();
     const char *sess = "cg:sess:{telegram:811}", *seq = "cg:seq:{telegram:811}", *conv = "cg:conv:{telegram:811}";
 
     /* a first message: no stamp, so all three get their TTL and the stamp */
@@ -2112,11 +2116,7 @@ static void test_pipeline_flow(void **state)
 {
     (void)state;
     cmd_int("FLUSHALL");
-    gw.intents = load_fixture();
-    gw.store = cg_store_new(&gw);
-    assert_true(run_until(store_ready, gw.store, 3000));
-    gw.pipeline = cg_pipeline_start(&gw);
-    assert_non_null(gw.pipeline);
+    pipeline_up();
 
     static const char *const steps[] = { "report a pothole", "Pothole", "2",
                                          "Main Street 12", "Deep hole next to the bus stop" };
@@ -2183,11 +2183,7 @@ static void test_analytics_flushed_on_stop(void **state)
     int pending_at_stop = 0;
     long long counted = 0;
     for (int attempt = 0; attempt < 5 && !pending_at_stop; attempt++) {
-        gw.intents = load_fixture();
-        gw.store = cg_store_new(&gw);
-        assert_true(run_until(store_ready, gw.store, 3000));
-        gw.pipeline = cg_pipeline_start(&gw);
-        assert_non_null(gw.pipeline);
+        pipeline_up();
         snprintf(id, sizeof id, "fs%d", attempt);
         cg_msg mm = text_msg("841", id, "hello");
         assert_int_equal(ingest(gw.store, &mm, 1), CG_OK);
@@ -2212,11 +2208,7 @@ static void test_analytics_counters(void **state)
 {
     (void)state;
     cmd_int("FLUSHALL");
-    gw.intents = load_fixture();
-    gw.store = cg_store_new(&gw);
-    assert_true(run_until(store_ready, gw.store, 3000));
-    gw.pipeline = cg_pipeline_start(&gw);
-    assert_non_null(gw.pipeline);
+    pipeline_up();
     char day[11], q[128], key[64];
     cg_analytics_day(cg_store_now_ms(), day);
     snprintf(key, sizeof key, "cg:an:day:%s:telegram", day);
