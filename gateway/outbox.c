@@ -842,9 +842,10 @@ static ob_sock *kept_sock(cg_outbox *o, curl_socket_t fd)
     return NULL;
 }
 
+/* (libuv stops a poll itself on a socket error: then it is started again) */
 static void watch(ob_sock *cs, int ev)
 {
-    if (ev == cs->events) return;
+    if (ev == cs->events && (ev == 0 || uv_is_active((uv_handle_t *)&cs->poll))) return;
     cs->events = ev;
     if (ev) uv_poll_start(&cs->poll, ev, poll_cb);
     else uv_poll_stop(&cs->poll);
