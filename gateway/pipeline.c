@@ -122,9 +122,7 @@
 #define HELD_MAX        256      /* entries held in memory (queue + deferred) */
 #define ACTIVE_MAX      64       /* entries in load/turn/commit at once */
 #define READ_MAX        64       /* XREADGROUP COUNT: one batch fills the slots */
-#define STR_(x)         #x
-#define STR(x)          STR_(x)
-#define READ_COUNT      STR(READ_MAX)
+#define READ_COUNT      CG_STR(READ_MAX)
 #define POLL_IDLE_MS    50       /* XREADGROUP poll when the last read was empty */
 #define TICK_MS         10
 #define DEFER_MIN_MS    50
@@ -609,7 +607,7 @@ static char *buttons_json(const cg_turn_out *o)
 
 typedef struct loaded {
     long long done;
-    char *dialog;        /* owned or NULL */
+    const char *dialog;  /* borrowed JSON (the load's reply or the preload) or NULL */
     int blocked;
     int agent;
     const char *buttons; /* borrowed JSON or NULL */
@@ -1163,7 +1161,7 @@ static void load_apply(cg_pipeline *p, pl_entry *e, const char *const *f, const 
         entry_failed(p, e);
         return;
     }
-    if (len[1] > 0) ld.dialog = (char *)f[1];
+    if (len[1] > 0) ld.dialog = f[1];
     ld.blocked = strcmp(f[2], "1") == 0;
     ld.agent = len[3] > 0;
     if (len[5] > 0) ld.buttons = f[5];

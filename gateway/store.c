@@ -1275,9 +1275,6 @@ void cg_store_close(cg_store *s, void (*done)(void *ud), void *ud)
  * among the bot's replies). Returns {appended, limited, read} where read is
  * XREADGROUP's reply (when something was appended and ARGV[9] > 0) or nil.
  */
-#define STORE_STR_(x) #x
-#define STORE_STR(x) STORE_STR_(x)
-
 static cg_store_script ingest_script = {
     .name = "ingest",
     .src =
@@ -1353,8 +1350,8 @@ static cg_store_script ingest_script = {
         "    end\n"
         /* names that fit the pipeline's buffers only: it must load the
          * same keys it will commit to */
-        "    if ch and us and sq and tonumber(sq) and #ch < " STORE_STR(CG_CHANNEL_MAX) " and #us < "
-        STORE_STR(CG_USER_MAX) " then\n"
+        "    if ch and us and sq and tonumber(sq) and #ch < " CG_STR(CG_CHANNEL_MAX) " and #us < "
+        CG_STR(CG_USER_MAX) " then\n"
         "      local t = '{' .. ch .. ':' .. us .. '}'\n"
         "      loads[#loads + 1] = cg_load('cg:seq:' .. t, 'cg:sess:' .. t, 'cg:gap:' .. t, sq)\n"
         "    else\n"

@@ -206,6 +206,9 @@ typedef struct cg_store_taker {
  * buttons, lang and name with what the turn would write and leaves out
  * those that did not change. */
 #define CG_LOAD_FIELDS 12
+/* A number's macro as a string literal, for Lua sources: CG_STR(CG_USER_MAX). */
+#define CG_STR_(x) #x
+#define CG_STR(x) CG_STR_(x)
 #define CG_STORE_LOAD_LUA \
     "local function cg_load(kseq, ksess, kgap, seq)\n" \
     "  local done = redis.call('HGET', kseq, 'done') or '0'\n" \
