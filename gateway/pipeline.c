@@ -407,10 +407,17 @@ static void entry_failed(cg_pipeline *p, pl_entry *e)
  *   del                      delete session and transcript (keeps cg:seq)
  *   hset  f v ...            session fields (+ ttl_at, see "TTLs")
  *   conv  f v ...            a transcript entry (MAXLEN ~)
- *   out   f v ...            an outbox entry; gets the next out seq, and
- *                            head = 1 when it is next to deliver (sent = seq-1)
- *                            and the session is not blocked: the outbox's
- *                            begin check, done here (see outbox.c)
+ *   reply conv text buttons lang intent now channel user callback_id received_at
+ *                            a reply: its outbox entry (channel, user, text,
+ *                            buttons, callback_id unless "", lang,
+ *                            created_at = now, received_at), which gets the
+ *                            next out seq, and head = 1 when it is next to
+ *                            deliver (sent = seq-1) and the session is not
+ *                            blocked: the outbox's begin check, done here (see
+ *                            outbox.c); when conv is "1" also its transcript
+ *                            entry (dir out, text, buttons, lang, intent
+ *                            unless "", ts = now). One set of arguments for
+ *                            both: the text once, the field names here
  *   zadd  score member       escalation (ZADD NX)
  *   pub   channel message    PUBLISH
  *   flow  f v ...            a finished flow's answers (XADD cg:flows MAXLEN ~)
@@ -483,6 +490,23 @@ static cg_store_script commit_script = {
         "local seq, late, hs, taken = tonumber(ARGV[3]), false, {}, false\n"
         /* TTLs (above): at, the stamp of "ttl"; refresh, the EXPIREs at the end */
         "local at, refresh = false, false\n"
+        /* a transcript entry (MAXLEN ~; a new transcript refreshes the TTLs) */
+        "local function conv_add(...)\n"
+        "  if refresh or not redis.call('XADD', KEYS[3], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[5], '*', ...) then\n"
+        "    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', ...)\n"
+        "    refresh = true\n"
+        "  end\n"
+        "end\n"
+        /* an outbox entry with the next out seq, head = 1 when next to deliver */
+        "local function out_add(...)\n"
+        "  out = out + 1\n"
+        "  hs[#hs + 1] = 'out'; hs[#hs + 1] = tostring(out)\n"
+        "  if out == sent + 1 and not late and redis.call('HGET', KEYS[2], 'blocked') ~= '1' then\n"
+        "    redis.call('XADD', KEYS[4], '*', 'seq', tostring(out), 'head', '1', ...)\n"
+        "  else\n"
+        "    redis.call('XADD', KEYS[4], '*', 'seq', tostring(out), ...)\n"
+        "  end\n"
+        "end\n"
         "if seq <= done then\n"
         "  if redis.call('SREM', KEYS[7], ARGV[3]) == 1 then late = true\n"
         "  else redis.call('XACK', KEYS[5], ARGV[1], ARGV[2]); return 'dup' end\n"
@@ -500,19 +524,22 @@ static cg_store_script commit_script = {
         "  elseif op == 'hset' then\n"
         "    if at then redis.call('HSET', KEYS[2], 'ttl_at', at, unpack(ARGV, s, e))\n"
         "    elseif redis.call('HSET', KEYS[2], unpack(ARGV, s, e)) * 2 > e - s then refresh = true end\n"
-        "  elseif op == 'conv' then\n"
-        "    if refresh or not redis.call('XADD', KEYS[3], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[5], '*',\n"
-        "                                 unpack(ARGV, s, e)) then\n"
-        "      redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', unpack(ARGV, s, e))\n"
-        "      refresh = true\n"
-        "    end\n"
-        "  elseif op == 'out' then\n"
-        "    out = out + 1\n"
-        "    hs[#hs + 1] = 'out'; hs[#hs + 1] = tostring(out)\n"
-        "    if out == sent + 1 and not late and redis.call('HGET', KEYS[2], 'blocked') ~= '1' then\n"
-        "      redis.call('XADD', KEYS[4], '*', 'seq', tostring(out), 'head', '1', unpack(ARGV, s, e))\n"
+        "  elseif op == 'conv' then conv_add(unpack(ARGV, s, e))\n"
+        "  elseif op == 'reply' then\n"
+        "    local text, btn, lang, intent, now = ARGV[s + 1], ARGV[s + 2], ARGV[s + 3], ARGV[s + 4], ARGV[s + 5]\n"
+        "    local cb, recv = ARGV[s + 8], ARGV[s + 9]\n"
+        "    if ARGV[s] ~= '1' then\n"
+        "    elseif intent ~= '' then\n"
+        "      conv_add('dir', 'out', 'text', text, 'buttons', btn, 'lang', lang, 'intent', intent, 'ts', now)\n"
         "    else\n"
-        "      redis.call('XADD', KEYS[4], '*', 'seq', tostring(out), unpack(ARGV, s, e))\n"
+        "      conv_add('dir', 'out', 'text', text, 'buttons', btn, 'lang', lang, 'ts', now)\n"
+        "    end\n"
+        "    if cb ~= '' then\n"
+        "      out_add('channel', ARGV[s + 6], 'user', ARGV[s + 7], 'text', text, 'buttons', btn, 'callback_id', cb,\n"
+        "              'lang', lang, 'created_at', now, 'received_at', recv)\n"
+        "    else\n"
+        "      out_add('channel', ARGV[s + 6], 'user', ARGV[s + 7], 'text', text, 'buttons', btn,\n"
+        "              'lang', lang, 'created_at', now, 'received_at', recv)\n"
         "    end\n"
         "  elseif op == 'zadd' then redis.call('ZADD', KEYS[6], 'NX', ARGV[s], ARGV[s + 1])\n"
         "  elseif op == 'pub' then redis.call('PUBLISH', ARGV[s], ARGV[s + 1])\n"
@@ -639,27 +666,32 @@ static int csat_answer(const cg_msg *m)
     return 0;
 }
 
+/* A reply: op "reply", the outbox entry and (when conv) its transcript
+ * entry from one set of arguments (the text, buttons and language once, the
+ * field names in the script). */
+static void reply_op(cg_args *a, int conv, const cg_msg *m, const char *text, const char *buttons,
+                     const char *lang, const char *intent, const char *now_s, const char *recv_s)
+{
+    int op = op_begin(a, "reply");
+    cg_args_add(a, conv ? "1" : "");
+    cg_args_add(a, text);
+    cg_args_add(a, buttons);
+    cg_args_add(a, lang);
+    cg_args_add(a, intent ? intent : "");
+    cg_args_add(a, now_s);
+    cg_args_add(a, m->channel);
+    cg_args_add(a, m->user);
+    cg_args_add(a, m->callback_id ? m->callback_id : "");
+    cg_args_add(a, recv_s);
+    op_end(a, op);
+}
+
 /* A fixed reply of the hand-off (agents_queue.c texts) into the outbox and
  * the transcript. */
 static void handoff_reply(cg_args *a, const cg_msg *m, const char *text, const char *lang, const char *now_s,
                           const char *recv_s)
 {
-    int op = op_begin(a, "conv");
-    cg_args_add(a, "dir"); cg_args_add(a, "out");
-    cg_args_add(a, "text"); cg_args_add(a, text);
-    cg_args_add(a, "lang"); cg_args_add(a, lang);
-    cg_args_add(a, "ts"); cg_args_add(a, now_s);
-    op_end(a, op);
-    op = op_begin(a, "out");
-    cg_args_add(a, "channel"); cg_args_add(a, m->channel);
-    cg_args_add(a, "user"); cg_args_add(a, m->user);
-    cg_args_add(a, "text"); cg_args_add(a, text);
-    cg_args_add(a, "buttons"); cg_args_add(a, "[]");
-    if (m->callback_id) { cg_args_add(a, "callback_id"); cg_args_add(a, m->callback_id); }
-    cg_args_add(a, "lang"); cg_args_add(a, lang);
-    cg_args_add(a, "created_at"); cg_args_add(a, now_s);
-    cg_args_add(a, "received_at"); cg_args_add(a, recv_s);
-    op_end(a, op);
+    reply_op(a, 1, m, text, "[]", lang, NULL, now_s, recv_s);
 }
 
 /* Title of the button with this payload in the last reply's buttons JSON,
@@ -942,25 +974,9 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
             if (out.fallback && m->text) { cg_args_add(&a, "unanswered"); cg_args_add(&a, m->text); }
             op_end(&a, op);
             free(dj);
-            op = op_begin(&a, "conv");
-            cg_args_add(&a, "dir"); cg_args_add(&a, "out");
-            cg_args_add(&a, "text"); cg_args_add(&a, out.text);
-            cg_args_add(&a, "buttons"); cg_args_add(&a, btn ? btn : "[]");
-            cg_args_add(&a, "lang"); cg_args_add(&a, out.lang);
-            if (out.intent) { cg_args_add(&a, "intent"); cg_args_add(&a, out.intent->id); }
-            cg_args_add(&a, "ts"); cg_args_add(&a, now_s);
-            op_end(&a, op);
         }
-        op = op_begin(&a, "out");
-        cg_args_add(&a, "channel"); cg_args_add(&a, m->channel);
-        cg_args_add(&a, "user"); cg_args_add(&a, m->user);
-        cg_args_add(&a, "text"); cg_args_add(&a, out.text);
-        cg_args_add(&a, "buttons"); cg_args_add(&a, btn ? btn : "[]");
-        if (m->callback_id) { cg_args_add(&a, "callback_id"); cg_args_add(&a, m->callback_id); }
-        cg_args_add(&a, "lang"); cg_args_add(&a, out.lang);
-        cg_args_add(&a, "created_at"); cg_args_add(&a, now_s);
-        cg_args_add(&a, "received_at"); cg_args_add(&a, b);
-        op_end(&a, op);
+        reply_op(&a, out.action != CG_ACT_DELETE_DATA, m, out.text, btn ? btn : "[]", out.lang,
+                 out.intent ? out.intent->id : NULL, now_s, b);
         free(btn);
         if (out.vars_json && (out.action == CG_ACT_FLOW_DONE || out.action == CG_ACT_ESCALATE)) {
             /* a finished flow's answers, for the department that owns it */

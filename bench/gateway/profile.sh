@@ -17,6 +17,9 @@
 #                  the profile in OUT for `perf report`
 #   BIN=path      another civicgate build to measure (default build/civicgate)
 #   OUT=dir       keep the profiles there (default: a temporary directory)
+#   REDIS_OPTS="--more redis-server options" (diagnostics, e.g. a slowlog
+#                 of every command: "--slowlog-log-slower-than 0
+#                 --slowlog-max-len 1000000"; kept in OUT/slowlog.json)
 #   CHATS=n       distinct chats (default 2000: with 3 000 messages two thirds
 #                 are a chat's first; 200 measures the steady state)
 # Loopback only, bounded; callgrind runs take about a minute for 3 000.
@@ -33,7 +36,7 @@ mkdir -p "$out"
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 rport=$(free_port); gport=$(free_port); aport=$(free_port)
 redis_args=(--bind 127.0.0.1 --port "$rport" --dir "$work" --appendonly yes --appendfsync everysec
-            --save '' --logfile "$work/redis.log")
+            --save '' --logfile "$work/redis.log" ${REDIS_OPTS:-})
 gwpid=; spid=
 cleanup() {
   [ -n "$spid" ] && kill "$spid" 2>/dev/null || true
@@ -84,6 +87,7 @@ g1=$(cpu_ms "$gwpid"); r1=$(cpu_ms "$rpid")
 n=$(sed -n 's/.*"replies":\([0-9]*\).*/\1/p' "$out/loadgen.json"); n=${n:-0}
 [ "$n" -gt 0 ] || { echo "profile.sh: no replies" >&2; exit 1; }
 redis-cli -p "$rport" info commandstats | tr -d '\r' | grep cmdstat >"$out/commandstats.txt" || true
+case ${REDIS_OPTS:-} in *slowlog*) redis-cli -p "$rport" --json slowlog get 1000000 >"$out/slowlog.json" || true ;; esac
 # (awk reads to the end: an early exit would SIGPIPE callgrind_annotate, and pipefail stop the script)
 total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ && !t {gsub(",","",$1); t = $1} END {print t}'; }
 case $mode in

@@ -893,6 +893,41 @@ static void test_pipeline(void **state)
     }
     assert_int_equal(k, 3);
     freeReplyObject(r);
+    /* a reply's outbox entry and its transcript entry, written from one set
+     * of arguments (op "reply"): the same text, buttons and language, each
+     * entry with exactly its documented fields (docs/redis.md) */
+    {
+        redisReply *ob = cmd("XRANGE cg:outbox - +");
+        redisReply *cv = cmd("XRANGE cg:conv:{telegram:601} - +");
+        const redisReply *o2 = ob->element[1]->element[1], *c2 = NULL;
+        for (size_t i = 0, outs = 0; i < cv->elements && !c2; i++) {
+            const redisReply *f = cv->element[i]->element[1];
+            if (strcmp(cg_store_field_str(f, "dir", b, sizeof b), "out") == 0 && ++outs == 2) c2 = f;
+        }
+        assert_non_null(c2);
+        static const char *const ofields[] = { "seq", "channel", "user", "text", "buttons", "lang",
+                                               "created_at", "received_at" };
+        static const char *const cfields[] = { "dir", "text", "buttons", "lang", "intent", "ts" };
+        assert_int_equal(o2->elements, 2 * (sizeof ofields / sizeof *ofields));
+        for (size_t i = 0; i < sizeof ofields / sizeof *ofields; i++)
+            assert_string_equal(o2->element[2 * i]->str, ofields[i]);
+        assert_int_equal(c2->elements, 2 * (sizeof cfields / sizeof *cfields));
+        for (size_t i = 0; i < sizeof cfields / sizeof *cfields; i++)
+            assert_string_equal(c2->element[2 * i]->str, cfields[i]);
+        static const char *const same[] = { "text", "buttons", "lang" };
+        for (size_t i = 0; i < 3; i++) {
+            char x[1024], y[1024];
+            assert_string_equal(cg_store_field_str(o2, same[i], x, sizeof x),
+                                cg_store_field_str(c2, same[i], y, sizeof y));
+        }
+        assert_string_equal(cg_store_field_str(o2, "channel", b, sizeof b), "telegram");
+        assert_string_equal(cg_store_field_str(o2, "lang", b, sizeof b), "en");
+        assert_true(strlen(cg_store_field_str(c2, "intent", b, sizeof b)) > 0);
+        assert_int_equal(cg_store_field_i64(o2, "created_at"), cg_store_field_i64(c2, "ts"));
+        assert_true(cg_store_field_i64(o2, "received_at") <= cg_store_field_i64(o2, "created_at"));
+        freeReplyObject(ob);
+        freeReplyObject(cv);
+    }
 
     /* a re-delivered entry (seq already committed) is only acknowledged */
     cmd_int("XADD cg:inbox * seq 2 channel telegram user 601 kind text text again");
