@@ -24,10 +24,12 @@
  * does turn up later is processed then ("late", out of order) instead of
  * being taken for a duplicate: order may bend in that corner, nothing is lost.
  *
- * Per entry: load (1 round trip: the "load" script reads done, dialog,
- * blocked, agent) → cg_dialog_turn (pure, in process) → commit (1 round
- * trip: the "commit" script writes the session, the transcript, the outbox
- * entry, the escalation, a finished flow's answers (cg:flows), and XACKs).
+ * Per entry: load (1 round trip for all the entries one pump() starts: the
+ * "load" script reads, for each, done, dialog, blocked, agent, ...; none
+ * for a preloaded entry, below) → cg_dialog_turn (pure, in process) →
+ * commit (1 round trip: the "commit" script writes the session, the
+ * transcript, the outbox entry, the escalation, a finished flow's answers
+ * (cg:flows), and XACKs).
  * The commit also does the outbox's sequence check for the reply it queues:
  * when the reply is next to deliver (cg:seq sent == its out seq - 1) and the
  * session is not blocked, the outbox entry gets head = 1 and the outbox
@@ -1150,10 +1152,24 @@ static void commit_reply(cg_store *s, redisReply *r, void *ud)
 
 /* KEYS 1 cg:seq:{c:u} 2 cg:sess:{c:u} 3 cg:gap:{c:u}; ARGV 1 seq
  * → CG_LOAD_FIELDS strings (CG_STORE_LOAD_LUA, store.h, says which) */
+/* The loads of the entries one pump() starts, in one call (the closed
+ * loop starts many at once; one EVALSHA each was ~10 k instructions of
+ * Redis and a command of ours an entry).
+ * KEYS: per entry cg:seq:{c:u}, cg:sess:{c:u}, cg:gap:{c:u}
+ * ARGV: per entry its seq.  Returns one cg_load answer per entry. */
 static cg_store_script load_script = {
     .name = "load",
-    .src = CG_STORE_LOAD_LUA "return cg_load(KEYS[1], KEYS[2], KEYS[3], ARGV[1])\n",
+    .src = CG_STORE_LOAD_LUA
+           "local out = {}\n"
+           "for i = 1, #ARGV do out[i] = cg_load(KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i], ARGV[i]) end\n"
+           "return out\n",
 };
+
+typedef struct load_batch {
+    cg_pipeline *p;
+    size_t n;
+    pl_entry *e[ACTIVE_MAX];
+} load_batch;
 
 /* A load's answer for e (from the load script, or the ingest's preload):
  * f[i], len[i] the CG_LOAD_FIELDS strings, or f NULL when the load failed.
@@ -1206,19 +1222,53 @@ static int load_fields(const redisReply *r, const char **f, size_t *len)
 
 static void load_reply(cg_store *s, redisReply *r, void *ud)
 {
-    pl_entry *e = ud;
-    cg_pipeline *p = e->p;
+    load_batch *b = ud;
+    cg_pipeline *p = b->p;
     (void)s;
     p->inflight--;
-    if (p->hard) {
-        finish_entry(p, e);
-        maybe_finish(p);
+    int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == b->n;
+    for (size_t i = 0; i < b->n; i++) {
+        pl_entry *e = b->e[i];
+        if (p->hard) {
+            finish_entry(p, e);
+            continue;
+        }
+        const char *f[CG_LOAD_FIELDS];
+        size_t len[CG_LOAD_FIELDS];
+        load_apply(p, e, ok && load_fields(r->element[i], f, len) == 0 ? f : NULL, len);
+    }
+    free(b);
+    if (p->hard) maybe_finish(p);
+    else settle(p);
+}
+
+/* Sends the batch's loads (one call); on failure its entries are deferred. */
+static void load_send(cg_pipeline *p, load_batch *b)
+{
+    if (!b || b->n == 0) {
+        free(b);
         return;
     }
-    const char *f[CG_LOAD_FIELDS];
-    size_t len[CG_LOAD_FIELDS];
-    load_apply(p, e, load_fields(r, f, len) == 0 ? f : NULL, len);
-    settle(p);
+    const char *av[4 * ACTIVE_MAX];
+    char keys[3 * ACTIVE_MAX][CG_KEY_MAX], seqs[ACTIVE_MAX][24];
+    size_t nk = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        const pl_entry *e = b->e[i];
+        cg_store_key(keys[3 * i], CG_KEY_MAX, "seq", e->msg.channel, e->msg.user);
+        cg_store_key(keys[3 * i + 1], CG_KEY_MAX, "sess", e->msg.channel, e->msg.user);
+        cg_store_key(keys[3 * i + 2], CG_KEY_MAX, "gap", e->msg.channel, e->msg.user);
+        for (int k = 0; k < 3; k++) av[nk++] = keys[3 * i + k];
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        cg_store_fmt_ll(seqs[i], b->e[i]->seq);
+        av[nk + i] = seqs[i];
+    }
+    if (cg_store_eval(p->store, &load_script, (int)nk, (int)(nk + b->n), av, NULL, load_reply, b) != 0) {
+        for (size_t i = 0; i < b->n; i++) entry_failed(p, b->e[i]);
+        free(b);
+        return;
+    }
+    p->inflight++;
 }
 
 /*
@@ -1279,9 +1329,9 @@ static int preload_use(cg_pipeline *p, pl_entry *e)
     return fresh;
 }
 
-/* Starts the load of e (it becomes active); hostile or deleted entries are
- * only acknowledged. */
-static void process(cg_pipeline *p, pl_entry *e)
+/* Starts the load of e (it becomes active; the load goes into *batch, made
+ * here when NULL); hostile or deleted entries are only acknowledged. */
+static void process(cg_pipeline *p, pl_entry *e, load_batch **batch)
 {
     e->p = p;
     if (e->seq < 0) {                 /* deleted from the stream */
@@ -1289,25 +1339,24 @@ static void process(cg_pipeline *p, pl_entry *e)
         entry_free(e);
         return;
     }
-    char k1[CG_KEY_MAX], k2[CG_KEY_MAX], k3[CG_KEY_MAX], seq[24];
-    if (cg_store_key(k1, sizeof k1, "seq", e->msg.channel, e->msg.user) ||
-        cg_store_key(k2, sizeof k2, "sess", e->msg.channel, e->msg.user) ||
-        cg_store_key(k3, sizeof k3, "gap", e->msg.channel, e->msg.user) || e->seq <= 0) {
+    char k[CG_KEY_MAX];
+    if (cg_store_key(k, sizeof k, "seq", e->msg.channel, e->msg.user) ||
+        cg_store_key(k, sizeof k, "sess", e->msg.channel, e->msg.user) ||
+        cg_store_key(k, sizeof k, "gap", e->msg.channel, e->msg.user) || e->seq <= 0) {
         /* not written by our ingest: dead weight; acknowledge and log */
         cg_log(CG_LOG_WARN, "pipeline_bad_entry", "entry", e->id, NULL);
         ack(p, e->id);
         entry_free(e);
         return;
     }
-    cg_store_fmt_ll(seq, e->seq);
-    const char *av[] = { k1, k2, k3, seq };
     p->active[p->nactive++] = e;
     if (preload_use(p, e)) return;
-    if (cg_store_eval(p->store, &load_script, 3, 4, av, NULL, load_reply, e) != 0) {
+    if (!*batch && !(*batch = calloc(1, sizeof **batch))) {
         entry_failed(p, e);
         return;
     }
-    p->inflight++;
+    (*batch)->p = p;
+    (*batch)->e[(*batch)->n++] = e;
 }
 
 /* ---- reading and claiming ---------------------------------------------- */
@@ -1499,6 +1548,7 @@ static void pump(cg_pipeline *p)
      * order here, and the commit script's compare-and-set on seq stays the
      * guard. Other conversations go on meanwhile, up to ACTIVE_MAX at once. */
     unsigned startable = 0;
+    load_batch *batch = NULL;         /* the loads of what this pass starts */
     if (p->queue.head) {
         static conv_map m;          /* loop thread only */
         if (++m.pass == 0) {        /* wrapped: clear once every 2^32 passes */
@@ -1531,9 +1581,10 @@ static void pump(cg_pipeline *p)
             if (p->queue.tail == e) p->queue.tail = prev;
             p->queue.n--;
             e->next = NULL;
-            process(p, e);
+            process(p, e, &batch);
         }
     }
+    load_send(p, batch);
     p->pumping = 0;
     /* Read the next batch only when the slots are about to run dry: an
      * instance that hoards entries it cannot start yet starves the others. */

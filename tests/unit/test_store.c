@@ -1755,14 +1755,17 @@ typedef struct mon_ev { char kind; char user[16]; long long seq; } mon_ev;
 
 /* Parses `... "evalsha" "<sha>" "<nkeys>" "cg:seq:{telegram:<user>}" ...`:
  * load: args after keys are seq; commit: group, id, seq. */
-static int mon_parse(const char *line, mon_ev *ev)
+/* The loads and commits in a MONITOR line, into ev (at most max): a load
+ * call holds one or more entries (3 keys each, then their seqs), a commit
+ * one. Returns how many. */
+static size_t mon_parse(const char *line, mon_ev *ev, size_t max)
 {
     const char *p = strstr(line, "\"EVALSHA\" \"");     /* as hiredis sends it */
     if (!p) p = strstr(line, "\"EVAL\" \"");
     if (!p) return 0;
-    char args[16][96];
+    char args[40][96];
     int n = 0;
-    for (const char *q = strchr(p, ' '); q && n < 16; n++) {
+    for (const char *q = strchr(p, ' '); q && n < 40; n++) {
         q = strchr(q, '"');
         if (!q) break;
         const char *end = strchr(q + 1, '"');
@@ -1773,18 +1776,24 @@ static int mon_parse(const char *line, mon_ev *ev)
         q = strchr(end + 1, ' ');
     }
     /* args: sha, nkeys, keys..., argv... */
-    if (n < 4 || sscanf(args[2], "cg:seq:{telegram:%15[^}]}", ev->user) != 1) return 0;
-    if (strcmp(args[1], "3") == 0 && n >= 6) {
-        ev->kind = 'L';
-        ev->seq = atoll(args[5]);
-        return 1;
-    }
-    if (strcmp(args[1], "9") == 0 && n >= 14) {     /* the commit: 9 keys, then group, id, seq */
+    if (n < 4) return 0;
+    int nkeys = atoi(args[1]);
+    if (nkeys == 9 && n >= 14) {                    /* the commit: 9 keys, then group, id, seq */
+        if (sscanf(args[2], "cg:seq:{telegram:%15[^}]}", ev->user) != 1) return 0;
         ev->kind = 'C';
         ev->seq = atoll(args[13]);
         return 1;
     }
-    return 0;
+    size_t k = 0;                                   /* the load: 3 keys an entry, then the seqs */
+    if (nkeys % 3 == 0 && n >= 2 + nkeys + nkeys / 3 && strstr(args[3], "cg:sess:") == args[3]) {
+        for (int j = 0; j < nkeys / 3 && k < max; j++) {
+            if (sscanf(args[2 + 3 * j], "cg:seq:{telegram:%15[^}]}", ev[k].user) != 1) continue;
+            ev[k].kind = 'L';
+            ev[k].seq = atoll(args[2 + nkeys + j]);
+            k++;
+        }
+    }
+    return k;
 }
 
 /* Entries of two conversations read in one batch: both conversations are in
@@ -1826,7 +1835,7 @@ static void test_pipeline_concurrent(void **state)
     void *rep;
     while (nev < 64 && redisGetReply(mon, &rep) == REDIS_OK) {
         redisReply *x = rep;
-        if (x->type == REDIS_REPLY_STATUS && mon_parse(x->str, &ev[nev])) nev++;
+        if (x->type == REDIS_REPLY_STATUS) nev += mon_parse(x->str, &ev[nev], 64 - nev);
         freeReplyObject(x);
     }
     redisFree(mon);
