@@ -1150,13 +1150,12 @@ static void commit_reply(cg_store *s, redisReply *r, void *ud)
 
 /* ---- load -------------------------------------------------------------- */
 
-/* KEYS 1 cg:seq:{c:u} 2 cg:sess:{c:u} 3 cg:gap:{c:u}; ARGV 1 seq
- * → CG_LOAD_FIELDS strings (CG_STORE_LOAD_LUA, store.h, says which) */
 /* The loads of the entries one pump() starts, in one call (the closed
- * loop starts many at once; one EVALSHA each was ~10 k instructions of
- * Redis and a command of ours an entry).
+ * loop starts many at once; one EVALSHA each cost Redis and us a command
+ * an entry).
  * KEYS: per entry cg:seq:{c:u}, cg:sess:{c:u}, cg:gap:{c:u}
- * ARGV: per entry its seq.  Returns one cg_load answer per entry. */
+ * ARGV: per entry its seq.  Returns per entry the CG_LOAD_FIELDS strings
+ * (CG_STORE_LOAD_LUA, store.h, says which). */
 static cg_store_script load_script = {
     .name = "load",
     .src = CG_STORE_LOAD_LUA
