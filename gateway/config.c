@@ -161,9 +161,35 @@ static int check_origin(const char *v, char *why, size_t cap)
     return check_url_generic(v, s, 0, why, cap, "an origin: scheme://host[:port] (e.g. \"https://www.example.gov\")");
 }
 
+/* unix:///absolute/path.sock[?db=N]: what the store connects to (store.c
+ * parse_url); the path fits a sockaddr_un. */
+static int check_redis_unix(const char *v, char *why, size_t cap)
+{
+    const char *p = v + 7, *q = strchr(p, '?');
+    size_t n = q ? (size_t)(q - p) : strlen(p);
+    if (*p != '/' || n < 2 || n > 107 || !printable_ascii(v)) {
+        set_err(why, cap, "must be unix:///absolute/path.sock[?db=N] with a path of at most 107 bytes");
+        return -1;
+    }
+    if (q) {
+        const char *d = q + 4;
+        int db = 0;
+        if (strncmp(q, "?db=", 4) != 0 || !*d) goto bad_db;
+        for (; *d; d++) {
+            if (!isdigit((unsigned char)*d) || db > 1000) goto bad_db;
+            db = db * 10 + (*d - '0');
+        }
+    }
+    return 0;
+bad_db:
+    set_err(why, cap, "database must be a number (unix:///run/redis/redis.sock?db=0)");
+    return -1;
+}
+
 static int check_redis_url(const char *v, char *why, size_t cap)
 {
     static const char *const s[] = {"redis://", NULL};
+    if (strncmp(v, "unix://", 7) == 0) return check_redis_unix(v, why, cap);
     /* redis://[user:password@]host[:port][/db] */
     const char *at = strrchr(v, '@');
     char tmp[1100];
@@ -171,7 +197,7 @@ static int check_redis_url(const char *v, char *why, size_t cap)
         snprintf(tmp, sizeof tmp, "redis://%s", at + 1);
         v = tmp;
     }
-    if (check_url_generic(v, s, 1, why, cap, "a redis://host[:port][/db] URL") < 0) return -1;
+    if (check_url_generic(v, s, 1, why, cap, "a redis://host[:port][/db] URL (or unix:///path.sock[?db=N])") < 0) return -1;
     const char *path = strchr(v + 8, '/');
     if (path) {
         const char *d = path + 1;

@@ -11,7 +11,8 @@
 # Usage: bench/gateway/run.sh [MESSAGES] [RATE]   — loopback only, bounded.
 #        OPEN=0 skips the open loop; GW_WRAP="valgrind --tool=callgrind ..."
 #        runs the first gateway (the closed loop's) under a profiler;
-#        BIN=path measures another civicgate build (default build/civicgate).
+#        BIN=path measures another civicgate build (default build/civicgate);
+#        REDIS_UNIX=1 connects the gateway to Redis over a Unix socket.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 msgs=${1:-30000}; rate=${2:-1000}
@@ -22,13 +23,13 @@ work=$(mktemp -d)
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 rport=$(free_port); gport=$(free_port); aport=$(free_port)
 redis-server --bind 127.0.0.1 --port "$rport" --dir "$work" --appendonly yes --appendfsync everysec \
-  --save '' --daemonize yes --logfile "$work/redis.log"
+  --save '' --daemonize yes --logfile "$work/redis.log" --unixsocket "$work/redis.sock" --unixsocketperm 700
 cleanup() { kill "$gwpid" 2>/dev/null || true; redis-cli -p "$rport" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
 for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
 cat >"$work/cfg.json" <<JSON
 {"listen": {"address": "127.0.0.1", "port": $gport},
- "redis": {"url": "redis://127.0.0.1:$rport/0"},
+ "redis": {"url": "$([ "${REDIS_UNIX:-0}" = 1 ] && echo "unix://$work/redis.sock" || echo "redis://127.0.0.1:$rport/0")"},
  "intents": {"dir": "intents"},
  "log": {"level": "warn"},
  "limits": {"citizen_messages_per_minute": 0},
