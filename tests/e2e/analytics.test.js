@@ -31,8 +31,8 @@ async function say(chatId, text) {
   sent.chats.add(chatId);
 }
 
-// Waits until chatId has n replies: the commit (and its analytics) is done
-// before the reply is queued.
+// Waits until chatId has n replies: the commit is done before the reply is
+// queued (its daily counters follow within 100 ms: the analytics batch).
 async function replies(chatId, n) {
   return h.waitFor(`${n} replies to ${chatId}`, async () => {
     const c = (await tg.calls()).filter((x) => x.method === 'sendMessage' && String(x.body.chat_id) === String(chatId));
@@ -249,6 +249,11 @@ function parseCsv(text) {
 
 test('the daily figures agree with what was sent, as JSON and as CSV', async () => {
   const q = `from=${day(-1)}&to=${day(0)}&channel=telegram`;
+  // the last commits' counters are written within 100 ms (the analytics batch)
+  await h.waitFor('the last messages in the daily figures', async () => {
+    const r = await api(`/api/v1/admin/stats?${q}`);
+    return r.status === 200 && JSON.parse(r.body).totals.messages >= sent.messages ? r : null;
+  });
   const j = await api(`/api/v1/admin/stats?${q}`);
   assert.equal(j.status, 200, j.body);
   assert.match(j.type, /application\/json/);
