@@ -22,9 +22,11 @@
  *                          survives a crash: a claimed reply does not retry
  *                          sooner than due nor resend delivered parts.
  *          (0 round trips) skipped for a reply marked head = 1 by the
- *                          pipeline's commit (sent was seq-1 and the session
- *                          not blocked, checked in the same atomic step that
- *                          created it) when it comes from XREADGROUP ">",
+ *                          pipeline's commit (sent was seq-1, checked in the
+ *                          same atomic step that created it; the reply
+ *                          answers a message the citizen just sent, so the
+ *                          contact is not gone: pipeline.c) when it comes
+ *                          from XREADGROUP ">",
  *                          i.e. no consumer has had it before: then no one
  *                          can have advanced sent past it nor written its
  *                          retry state, so begin would answer "go, try 0,

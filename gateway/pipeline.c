@@ -31,9 +31,12 @@
  * transcript, the outbox entry, the escalation, a finished flow's answers
  * (cg:flows), and XACKs).
  * The commit also does the outbox's sequence check for the reply it queues:
- * when the reply is next to deliver (cg:seq sent == its out seq - 1) and the
- * session is not blocked, the outbox entry gets head = 1 and the outbox
- * sends it without its "begin" round trip (outbox.c says when that holds).
+ * when the reply is next to deliver (cg:seq sent == its out seq - 1), the
+ * outbox entry gets head = 1 and the outbox sends it without its "begin"
+ * round trip (outbox.c says when that holds). A reply is only ever made for
+ * a citizen's message, which a platform delivers only when the bot may
+ * answer, so "blocked" is not read: the commit clears it (the load saw it),
+ * and one set by an older reply's 403 meanwhile is stale.
  * A crash before the commit leaves the entry pending: it is processed again
  * (at-least-once); after the commit it is a duplicate and only acknowledged.
  * The daily analytics counters are not part of the commit: commit_reply
@@ -414,9 +417,9 @@ static void entry_failed(cg_pipeline *p, pl_entry *e)
  *                            buttons, callback_id unless "", lang,
  *                            created_at = now, received_at), which gets the
  *                            next out seq, and head = 1 when it is next to
- *                            deliver (sent = seq-1) and the session is not
- *                            blocked: the outbox's begin check, done here (see
- *                            outbox.c); when conv is "1" also its transcript
+ *                            deliver (sent = seq-1): the outbox's begin check,
+ *                            done here (see outbox.c; "blocked": above);
+ *                            when conv is "1" also its transcript
  *                            entry (dir out, text, buttons, lang, intent
  *                            unless "", ts = now). One set of arguments for
  *                            both: the text once, the field names here
@@ -503,7 +506,7 @@ static cg_store_script commit_script = {
         "local function out_add(...)\n"
         "  out = out + 1\n"
         "  hs[#hs + 1] = 'out'; hs[#hs + 1] = tostring(out)\n"
-        "  if out == sent + 1 and not late and redis.call('HGET', KEYS[2], 'blocked') ~= '1' then\n"
+        "  if out == sent + 1 and not late then\n"
         "    redis.call('XADD', KEYS[4], '*', 'seq', tostring(out), 'head', '1', ...)\n"
         "  else\n"
         "    redis.call('XADD', KEYS[4], '*', 'seq', tostring(out), ...)\n"
