@@ -161,6 +161,18 @@ static int check_origin(const char *v, char *why, size_t cap)
     return check_url_generic(v, s, 0, why, cap, "an origin: scheme://host[:port] (e.g. \"https://www.example.gov\")");
 }
 
+/* A Redis database number (digits, at most 4 of them): 0, or -1. */
+static int check_db_number(const char *d)
+{
+    int db = 0;
+    if (!*d) return -1;
+    for (; *d; d++) {
+        if (!isdigit((unsigned char)*d) || db > 1000) return -1;
+        db = db * 10 + (*d - '0');
+    }
+    return 0;
+}
+
 /* unix:///absolute/path.sock[?db=N]: what the store connects to (store.c
  * parse_url); the path fits a sockaddr_un. */
 static int check_redis_unix(const char *v, char *why, size_t cap)
@@ -171,19 +183,11 @@ static int check_redis_unix(const char *v, char *why, size_t cap)
         set_err(why, cap, "must be unix:///absolute/path.sock[?db=N] with a path of at most 107 bytes");
         return -1;
     }
-    if (q) {
-        const char *d = q + 4;
-        int db = 0;
-        if (strncmp(q, "?db=", 4) != 0 || !*d) goto bad_db;
-        for (; *d; d++) {
-            if (!isdigit((unsigned char)*d) || db > 1000) goto bad_db;
-            db = db * 10 + (*d - '0');
-        }
+    if (q && (strncmp(q, "?db=", 4) != 0 || check_db_number(q + 4) != 0)) {
+        set_err(why, cap, "database must be a number (unix:///run/redis/redis.sock?db=0)");
+        return -1;
     }
     return 0;
-bad_db:
-    set_err(why, cap, "database must be a number (unix:///run/redis/redis.sock?db=0)");
-    return -1;
 }
 
 static int check_redis_url(const char *v, char *why, size_t cap)
@@ -199,17 +203,9 @@ static int check_redis_url(const char *v, char *why, size_t cap)
     }
     if (check_url_generic(v, s, 1, why, cap, "a redis://host[:port][/db] URL (or unix:///path.sock[?db=N])") < 0) return -1;
     const char *path = strchr(v + 8, '/');
-    if (path) {
-        const char *d = path + 1;
-        if (!*d) return 0;
-        int db = 0;
-        for (; *d; d++) {
-            if (!isdigit((unsigned char)*d) || db > 1000) {
-                set_err(why, cap, "database must be a number (redis://host:port/0)");
-                return -1;
-            }
-            db = db * 10 + (*d - '0');
-        }
+    if (path && path[1] && check_db_number(path + 1) != 0) {
+        set_err(why, cap, "database must be a number (redis://host:port/0)");
+        return -1;
     }
     return 0;
 }

@@ -1251,25 +1251,23 @@ static void load_send(cg_pipeline *p, load_batch *b)
         free(b);
         return;
     }
-    const char *av[4 * ACTIVE_MAX];
-    char keys[3 * ACTIVE_MAX][CG_KEY_MAX], seqs[ACTIVE_MAX][24];
-    size_t nk = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        const pl_entry *e = b->e[i];
-        cg_store_key(keys[3 * i], CG_KEY_MAX, "seq", e->msg.channel, e->msg.user);
-        cg_store_key(keys[3 * i + 1], CG_KEY_MAX, "sess", e->msg.channel, e->msg.user);
-        cg_store_key(keys[3 * i + 2], CG_KEY_MAX, "gap", e->msg.channel, e->msg.user);
-        for (int k = 0; k < 3; k++) av[nk++] = keys[3 * i + k];
-    }
-    for (size_t i = 0; i < b->n; i++) {
-        cg_store_fmt_ll(seqs[i], b->e[i]->seq);
-        av[nk + i] = seqs[i];
-    }
-    if (cg_store_eval(p->store, &load_script, (int)nk, (int)(nk + b->n), av, NULL, load_reply, b) != 0) {
+    static const char *const kinds[] = { "seq", "sess", "gap" };
+    cg_args a = { .n = 0 };             /* 3 keys an entry, then the seqs */
+    char key[CG_KEY_MAX];
+    for (size_t i = 0; i < b->n; i++)
+        for (int k = 0; k < 3; k++) {
+            if (cg_store_key(key, sizeof key, kinds[k], b->e[i]->msg.channel, b->e[i]->msg.user)) a.oom = 1;
+            cg_args_add(&a, key);
+        }
+    for (size_t i = 0; i < b->n; i++) cg_args_addi(&a, b->e[i]->seq);
+    if (a.oom || cg_store_eval(p->store, &load_script, (int)(3 * b->n), a.n, cg_args_argv(&a), a.len,
+                               load_reply, b) != 0) {
+        cg_args_free(&a);
         for (size_t i = 0; i < b->n; i++) entry_failed(p, b->e[i]);
         free(b);
         return;
     }
+    cg_args_free(&a);
     p->inflight++;
 }
 
