@@ -12,7 +12,10 @@
 #        OPEN=0 skips the open loop; GW_WRAP="valgrind --tool=callgrind ..."
 #        runs the first gateway (the closed loop's) under a profiler;
 #        BIN=path measures another civicgate build (default build/civicgate);
-#        REDIS_UNIX=1 connects the gateway to Redis over a Unix socket.
+#        REDIS_UNIX=1 connects the gateway to Redis over a Unix socket;
+#        REDIS_OPTS="--more redis-server options" (diagnostics), KEEP_LOG=file
+#        keeps a copy of redis.log (when AOF rewrites ran), LG_OPTS="--trace
+#        FILE" (more loadgen options for the closed loop).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 msgs=${1:-30000}; rate=${2:-1000}
@@ -23,8 +26,9 @@ work=$(mktemp -d)
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 rport=$(free_port); gport=$(free_port); aport=$(free_port)
 redis-server --bind 127.0.0.1 --port "$rport" --dir "$work" --appendonly yes --appendfsync everysec \
-  --save '' --daemonize yes --logfile "$work/redis.log" --unixsocket "$work/redis.sock" --unixsocketperm 700
-cleanup() { kill "$gwpid" 2>/dev/null || true; redis-cli -p "$rport" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"; }
+  --save '' --daemonize yes --logfile "$work/redis.log" --unixsocket "$work/redis.sock" --unixsocketperm 700 ${REDIS_OPTS:-}
+cleanup() { kill "$gwpid" 2>/dev/null || true; redis-cli -p "$rport" shutdown nosave >/dev/null 2>&1 || true
+            [ -z "${KEEP_LOG:-}" ] || cp "$work/redis.log" "$KEEP_LOG"; rm -rf "$work"; }
 trap cleanup EXIT
 for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
 cat >"$work/cfg.json" <<JSON
@@ -47,7 +51,7 @@ cpu_ms() { awk '{print ($14 + $15) * 1000 / '"$(getconf CLK_TCK)"'}' "/proc/$1/s
 redis-cli -p "$rport" config resetstat >/dev/null
 g0=$(cpu_ms "$gwpid"); r0=$(cpu_ms "$rpid")
 build/loadgen --gateway 127.0.0.1:$gport --api-port "$aport" --messages "$msgs" --concurrency 64 \
-  --chats 2000 --duration 60 --drain 20 | tee "$work/closed.json" || true
+  --chats 2000 --duration 60 --drain 20 ${LG_OPTS:-} | tee "$work/closed.json" || true
 g1=$(cpu_ms "$gwpid"); r1=$(cpu_ms "$rpid")
 echo "# peak RSS of the gateway: $(grep VmHWM /proc/$gwpid/status | awk '{print $2, $3}')"
 n=$(sed -n 's/.*"replies":\([0-9]*\).*/\1/p' "$work/closed.json"); n=${n:-0}
