@@ -94,13 +94,6 @@
 #define MS_PAYLOAD_MAX       64
 #define MS_GET_STARTED       "GET_STARTED"
 
-typedef struct {
-    cg_msg *out;
-    size_t max, n;
-    char *reason;
-    size_t cap;
-} ms_ctx;
-
 static const char *const ms_media_kinds[] = { "image", "video", "audio", "file", NULL };
 
 /* Non-negative integral number at o[key] (ms timestamps): 0 and *v; -1. */
@@ -114,41 +107,31 @@ static int ms_int(const cJSON *o, const char *key, int64_t *v)
     return 0;
 }
 
-static cg_msg *ms_new(ms_ctx *c, const char *psid, int64_t ts_ms)
+static cg_msg *ms_new(cg_meta_batch *c, const char *psid, int64_t ts_ms)
 {
-    if (c->n >= c->max) {
-        cg_meta_reason(c->reason, c->cap, "more than %zu events in one webhook", c->max);
-        return NULL;
-    }
-    cg_msg *m = &c->out[c->n];
-    memset(m, 0, sizeof *m);
-    snprintf(m->channel, sizeof m->channel, "messenger");
+    cg_msg *m = cg_meta_new(c);
+    if (!m) return NULL;
     snprintf(m->user, sizeof m->user, "%s", psid);
     m->ts = ts_ms / 1000;
     return m;
 }
 
-static cg_err ms_dup(ms_ctx *c, char **dst, const char *s, size_t max, const char *what)
+static cg_err ms_dup(cg_meta_batch *c, char **dst, const char *s, size_t max, const char *what)
 {
     return cg_meta_take_text(dst, s, max, what, c->reason, c->cap);
 }
 
-static cg_err ms_payload(ms_ctx *c, cg_msg *m, const char *p, const char *what)
+static cg_err ms_payload(cg_meta_batch *c, cg_msg *m, const char *p, const char *what)
 {
     return cg_meta_take_payload(&m->payload, p, 1000, what, c->reason, c->cap);
 }
 
-static int ms_id_ok(const char *id)
-{
-    return id && id[0] && strlen(id) < CG_MSGID_MAX && cg_text_valid_utf8(id, strlen(id));
-}
-
-static cg_err ms_message(ms_ctx *c, cg_msg *m, const cJSON *msg, int *emit)
+static cg_err ms_message(cg_meta_batch *c, cg_msg *m, const cJSON *msg, int *emit)
 {
     *emit = 0;
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(msg, "is_echo"))) return CG_OK;
     const char *mid = cg_meta_str(msg, "mid");
-    if (!ms_id_ok(mid)) {
+    if (!cg_meta_id_ok(mid)) {
         cg_meta_reason(c->reason, c->cap, "message.mid missing or over %d bytes", CG_MSGID_MAX - 1);
         return CG_E_BAD_REQUEST;
     }
@@ -169,20 +152,9 @@ static cg_err ms_message(ms_ctx *c, cg_msg *m, const cJSON *msg, int *emit)
     const char *type = cg_meta_str(a, "type");
     if (!type) { *emit = 0; return CG_OK; }
     const cJSON *pl = cg_meta_obj(a, "payload");
-    if (strcmp(type, "location") == 0) {
-        const cJSON *co = cg_meta_obj(pl, "coordinates");
-        const cJSON *la = cJSON_GetObjectItemCaseSensitive(co, "lat");
-        const cJSON *lo = cJSON_GetObjectItemCaseSensitive(co, "long");
-        if (!cJSON_IsNumber(la) || !cJSON_IsNumber(lo) || !(la->valuedouble >= -90 && la->valuedouble <= 90) ||
-            !(lo->valuedouble >= -180 && lo->valuedouble <= 180)) {
-            cg_meta_reason(c->reason, c->cap, "location attachment needs coordinates lat and long in range");
-            return CG_E_BAD_REQUEST;
-        }
-        m->kind = CG_MSG_LOCATION;
-        m->lat = la->valuedouble;
-        m->lon = lo->valuedouble;
-        return CG_OK;
-    }
+    if (strcmp(type, "location") == 0)
+        return cg_meta_location(m, cg_meta_obj(pl, "coordinates"), "lat", "long",
+                                "location attachment needs coordinates lat and long in range", c->reason, c->cap);
     for (size_t i = 0; ms_media_kinds[i]; i++) {
         if (strcmp(type, ms_media_kinds[i]) == 0) {
             m->kind = CG_MSG_MEDIA;
@@ -191,20 +163,16 @@ static cg_err ms_message(ms_ctx *c, cg_msg *m, const cJSON *msg, int *emit)
             return CG_OK;
         }
     }
-    m->kind = CG_MSG_UNSUPPORTED;
-    size_t tl = strlen(type), k = 0;
-    while (k < tl && k < sizeof m->media - 1 && (unsigned char)type[k] >= 0x20 && (unsigned char)type[k] < 0x7F) k++;
-    memcpy(m->media, type, k);
-    m->media[k] = '\0';
+    cg_meta_unsupported(m, type);
     return CG_OK;
 }
 
-static cg_err ms_postback(ms_ctx *c, cg_msg *m, const cJSON *pb, const char *psid, int64_t ts_ms)
+static cg_err ms_postback(cg_meta_batch *c, cg_msg *m, const cJSON *pb, const char *psid, int64_t ts_ms)
 {
     const char *mid = cg_meta_str(pb, "mid");
     const char *payload = cg_meta_str(pb, "payload");
     if (mid) {
-        if (!ms_id_ok(mid)) {
+        if (!cg_meta_id_ok(mid)) {
             cg_meta_reason(c->reason, c->cap, "postback.mid over %d bytes", CG_MSGID_MAX - 1);
             return CG_E_BAD_REQUEST;
         }
@@ -225,8 +193,9 @@ static cg_err ms_postback(ms_ctx *c, cg_msg *m, const cJSON *pb, const char *psi
     return ms_payload(c, m, payload, "postback.payload");
 }
 
-static cg_err ms_event(ms_ctx *c, const cJSON *ev)
+static cg_err ms_event(cg_meta_batch *c, const cJSON *ev, const void *arg)
 {
+    (void)arg;
     const char *psid = cg_meta_str(cg_meta_obj(ev, "sender"), "id");
     int64_t ts_ms = 0;
     const cJSON *o;
@@ -270,7 +239,7 @@ static cg_err ms_event(ms_ctx *c, const cJSON *ev)
             const char *first = mids ? cJSON_IsString(cJSON_GetArrayItem(mids, 0)) ?
                                        cJSON_GetArrayItem(mids, 0)->valuestring : NULL : NULL;
             if (e == CG_OK && first) {
-                if (!ms_id_ok(first)) {
+                if (!cg_meta_id_ok(first)) {
                     cg_meta_reason(c->reason, c->cap, "delivery.mids[0] over %d bytes", CG_MSGID_MAX - 1);
                     e = CG_E_BAD_REQUEST;
                 } else if (!(m->payload = strdup(first))) {
@@ -279,53 +248,27 @@ static cg_err ms_event(ms_ctx *c, const cJSON *ev)
             }
         }
     }
-    if (e != CG_OK || !emit) {
-        cg_msg_free(m);
-        return e;
-    }
-    c->n++;
-    return CG_OK;
+    return cg_meta_keep(c, m, e, emit);
 }
+
+static cg_err ms_entry(cg_meta_batch *c, const cJSON *entry)
+{
+    /* entry[].standby[]: another app has the thread; not ours to answer */
+    return cg_meta_each(c, entry, "messaging", ms_event, NULL);
+}
+
+static const cg_meta_webhook ms_webhook = {
+    .channel = "messenger",
+    .object = "page",
+    .not_ours = "not a page webhook (object \"page\", entry[])",
+    .unit = "events",
+    .entry = ms_entry,
+};
 
 static cg_err ms_parse(const cg_channel_cfg *cfg, const cg_http_in *req, cg_msg *out, size_t max,
                        size_t *n, char *reason, size_t cap)
 {
-    (void)cfg;
-    if (n) *n = 0;
-    if (reason && cap) reason[0] = '\0';
-    if (!req || !out || !n) return CG_E_INTERNAL;
-    cJSON *root;
-    cg_err e = cg_meta_parse_body(req, &root, reason, cap);
-    if (e != CG_OK) return e;
-    ms_ctx c = { out, max, 0, reason, cap };
-    const char *object = cg_meta_str(root, "object");
-    const cJSON *entries = cg_meta_arr(root, "entry");
-    if (!object || strcmp(object, "page") != 0 || !entries) {
-        cg_meta_reason(reason, cap, "not a page webhook (object \"page\", entry[])");
-        e = CG_E_BAD_REQUEST;
-        goto done;
-    }
-    const cJSON *entry;
-    cJSON_ArrayForEach(entry, entries) {
-        const cJSON *ev;
-        cJSON_ArrayForEach(ev, cg_meta_arr(entry, "messaging")) {
-            if (!cJSON_IsObject(ev)) {
-                cg_meta_reason(reason, cap, "messaging[] holds a non-object");
-                e = CG_E_BAD_REQUEST;
-                goto done;
-            }
-            if ((e = ms_event(&c, ev)) != CG_OK) goto done;
-        }
-        /* entry[].standby[]: another app has the thread; not ours to answer */
-    }
-done:
-    if (e != CG_OK) {
-        for (size_t i = 0; i < c.n; i++) cg_msg_free(&out[i]);
-        c.n = 0;
-    }
-    *n = c.n;
-    cJSON_Delete(root);
-    return e;
+    return cg_meta_parse(&ms_webhook, cfg, req, out, max, n, reason, cap);
 }
 
 /* ---- render ------------------------------------------------------------- */
@@ -348,13 +291,6 @@ static cJSON *ms_base(const cg_reply *r, cJSON **message)
     *message = ok ? cJSON_AddObjectToObject(b, "message") : NULL;
     if (!*message) { cJSON_Delete(b); return NULL; }
     return b;
-}
-
-static char *ms_copy(const char *s, size_t len)
-{
-    char *t = malloc(len + 1);
-    if (t) { memcpy(t, s, len); t[len] = '\0'; }
-    return t;
 }
 
 static int ms_add_quick_replies(const cg_reply *r, cJSON *message)
@@ -401,50 +337,45 @@ static int ms_add_template(const cg_reply *r, cJSON *message, const char *text)
     return 1;
 }
 
+/* What the last request carries besides text (ms_body's arg). */
+typedef struct {
+    int use_template;   /* the button template (URL buttons, few enough) */
+    size_t npay;        /* payload buttons: quick replies unless templated */
+} ms_plan;
+
+static cJSON *ms_body(const cg_reply *r, const char *piece, int last, const void *arg)
+{
+    const ms_plan *p = arg;
+    cJSON *message;
+    cJSON *b = ms_base(r, &message);
+    int ok = b != NULL;
+    if (ok && last && p->use_template) ok = ms_add_template(r, message, piece);
+    else if (ok) {
+        ok = cJSON_AddStringToObject(message, "text", piece) != NULL;
+        if (ok && last && p->npay) ok = ms_add_quick_replies(r, message);
+    }
+    if (!ok) { cJSON_Delete(b); return NULL; }
+    return b;
+}
+
 static cg_err ms_render(const cg_channel_cfg *cfg, const cg_reply *r, cg_http_out *out, size_t max,
                         size_t *n)
 {
     if (n) *n = 0;
-    if (!cfg || !r || !out || !n || !cfg->token || !cfg->token[0] || !cfg->api_base || !cfg->api_base[0] ||
-        !cfg->api_version || !cfg->api_version[0])
-        return CG_E_INTERNAL;
+    if (!r || !out || !n || !cg_meta_cfg_ok(cfg)) return CG_E_INTERNAL;
     size_t npay, nurl;
     if (!cg_meta_digits(r->user, CG_USER_MAX) || !ms_buttons_valid(r, &npay, &nurl)) return CG_E_INTERNAL;
     if (r->text && !cg_text_valid_utf8(r->text, strlen(r->text))) return CG_E_INTERNAL;
-    int use_template = nurl > 0 && r->nbuttons <= MS_MAX_TEMPLATE_BTNS;
-    char *text = cg_meta_reply_text(r, nurl > 0 && !use_template);
-    if (!text) return CG_E_NOMEM;
-    size_t tlen = strlen(text);
-    if (tlen == 0 && r->nbuttons) { free(text); return CG_E_INTERNAL; }
-    size_t starts[CG_MAX_OUT_REQUESTS], lens[CG_MAX_OUT_REQUESTS];
-    size_t cap = max < CG_MAX_OUT_REQUESTS ? max : CG_MAX_OUT_REQUESTS;
-    size_t cnt = cg_meta_split(text, tlen, MS_MAX_TEXT_CHARS, use_template ? MS_TEMPLATE_TEXT_MAX : MS_MAX_TEXT_CHARS,
-                               starts, lens, cap);
-    if (cnt > cap) { free(text); return CG_E_INTERNAL; }
-    size_t made = 0;
-    cg_err e = CG_OK;
-    for (size_t i = 0; i < cnt; i++) {
-        cJSON *message;
-        cJSON *b = ms_base(r, &message);
-        char *piece = ms_copy(text + starts[i], lens[i]);
-        int last = i + 1 == cnt, ok = b && piece;
-        if (ok && last && use_template) ok = ms_add_template(r, message, piece);
-        else if (ok) {
-            ok = cJSON_AddStringToObject(message, "text", piece) != NULL;
-            if (ok && last && npay) ok = ms_add_quick_replies(r, message);
-        }
-        free(piece);
-        if (!ok) { cJSON_Delete(b); e = CG_E_NOMEM; break; }
-        if ((e = cg_meta_request(cfg, "me/messages", b, &out[made])) != CG_OK) break;
-        made++;
-    }
-    free(text);
-    if (e != CG_OK) {
-        for (size_t i = 0; i < made; i++) cg_http_out_free(&out[i]);
-        return e;
-    }
-    *n = made;
-    return CG_OK;
+    ms_plan p = { nurl > 0 && r->nbuttons <= MS_MAX_TEMPLATE_BTNS, npay };
+    cg_meta_text_plan plan = {
+        .links_in_text = nurl > 0 && !p.use_template,
+        .need_text = r->nbuttons > 0,
+        .max_chars = MS_MAX_TEXT_CHARS,
+        .last_max = p.use_template ? MS_TEMPLATE_TEXT_MAX : MS_MAX_TEXT_CHARS,
+        .body = ms_body,
+        .arg = &p,
+    };
+    return cg_meta_send_text(cfg, "me/messages", r, &plan, out, max, n);
 }
 
 /* ---- classify ----------------------------------------------------------- */

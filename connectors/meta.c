@@ -12,6 +12,13 @@
  * hub.verify_token and hub.challenge; the challenge is echoed as text/plain
  * only when the token is ours.
  *
+ * Parse and render frames: both platforms wrap their events the same way
+ * ({"object","entry":[...]}) and send long texts the same way (split, one
+ * request per piece, the buttons on the last). cg_meta_parse and
+ * cg_meta_send_text hold that frame; a connector gives what differs, a
+ * cg_meta_webhook (its object and an entry reader) and a cg_meta_text_plan
+ * (its limits and a body builder).
+ *
  * Text helpers: counting characters (UTF-16 units, the stricter reading of
  * Meta's "characters"), splitting long texts at a line / sentence / word
  * boundary, shortening button titles with "…" without cutting a word or a
@@ -106,6 +113,74 @@ cg_err cg_meta_handshake(const cg_channel_cfg *cfg, const cg_http_in *req, cg_ht
     return CG_OK;
 }
 
+cg_err cg_meta_each(cg_meta_batch *b, const cJSON *o, const char *key, cg_meta_each_fn *each,
+                    const void *arg)
+{
+    const cJSON *item;
+    cg_err e;
+    cJSON_ArrayForEach(item, cg_meta_arr(o, key)) {
+        if (!cJSON_IsObject(item)) {
+            cg_meta_reason(b->reason, b->cap, "%s[] holds a non-object", key);
+            return CG_E_BAD_REQUEST;
+        }
+        if ((e = each(b, item, arg)) != CG_OK) return e;
+    }
+    return CG_OK;
+}
+
+cg_msg *cg_meta_new(cg_meta_batch *b)
+{
+    if (b->n >= b->max) {
+        cg_meta_reason(b->reason, b->cap, "more than %zu %s in one webhook", b->max, b->hook->unit);
+        return NULL;
+    }
+    cg_msg *m = &b->out[b->n];
+    memset(m, 0, sizeof *m);
+    snprintf(m->channel, sizeof m->channel, "%s", b->hook->channel);
+    return m;
+}
+
+cg_err cg_meta_keep(cg_meta_batch *b, cg_msg *m, cg_err e, int emit)
+{
+    if (e != CG_OK || !emit) {
+        cg_msg_free(m);
+        return e;
+    }
+    b->n++;
+    return CG_OK;
+}
+
+cg_err cg_meta_parse(const cg_meta_webhook *w, const cg_channel_cfg *cfg, const cg_http_in *req,
+                     cg_msg *out, size_t max, size_t *n, char *reason, size_t cap)
+{
+    if (n) *n = 0;
+    if (reason && cap) reason[0] = '\0';
+    if (!req || !out || !n) return CG_E_INTERNAL;
+    cJSON *root;
+    cg_err e = cg_meta_parse_body(req, &root, reason, cap);
+    if (e != CG_OK) return e;
+    cg_meta_batch b = { cfg, out, max, 0, reason, cap, w };
+    const char *object = cg_meta_str(root, "object");
+    const cJSON *entries = cg_meta_arr(root, "entry");
+    if (!object || strcmp(object, w->object) != 0 || !entries) {
+        cg_meta_reason(reason, cap, "%s", w->not_ours);
+        e = CG_E_BAD_REQUEST;
+        goto done;
+    }
+    const cJSON *entry;
+    cJSON_ArrayForEach(entry, entries) {
+        if ((e = w->entry(&b, entry)) != CG_OK) goto done;
+    }
+done:
+    if (e != CG_OK) {
+        for (size_t i = 0; i < b.n; i++) cg_msg_free(&out[i]);
+        b.n = 0;
+    }
+    *n = b.n;
+    cJSON_Delete(root);
+    return e;
+}
+
 cg_err cg_meta_parse_body(const cg_http_in *req, cJSON **root, char *reason, size_t cap)
 {
     *root = NULL;
@@ -172,6 +247,36 @@ int cg_meta_digits(const char *s, size_t max)
     for (; s[n]; n++)
         if (s[n] < '0' || s[n] > '9' || n + 1 >= max) return 0;
     return 1;
+}
+
+int cg_meta_id_ok(const char *id)
+{
+    return id && id[0] && strlen(id) < CG_MSGID_MAX && cg_text_valid_utf8(id, strlen(id));
+}
+
+cg_err cg_meta_location(cg_msg *m, const cJSON *o, const char *lat_key, const char *lon_key,
+                        const char *bad, char *reason, size_t cap)
+{
+    const cJSON *la = cJSON_GetObjectItemCaseSensitive(o, lat_key);
+    const cJSON *lo = cJSON_GetObjectItemCaseSensitive(o, lon_key);
+    if (!cJSON_IsNumber(la) || !cJSON_IsNumber(lo) || !(la->valuedouble >= -90 && la->valuedouble <= 90) ||
+        !(lo->valuedouble >= -180 && lo->valuedouble <= 180)) {
+        cg_meta_reason(reason, cap, "%s", bad);
+        return CG_E_BAD_REQUEST;
+    }
+    m->kind = CG_MSG_LOCATION;
+    m->lat = la->valuedouble;
+    m->lon = lo->valuedouble;
+    return CG_OK;
+}
+
+void cg_meta_unsupported(cg_msg *m, const char *type)
+{
+    m->kind = CG_MSG_UNSUPPORTED;
+    size_t tl = strlen(type), k = 0;
+    while (k < tl && k < sizeof m->media - 1 && (unsigned char)type[k] >= 0x20 && (unsigned char)type[k] < 0x7F) k++;
+    memcpy(m->media, type, k);
+    m->media[k] = '\0';
 }
 
 static size_t utf8_cut(const char *s, size_t len, size_t max)
@@ -335,6 +440,47 @@ char *cg_meta_shorten(const char *title, size_t max_chars)
     memcpy(d, title, keep);
     memcpy(d + keep, "\xE2\x80\xA6", 4);   /* "…" and the NUL */
     return d;
+}
+
+int cg_meta_cfg_ok(const cg_channel_cfg *cfg)
+{
+    return cfg && cfg->token && cfg->token[0] && cfg->api_base && cfg->api_base[0] && cfg->api_version &&
+           cfg->api_version[0];
+}
+
+cg_err cg_meta_send_text(const cg_channel_cfg *cfg, const char *path, const cg_reply *r,
+                         const cg_meta_text_plan *plan, cg_http_out *out, size_t max, size_t *n)
+{
+    char *text = cg_meta_reply_text(r, plan->links_in_text);
+    if (!text) return CG_E_NOMEM;
+    size_t tlen = strlen(text);
+    if (tlen == 0 && plan->need_text) { free(text); return CG_E_INTERNAL; }
+    size_t starts[CG_MAX_OUT_REQUESTS], lens[CG_MAX_OUT_REQUESTS];
+    size_t cap = max < CG_MAX_OUT_REQUESTS ? max : CG_MAX_OUT_REQUESTS;
+    size_t cnt = cg_meta_split(text, tlen, plan->max_chars, plan->last_max, starts, lens, cap);
+    if (cnt > cap) { free(text); return CG_E_INTERNAL; }
+    size_t made = 0;
+    cg_err e = CG_OK;
+    for (size_t i = 0; i < cnt; i++) {
+        char *piece = malloc(lens[i] + 1);
+        cJSON *b = NULL;
+        if (piece) {
+            memcpy(piece, text + starts[i], lens[i]);
+            piece[lens[i]] = '\0';
+            b = plan->body(r, piece, i + 1 == cnt, plan->arg);
+            free(piece);
+        }
+        if (!b) { e = CG_E_NOMEM; break; }
+        if ((e = cg_meta_request(cfg, path, b, &out[made])) != CG_OK) break;
+        made++;
+    }
+    free(text);
+    if (e != CG_OK) {
+        for (size_t i = 0; i < made; i++) cg_http_out_free(&out[i]);
+        return e;
+    }
+    *n = made;
+    return CG_OK;
 }
 
 cg_err cg_meta_request(const cg_channel_cfg *cfg, const char *path, cJSON *body, cg_http_out *o)

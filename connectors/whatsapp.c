@@ -124,14 +124,6 @@
 #define WA_MAX_LIST_ROWS    10
 #define WA_LIST_BUTTON      "Menu"
 
-typedef struct {
-    const cg_channel_cfg *cfg;
-    cg_msg *out;
-    size_t max, n;
-    char *reason;
-    size_t cap;
-} wa_ctx;
-
 static const char *const wa_media_kinds[] = { "image", "video", "document", "sticker", "audio", NULL };
 
 /* Timestamp given as a decimal string (Meta's format) or a number. */
@@ -143,25 +135,12 @@ static int64_t wa_ts(const cJSON *o)
     return 0;
 }
 
-/* A new zeroed message at the end of out[]; NULL (reason set) when full. */
-static cg_msg *wa_new(wa_ctx *c)
-{
-    if (c->n >= c->max) {
-        cg_meta_reason(c->reason, c->cap, "more than %zu messages in one webhook", c->max);
-        return NULL;
-    }
-    cg_msg *m = &c->out[c->n];
-    memset(m, 0, sizeof *m);
-    snprintf(m->channel, sizeof m->channel, "whatsapp");
-    return m;
-}
-
-static cg_err wa_set_text(wa_ctx *c, cg_msg *m, const char *s, const char *what)
+static cg_err wa_set_text(cg_meta_batch *c, cg_msg *m, const char *s, const char *what)
 {
     return s ? cg_meta_take_text(&m->text, s, CG_MSG_TEXT_MAX, what, c->reason, c->cap) : CG_OK;
 }
 
-static cg_err wa_set_payload(wa_ctx *c, cg_msg *m, const char *p, const char *what)
+static cg_err wa_set_payload(cg_meta_batch *c, cg_msg *m, const char *p, const char *what)
 {
     return cg_meta_take_payload(&m->payload, p, 256, what, c->reason, c->cap);
 }
@@ -178,7 +157,7 @@ static const char *wa_contact_name(const cJSON *value, const char *wa_id)
 }
 
 /* Fills kind and content of m from message o; *emit 0 for ignored types. */
-static cg_err wa_content(wa_ctx *c, cg_msg *m, const cJSON *o, const char *type, int *emit)
+static cg_err wa_content(cg_meta_batch *c, cg_msg *m, const cJSON *o, const char *type, int *emit)
 {
     *emit = 1;
     if (strcmp(type, "text") == 0) {
@@ -219,20 +198,9 @@ static cg_err wa_content(wa_ctx *c, cg_msg *m, const cJSON *o, const char *type,
         m->kind = CG_MSG_BUTTON;
         return wa_set_payload(c, m, p, "button.payload");
     }
-    if (strcmp(type, "location") == 0) {
-        const cJSON *loc = cg_meta_obj(o, "location");
-        const cJSON *la = cJSON_GetObjectItemCaseSensitive(loc, "latitude");
-        const cJSON *lo = cJSON_GetObjectItemCaseSensitive(loc, "longitude");
-        if (!cJSON_IsNumber(la) || !cJSON_IsNumber(lo) || !(la->valuedouble >= -90 && la->valuedouble <= 90) ||
-            !(lo->valuedouble >= -180 && lo->valuedouble <= 180)) {
-            cg_meta_reason(c->reason, c->cap, "location needs latitude and longitude in range");
-            return CG_E_BAD_REQUEST;
-        }
-        m->kind = CG_MSG_LOCATION;
-        m->lat = la->valuedouble;
-        m->lon = lo->valuedouble;
-        return CG_OK;
-    }
+    if (strcmp(type, "location") == 0)
+        return cg_meta_location(m, cg_meta_obj(o, "location"), "latitude", "longitude",
+                                "location needs latitude and longitude in range", c->reason, c->cap);
     for (size_t i = 0; wa_media_kinds[i]; i++) {
         if (strcmp(type, wa_media_kinds[i]) != 0) continue;
         const cJSON *media = cg_meta_obj(o, type);
@@ -246,22 +214,20 @@ static cg_err wa_content(wa_ctx *c, cg_msg *m, const cJSON *o, const char *type,
         return CG_OK;
     }
     /* contacts, order, unsupported, request_welcome, anything new */
-    m->kind = CG_MSG_UNSUPPORTED;
-    size_t tl = strlen(type), k = 0;
-    while (k < tl && k < sizeof m->media - 1 && (unsigned char)type[k] >= 0x20 && (unsigned char)type[k] < 0x7F) k++;
-    memcpy(m->media, type, k);
-    m->media[k] = '\0';
+    cg_meta_unsupported(m, type);
     return CG_OK;
 }
 
-static cg_err wa_message(wa_ctx *c, const cJSON *value, const cJSON *o)
+/* Message o of value.messages[] (arg: value). */
+static cg_err wa_message(cg_meta_batch *c, const cJSON *o, const void *arg)
 {
+    const cJSON *value = arg;
     const char *from = cg_meta_str(o, "from"), *id = cg_meta_str(o, "id"), *type = cg_meta_str(o, "type");
     if (!cg_meta_digits(from, CG_USER_MAX)) {
         cg_meta_reason(c->reason, c->cap, "message.from missing, not a wa_id or too long");
         return CG_E_BAD_REQUEST;
     }
-    if (!id || !id[0] || strlen(id) >= CG_MSGID_MAX || !cg_text_valid_utf8(id, strlen(id))) {
+    if (!cg_meta_id_ok(id)) {
         cg_meta_reason(c->reason, c->cap, "message.id missing or over %d bytes", CG_MSGID_MAX - 1);
         return CG_E_BAD_REQUEST;
     }
@@ -270,7 +236,7 @@ static cg_err wa_message(wa_ctx *c, const cJSON *value, const cJSON *o)
         return CG_E_BAD_REQUEST;
     }
     if (strcmp(type, "reaction") == 0 || strcmp(type, "system") == 0) return CG_OK;
-    cg_msg *m = wa_new(c);
+    cg_msg *m = cg_meta_new(c);
     if (!m) return CG_E_BAD_REQUEST;
     snprintf(m->user, sizeof m->user, "%s", from);
     snprintf(m->msg_id, sizeof m->msg_id, "%s", id);
@@ -283,16 +249,12 @@ static cg_err wa_message(wa_ctx *c, const cJSON *value, const cJSON *o)
         if (name && name[0] && !(m->name = cg_meta_dup_utf8(name, CG_META_NAME_MAX, &bad)) && !bad)
             e = CG_E_NOMEM;
     }
-    if (e != CG_OK || !emit) {
-        cg_msg_free(m);
-        return e;
-    }
-    c->n++;
-    return CG_OK;
+    return cg_meta_keep(c, m, e, emit);
 }
 
-static cg_err wa_status(wa_ctx *c, const cJSON *o)
+static cg_err wa_status(cg_meta_batch *c, const cJSON *o, const void *arg)
 {
+    (void)arg;
     const char *id = cg_meta_str(o, "id"), *status = cg_meta_str(o, "status");
     const char *rcpt = cg_meta_str(o, "recipient_id");
     if (!id || !id[0] || !status || !status[0] || !cg_text_valid_utf8(id, strlen(id)) ||
@@ -308,7 +270,7 @@ static cg_err wa_status(wa_ctx *c, const cJSON *o)
         cg_meta_reason(c->reason, c->cap, "status id too long for a message id");
         return CG_E_BAD_REQUEST;
     }
-    cg_msg *m = wa_new(c);
+    cg_msg *m = cg_meta_new(c);
     if (!m) return CG_E_BAD_REQUEST;
     m->kind = CG_MSG_STATUS;
     snprintf(m->user, sizeof m->user, "%s", rcpt);
@@ -320,15 +282,10 @@ static cg_err wa_status(wa_ctx *c, const cJSON *o)
         snprintf(m->media, sizeof m->media, "%.0f", code->valuedouble);
     m->payload = strdup(id);
     m->text = strdup(status);
-    if (!m->payload || !m->text) {
-        cg_msg_free(m);
-        return CG_E_NOMEM;
-    }
-    c->n++;
-    return CG_OK;
+    return cg_meta_keep(c, m, m->payload && m->text ? CG_OK : CG_E_NOMEM, 1);
 }
 
-static cg_err wa_value(wa_ctx *c, const cJSON *value)
+static cg_err wa_value(cg_meta_batch *c, const cJSON *value)
 {
     const char *product = cg_meta_str(value, "messaging_product");
     if (!product || strcmp(product, "whatsapp") != 0) return CG_OK;
@@ -336,60 +293,37 @@ static cg_err wa_value(wa_ctx *c, const cJSON *value)
     if (c->cfg && c->cfg->phone_number_id && c->cfg->phone_number_id[0] && pnid &&
         strcmp(pnid, c->cfg->phone_number_id) != 0)
         return CG_OK;   /* another number of the same Meta app */
-    const cJSON *o;
-    cg_err e;
-    cJSON_ArrayForEach(o, cg_meta_arr(value, "messages")) {
-        if (!cJSON_IsObject(o)) {
-            cg_meta_reason(c->reason, c->cap, "messages[] holds a non-object");
-            return CG_E_BAD_REQUEST;
-        }
-        if ((e = wa_message(c, value, o)) != CG_OK) return e;
-    }
-    cJSON_ArrayForEach(o, cg_meta_arr(value, "statuses")) {
-        if (!cJSON_IsObject(o)) {
-            cg_meta_reason(c->reason, c->cap, "statuses[] holds a non-object");
-            return CG_E_BAD_REQUEST;
-        }
-        if ((e = wa_status(c, o)) != CG_OK) return e;
-    }
-    return CG_OK;   /* value.errors[]: acknowledged, nothing to answer */
+    cg_err e = cg_meta_each(c, value, "messages", wa_message, value);
+    if (e != CG_OK) return e;
+    /* value.errors[]: acknowledged, nothing to answer */
+    return cg_meta_each(c, value, "statuses", wa_status, NULL);
 }
+
+static cg_err wa_entry(cg_meta_batch *c, const cJSON *entry)
+{
+    const cJSON *ch;
+    cg_err e;
+    cJSON_ArrayForEach(ch, cg_meta_arr(entry, "changes")) {
+        const char *field = cg_meta_str(ch, "field");
+        const cJSON *value = cg_meta_obj(ch, "value");
+        if (!field || strcmp(field, "messages") != 0 || !value) continue;
+        if ((e = wa_value(c, value)) != CG_OK) return e;
+    }
+    return CG_OK;
+}
+
+static const cg_meta_webhook wa_webhook = {
+    .channel = "whatsapp",
+    .object = "whatsapp_business_account",
+    .not_ours = "not a whatsapp_business_account webhook (object, entry[])",
+    .unit = "messages",
+    .entry = wa_entry,
+};
 
 static cg_err wa_parse(const cg_channel_cfg *cfg, const cg_http_in *req, cg_msg *out, size_t max,
                        size_t *n, char *reason, size_t cap)
 {
-    if (n) *n = 0;
-    if (reason && cap) reason[0] = '\0';
-    if (!req || !out || !n) return CG_E_INTERNAL;
-    cJSON *root;
-    cg_err e = cg_meta_parse_body(req, &root, reason, cap);
-    if (e != CG_OK) return e;
-    wa_ctx c = { cfg, out, max, 0, reason, cap };
-    const char *object = cg_meta_str(root, "object");
-    const cJSON *entries = cg_meta_arr(root, "entry");
-    if (!object || strcmp(object, "whatsapp_business_account") != 0 || !entries) {
-        cg_meta_reason(reason, cap, "not a whatsapp_business_account webhook (object, entry[])");
-        e = CG_E_BAD_REQUEST;
-        goto done;
-    }
-    const cJSON *entry;
-    cJSON_ArrayForEach(entry, entries) {
-        const cJSON *ch;
-        cJSON_ArrayForEach(ch, cg_meta_arr(entry, "changes")) {
-            const char *field = cg_meta_str(ch, "field");
-            const cJSON *value = cg_meta_obj(ch, "value");
-            if (!field || strcmp(field, "messages") != 0 || !value) continue;
-            if ((e = wa_value(&c, value)) != CG_OK) goto done;
-        }
-    }
-done:
-    if (e != CG_OK) {
-        for (size_t i = 0; i < c.n; i++) cg_msg_free(&out[i]);
-        c.n = 0;
-    }
-    *n = c.n;
-    cJSON_Delete(root);
-    return e;
+    return cg_meta_parse(&wa_webhook, cfg, req, out, max, n, reason, cap);
 }
 
 /* ---- render ------------------------------------------------------------- */
@@ -406,32 +340,27 @@ static cJSON *wa_base(const cg_reply *r, const char *type)
     return b;
 }
 
-static cJSON *wa_text_body(const cg_reply *r, const char *s, size_t len, int preview)
+static cJSON *wa_text_body(const cg_reply *r, const char *piece, int preview)
 {
     cJSON *b = wa_base(r, "text");
-    char *t = malloc(len + 1);
-    cJSON *text = b && t ? cJSON_AddObjectToObject(b, "text") : NULL;
-    if (t) { memcpy(t, s, len); t[len] = '\0'; }
-    if (!text || !cJSON_AddBoolToObject(text, "preview_url", preview) || !cJSON_AddStringToObject(text, "body", t)) {
+    cJSON *text = b ? cJSON_AddObjectToObject(b, "text") : NULL;
+    if (!text || !cJSON_AddBoolToObject(text, "preview_url", preview) ||
+        !cJSON_AddStringToObject(text, "body", piece)) {
         cJSON_Delete(b);
         b = NULL;
     }
-    free(t);
     return b;
 }
 
-/* The interactive message carrying the payload buttons, body = s[0..len). */
-static cJSON *wa_interactive(const cg_reply *r, const char *s, size_t len, size_t npay)
+/* The interactive message carrying the payload buttons, body = piece. */
+static cJSON *wa_interactive(const cg_reply *r, const char *piece, size_t npay)
 {
     int list = npay > WA_MAX_REPLY_BUTTONS;
     cJSON *b = wa_base(r, "interactive");
     cJSON *in = b ? cJSON_AddObjectToObject(b, "interactive") : NULL;
-    char *t = malloc(len + 1);
-    int ok = in && t && cJSON_AddStringToObject(in, "type", list ? "list" : "button");
-    if (t) { memcpy(t, s, len); t[len] = '\0'; }
+    int ok = in && cJSON_AddStringToObject(in, "type", list ? "list" : "button");
     cJSON *body = ok ? cJSON_AddObjectToObject(in, "body") : NULL;
-    ok = body && cJSON_AddStringToObject(body, "text", t);
-    free(t);
+    ok = body && cJSON_AddStringToObject(body, "text", piece);
     cJSON *action = ok ? cJSON_AddObjectToObject(in, "action") : NULL;
     cJSON *items = NULL;
     if (action && list) {
@@ -490,8 +419,7 @@ static cg_err wa_render_template(const cg_channel_cfg *cfg, const cg_reply *r, c
 
 static cg_err wa_render_read(const cg_channel_cfg *cfg, const char *user, const char *msg_id, cg_http_out *out)
 {
-    if (!cfg || !out || !msg_id || !cfg->token || !cfg->token[0] || !cfg->api_base || !cfg->api_base[0] ||
-        !cfg->api_version || !cfg->api_version[0] || !cg_meta_digits(cfg->phone_number_id, 33) ||
+    if (!out || !msg_id || !cg_meta_cfg_ok(cfg) || !cg_meta_digits(cfg->phone_number_id, 33) ||
         !cg_meta_digits(user, CG_USER_MAX))
         return CG_E_INTERNAL;
     size_t len = strlen(msg_id);
@@ -514,44 +442,39 @@ static int wa_buttons_valid(const cg_reply *r, size_t *npay, size_t *nurl)
     return cg_reply_buttons_valid(r, WA_PAYLOAD_MAX, npay, nurl) && *npay <= WA_MAX_LIST_ROWS;
 }
 
+/* The buttons of a reply (wa_body's arg). */
+typedef struct {
+    size_t npay;   /* payload buttons: the last request is interactive */
+    size_t nurl;   /* URL buttons: lines of the text, with a preview */
+} wa_plan;
+
+static cJSON *wa_body(const cg_reply *r, const char *piece, int last, const void *arg)
+{
+    const wa_plan *p = arg;
+    return last && p->npay ? wa_interactive(r, piece, p->npay) : wa_text_body(r, piece, p->nurl > 0);
+}
+
 static cg_err wa_render(const cg_channel_cfg *cfg, const cg_reply *r, cg_http_out *out, size_t max,
                         size_t *n)
 {
     if (n) *n = 0;
-    if (!cfg || !r || !out || !n || !cfg->token || !cfg->token[0] || !cfg->api_base || !cfg->api_base[0] ||
-        !cfg->api_version || !cfg->api_version[0] || !cg_meta_digits(cfg->phone_number_id, 33))
+    if (!r || !out || !n || !cg_meta_cfg_ok(cfg) || !cg_meta_digits(cfg->phone_number_id, 33))
         return CG_E_INTERNAL;
-    size_t npay, nurl;
+    wa_plan p;
     if (r->window_closed) return wa_render_template(cfg, r, out, max, n);
-    if (!cg_meta_digits(r->user, CG_USER_MAX) || !wa_buttons_valid(r, &npay, &nurl)) return CG_E_INTERNAL;
+    if (!cg_meta_digits(r->user, CG_USER_MAX) || !wa_buttons_valid(r, &p.npay, &p.nurl)) return CG_E_INTERNAL;
     if (r->text && !cg_text_valid_utf8(r->text, strlen(r->text))) return CG_E_INTERNAL;
-    char *text = cg_meta_reply_text(r, 1);
-    if (!text) return CG_E_NOMEM;
-    size_t tlen = strlen(text);
-    if (tlen == 0 && npay) { free(text); return CG_E_INTERNAL; }
-    size_t starts[CG_MAX_OUT_REQUESTS], lens[CG_MAX_OUT_REQUESTS];
-    size_t cap = max < CG_MAX_OUT_REQUESTS ? max : CG_MAX_OUT_REQUESTS;
-    size_t cnt = cg_meta_split(text, tlen, WA_MAX_TEXT_CHARS, npay ? WA_BODY_MAX_CHARS : WA_MAX_TEXT_CHARS,
-                               starts, lens, cap);
-    if (cnt > cap) { free(text); return CG_E_INTERNAL; }
+    cg_meta_text_plan plan = {
+        .links_in_text = 1,
+        .need_text = p.npay > 0,
+        .max_chars = WA_MAX_TEXT_CHARS,
+        .last_max = p.npay ? WA_BODY_MAX_CHARS : WA_MAX_TEXT_CHARS,
+        .body = wa_body,
+        .arg = &p,
+    };
     char path[64];
     snprintf(path, sizeof path, "%s/messages", cfg->phone_number_id);
-    size_t made = 0;
-    cg_err e = CG_OK;
-    for (size_t i = 0; i < cnt; i++) {
-        cJSON *b = (i + 1 == cnt && npay) ? wa_interactive(r, text + starts[i], lens[i], npay)
-                                          : wa_text_body(r, text + starts[i], lens[i], nurl > 0);
-        if (!b) { e = CG_E_NOMEM; break; }
-        if ((e = cg_meta_request(cfg, path, b, &out[made])) != CG_OK) break;
-        made++;
-    }
-    free(text);
-    if (e != CG_OK) {
-        for (size_t i = 0; i < made; i++) cg_http_out_free(&out[i]);
-        return e;
-    }
-    *n = made;
-    return CG_OK;
+    return cg_meta_send_text(cfg, path, r, &plan, out, max, n);
 }
 
 /* ---- classify ----------------------------------------------------------- */
