@@ -809,26 +809,35 @@ static int text_ok(const cg_flow_step *st, const char *text)
 
 static void answer_intent(turn *c, const cg_intent *it, double score);
 
+/* The intents that act instead of answering, in or out of a flow: a person,
+ * the language offer, data deletion. 1 when it is one of them and was acted
+ * on, 0 otherwise. do_human and ask_delete read c->out->score: a caller that
+ * wants score to count there sets it first. */
+static int act_special(turn *c, const cg_intent *it, double score)
+{
+    switch (it->special) {
+    case CG_SPECIAL_HUMAN:
+        do_human(c);
+        return 1;
+    case CG_SPECIAL_LANGUAGE:
+        offer_language(c);
+        c->out->intent = it;
+        c->out->score = score;
+        return 1;
+    case CG_SPECIAL_DELETE_DATA:
+        ask_delete(c, it);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /* The citizen asked something else in the middle of a flow (typed text that
  * matched, or an old intent button). */
 static void flow_interrupt(turn *c, const cg_intent *fit, const cg_flow_step *st,
                            const cg_intent *it, double score)
 {
-    switch (it->special) {
-    case CG_SPECIAL_HUMAN:
-        do_human(c);
-        return;
-    case CG_SPECIAL_LANGUAGE:
-        offer_language(c);
-        c->out->intent = it;
-        c->out->score = score;
-        return;
-    case CG_SPECIAL_DELETE_DATA:
-        ask_delete(c, it);
-        return;
-    default:
-        break;
-    }
+    if (act_special(c, it, score)) return;
     if (it == fit) { flow_ask(c, fit, st); return; }
     if (it->flow || it->escalate) { flow_clear(c->s); answer_intent(c, it, score); return; }
     say_intent(c, it, score);
@@ -911,23 +920,8 @@ static void answer_intent(turn *c, const cg_intent *it, double score)
     pending_clear(s);
     if (it->special != CG_SPECIAL_FALLBACK) s->fallbacks = 0;
     c->out->score = score;
-    switch (it->special) {
-    case CG_SPECIAL_HUMAN:
-        do_human(c);
-        return;
-    case CG_SPECIAL_LANGUAGE:
-        offer_language(c);
-        c->out->intent = it;
-        return;
-    case CG_SPECIAL_DELETE_DATA:
-        ask_delete(c, it);
-        return;
-    case CG_SPECIAL_FALLBACK:
-        say_fallback(c);
-        return;
-    default:
-        break;
-    }
+    if (act_special(c, it, score)) return;
+    if (it->special == CG_SPECIAL_FALLBACK) { say_fallback(c); return; }
     if (it->flow && it->flow->nsteps) { flow_start(c, it, score); return; }
     say_intent(c, it, score);
     if (it->escalate) escalate(c, it->priority);
@@ -1329,6 +1323,35 @@ int cg_dialog_turn(const cg_intents *t, cg_dialog_state *s, const cg_turn_in *in
 
 /* ---- state JSON ------------------------------------------------------- */
 
+/* The state's string lists ("h" history, "ch" choices) are rows of fixed
+ * size: n strings (at most max) of stride bytes each from rows. */
+
+/* Adds o[key] = those strings as an array; 0 on ENOMEM. */
+static int add_strings(cJSON *o, const char *key, const char *rows, size_t stride, int n, int max)
+{
+    cJSON *a = cJSON_AddArrayToObject(o, key);
+    int ok = 1;
+    for (int i = 0; ok && a && i < n && i < max; i++) {
+        cJSON *e = cJSON_CreateString(rows + (size_t)i * stride);
+        ok = e && cJSON_AddItemToArray(a, e);
+    }
+    return ok && a;
+}
+
+/* Reads the array a (at most max non-empty strings shorter than stride)
+ * into rows, counting them in *n; -1 when it is anything else. */
+static int read_strings(const cJSON *a, char *rows, size_t stride, int *n, int max)
+{
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) > max) return -1;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a) {
+        if (!cJSON_IsString(e) || strlen(e->valuestring) >= stride || !e->valuestring[0]) return -1;
+        copy_str(rows + (size_t)*n * stride, stride, e->valuestring);
+        (*n)++;
+    }
+    return 0;
+}
+
 char *cg_dialog_state_to_json(const cg_dialog_state *s)
 {
     cJSON *o = cJSON_CreateObject();
@@ -1339,14 +1362,9 @@ char *cg_dialog_state_to_json(const cg_dialog_state *s)
     if (ok && s->fallbacks > 0) ok = cJSON_AddNumberToObject(o, "fb", s->fallbacks) != NULL;
     if (ok && s->flow[0]) {
         ok = cJSON_AddStringToObject(o, "f", s->flow) && cJSON_AddStringToObject(o, "st", s->step);
-        if (ok && s->nhistory > 0) {
-            cJSON *h = cJSON_AddArrayToObject(o, "h");
-            for (int i = 0; ok && h && i < s->nhistory && i < CG_MAX_FLOW_STEPS; i++) {
-                cJSON *e = cJSON_CreateString(s->history[i]);
-                ok = e && cJSON_AddItemToArray(h, e);
-            }
-            ok = ok && h;
-        }
+        if (ok && s->nhistory > 0)
+            ok = add_strings(o, "h", (const char *)s->history, sizeof s->history[0], s->nhistory,
+                             CG_MAX_FLOW_STEPS);
         if (ok && s->vars_json) {
             cJSON *v = cJSON_Parse(s->vars_json);
             if (v && cJSON_IsObject(v)) ok = cJSON_AddItemToObject(o, "vars", v);
@@ -1354,14 +1372,9 @@ char *cg_dialog_state_to_json(const cg_dialog_state *s)
         }
     }
     if (ok && s->pending[0]) ok = cJSON_AddStringToObject(o, "p", s->pending) != NULL;
-    if (ok && s->nchoices > 0) {
-        cJSON *a = cJSON_AddArrayToObject(o, "ch");
-        for (int i = 0; ok && a && i < s->nchoices && i < CG_MAX_ALTERNATIVES; i++) {
-            cJSON *e = cJSON_CreateString(s->choices[i]);
-            ok = e && cJSON_AddItemToArray(a, e);
-        }
-        ok = ok && a;
-    }
+    if (ok && s->nchoices > 0)
+        ok = add_strings(o, "ch", (const char *)s->choices, sizeof s->choices[0], s->nchoices,
+                         CG_MAX_ALTERNATIVES);
     char *r = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return r;
@@ -1401,16 +1414,9 @@ static int state_from_cjson(const cJSON *o, cg_dialog_state *s)
         return -1;
     if (!s->flow[0] != !s->step[0]) return -1;
     const cJSON *h = cJSON_GetObjectItemCaseSensitive(o, "h");
-    if (h) {
-        if (!cJSON_IsArray(h) || !s->flow[0] || cJSON_GetArraySize(h) > CG_MAX_FLOW_STEPS) return -1;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, h) {
-            if (!cJSON_IsString(e) || strlen(e->valuestring) >= sizeof s->history[0] ||
-                !e->valuestring[0])
-                return -1;
-            copy_str(s->history[s->nhistory++], sizeof s->history[0], e->valuestring);
-        }
-    }
+    if (h && (!s->flow[0] ||
+              read_strings(h, (char *)s->history, sizeof s->history[0], &s->nhistory, CG_MAX_FLOW_STEPS)))
+        return -1;
     const cJSON *vars = cJSON_GetObjectItemCaseSensitive(o, "vars");
     if (vars) {
         if (!cJSON_IsObject(vars) || !s->flow[0]) return -1;
@@ -1432,16 +1438,8 @@ static int state_from_cjson(const cJSON *o, cg_dialog_state *s)
         if (!known) return -1;
     }
     const cJSON *ch = cJSON_GetObjectItemCaseSensitive(o, "ch");
-    if (ch) {
-        if (!cJSON_IsArray(ch) || cJSON_GetArraySize(ch) > CG_MAX_ALTERNATIVES) return -1;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, ch) {
-            if (!cJSON_IsString(e) || strlen(e->valuestring) >= sizeof s->choices[0] ||
-                !e->valuestring[0])
-                return -1;
-            copy_str(s->choices[s->nchoices++], sizeof s->choices[0], e->valuestring);
-        }
-    }
+    if (ch && read_strings(ch, (char *)s->choices, sizeof s->choices[0], &s->nchoices, CG_MAX_ALTERNATIVES))
+        return -1;
     return 0;
 }
 

@@ -312,23 +312,32 @@ static scratch *scratch_get(void)
 
 static int64_t wcache_slot(const cg_matcher *m, uint64_t h);
 
+/* The next word of normalised text (words are runs of bytes other than
+ * ' ') at or after p: its start, with *end just past it; NULL when only
+ * spaces are left. Training and matching both tokenise through it. */
+static inline const char *next_word(const char *p, const char **end)
+{
+    while (*p == ' ')
+        p++;
+    if (!*p)
+        return NULL;
+    const char *e = p;
+    while (*e && *e != ' ')
+        e++;
+    *end = e;
+    return p;
+}
+
 /* Split norm into words, apply synonyms, stem. Fills s->words. */
 static void split_words(const cg_matcher *m, scratch *s, const char *norm, const char *lang, int li)
 {
     size_t nraw = 0;
-    for (const char *p = norm; *p && nraw < M_MAX_TOKENS;) {
-        while (*p == ' ')
-            p++;
-        if (!*p)
-            break;
-        const char *e = p;
-        while (*e && *e != ' ')
-            e++;
+    const char *e = norm;
+    for (const char *p = norm; nraw < M_MAX_TOKENS && (p = next_word(p, &e)) != NULL; p = e) {
         s->raw[nraw].s = p;
         s->raw[nraw].len = (uint32_t)(e - p);
         s->raw[nraw].h = h_bytes(H_SEED_WORD, p, (size_t)(e - p));
         nraw++;
-        p = e;
     }
     size_t n = 0;
     for (size_t i = 0; i < nraw && n < M_MAX_TOKENS;) {
@@ -518,6 +527,19 @@ static int features(const cg_matcher *m, scratch *s)
 
 /* ---- dictionary -------------------------------------------------------- */
 
+/* The one probe of every hash table here (dictionaries, word cache, word
+ * set, exact-text map): open addressing with linear probing over keys[0..cap)
+ * (cap a power of two, never full, key 0 = empty). Returns the slot holding
+ * h (≠ 0), else the empty slot where h would go. */
+static inline size_t key_slot(const uint64_t *keys, size_t cap, uint64_t h)
+{
+    size_t mask = cap - 1;
+    size_t i = (size_t)h & mask;
+    while (keys[i] && keys[i] != h)
+        i = (i + 1) & mask;
+    return i;
+}
+
 static inline int64_t dict_get(const cg_matcher *m, uint32_t block, uint64_t h)
 {
     const struct dict *d = &m->d[block & 1];
@@ -525,14 +547,8 @@ static inline int64_t dict_get(const cg_matcher *m, uint32_t block, uint64_t h)
         return -1;
     if (h == 0)
         h = 1;
-    size_t mask = d->cap - 1;
-    size_t i = (size_t)h & mask;
-    while (d->keys[i]) {
-        if (d->keys[i] == h)
-            return d->vals[i];
-        i = (i + 1) & mask;
-    }
-    return -1;
+    size_t i = key_slot(d->keys, d->cap, h);
+    return d->keys[i] ? (int64_t)d->vals[i] : -1;
 }
 
 /* Rehash d into a table of ncap slots, keeping entries whose index remap
@@ -557,9 +573,7 @@ static int dict_rehash(struct dict *d, size_t ncap, const uint32_t *remap)
                 continue;
             val = r | (val & 0x80000000u);
         }
-        size_t j = (size_t)d->keys[i] & (ncap - 1);
-        while (k[j])
-            j = (j + 1) & (ncap - 1);
+        size_t j = key_slot(k, ncap, d->keys[i]);
         k[j] = d->keys[i];
         v[j] = val;
         n++;
@@ -582,13 +596,9 @@ static int64_t dict_put(cg_matcher *m, uint64_t h, uint32_t block)
         h = 1;
     if ((d->n + 1) * 2 > d->cap && dict_rehash(d, d->cap ? d->cap * 2 : 1 << 14, NULL) != 0)
         return -1;
-    size_t mask = d->cap - 1;
-    size_t i = (size_t)h & mask;
-    while (d->keys[i]) {
-        if (d->keys[i] == h)
-            return d->vals[i];
-        i = (i + 1) & mask;
-    }
+    size_t i = key_slot(d->keys, d->cap, h);
+    if (d->keys[i])
+        return d->vals[i];
     d->keys[i] = h;
     d->vals[i] = (uint32_t)m->nfeat | (block << 31);
     d->n++;
@@ -601,11 +611,8 @@ static int64_t wcache_slot(const cg_matcher *m, uint64_t h)
         return -1;
     if (h == 0)
         h = 1;
-    size_t mask = m->wc_cap - 1;
-    for (size_t i = (size_t)h & mask; m->wc_keys[i]; i = (i + 1) & mask)
-        if (m->wc_keys[i] == h)
-            return (int64_t)i;
-    return -1;
+    size_t i = key_slot(m->wc_keys, m->wc_cap, h);
+    return m->wc_keys[i] ? (int64_t)i : -1;
 }
 
 /* Training words (unstemmed, distinct), collected for the word cache. */
@@ -631,9 +638,7 @@ static int wordset_add(wordset *ws, uint64_t h, const char *w, size_t len, uint6
         for (size_t i = 0; i < ws->cap; i++) {
             if (!ws->h[i])
                 continue;
-            size_t j = (size_t)ws->h[i] & (nc - 1);
-            while (nh[j])
-                j = (j + 1) & (nc - 1);
+            size_t j = key_slot(nh, nc, ws->h[i]);
             nh[j] = ws->h[i];
             ns[j] = ws->s[i];
             nst[j] = ws->stem[i];
@@ -649,12 +654,9 @@ static int wordset_add(wordset *ws, uint64_t h, const char *w, size_t len, uint6
         ws->li = nli;
         ws->cap = nc;
     }
-    size_t i = (size_t)h & (ws->cap - 1);
-    while (ws->h[i]) {
-        if (ws->h[i] == h)
-            return 0;
-        i = (i + 1) & (ws->cap - 1);
-    }
+    size_t i = key_slot(ws->h, ws->cap, h);
+    if (ws->h[i])
+        return 0;
     ws->s[i] = strndup(w, len);
     if (!ws->s[i])
         return -1;
@@ -720,9 +722,7 @@ static int wcache_build(cg_matcher *m, const wordset *ws)
             if (id >= 0)
                 ids[nids++] = (uint32_t)id;
         }
-        size_t j = (size_t)ws->h[i] & (cap - 1);
-        while (m->wc_keys[j])
-            j = (j + 1) & (cap - 1);
+        size_t j = key_slot(m->wc_keys, cap, ws->h[i]);
         m->wc_keys[j] = ws->h[i];
         m->wc_off[j] = (uint32_t)off;
         m->wc_n[j] = (uint16_t)(nids - off);
@@ -798,9 +798,7 @@ static int exact_build(cg_matcher *m, ex *exs, size_t nex)
         for (; j < n && v[j].key == v[i].key; j++)
             if (j == i || v[j].cls != v[j - 1].cls)
                 m->ex_cls[ncls++] = (uint16_t)v[j].cls;
-        size_t k = (size_t)v[i].key & (cap - 1);
-        while (m->ex_keys[k])
-            k = (k + 1) & (cap - 1);
+        size_t k = key_slot(m->ex_keys, cap, v[i].key);
         m->ex_keys[k] = v[i].key;
         m->ex_off[k] = (uint32_t)off;
         m->ex_n[k] = (uint16_t)(ncls - off > 65535 ? 65535 : ncls - off);
@@ -811,11 +809,9 @@ static int exact_build(cg_matcher *m, ex *exs, size_t nex)
                  (n ? n : 1) * sizeof *m->ex_cls;
     /* mark shared examples */
     for (size_t i = 0; i < nex; i++) {
-        size_t k = (size_t)exs[i].key & (cap - 1);
         if (!exs[i].key)
             continue;
-        while (m->ex_keys[k] != exs[i].key)
-            k = (k + 1) & (cap - 1);
+        size_t k = key_slot(m->ex_keys, cap, exs[i].key);   /* present: inserted above */
         if (m->ex_n[k] > 1)
             exs[i].n = 0;
     }
@@ -826,13 +822,11 @@ static const uint16_t *exact_get(const cg_matcher *m, uint64_t key, size_t *n)
 {
     if (!key || !m->ex_cap)
         return NULL;
-    size_t mask = m->ex_cap - 1;
-    for (size_t k = (size_t)key & mask; m->ex_keys[k]; k = (k + 1) & mask)
-        if (m->ex_keys[k] == key) {
-            *n = m->ex_n[k];
-            return m->ex_cls + m->ex_off[k];
-        }
-    return NULL;
+    size_t k = key_slot(m->ex_keys, m->ex_cap, key);
+    if (!m->ex_keys[k])
+        return NULL;
+    *n = m->ex_n[k];
+    return m->ex_cls + m->ex_off[k];
 }
 
 /* ---- language model ---------------------------------------------------- */
@@ -963,21 +957,14 @@ static size_t phrase_hashes(const char *s, uint64_t *out, const char **ptr, uint
                             size_t max)
 {
     size_t n = 0;
-    for (const char *p = s; *p && n < max;) {
-        while (*p == ' ')
-            p++;
-        if (!*p)
-            break;
-        const char *e = p;
-        while (*e && *e != ' ')
-            e++;
+    const char *e = s;
+    for (const char *p = s; n < max && (p = next_word(p, &e)) != NULL; p = e) {
         out[n] = h_bytes(H_SEED_WORD, p, (size_t)(e - p));
         if (ptr)
             ptr[n] = p;
         if (len)
             len[n] = (uint32_t)(e - p);
         n++;
-        p = e;
     }
     return n;
 }
