@@ -22,8 +22,9 @@
  * unavailable.
  *
  * Extending: a new route is a row in cg_agents_api_routes, an op in the enum,
- * a case in authed(), its script here, a path in docs/openapi.yaml and a
- * test in tests/e2e/agents.test.js.
+ * a handler calling start() (with a reader of its query or body, if any), a
+ * case in authed(), its script here, a path in docs/openapi.yaml and a test
+ * in tests/e2e/agents.test.js.
  */
 #include "agents_internal.h"
 
@@ -100,6 +101,20 @@ static int run(ag_req *r, cg_store_script *sc, int nkeys, int argc, const char *
     if (cg_store_eval(r->a->gw->store, sc, nkeys, argc, argv, NULL, fn, r) != 0) return -1;
     r->a->inflight++;
     return 0;
+}
+
+/* The start of a reply callback whose ud is an ag_req sent by run() or
+ * cg_store_cmd(): counts the reply in; unless rep is of the type, answers
+ * 503 (r freed) and returns NULL. */
+static ag_req *reply_start(void *ud, const redisReply *rep, int type)
+{
+    ag_req *r = ud;
+    r->a->inflight--;
+    if (!rep || rep->type != type) {
+        fail_503(r);
+        return NULL;
+    }
+    return r;
 }
 
 static void numstr(char *b, size_t cap, long long v) { snprintf(b, cap, "%lld", v); }
@@ -390,13 +405,9 @@ static void verify_done(uv_work_t *w, int status)
 
 static void login_stored(cg_store *s, redisReply *rep, void *ud)
 {
-    ag_req *r = ud;
     (void)s;
-    r->a->inflight--;
-    if (!rep || rep->type != REDIS_REPLY_INTEGER) {
-        fail_503(r);
-        return;
-    }
+    ag_req *r = reply_start(ud, rep, REDIS_REPLY_INTEGER);
+    if (!r) return;
     cg_audit(r->a->gw, r->who.name, role_of(&r->who), "login", r->peer, NULL);
     cg_log(CG_LOG_INFO, "agent_login", "agent", r->who.name, NULL);
     ag_presence_changed(r->a, r->who.name);
@@ -412,10 +423,10 @@ static void login_stored(cg_store *s, redisReply *rep, void *ud)
 
 static void login_checked(cg_store *s, redisReply *rep, void *ud)
 {
-    ag_req *r = ud;
     (void)s;
-    r->a->inflight--;
-    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+    ag_req *r = reply_start(ud, rep, REDIS_REPLY_ARRAY);
+    if (!r) return;
+    if (rep->elements != 2) {   /* MGET of the two failure counters */
         fail_503(r);
         return;
     }
@@ -525,6 +536,48 @@ static ag_req *begin(const cg_api_req *req, cg_api_call *call, ag_op op)
 
 static void go(ag_req *r) { ag_auth(r->a, r->token, authed, r); }
 
+/* What a route reads besides the case id (query, body) into r; answers call
+ * and returns -1 when it is invalid. */
+typedef int (*ag_input_fn)(const cg_api_req *req, cg_api_call *call, ag_req *r);
+
+/* An authenticated route: begin(), the route's input when it has one, then
+ * the token's check (authed() does the op). */
+static void start(const cg_api_req *req, cg_api_call *call, ag_op op, ag_input_fn input)
+{
+    ag_req *r = begin(req, call, op);
+    if (!r) return;
+    if (input && input(req, call, r) != 0) {
+        req_free(r);
+        return;
+    }
+    go(r);
+}
+
+/* The routes, in the order of cg_agents_api_routes: each an op, and the
+ * reader of its input when it has one. */
+
+static void h_logout(const cg_api_req *req, cg_api_call *call) { start(req, call, OP_LOGOUT, NULL); }
+static void h_me(const cg_api_req *req, cg_api_call *call) { start(req, call, OP_ME, NULL); }
+static void h_queue(const cg_api_req *req, cg_api_call *call) { start(req, call, OP_QUEUE, NULL); }
+
+/* ?status= (default all) and ?mine=. */
+static int cases_input(const cg_api_req *req, cg_api_call *call, ag_req *r)
+{
+    char b[16];
+    if (cg_api_query(req, "status", r->status, sizeof r->status) != 0) snprintf(r->status, sizeof r->status, "all");
+    if (strcmp(r->status, "queued") && strcmp(r->status, "assigned") && strcmp(r->status, "resolved") &&
+        strcmp(r->status, "all")) {
+        cg_api_error(call, 400, "status must be queued, assigned, resolved or all");
+        return -1;
+    }
+    r->mine = cg_api_query(req, "mine", b, sizeof b) == 0 && (!strcmp(b, "1") || !strcmp(b, "true"));
+    return 0;
+}
+static void h_cases(const cg_api_req *req, cg_api_call *call) { start(req, call, OP_CASES, cases_input); }
+
+static void h_view(const cg_api_req *req, cg_api_call *call) { start(req, call, OP_VIEW, NULL); }
+static void h_claim(const cg_api_req *req, cg_api_call *call) { start(req, call, OP_CLAIM, NULL); }
+
 /* Text of {"text": "..."}: 1..AG_TEXT_MAX bytes, valid UTF-8 (cJSON
  * checked), no NUL. */
 static int body_text(const cg_api_req *req, cg_api_call *call, ag_req *r)
@@ -554,114 +607,46 @@ static int body_text(const cg_api_req *req, cg_api_call *call, ag_req *r)
     }
     return 0;
 }
+static void h_reply(const cg_api_req *req, cg_api_call *call) { start(req, call, OP_REPLY, body_text); }
+static void h_note(const cg_api_req *req, cg_api_call *call) { start(req, call, OP_NOTE, body_text); }
 
-static void h_logout(const cg_api_req *req, cg_api_call *call)
+/* {"to": an agent's name, or null for the queue}. */
+static int transfer_input(const cg_api_req *req, cg_api_call *call, ag_req *r)
 {
-    ag_req *r = begin(req, call, OP_LOGOUT);
-    if (r) go(r);
-}
-static void h_me(const cg_api_req *req, cg_api_call *call)
-{
-    ag_req *r = begin(req, call, OP_ME);
-    if (r) go(r);
-}
-static void h_queue(const cg_api_req *req, cg_api_call *call)
-{
-    ag_req *r = begin(req, call, OP_QUEUE);
-    if (r) go(r);
-}
-static void h_cases(const cg_api_req *req, cg_api_call *call)
-{
-    ag_req *r = begin(req, call, OP_CASES);
-    if (!r) return;
-    char b[16];
-    if (cg_api_query(req, "status", r->status, sizeof r->status) != 0) snprintf(r->status, sizeof r->status, "all");
-    if (strcmp(r->status, "queued") && strcmp(r->status, "assigned") && strcmp(r->status, "resolved") &&
-        strcmp(r->status, "all")) {
-        cg_api_error(call, 400, "status must be queued, assigned, resolved or all");
-        req_free(r);
-        return;
-    }
-    r->mine = cg_api_query(req, "mine", b, sizeof b) == 0 && (!strcmp(b, "1") || !strcmp(b, "true"));
-    go(r);
-}
-static void h_view(const cg_api_req *req, cg_api_call *call)
-{
-    ag_req *r = begin(req, call, OP_VIEW);
-    if (r) go(r);
-}
-static void h_claim(const cg_api_req *req, cg_api_call *call)
-{
-    ag_req *r = begin(req, call, OP_CLAIM);
-    if (r) go(r);
-}
-static void h_reply(const cg_api_req *req, cg_api_call *call)
-{
-    ag_req *r = begin(req, call, OP_REPLY);
-    if (!r) return;
-    if (body_text(req, call, r) != 0) {
-        r->call = NULL;
-        req_free(r);
-        return;
-    }
-    go(r);
-}
-static void h_note(const cg_api_req *req, cg_api_call *call)
-{
-    ag_req *r = begin(req, call, OP_NOTE);
-    if (!r) return;
-    if (body_text(req, call, r) != 0) {
-        req_free(r);
-        return;
-    }
-    go(r);
-}
-static void h_transfer(const cg_api_req *req, cg_api_call *call)
-{
-    ag_req *r = begin(req, call, OP_TRANSFER);
-    if (!r) return;
     cJSON *b = cg_api_body_object(req, call);
-    if (!b) {
-        req_free(r);
-        return;
-    }
+    if (!b) return -1;
     const cJSON *to = cJSON_GetObjectItemCaseSensitive(b, "to");
     if (!to || (!cJSON_IsNull(to) && !cJSON_IsString(to))) {
         cJSON_Delete(b);
         cg_api_error(call, 400, "to must be an agent's name, or null for the queue");
-        req_free(r);
-        return;
+        return -1;
     }
     if (cJSON_IsString(to)) {
         if (!cg_config_agent(r->a->gw->cfg, to->valuestring)) {
             cJSON_Delete(b);
             cg_api_error(call, 404, "no such agent");
-            req_free(r);
-            return;
+            return -1;
         }
         snprintf(r->to, sizeof r->to, "%s", to->valuestring);
     }
     cJSON_Delete(b);
-    go(r);
+    return 0;
 }
-static void h_resolve(const cg_api_req *req, cg_api_call *call)
+static void h_transfer(const cg_api_req *req, cg_api_call *call) { start(req, call, OP_TRANSFER, transfer_input); }
+
+static void h_resolve(const cg_api_req *req, cg_api_call *call) { start(req, call, OP_RESOLVE, NULL); }
+
+/* ?lang= and ?q=, both optional. */
+static int canned_input(const cg_api_req *req, cg_api_call *call, ag_req *r)
 {
-    ag_req *r = begin(req, call, OP_RESOLVE);
-    if (r) go(r);
-}
-static void h_canned(const cg_api_req *req, cg_api_call *call)
-{
-    ag_req *r = begin(req, call, OP_CANNED);
-    if (!r) return;
+    (void)call;
     if (cg_api_query(req, "lang", r->lang, sizeof r->lang) != 0) r->lang[0] = '\0';
     if (cg_api_query(req, "q", r->q, sizeof r->q) != 0) r->q[0] = '\0';
-    go(r);
+    return 0;
 }
-static void h_agents(const cg_api_req *req, cg_api_call *call)
-{
-    ag_req *r = begin(req, call, OP_AGENTS);
-    if (r) go(r);
-}
+static void h_canned(const cg_api_req *req, cg_api_call *call) { start(req, call, OP_CANNED, canned_input); }
+
+static void h_agents(const cg_api_req *req, cg_api_call *call) { start(req, call, OP_AGENTS, NULL); }
 
 /* ---- the work of each op ----------------------------------------------------------- */
 
@@ -669,13 +654,9 @@ static void case_script_reply(cg_store *s, redisReply *rep, void *ud);
 
 static void list_reply(cg_store *s, redisReply *rep, void *ud)
 {
-    ag_req *r = ud;
     (void)s;
-    r->a->inflight--;
-    if (!rep || rep->type != REDIS_REPLY_ARRAY) {
-        fail_503(r);
-        return;
-    }
+    ag_req *r = reply_start(ud, rep, REDIS_REPLY_ARRAY);
+    if (!r) return;
     cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "cases");
     for (size_t i = 0; i < rep->elements; i++) {
         const redisReply *e = rep->element[i];
@@ -699,13 +680,9 @@ static void do_list(ag_req *r, const char *status, int mine)
 
 static void transcript_reply(cg_store *s, redisReply *rep, void *ud)
 {
-    ag_req *r = ud;
     (void)s;
-    r->a->inflight--;
-    if (!rep || rep->type != REDIS_REPLY_ARRAY) {
-        fail_503(r);
-        return;
-    }
+    ag_req *r = reply_start(ud, rep, REDIS_REPLY_ARRAY);
+    if (!r) return;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "case", ag_case_json(r->flat, (int)cJSON_GetNumberValue(
                                                                 cJSON_GetObjectItemCaseSensitive(r->flat, "_pos"))));

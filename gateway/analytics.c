@@ -733,6 +733,71 @@ static int period_parse(const cg_api_req *req, cg_api_call *call, long max_days,
     return 0;
 }
 
+static size_t period_days(const an_period *p)
+{
+    return (size_t)(p->to - p->from + 1);
+}
+
+/* What each read route's context starts with (stats_ctx, unm_ctx). */
+typedef struct an_read {
+    cg_api_req *req;              /* owned: freed with the context */
+    cg_api_call *call;
+    an_period p;
+} an_read;
+
+/* A route's context: size bytes, zeroed, an_read first, holding copy and
+ * call. NULL after answering 500 (copy freed). */
+static void *read_new(size_t size, cg_api_req *copy, cg_api_call *call)
+{
+    an_read *rd = calloc(1, size);
+    if (!rd) {
+        cg_api_req_free(copy);
+        cg_api_error(call, 500, "out of memory");
+        return NULL;
+    }
+    rd->req = copy;
+    rd->call = call;
+    return rd;
+}
+
+/* Sends script with the period's keys "<prefix>:<day>:<suffix>" as ARGV:
+ * per day, per suffix, one key per prefix in that order; reply gets ud.
+ * 0 when sent; else answers 503 and returns -1 (ud stays the caller's). */
+static int read_eval(an_read *rd, cg_store_script *script, const char *const *prefixes, size_t nprefix,
+                     const char *const *suffixes, size_t nsuffix, cg_store_reply_fn reply, void *ud)
+{
+    size_t ndays = period_days(&rd->p), argc = ndays * nsuffix * nprefix;
+    char (*keys)[64] = malloc((argc ? argc : 1) * sizeof *keys);
+    const char **argv = malloc((argc ? argc : 1) * sizeof *argv);
+    int rc = -1;
+    if (keys && argv) {
+        size_t n = 0;
+        for (size_t d = 0; d < ndays; d++) {
+            char day[11];
+            day_format(rd->p.from + (long)d, day);
+            for (size_t k = 0; k < nsuffix; k++)
+                for (size_t i = 0; i < nprefix; i++, n++) {
+                    snprintf(keys[n], 64, "%s:%s:%s", prefixes[i], day, suffixes[k]);
+                    argv[n] = keys[n];
+                }
+        }
+        rc = cg_store_eval(rd->req->gw->store, script, 0, (int)n, argv, NULL, reply, ud);
+    }
+    free(keys);
+    free(argv);
+    if (rc != 0) cg_api_error(rd->call, 503, "storage unavailable, retry later");
+    return rc;
+}
+
+/* 1 when r, the read script's reply, holds per_day elements for each day of
+ * the period; else answers 503 and returns 0 (the caller frees its context). */
+static int read_reply_ok(const an_read *rd, const redisReply *r, size_t per_day)
+{
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == period_days(&rd->p) * per_day) return 1;
+    cg_api_error(rd->call, 503, "storage unavailable, retry later");
+    return 0;
+}
+
 static long long int_of(const redisReply *r)
 {
     if (!r) return 0;
@@ -863,10 +928,31 @@ static cJSON *row_json(const an_row *r)
     return o;
 }
 
+/* row_json() with "day" (and "channel" unless NULL) first, for readers;
+ * NULL on allocation failure. */
+static cJSON *row_json_at(const an_row *r, const char *day, const char *channel)
+{
+    cJSON *o = row_json(r);
+    if (!o) return NULL;
+    cJSON *ordered = cJSON_CreateObject();
+    if (!ordered) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    cJSON_AddStringToObject(ordered, "day", day);
+    if (channel) cJSON_AddStringToObject(ordered, "channel", channel);
+    cJSON *it = o->child;
+    while (it) {
+        cJSON *next = it->next;
+        cJSON_AddItemToObject(ordered, it->string, cJSON_DetachItemViaPointer(o, it));
+        it = next;
+    }
+    cJSON_Delete(o);
+    return ordered;
+}
+
 typedef struct stats_ctx {
-    cg_api_req *req;
-    cg_api_call *call;
-    an_period p;
+    an_read rd;                   /* first: made by read_new() */
     int csv;
     size_t nchan;
     const char *chans[AN_NCHAN];
@@ -874,7 +960,7 @@ typedef struct stats_ctx {
 
 static void stats_ctx_free(stats_ctx *c)
 {
-    cg_api_req_free(c->req);
+    cg_api_req_free(c->rd.req);
     free(c);
 }
 
@@ -978,23 +1064,22 @@ static void stats_reply(cg_store *s, redisReply *r, void *ud)
 {
     stats_ctx *c = ud;
     (void)s;
-    size_t ndays = (size_t)(c->p.to - c->p.from + 1);
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != ndays * c->nchan) {
-        cg_api_error(c->call, 503, "storage unavailable, retry later");
+    if (!read_reply_ok(&c->rd, r, c->nchan)) {
         stats_ctx_free(c);
         return;
     }
+    size_t ndays = period_days(&c->rd.p);
     cJSON *doc = cJSON_CreateObject(), *rows = cJSON_CreateArray();
     an_row total = { 0 };
     total.answers = cJSON_CreateObject();
-    cJSON_AddStringToObject(doc, "from", c->p.from_s);
-    cJSON_AddStringToObject(doc, "to", c->p.to_s);
+    cJSON_AddStringToObject(doc, "from", c->rd.p.from_s);
+    cJSON_AddStringToObject(doc, "to", c->rd.p.to_s);
     cJSON *chans = cJSON_AddArrayToObject(doc, "channels");
     for (size_t k = 0; k < c->nchan; k++) cJSON_AddItemToArray(chans, cJSON_CreateString(c->chans[k]));
     cJSON *days = cJSON_CreateArray();
     for (size_t d = 0; d < ndays; d++) {
         char day[11];
-        day_format(c->p.from + (long)d, day);
+        day_format(c->rd.p.from + (long)d, day);
         an_row dayrow = { 0 };   /* every channel of the day (the wait histograms merge exactly) */
         dayrow.answers = cJSON_CreateObject();
         for (size_t k = 0; k < c->nchan; k++) {
@@ -1008,39 +1093,15 @@ static void stats_reply(cg_store *s, redisReply *r, void *ud)
                 if (h->element[i]->type == REDIS_REPLY_STRING)
                     row_add_field(&row, h->element[i]->str, int_of(h->element[i + 1]));
             if (row.messages || row.wait_n || row.csat_n) {
-                cJSON *o = row_json(&row);
-                if (o) {
-                    /* day and channel first, for readers */
-                    cJSON *ordered = cJSON_CreateObject();
-                    cJSON_AddStringToObject(ordered, "day", day);
-                    cJSON_AddStringToObject(ordered, "channel", c->chans[k]);
-                    cJSON *it = o->child;
-                    while (it) {
-                        cJSON *next = it->next;
-                        cJSON_AddItemToObject(ordered, it->string, cJSON_DetachItemViaPointer(o, it));
-                        it = next;
-                    }
-                    cJSON_Delete(o);
-                    cJSON_AddItemToArray(rows, ordered);
-                }
+                cJSON *o = row_json_at(&row, day, c->chans[k]);
+                if (o) cJSON_AddItemToArray(rows, o);
                 row_merge(&total, &row);
                 row_merge(&dayrow, &row);
             }
             cJSON_Delete(row.answers);
         }
-        cJSON *dj = row_json(&dayrow);
-        if (dj) {
-            cJSON *ordered = cJSON_CreateObject();
-            cJSON_AddStringToObject(ordered, "day", day);
-            cJSON *it = dj->child;
-            while (it) {
-                cJSON *next = it->next;
-                cJSON_AddItemToObject(ordered, it->string, cJSON_DetachItemViaPointer(dj, it));
-                it = next;
-            }
-            cJSON_Delete(dj);
-            cJSON_AddItemToArray(days, ordered);
-        }
+        cJSON *dj = row_json_at(&dayrow, day, NULL);
+        if (dj) cJSON_AddItemToArray(days, dj);
         cJSON_Delete(dayrow.answers);
     }
     cJSON_AddItemToObject(doc, "rows", rows);
@@ -1051,11 +1112,11 @@ static void stats_reply(cg_store *s, redisReply *r, void *ud)
         size_t len = 0;
         char *csv = stats_csv(doc, &len);
         cJSON_Delete(doc);
-        if (csv) cg_api_respond(c->call, 200, "text/csv; charset=utf-8", csv, len);
-        else cg_api_error(c->call, 500, "out of memory");
+        if (csv) cg_api_respond(c->rd.call, 200, "text/csv; charset=utf-8", csv, len);
+        else cg_api_error(c->rd.call, 500, "out of memory");
         free(csv);
     } else {
-        cg_api_json(c->call, 200, doc);
+        cg_api_json(c->rd.call, 200, doc);
     }
     stats_ctx_free(c);
 }
@@ -1064,14 +1125,8 @@ static void stats_authorised(cg_api_req *copy, cg_api_call *call, const char *wh
 {
     (void)who;
     (void)role;
-    stats_ctx *c = calloc(1, sizeof *c);
-    if (!c) {
-        cg_api_req_free(copy);
-        cg_api_error(call, 500, "out of memory");
-        return;
-    }
-    c->req = copy;
-    c->call = call;
+    stats_ctx *c = read_new(sizeof *c, copy, call);
+    if (!c) return;
     char fmt[16] = "", ch[32] = "";
     if (cg_api_query(copy, "format", fmt, sizeof fmt) == 0 && fmt[0]) {
         if (strcmp(fmt, "csv") == 0) c->csv = 1;
@@ -1098,36 +1153,12 @@ static void stats_authorised(cg_api_req *copy, cg_api_call *call, const char *wh
     } else {
         for (size_t k = 0; k < AN_NCHAN; k++) c->chans[c->nchan++] = an_channels[k];
     }
-    if (period_parse(copy, call, STATS_MAX_DAYS, &c->p) != 0) {
+    if (period_parse(copy, call, STATS_MAX_DAYS, &c->rd.p) != 0) {
         stats_ctx_free(c);
         return;
     }
-    size_t ndays = (size_t)(c->p.to - c->p.from + 1), argc = ndays * c->nchan * 2;
-    char (*keys)[64] = malloc(argc * sizeof *keys);
-    const char **argv = malloc(argc * sizeof *argv);
-    int rc = -1;
-    if (keys && argv) {
-        size_t n = 0;
-        for (size_t d = 0; d < ndays; d++) {
-            char day[11];
-            day_format(c->p.from + (long)d, day);
-            for (size_t k = 0; k < c->nchan; k++) {
-                snprintf(keys[n], 64, "cg:an:day:%s:%s", day, c->chans[k]);
-                argv[n] = keys[n];
-                n++;
-                snprintf(keys[n], 64, "cg:an:conv:%s:%s", day, c->chans[k]);
-                argv[n] = keys[n];
-                n++;
-            }
-        }
-        rc = cg_store_eval(copy->gw->store, &stats_read_script, 0, (int)n, argv, NULL, stats_reply, c);
-    }
-    free(keys);
-    free(argv);
-    if (rc != 0) {
-        cg_api_error(call, 503, "storage unavailable, retry later");
-        stats_ctx_free(c);
-    }
+    static const char *const keys[] = { "cg:an:day", "cg:an:conv" };   /* per day and channel */
+    if (read_eval(&c->rd, &stats_read_script, keys, 2, c->chans, c->nchan, stats_reply, c) != 0) stats_ctx_free(c);
 }
 
 static void route_stats(const cg_api_req *req, cg_api_call *call)
@@ -1150,9 +1181,7 @@ typedef struct unm_item {
 } unm_item;
 
 typedef struct unm_ctx {
-    cg_api_req *req;
-    cg_api_call *call;
-    an_period p;
+    an_read rd;                   /* first: made by read_new() */
     int min;
     size_t nlang;
     char langs[16][CG_LANG_MAX];
@@ -1173,7 +1202,7 @@ static void unm_ctx_free(unm_ctx *c)
     }
     if (c->t) cg_intents_unref(c->t);
     cJSON_Delete(c->doc);
-    cg_api_req_free(c->req);
+    cg_api_req_free(c->rd.req);
     free(c);
 }
 
@@ -1335,8 +1364,8 @@ static void unm_work(uv_work_t *w)
     cJSON *doc = cJSON_CreateObject();
     if (!doc) { c->oom = 1; return; }
     c->doc = doc;
-    cJSON_AddStringToObject(doc, "from", c->p.from_s);
-    cJSON_AddStringToObject(doc, "to", c->p.to_s);
+    cJSON_AddStringToObject(doc, "from", c->rd.p.from_s);
+    cJSON_AddStringToObject(doc, "to", c->rd.p.to_s);
     cJSON_AddNumberToObject(doc, "min_count", c->min);
     cJSON *langs = cJSON_AddArrayToObject(doc, "languages");
     cJSON *groups = cJSON_AddArrayToObject(doc, "groups");
@@ -1355,10 +1384,10 @@ static void unm_done(uv_work_t *w, int status)
 {
     unm_ctx *c = w->data;
     if (status != 0 || c->oom || !c->doc) {
-        cg_api_error(c->call, status == UV_ECANCELED ? 503 : 500,
+        cg_api_error(c->rd.call, status == UV_ECANCELED ? 503 : 500,
                      status == UV_ECANCELED ? "stopping" : "out of memory");
     } else {
-        cg_api_json(c->call, 200, c->doc);
+        cg_api_json(c->rd.call, 200, c->doc);
         c->doc = NULL;
     }
     unm_ctx_free(c);
@@ -1368,12 +1397,11 @@ static void unm_reply(cg_store *s, redisReply *r, void *ud)
 {
     unm_ctx *c = ud;
     (void)s;
-    size_t ndays = (size_t)(c->p.to - c->p.from + 1);
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != ndays * c->nlang) {
-        cg_api_error(c->call, 503, "storage unavailable, retry later");
+    if (!read_reply_ok(&c->rd, r, c->nlang)) {
         unm_ctx_free(c);
         return;
     }
+    size_t ndays = period_days(&c->rd.p);
     /* copy what the pool thread needs: the reply lives only for this call */
     for (size_t l = 0; l < c->nlang; l++) {
         size_t cap = 0;
@@ -1383,7 +1411,7 @@ static void unm_reply(cg_store *s, redisReply *r, void *ud)
         }
         c->items[l] = calloc(cap ? cap : 1, sizeof *c->items[l]);
         if (!c->items[l]) {
-            cg_api_error(c->call, 500, "out of memory");
+            cg_api_error(c->rd.call, 500, "out of memory");
             unm_ctx_free(c);
             return;
         }
@@ -1393,9 +1421,9 @@ static void unm_reply(cg_store *s, redisReply *r, void *ud)
                 if (item_parse(h->element[i], h->element[i + 1], &c->items[l][c->nitems[l]]) == 0) c->nitems[l]++;
         }
     }
-    c->t = c->req->gw->intents ? cg_intents_ref(c->req->gw->intents) : NULL;
+    c->t = c->rd.req->gw->intents ? cg_intents_ref(c->rd.req->gw->intents) : NULL;
     c->work.data = c;
-    if (uv_queue_work(c->req->gw->loop, &c->work, unm_work, unm_done) != 0) {
+    if (uv_queue_work(c->rd.req->gw->loop, &c->work, unm_work, unm_done) != 0) {
         unm_work(&c->work);   /* no pool: do it here */
         unm_done(&c->work, 0);
     }
@@ -1405,14 +1433,8 @@ static void unm_authorised(cg_api_req *copy, cg_api_call *call, const char *who,
 {
     (void)who;
     (void)role;
-    unm_ctx *c = calloc(1, sizeof *c);
-    if (!c) {
-        cg_api_req_free(copy);
-        cg_api_error(call, 500, "out of memory");
-        return;
-    }
-    c->req = copy;
-    c->call = call;
+    unm_ctx *c = read_new(sizeof *c, copy, call);
+    if (!c) return;
     const cg_config *cfg = copy->gw->cfg;
     c->min = cfg && cfg->analytics_min_count > 0 ? cfg->analytics_min_count : 3;
     char lang[32] = "", min[16] = "";
@@ -1441,33 +1463,14 @@ static void unm_authorised(cg_api_req *copy, cg_api_call *call, const char *who,
         for (size_t i = 0; t && i < t->settings.nlanguages && c->nlang < 16; i++)
             snprintf(c->langs[c->nlang++], CG_LANG_MAX, "%s", t->settings.languages[i]);
     }
-    if (period_parse(copy, call, UNM_MAX_DAYS, &c->p) != 0) {
+    if (period_parse(copy, call, UNM_MAX_DAYS, &c->rd.p) != 0) {
         unm_ctx_free(c);
         return;
     }
-    size_t ndays = (size_t)(c->p.to - c->p.from + 1), argc = ndays * c->nlang;
-    char (*keys)[64] = malloc((argc ? argc : 1) * sizeof *keys);
-    const char **argv = malloc((argc ? argc : 1) * sizeof *argv);
-    int rc = -1;
-    if (keys && argv) {
-        size_t n = 0;
-        for (size_t d = 0; d < ndays; d++) {
-            char day[11];
-            day_format(c->p.from + (long)d, day);
-            for (size_t l = 0; l < c->nlang; l++) {
-                snprintf(keys[n], 64, "cg:an:unm:%s:%s", day, c->langs[l]);
-                argv[n] = keys[n];
-                n++;
-            }
-        }
-        rc = cg_store_eval(copy->gw->store, &unm_read_script, 0, (int)n, argv, NULL, unm_reply, c);
-    }
-    free(keys);
-    free(argv);
-    if (rc != 0) {
-        cg_api_error(call, 503, "storage unavailable, retry later");
-        unm_ctx_free(c);
-    }
+    static const char *const keys[] = { "cg:an:unm" };   /* per day and language */
+    const char *langs[16];
+    for (size_t l = 0; l < c->nlang; l++) langs[l] = c->langs[l];
+    if (read_eval(&c->rd, &unm_read_script, keys, 1, langs, c->nlang, unm_reply, c) != 0) unm_ctx_free(c);
 }
 
 static void route_unmatched(const cg_api_req *req, cg_api_call *call)

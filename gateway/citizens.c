@@ -37,10 +37,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "agents.h"
 #include "audit.h"
+#include "intents_live.h"
 #include "log.h"
 #include "store.h"
 
@@ -365,14 +365,23 @@ static int reply_bad(const redisReply *r)
     return !r || r->type == REDIS_REPLY_ERROR;
 }
 
-static void zset_reply(cg_store *s, redisReply *r, void *ud)
+/* The job of a reply callback (ud); NULL when r is missing or an error (the
+ * job then ended: CG_E_UNAVAILABLE). */
+static cit_job *reply_job(void *ud, const redisReply *r)
 {
     cit_job *j = ud;
-    (void)s;
     if (reply_bad(r)) {
         cit_end(j, CG_E_UNAVAILABLE);
-        return;
+        return NULL;
     }
+    return j;
+}
+
+static void zset_reply(cg_store *s, redisReply *r, void *ud)
+{
+    (void)s;
+    cit_job *j = reply_job(ud, r);
+    if (!j) return;
     if (j->erase) {
         if (r->type == REDIS_REPLY_INTEGER) j->counts.entries += (size_t)r->integer;
     } else if (r->type == REDIS_REPLY_STRING) {   /* ZSCORE: held */
@@ -438,6 +447,41 @@ static void batch_clear(cit_job *j)
     j->nbatch = 0;
 }
 
+/* The keys of r, a SCAN reply {cursor, keys} whose cursor fits j->cursor;
+ * NULL when r is not one (the job then ended: CG_E_UNAVAILABLE). */
+static const redisReply *scan_keys(cit_job *j, const redisReply *r)
+{
+    if (reply_bad(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY ||
+        r->element[0]->len >= sizeof j->cursor) {
+        cit_end(j, CG_E_UNAVAILABLE);
+        return NULL;
+    }
+    return r->element[1];
+}
+
+/* One key of scan_keys(): its name, or NULL when it is not a key name that
+ * fits CG_KEY_MAX (passed over). */
+static const char *scan_key(const redisReply *k)
+{
+    return k->type == REDIS_REPLY_STRING && k->len < CG_KEY_MAX ? k->str : NULL;
+}
+
+/* After a SCAN reply (scan_keys): keeps its cursor and counts the call.
+ * 1 when the scan is over: the cursor is back at 0, full (enough found), or
+ * CIT_SCAN_CALLS calls made (then the search is not complete). */
+static int scan_over(cit_job *j, const redisReply *r, int full)
+{
+    memcpy(j->cursor, r->element[0]->str, r->element[0]->len + 1);
+    j->calls++;
+    if (!strcmp(j->cursor, "0") || full) return 1;
+    if (j->calls >= CIT_SCAN_CALLS) {
+        j->counts.complete = 0;
+        return 1;
+    }
+    return 0;
+}
+
 /* The end of one record row's SCAN: the next row. */
 static void record_row_done(cit_job *j)
 {
@@ -479,13 +523,8 @@ static void record_scan_reply(cg_store *s, redisReply *r, void *ud)
 {
     cit_job *j = ud;
     (void)s;
-    if (reply_bad(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY ||
-        r->element[0]->len >= sizeof j->cursor) {
-        cit_end(j, CG_E_UNAVAILABLE);
-        return;
-    }
-    const redisReply *ks = r->element[1];
+    const redisReply *ks = scan_keys(j, r);
+    if (!ks) return;
     batch_clear(j);
     if (ks->elements > CIT_BATCH_MAX) j->counts.complete = 0;
     if (ks->elements && !j->batch && !(j->batch = calloc(CIT_BATCH_MAX, sizeof *j->batch))) {
@@ -493,22 +532,15 @@ static void record_scan_reply(cg_store *s, redisReply *r, void *ud)
         return;
     }
     for (size_t i = 0; i < ks->elements && j->nbatch < CIT_BATCH_MAX; i++) {
-        const redisReply *k = ks->element[i];
-        if (k->type != REDIS_REPLY_STRING || k->len >= CG_KEY_MAX) continue;
-        if (!(j->batch[j->nbatch] = strdup(k->str))) {
+        const char *k = scan_key(ks->element[i]);
+        if (!k) continue;
+        if (!(j->batch[j->nbatch] = strdup(k))) {
             cit_end(j, CG_E_NOMEM);
             return;
         }
         j->nbatch++;
     }
-    memcpy(j->cursor, r->element[0]->str, r->element[0]->len + 1);
-    j->calls++;
-    if (!strcmp(j->cursor, "0")) {
-        j->record_scan_done = 1;
-    } else if (j->calls >= CIT_SCAN_CALLS) {
-        j->counts.complete = 0;
-        j->record_scan_done = 1;
-    }
+    if (scan_over(j, r, 0)) j->record_scan_done = 1;
     if (!j->nbatch && j->record_scan_done) record_row_done(j);
     cit_next(j);
 }
@@ -534,17 +566,12 @@ static void scan_reply(cg_store *s, redisReply *r, void *ud)
 {
     cit_job *j = ud;
     (void)s;
-    if (reply_bad(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY ||
-        r->element[0]->len >= sizeof j->cursor) {
-        cit_end(j, CG_E_UNAVAILABLE);
-        return;
-    }
-    const redisReply *ks = r->element[1];
+    const redisReply *ks = scan_keys(j, r);
+    if (!ks) return;
     for (size_t i = 0; i < ks->elements; i++) {
-        const redisReply *k = ks->element[i];
-        if (k->type != REDIS_REPLY_STRING || k->len >= CG_KEY_MAX) continue;
-        if (j->erase && j->mode == CG_CITIZENS_KEEP_DELIVERY && !strcmp(k->str, j->seq_key)) continue;
+        const char *k = scan_key(ks->element[i]);
+        if (!k) continue;
+        if (j->erase && j->mode == CG_CITIZENS_KEEP_DELIVERY && !strcmp(k, j->seq_key)) continue;
         if (j->nkeys >= CIT_MAX_KEYS) {
             j->counts.complete = 0;
             break;
@@ -553,31 +580,21 @@ static void scan_reply(cg_store *s, redisReply *r, void *ud)
             cit_end(j, CG_E_NOMEM);
             return;
         }
-        if (!(j->keys[j->nkeys] = strdup(k->str))) {
+        if (!(j->keys[j->nkeys] = strdup(k))) {
             cit_end(j, CG_E_NOMEM);
             return;
         }
         j->nkeys++;
     }
-    memcpy(j->cursor, r->element[0]->str, r->element[0]->len + 1);
-    j->calls++;
-    if (!strcmp(j->cursor, "0") || j->nkeys >= CIT_MAX_KEYS) {
-        j->step = ST_KEYS;
-    } else if (j->calls >= CIT_SCAN_CALLS) {
-        j->counts.complete = 0;
-        j->step = ST_KEYS;
-    }
+    if (scan_over(j, r, j->nkeys >= CIT_MAX_KEYS)) j->step = ST_KEYS;
     cit_next(j);
 }
 
 static void keys_reply(cg_store *s, redisReply *r, void *ud)
 {
-    cit_job *j = ud;
     (void)s;
-    if (reply_bad(r)) {
-        cit_end(j, CG_E_UNAVAILABLE);
-        return;
-    }
+    cit_job *j = reply_job(ud, r);
+    if (!j) return;
     if (j->erase) {
         if (r->type == REDIS_REPLY_INTEGER) j->counts.keys += (size_t)r->integer;
     } else if (r->type == REDIS_REPLY_ARRAY) {
@@ -722,17 +739,6 @@ void cg_citizens_erase(cg_gateway *gw, const char *channel, const char *user, cg
     cit_next(j);
 }
 
-static void iso_now(char out[32])
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char b[24];
-    strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, 32, "%s.%03ldZ", b, ts.tv_nsec / 1000000L);
-}
-
 void cg_citizens_export(cg_gateway *gw, const char *channel, const char *user, cg_citizens_export_cb cb,
                         void *ud)
 {
@@ -750,7 +756,7 @@ void cg_citizens_export(cg_gateway *gw, const char *channel, const char *user, c
     j->export_cb = cb;
     j->ud = ud;
     char now[32];
-    iso_now(now);
+    cg_intents_live_now_iso(now);
     cJSON_AddStringToObject(j->doc, "channel", channel);
     cJSON_AddStringToObject(j->doc, "user", user);
     cJSON_AddStringToObject(j->doc, "exported_at", now);

@@ -101,7 +101,7 @@ struct cg_intents_live {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static void live_now_iso(char out[32])
+void cg_intents_live_now_iso(char out[32])
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -167,7 +167,7 @@ static cJSON *diags_json(const live_diags *k)
     return a;
 }
 
-static void log_diags(const cg_diags *d)
+void cg_intents_live_log_diags(const cg_diags *d)
 {
     char pos[32];
     for (size_t i = 0; i < d->n; i++) {
@@ -341,11 +341,11 @@ static void live_after(uv_work_t *req, int status)
         cg_intents *old = gw->intents;
         gw->intents = l->w_table;            /* the swap: one pointer, loop thread */
         if (old) cg_intents_unref(old);
-        live_now_iso(l->loaded_at);
+        cg_intents_live_now_iso(l->loaded_at);
         diags_keep(&l->warnings, &l->w_diags, CG_DIAG_WARNING);
         l->have_error = 0;
         diags_clear(&l->errors);
-        log_diags(&l->w_diags);
+        cg_intents_live_log_diags(&l->w_diags);
         snprintf(n, sizeof n, "%zu", gw->intents->nintents);
         cg_log(CG_LOG_INFO, "intents_reloaded", "trigger", l->trigger, "intents", n, "version",
                gw->intents->version, NULL);
@@ -360,9 +360,9 @@ static void live_after(uv_work_t *req, int status)
             if (l->errors.v[0].path && l->errors.v[0].msg) l->errors.n = l->errors.total = 1;
         }
         l->have_error = 1;
-        live_now_iso(l->error_at);
+        cg_intents_live_now_iso(l->error_at);
         snprintf(l->error_trigger, sizeof l->error_trigger, "%s", l->trigger);
-        log_diags(&l->w_diags);
+        cg_intents_live_log_diags(&l->w_diags);
         snprintf(n, sizeof n, "%zu", l->errors.total);
         cg_log(CG_LOG_ERROR, "intents_reload_failed", "trigger", l->trigger, "errors", n, "kept",
                "previous table", NULL);
@@ -374,7 +374,7 @@ static void live_after(uv_work_t *req, int status)
     if (r != CG_LIVE_STOPPED) {
         l->have_last = 1;
         l->last_result = r;
-        live_now_iso(l->last_at);
+        cg_intents_live_now_iso(l->last_at);
         snprintf(l->last_trigger, sizeof l->last_trigger, "%s", l->trigger);
         set_gauges(l, r == CG_LIVE_OK);
         if (l->watching && l->w_dirs.n && watch_apply(l, &l->w_dirs) > 0)
@@ -448,7 +448,7 @@ cg_intents_live *cg_intents_live_start(cg_gateway *gw, const cg_diags *d)
     cg_intents_live *l = calloc(1, sizeof *l);
     if (!l) return NULL;
     l->gw = gw;
-    live_now_iso(l->loaded_at);
+    cg_intents_live_now_iso(l->loaded_at);
     diags_keep(&l->warnings, d, CG_DIAG_WARNING);
     uv_timer_init(gw->loop, &l->debounce);
     l->debounce.data = l;

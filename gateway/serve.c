@@ -63,19 +63,6 @@ static const char serve_usage[] =
     "                  intents from ./intents). Secrets may come from CIVICGATE_*\n"
     "                  environment variables.\n";
 
-/* ---- intents ------------------------------------------------------------ */
-
-static void log_diags(const cg_diags *d)
-{
-    char pos[32];
-    for (size_t i = 0; i < d->n; i++) {
-        const cg_diag *x = &d->v[i];
-        snprintf(pos, sizeof pos, "%d:%d", x->line, x->col);
-        cg_log(x->level == CG_DIAG_ERROR ? CG_LOG_ERROR : CG_LOG_WARN, "intent_diagnostic", "path",
-               x->path ? x->path : "", "at", pos, "msg", x->msg ? x->msg : "", NULL);
-    }
-}
-
 /* ---- stop --------------------------------------------------------------- */
 
 static void handle_closed(uv_handle_t *h)
@@ -284,7 +271,7 @@ int cg_serve_main(int argc, char **argv)
         free(s);
         return 1;
     }
-    log_diags(&d);
+    cg_intents_live_log_diags(&d);
     cg_metrics_intent_reload(1);
     char nint[32];
     snprintf(nint, sizeof nint, "%zu", intents->nintents);
