@@ -63,23 +63,9 @@ async function queued(id) {
   return false;
 }
 
-async function api(method, p, { token = ADMIN, body, headers = {} } = {}) {
-  const hd = { ...headers };
-  if (token) hd.authorization = `Bearer ${token}`;
-  if (body !== undefined) hd['content-type'] = 'application/json';
-  const res = await fetch(gw.base + p, {
-    method, headers: hd, body: body === undefined ? (method === 'POST' ? '' : undefined) : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json = null;
-  try { json = JSON.parse(text); } catch { /* not JSON */ }
-  return { status: res.status, json, text };
-}
+const api = (method, p, { token = ADMIN, body, headers = {} } = {}) => h.apiCall(gw, method, p, { token, body, headers });
 
-async function send(id, text) {
-  const r = await h.postWebhook(gw, 'telegram', h.tgText(id, text), { 'x-telegram-bot-api-secret-token': SECRET });
-  assert.equal(r.status, 200, r.body);
-}
+const send = (id, text) => h.tgSend(gw, SECRET, id, text);
 
 async function repliesTo(id) {
   return (await tg.calls()).filter((c) => c.method === 'sendMessage' && String(c.body.chat_id) === String(id));

@@ -48,19 +48,8 @@ function intent(i, answer) {
   };
 }
 
-async function api(method, p) {
-  const res = await fetch(gw.base + p, { method, headers: { authorization: `Bearer ${ADMIN}` },
-    body: method === 'POST' ? '' : undefined });
-  const text = await res.text();
-  let json = null;
-  try { json = JSON.parse(text); } catch { /* not JSON */ }
-  return { status: res.status, json, text };
-}
-
-async function send(id, text) {
-  const r = await h.postWebhook(gw, 'telegram', h.tgText(id, text), { 'x-telegram-bot-api-secret-token': SECRET });
-  assert.equal(r.status, 200, r.body);
-}
+const api = (method, p) => h.apiCall(gw, method, p, { token: ADMIN });
+const send = (id, text) => h.tgSend(gw, SECRET, id, text);
 
 const repliesTo = async (id) =>
   (await tg.calls()).filter((c) => c.method === 'sendMessage' && String(c.body.chat_id) === String(id));

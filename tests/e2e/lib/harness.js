@@ -5,6 +5,8 @@
 //                 with failure injection through its /_fail control route)
 // startGateway()  the real civicgate binary (CIVICGATE_BIN) with a config
 //                 written for the test; waits for /readyz
+// apiCall()       one call of the gateway's JSON API, bearer token optional
+// tgSend()        a signed Telegram text update that must be acknowledged
 // Everything listens on 127.0.0.1 and is stopped by the returned stop().
 'use strict';
 
@@ -212,7 +214,30 @@ async function postWebhook(gw, channel, body, headers = {}) {
   return { status: res.status, body: text };
 }
 
+// A signed Telegram text update from chat id; throws unless the gateway
+// answered 200 (stored).
+async function tgSend(gw, secret, id, text) {
+  const r = await postWebhook(gw, 'telegram', tgText(id, text), { 'x-telegram-bot-api-secret-token': secret });
+  if (r.status !== 200) throw new Error(`webhook for ${id}: ${r.status} ${r.body}`);
+  return r;
+}
+
+// One call of the JSON API: {status, json (null when the body is not JSON),
+// text}. A POST without a body sends an empty one.
+async function apiCall(gw, method, p, { token, body, headers = {} } = {}) {
+  const hd = { ...headers };
+  if (token) hd.authorization = `Bearer ${token}`;
+  if (body !== undefined) hd['content-type'] = 'application/json';
+  const res = await fetch(gw.base + p, {
+    method, headers: hd, body: body === undefined ? (method === 'POST' ? '' : undefined) : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: res.status, json, text };
+}
+
 module.exports = {
   ROOT, BIN, freePort, sleep, waitFor, waitExit, startRedis, startFakeTelegram, startGateway,
-  tgText, tgCallback, postWebhook,
+  tgText, tgCallback, postWebhook, tgSend, apiCall,
 };
