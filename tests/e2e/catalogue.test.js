@@ -4,6 +4,8 @@
 // being answered (the table is read and trained on the thread pool, not on
 // the loop); one broken file among the 10,000 refused with
 // path:line:column while the old table keeps serving.
+// A question about nothing in the table gets the fallback (the matcher's
+// large-table model, used from 1,000 intents on, through the gateway).
 // Real binary, real redis-server, fake Bot API. The files are generated
 // here: 20 directories of 500, five English examples and a sourced answer
 // each, words of their own ("w00030") so that each question has one intent.
@@ -87,7 +89,7 @@ test.after(async () => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-test('10,000 intent files load at start, and both the catalogue and the demo table answer', async () => {
+test('10,000 intent files load at start: the catalogue and the demo table answer, anything else gets the fallback', async () => {
   const info = (await api('GET', '/api/v1/admin/intents')).json;
   assert.ok(info.intents >= N + 20, `${info.intents} intents loaded`);
   assert.equal(info.last_error, null);
@@ -97,6 +99,14 @@ test('10,000 intent files load at start, and both the catalogue and the demo tab
     assert.match(a, new RegExp(`example\\.gov/${word(3 * i)}`));
   }
   assert.match(await ask(++chat, 'how do i apply for medicaid'), /medicaid\.gov/i);
+  // from 1,000 intents on the matcher uses its large-table model: a question
+  // about nothing in the table still gets the fallback, not a guess
+  const fallback = JSON.parse(fs.readFileSync(path.join(dir, 'conversation', 'fallback.json'), 'utf8')).answer.en;
+  for (const q of ['how tall is the eiffel tower', 'what is the weather on mars tomorrow']) {
+    const a = await ask(++chat, q);
+    assert.ok(a.includes(fallback), `${q}: ${a}`);
+    assert.doesNotMatch(a, /example\.gov/);
+  }
 });
 
 test('a reload of 10,000 files runs off the loop: webhooks are answered meanwhile, then the new answer serves', async (t) => {
