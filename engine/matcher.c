@@ -312,28 +312,12 @@ static scratch *scratch_get(void)
 
 static int64_t wcache_slot(const cg_matcher *m, uint64_t h);
 
-/* The next word of normalised text (words are runs of bytes other than
- * ' ') at or after p: its start, with *end just past it; NULL when only
- * spaces are left. Training and matching both tokenise through it. */
-static inline const char *next_word(const char *p, const char **end)
-{
-    while (*p == ' ')
-        p++;
-    if (!*p)
-        return NULL;
-    const char *e = p;
-    while (*e && *e != ' ')
-        e++;
-    *end = e;
-    return p;
-}
-
 /* Split norm into words, apply synonyms, stem. Fills s->words. */
 static void split_words(const cg_matcher *m, scratch *s, const char *norm, const char *lang, int li)
 {
     size_t nraw = 0;
     const char *e = norm;
-    for (const char *p = norm; nraw < M_MAX_TOKENS && (p = next_word(p, &e)) != NULL; p = e) {
+    for (const char *p = norm; nraw < M_MAX_TOKENS && (p = cg_text_next_word(p, &e)) != NULL; p = e) {
         s->raw[nraw].s = p;
         s->raw[nraw].len = (uint32_t)(e - p);
         s->raw[nraw].h = h_bytes(H_SEED_WORD, p, (size_t)(e - p));
@@ -958,7 +942,7 @@ static size_t phrase_hashes(const char *s, uint64_t *out, const char **ptr, uint
 {
     size_t n = 0;
     const char *e = s;
-    for (const char *p = s; n < max && (p = next_word(p, &e)) != NULL; p = e) {
+    for (const char *p = s; n < max && (p = cg_text_next_word(p, &e)) != NULL; p = e) {
         out[n] = h_bytes(H_SEED_WORD, p, (size_t)(e - p));
         if (ptr)
             ptr[n] = p;

@@ -463,15 +463,8 @@ static int tokens_push(cg_tokens *t, const char *s, size_t len)
 int cg_text_tokenize(cg_text_ctx *c, const char *normalized, const char *lang, int stem,
                      cg_tokens *out)
 {
-    const char *p = normalized;
-    while (*p) {
-        while (*p == ' ')
-            p++;
-        if (!*p)
-            break;
-        const char *e = p;
-        while (*e && *e != ' ')
-            e++;
+    const char *e = normalized;
+    for (const char *p = normalized; (p = cg_text_next_word(p, &e)) != NULL; p = e) {
         size_t len = (size_t)(e - p);
         const char *w = p;
         if (stem && c) {
@@ -481,7 +474,6 @@ int cg_text_tokenize(cg_text_ctx *c, const char *normalized, const char *lang, i
         }
         if (tokens_push(out, w, len) != 0)
             return -1;
-        p = e;
     }
     return 0;
 }

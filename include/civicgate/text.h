@@ -30,6 +30,22 @@ typedef struct cg_tokens {
     size_t n, cap;
 } cg_tokens;
 
+/* The next word of normalised text (words are runs of bytes other than
+ * ' ') at or after p: its start, with *end just past it; NULL when only
+ * spaces are left. cg_text_tokenize and the matcher split words with it. */
+static inline const char *cg_text_next_word(const char *p, const char **end)
+{
+    while (*p == ' ')
+        p++;
+    if (!*p)
+        return NULL;
+    const char *e = p;
+    while (*e && *e != ' ')
+        e++;
+    *end = e;
+    return p;
+}
+
 /* Split normalised text into tokens and append them to out (stemmed for lang
  * when stem != 0 and libstemmer knows the language). Returns 0 or -1 (ENOMEM). */
 int cg_text_tokenize(cg_text_ctx *c, const char *normalized, const char *lang, int stem,
