@@ -40,7 +40,6 @@
 
 #include "agents.h"
 #include "audit.h"
-#include "intents_live.h"
 #include "log.h"
 #include "store.h"
 
@@ -756,7 +755,7 @@ void cg_citizens_export(cg_gateway *gw, const char *channel, const char *user, c
     j->export_cb = cb;
     j->ud = ud;
     char now[32];
-    cg_intents_live_now_iso(now);
+    cg_log_now_iso(now);
     cJSON_AddStringToObject(j->doc, "channel", channel);
     cJSON_AddStringToObject(j->doc, "user", user);
     cJSON_AddStringToObject(j->doc, "exported_at", now);

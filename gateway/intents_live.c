@@ -101,17 +101,6 @@ struct cg_intents_live {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-void cg_intents_live_now_iso(char out[32])
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char b[24];
-    strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, 32, "%s.%03ldZ", b, ts.tv_nsec / 1000000L);
-}
-
 static void live_today(char out[11])
 {
     time_t t = time(NULL);
@@ -341,7 +330,7 @@ static void live_after(uv_work_t *req, int status)
         cg_intents *old = gw->intents;
         gw->intents = l->w_table;            /* the swap: one pointer, loop thread */
         if (old) cg_intents_unref(old);
-        cg_intents_live_now_iso(l->loaded_at);
+        cg_log_now_iso(l->loaded_at);
         diags_keep(&l->warnings, &l->w_diags, CG_DIAG_WARNING);
         l->have_error = 0;
         diags_clear(&l->errors);
@@ -360,7 +349,7 @@ static void live_after(uv_work_t *req, int status)
             if (l->errors.v[0].path && l->errors.v[0].msg) l->errors.n = l->errors.total = 1;
         }
         l->have_error = 1;
-        cg_intents_live_now_iso(l->error_at);
+        cg_log_now_iso(l->error_at);
         snprintf(l->error_trigger, sizeof l->error_trigger, "%s", l->trigger);
         cg_intents_live_log_diags(&l->w_diags);
         snprintf(n, sizeof n, "%zu", l->errors.total);
@@ -374,7 +363,7 @@ static void live_after(uv_work_t *req, int status)
     if (r != CG_LIVE_STOPPED) {
         l->have_last = 1;
         l->last_result = r;
-        cg_intents_live_now_iso(l->last_at);
+        cg_log_now_iso(l->last_at);
         snprintf(l->last_trigger, sizeof l->last_trigger, "%s", l->trigger);
         set_gauges(l, r == CG_LIVE_OK);
         if (l->watching && l->w_dirs.n && watch_apply(l, &l->w_dirs) > 0)
@@ -448,7 +437,7 @@ cg_intents_live *cg_intents_live_start(cg_gateway *gw, const cg_diags *d)
     cg_intents_live *l = calloc(1, sizeof *l);
     if (!l) return NULL;
     l->gw = gw;
-    cg_intents_live_now_iso(l->loaded_at);
+    cg_log_now_iso(l->loaded_at);
     diags_keep(&l->warnings, d, CG_DIAG_WARNING);
     uv_timer_init(gw->loop, &l->debounce);
     l->debounce.data = l;

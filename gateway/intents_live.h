@@ -15,7 +15,7 @@
  *   cg_intents_live_reload()  any number of times
  *   cg_intents_live_info()    JSON for GET /api/v1/admin/intents
  *   cg_intents_live_stop()    on stop (closes the watcher, frees when idle)
- * and, at any time, cg_intents_live_log_diags() and cg_intents_live_now_iso().
+ * and, at any time, cg_intents_live_log_diags().
  */
 #ifndef CG_INTENTS_LIVE_H
 #define CG_INTENTS_LIVE_H
@@ -58,9 +58,5 @@ void cg_intents_live_stop(cg_intents_live *l);
 /* Logs every diagnostic of d (event "intent_diagnostic"; errors at ERROR,
  * warnings at WARN): each reload's, and serve.c's for the first table. */
 void cg_intents_live_log_diags(const cg_diags *d);
-
-/* Now, UTC, as "YYYY-MM-DDTHH:MM:SS.mmmZ": the timestamps of the info
- * ("loaded_at", ...) and of the citizens' export ("exported_at"). */
-void cg_intents_live_now_iso(char out[32]);
 
 #endif

@@ -151,20 +151,25 @@ static void put_json_string(lbuf *b, const char *s, size_t reserve)
     put(b, "\"", 1);
 }
 
+void cg_log_now_iso(char out[32])
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+}
+
 void cg_log(cg_log_level lvl, const char *event, ...)
 {
     if (lvl < log_min) return;
     char line[LOG_LINE_MAX];
     lbuf b = {line, 0, sizeof line - 2, 0};   /* room for "}\n" */
 
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char tbuf[64];
-    int tl = snprintf(tbuf, sizeof tbuf, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\",\"event\":",
-                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                      ts.tv_nsec / 1000000, level_name(lvl));
+    char now[32], tbuf[96];
+    cg_log_now_iso(now);
+    int tl = snprintf(tbuf, sizeof tbuf, "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":", now, level_name(lvl));
     put(&b, tbuf, (size_t)tl);
     put_json_string(&b, event, 16);
 

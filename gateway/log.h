@@ -19,6 +19,11 @@ cg_log_level cg_log_level_parse(const char *s);   /* unknown → INFO */
  * the logger. Example: cg_log(CG_LOG_INFO, "started", "port", "8080", NULL); */
 void cg_log(cg_log_level lvl, const char *event, ...) __attribute__((sentinel));
 
+/* Now, UTC, as "YYYY-MM-DDTHH:MM:SS.mmmZ" (the log lines' "ts"; also the
+ * API's timestamps: the intent table's "loaded_at", an export's
+ * "exported_at"). */
+void cg_log_now_iso(char out[32]);
+
 /* Redacted forms for log values; returned pointer is to a thread-local buffer
  * valid until the next call of the same function. */
 const char *cg_log_user(const char *user);
