@@ -62,10 +62,8 @@
 
 /* The commit script's operation "an", only for a message whose question is
  * stored (a fallback, ambiguity question or hand-off of typed text): Lua to
- * put at the top of the script; the op chain calls analytics_op() with no
- * argument. It finds its own arguments in ARGV by the commit's encoding
- * (from ARGV[8]: name, count, that many arguments, ...), so it does not
- * depend on how the op loop holds them. The arguments a:
+ * put at the top of the script; the op chain calls analytics_op(s, e) with
+ * the range of ARGV that holds the operation's arguments a:
  *   1 expiry (Unix seconds: the end of the day plus retention.analytics_s,
  *     the same for every write to the day's keys)  2 daily hash
  *   3 unmatched hash  4 its field  5 cid  6 max fields
@@ -74,18 +72,8 @@
  * (unmatched_dropped), and then gets its EXPIREAT too, so that it never
  * lives without one even if the batch that would set it is lost. */
 #define CG_ANALYTICS_COMMIT_LUA \
-    "local function analytics_args()\n" \
-    "  local i = 8\n" \
-    "  while i <= #ARGV do\n" \
-    "    local n = tonumber(ARGV[i + 1])\n" \
-    "    if ARGV[i] == 'an' then return {unpack(ARGV, i + 2, i + 1 + n)} end\n" \
-    "    i = i + 2 + n\n" \
-    "  end\n" \
-    "  return nil\n" \
-    "end\n" \
-    "local function analytics_op()\n" \
-    "  local a = analytics_args()\n" \
-    "  if not a then return end\n" \
+    "local function analytics_op(s, e)\n" \
+    "  local a = {unpack(ARGV, s, e)}\n" \
     "  local v = redis.call('HGET', a[3], a[4])\n" \
     "  if not v and redis.call('HLEN', a[3]) >= tonumber(a[6]) then\n" \
     "    redis.call('HINCRBY', a[2], 'unmatched_dropped', 1)\n" \

@@ -75,6 +75,8 @@ cg_pipeline *cg_pipeline_start(cg_gateway *gw);
 void cg_pipeline_stop(cg_pipeline *p, void (*done)(void *ud), void *ud);
 /* Entries started from the ingest's load (no load round trip of their own). */
 unsigned long cg_pipeline_preloaded(const cg_pipeline *p);
+/* Messages committed in the step that stored them (the direct commit, pipeline.c). */
+unsigned long cg_pipeline_direct(const cg_pipeline *p);
 /* Committed messages whose daily counters are summed, not yet written (analytics.h). */
 size_t cg_pipeline_analytics_pending(const cg_pipeline *p);
 cg_outbox *cg_outbox_start(cg_gateway *gw);

@@ -55,6 +55,8 @@ static const struct { const char *name, *help; } counter_meta[CG_M__COUNT] = {
                            "Citizen messages over limits.citizen_messages_per_minute: kept in the transcript, not answered."},
     [CG_M_PRELOADED] = {"civicgate_pipeline_preloaded_total",
                         "Messages whose dialog turn started from the load the ingest read with them (no load round trip)."},
+    [CG_M_DIRECT] = {"civicgate_pipeline_direct_total",
+                     "Messages whose turn was committed in the same step that stored them (the direct commit: no inbox entry)."},
 };
 
 static const struct { const char *name, *help; } hist_meta[CG_H__COUNT] = {

@@ -29,6 +29,7 @@ typedef enum {
     CG_M_CASES_RESOLVED, /* civicgate_agent_cases_resolved_total{channel} */
     CG_M_RATE_LIMITED,   /* civicgate_messages_rate_limited_total{channel}: over limits.citizen_messages_per_minute */
     CG_M_PRELOADED,      /* civicgate_pipeline_preloaded_total{channel}: started from the ingest's load */
+    CG_M_DIRECT,         /* civicgate_pipeline_direct_total{channel}: committed in the ingest's step */
     CG_M__COUNT
 } cg_metric;
 

@@ -24,6 +24,12 @@
  * does turn up later is processed then ("late", out of order) instead of
  * being taken for a duplicate: order may bend in that corner, nothing is lost.
  *
+ * Most messages never reach cg:inbox: the direct commit (below, before
+ * process()) runs the turn of a webhook's message before it is stored and
+ * commits it in the ingest's own script when the conversation is as this
+ * instance last left it; the rest of this comment is the path of the others
+ * (and of every message when the guess fails).
+ *
  * Per entry: load (1 round trip for all the entries one pump() starts: the
  * "load" script reads, for each, done, dialog, blocked, agent, ...; none
  * for a preloaded entry, below) → cg_dialog_turn (pure, in process) →
@@ -154,6 +160,10 @@ typedef struct pl_entry {
     char *pre;                   /* the ingest's load (preload_keep), owned; NULL when none */
     uint64_t pre_at;             /* uv_now when it was read */
     int an_count;                /* once committed ("ok"), an goes into the analytics batch */
+    unsigned counts;             /* metrics counted once committed ("ok"): COUNT_* */
+    int plain;                   /* the commit is a turn's reply and nothing else (no case, csat,
+                                  * flow, erasure): its conversation's load after it is known */
+    char *after;                 /* that load (a block, as the preload's), owned, or NULL */
     cg_analytics_turn an;        /* its figures: channel, user point into msg, intent into an_intent */
     char an_intent[CG_INTENT_ID_MAX + 1];
 } pl_entry;
@@ -174,6 +184,9 @@ struct cg_pipeline {
     int woken;                   /* a wake came while a read was in flight */
     unsigned reserved;           /* entries ingests in flight may bring (cg_store_taker) */
     unsigned long preloaded;     /* entries started from the ingest's load (preload_use) */
+    unsigned long direct;        /* messages committed by the direct commit */
+    uint64_t direct_clock;       /* the cache's use stamps */
+    struct direct_slot *cache;   /* the direct commit's loads, DIRECT_SLOTS (below) */
     uint64_t next_read;
     uint64_t next_claim, next_stats, next_keep;
     char claim_cursor[48];
@@ -242,6 +255,7 @@ static void entry_free(pl_entry *e)
     if (!e) return;
     cg_msg_free(&e->msg);
     free(e->pre);
+    free(e->after);
     free(e);
 }
 
@@ -485,127 +499,141 @@ static void entry_failed(cg_pipeline *p, pl_entry *e)
  * the one that wrote the stamp by x can let the keys expire up to x sooner
  * still (a stamp from the future refreshes).
  */
+#define COMMIT_LUA \
+        CG_STORE_LOAD_LUA \
+        CG_ANALYTICS_COMMIT_LUA \
+        "local function cg_commit(K, b, x)\n" \
+        "local grp, id, seqs, sttl, cmax, cttl, force = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3],\n" \
+        "  ARGV[b + 4], ARGV[b + 5], ARGV[b + 6]\n" \
+        "local c = redis.call('HMGET', K[1], 'done', 'out', 'sent', 'in')\n" \
+        "local done, out = tonumber(c[1] or '0'), tonumber(c[2] or '0')\n" \
+        "local sent = tonumber(c[3] or '0')\n" \
+        "local seq, late, hs, taken = tonumber(seqs), false, {}, false\n" \
+        /* the direct commit: only onto the state its turn was run on */ \
+        "if x then\n" \
+        "  if (c[4] or '0') ~= (c[1] or '0') or done ~= seq - 1 then return false end\n" \
+        "  local l = cg_load(K[1], K[2], K[7], seqs)\n" \
+        "  for j = 1, " CG_STR(CG_LOAD_FIELDS) " do if l[j] ~= ARGV[x + j - 1] then return false end end\n" \
+        "  hs[1] = 'in'; hs[2] = seqs\n" \
+        "end\n" \
+        /* TTLs (above): at, the stamp of "ttl"; refresh, the EXPIREs at the end */ \
+        "local at, refresh = false, false\n" \
+        /* a transcript entry (MAXLEN ~; a new transcript refreshes the TTLs) */ \
+        "local function conv_add(...)\n" \
+        "  if refresh or not redis.call('XADD', K[3], 'NOMKSTREAM', 'MAXLEN', '~', cmax, '*', ...) then\n" \
+        "    redis.call('XADD', K[3], 'MAXLEN', '~', cmax, '*', ...)\n" \
+        "    refresh = true\n" \
+        "  end\n" \
+        "end\n" \
+        /* an outbox entry with the next out seq, head = 1 when next to deliver */ \
+        "local function out_add(...)\n" \
+        "  out = out + 1\n" \
+        "  hs[#hs + 1] = 'out'; hs[#hs + 1] = tostring(out)\n" \
+        "  if out == sent + 1 and not late then\n" \
+        "    redis.call('XADD', K[4], '*', 'seq', tostring(out), 'head', '1', ...)\n" \
+        "  else\n" \
+        "    redis.call('XADD', K[4], '*', 'seq', tostring(out), ...)\n" \
+        "  end\n" \
+        "end\n" \
+        "if seq <= done then\n" \
+        "  if redis.call('SREM', K[7], seqs) == 1 then late = true\n" \
+        "  else redis.call('XACK', K[5], grp, id); return 'dup' end\n" \
+        "elseif seq ~= done + 1 then\n" \
+        "  if force ~= 'force' then return 'wait' end\n" \
+        "  for g = done + 1, math.min(seq - 1, done + 1000) do redis.call('SADD', K[7], g) end\n" \
+        "  redis.call('EXPIRE', K[7], sttl)\n" \
+        "end\n" \
+        "local i, na = b + 7, #ARGV\n" \
+        "while i <= na do\n" \
+        "  local op, s = ARGV[i], i + 2\n" \
+        "  local e = i + 1 + tonumber(ARGV[i + 1])\n" \
+        "  i = e + 1\n" \
+        "  if op == 'del' then redis.call('DEL', K[2], K[3])\n" \
+        "  elseif op == 'hset' then\n" \
+        "    if at then redis.call('HSET', K[2], 'ttl_at', at, unpack(ARGV, s, e))\n" \
+        "    elseif redis.call('HSET', K[2], unpack(ARGV, s, e)) * 2 > e - s then refresh = true end\n" \
+        "  elseif op == 'conv' then conv_add(unpack(ARGV, s, e))\n" \
+        "  elseif op == 'reply' then\n" \
+        "    local text, btn, lang, intent, now = ARGV[s + 1], ARGV[s + 2], ARGV[s + 3], ARGV[s + 4], ARGV[s + 5]\n" \
+        "    local cb, recv = ARGV[s + 8], ARGV[s + 9]\n" \
+        "    if ARGV[s] ~= '1' then\n" \
+        "    elseif intent ~= '' then\n" \
+        "      conv_add('dir', 'out', 'text', text, 'buttons', btn, 'lang', lang, 'intent', intent, 'ts', now)\n" \
+        "    else\n" \
+        "      conv_add('dir', 'out', 'text', text, 'buttons', btn, 'lang', lang, 'ts', now)\n" \
+        "    end\n" \
+        "    if cb ~= '' then\n" \
+        "      out_add('channel', ARGV[s + 6], 'user', ARGV[s + 7], 'text', text, 'buttons', btn, 'callback_id', cb,\n" \
+        "              'lang', lang, 'created_at', now, 'received_at', recv)\n" \
+        "    else\n" \
+        "      out_add('channel', ARGV[s + 6], 'user', ARGV[s + 7], 'text', text, 'buttons', btn,\n" \
+        "              'lang', lang, 'created_at', now, 'received_at', recv)\n" \
+        "    end\n" \
+        "  elseif op == 'zadd' then redis.call('ZADD', K[6], 'NX', ARGV[s], ARGV[s + 1])\n" \
+        "  elseif op == 'pub' then redis.call('PUBLISH', ARGV[s], ARGV[s + 1])\n" \
+        "  elseif op == 'flow' then\n" \
+        "    local t = redis.call('TIME')\n"   /* retention: as long as transcripts */ \
+        "    redis.call('XTRIM', K[8], 'MINID', (tonumber(t[1]) - tonumber(cttl)) * 1000)\n" \
+        "    redis.call('XADD', K[8], 'MAXLEN', '~', '" FLOWS_MAX "', '*', unpack(ARGV, s, e))\n" \
+        "  elseif op == 'case' then\n" \
+        "    local a = {unpack(ARGV, s, e)}\n" \
+        "    local ck = 'cg:case:' .. a[1]\n" \
+        "    if a[2] ~= '' or redis.call('EXISTS', ck) == 1 then\n" \
+        "      if #a > 2 then redis.call('HSET', ck, unpack(a, 3)) end\n" \
+        "      redis.call('EXPIRE', ck, cttl)\n" \
+        "      if a[2] ~= '' then\n" \
+        "        local ix = string.gsub(K[2], '^cg:sess:', 'cg:cases:')\n" \
+        "        redis.call('SADD', ix, a[1]); redis.call('EXPIRE', ix, cttl)\n" \
+        "        redis.call('ZADD', K[6], a[2], a[1])\n" \
+        "        redis.call('PUBLISH', 'cg:agents', '{\"type\":\"queue\"}')\n" \
+        "      end\n" \
+        "      local h, o = redis.call('HGETALL', ck), {}\n" \
+        "      for j = 1, #h, 2 do o[h[j]] = h[j + 1] end\n" \
+        "      redis.call('PUBLISH', 'cg:agents', cjson.encode({type = 'case', case = o, prev = ''}))\n" \
+        "    end\n" \
+        "  elseif op == 'centry' then\n" \
+        "    local a = {unpack(ARGV, s, e)}\n" \
+        "    local ck = 'cg:case:' .. a[1]\n" \
+        "    if redis.call('EXISTS', ck) == 1 then\n" \
+        "      if a[2] == '1' then redis.call('HINCRBY', ck, 'unread', 1) end\n" \
+        "      redis.call('HSET', ck, 'last_message_at', a[3])\n" \
+        "      local ag = redis.call('HGET', ck, 'agent') or ''\n" \
+        "      redis.call('PUBLISH', 'cg:agents', cjson.encode({type = 'entry', case = a[1], holder = ag,\n" \
+        "        entry = cjson.decode(a[4])}))\n" \
+        "    end\n" \
+        "  elseif op == 'hdel' then redis.call('HDEL', K[2], unpack(ARGV, s, e))\n" \
+        "  elseif op == 'release' then\n" \
+        "    for _, j in ipairs(redis.call('LRANGE', K[9], 0, -1)) do\n" \
+        "      local f = cjson.decode(j)\n" \
+        "      out = out + 1\n" \
+        "      hs[#hs + 1] = 'out'; hs[#hs + 1] = tostring(out)\n" \
+        "      f[#f + 1] = 'seq'; f[#f + 1] = tostring(out)\n" \
+        "      redis.call('XADD', K[4], '*', unpack(f))\n" \
+        "    end\n" \
+        "    redis.call('DEL', K[9])\n" \
+        "    redis.call('HDEL', K[2], 'reengaged_at')\n" \
+        "    if at then redis.call('HSET', K[2], 'last_in', ARGV[s], 'ttl_at', at)\n" \
+        "    elseif redis.call('HSET', K[2], 'last_in', ARGV[s]) == 1 then refresh = true end\n" \
+        "  elseif op == 'read' then redis.call('XADD', K[4], '*', unpack(ARGV, s, e))\n" \
+        "  elseif op == 'an' then analytics_op(s, e)\n" \
+        "  elseif op == 'take' then\n" \
+        "    taken = redis.pcall('XREADGROUP', 'GROUP', ARGV[s], ARGV[s + 1], 'COUNT', ARGV[s + 2], 'STREAMS', K[4], '>')\n" \
+        "    if type(taken) ~= 'table' or taken.err then taken = false end\n" \
+        "  elseif op == 'ttl' then at = ARGV[s]; refresh = true\n" \
+        "  end\n" \
+        "end\n" \
+        "if refresh then redis.call('EXPIRE', K[2], sttl); redis.call('EXPIRE', K[3], cttl) end\n" \
+        "if not late then hs[#hs + 1] = 'done'; hs[#hs + 1] = seqs end\n" \
+        "if #hs > 0 then redis.call('HSET', K[1], unpack(hs)) end\n" \
+        "if refresh or not c[4] then redis.call('EXPIRE', K[1], sttl) end\n" \
+        "if not x then redis.call('XACK', K[5], grp, id) end\n" \
+        "if taken then return {'ok', taken} end\n" \
+        "return 'ok'\n" \
+        "end\n"
+
 static cg_store_script commit_script = {
     .name = "commit",
-    .src =
-        CG_ANALYTICS_COMMIT_LUA
-        "local c = redis.call('HMGET', KEYS[1], 'done', 'out', 'sent', 'in')\n"
-        "local done, out = tonumber(c[1] or '0'), tonumber(c[2] or '0')\n"
-        "local sent = tonumber(c[3] or '0')\n"
-        "local seq, late, hs, taken = tonumber(ARGV[3]), false, {}, false\n"
-        /* TTLs (above): at, the stamp of "ttl"; refresh, the EXPIREs at the end */
-        "local at, refresh = false, false\n"
-        /* a transcript entry (MAXLEN ~; a new transcript refreshes the TTLs) */
-        "local function conv_add(...)\n"
-        "  if refresh or not redis.call('XADD', KEYS[3], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[5], '*', ...) then\n"
-        "    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', ...)\n"
-        "    refresh = true\n"
-        "  end\n"
-        "end\n"
-        /* an outbox entry with the next out seq, head = 1 when next to deliver */
-        "local function out_add(...)\n"
-        "  out = out + 1\n"
-        "  hs[#hs + 1] = 'out'; hs[#hs + 1] = tostring(out)\n"
-        "  if out == sent + 1 and not late then\n"
-        "    redis.call('XADD', KEYS[4], '*', 'seq', tostring(out), 'head', '1', ...)\n"
-        "  else\n"
-        "    redis.call('XADD', KEYS[4], '*', 'seq', tostring(out), ...)\n"
-        "  end\n"
-        "end\n"
-        "if seq <= done then\n"
-        "  if redis.call('SREM', KEYS[7], ARGV[3]) == 1 then late = true\n"
-        "  else redis.call('XACK', KEYS[5], ARGV[1], ARGV[2]); return 'dup' end\n"
-        "elseif seq ~= done + 1 then\n"
-        "  if ARGV[7] ~= 'force' then return 'wait' end\n"
-        "  for g = done + 1, math.min(seq - 1, done + 1000) do redis.call('SADD', KEYS[7], g) end\n"
-        "  redis.call('EXPIRE', KEYS[7], ARGV[4])\n"
-        "end\n"
-        "local i, na = 8, #ARGV\n"
-        "while i <= na do\n"
-        "  local op, s = ARGV[i], i + 2\n"
-        "  local e = i + 1 + tonumber(ARGV[i + 1])\n"
-        "  i = e + 1\n"
-        "  if op == 'del' then redis.call('DEL', KEYS[2], KEYS[3])\n"
-        "  elseif op == 'hset' then\n"
-        "    if at then redis.call('HSET', KEYS[2], 'ttl_at', at, unpack(ARGV, s, e))\n"
-        "    elseif redis.call('HSET', KEYS[2], unpack(ARGV, s, e)) * 2 > e - s then refresh = true end\n"
-        "  elseif op == 'conv' then conv_add(unpack(ARGV, s, e))\n"
-        "  elseif op == 'reply' then\n"
-        "    local text, btn, lang, intent, now = ARGV[s + 1], ARGV[s + 2], ARGV[s + 3], ARGV[s + 4], ARGV[s + 5]\n"
-        "    local cb, recv = ARGV[s + 8], ARGV[s + 9]\n"
-        "    if ARGV[s] ~= '1' then\n"
-        "    elseif intent ~= '' then\n"
-        "      conv_add('dir', 'out', 'text', text, 'buttons', btn, 'lang', lang, 'intent', intent, 'ts', now)\n"
-        "    else\n"
-        "      conv_add('dir', 'out', 'text', text, 'buttons', btn, 'lang', lang, 'ts', now)\n"
-        "    end\n"
-        "    if cb ~= '' then\n"
-        "      out_add('channel', ARGV[s + 6], 'user', ARGV[s + 7], 'text', text, 'buttons', btn, 'callback_id', cb,\n"
-        "              'lang', lang, 'created_at', now, 'received_at', recv)\n"
-        "    else\n"
-        "      out_add('channel', ARGV[s + 6], 'user', ARGV[s + 7], 'text', text, 'buttons', btn,\n"
-        "              'lang', lang, 'created_at', now, 'received_at', recv)\n"
-        "    end\n"
-        "  elseif op == 'zadd' then redis.call('ZADD', KEYS[6], 'NX', ARGV[s], ARGV[s + 1])\n"
-        "  elseif op == 'pub' then redis.call('PUBLISH', ARGV[s], ARGV[s + 1])\n"
-        "  elseif op == 'flow' then\n"
-        "    local t = redis.call('TIME')\n"   /* retention: as long as transcripts */
-        "    redis.call('XTRIM', KEYS[8], 'MINID', (tonumber(t[1]) - tonumber(ARGV[6])) * 1000)\n"
-        "    redis.call('XADD', KEYS[8], 'MAXLEN', '~', '" FLOWS_MAX "', '*', unpack(ARGV, s, e))\n"
-        "  elseif op == 'case' then\n"
-        "    local a = {unpack(ARGV, s, e)}\n"
-        "    local ck = 'cg:case:' .. a[1]\n"
-        "    if a[2] ~= '' or redis.call('EXISTS', ck) == 1 then\n"
-        "      if #a > 2 then redis.call('HSET', ck, unpack(a, 3)) end\n"
-        "      redis.call('EXPIRE', ck, ARGV[6])\n"
-        "      if a[2] ~= '' then\n"
-        "        local ix = string.gsub(KEYS[2], '^cg:sess:', 'cg:cases:')\n"
-        "        redis.call('SADD', ix, a[1]); redis.call('EXPIRE', ix, ARGV[6])\n"
-        "        redis.call('ZADD', KEYS[6], a[2], a[1])\n"
-        "        redis.call('PUBLISH', 'cg:agents', '{\"type\":\"queue\"}')\n"
-        "      end\n"
-        "      local h, o = redis.call('HGETALL', ck), {}\n"
-        "      for j = 1, #h, 2 do o[h[j]] = h[j + 1] end\n"
-        "      redis.call('PUBLISH', 'cg:agents', cjson.encode({type = 'case', case = o, prev = ''}))\n"
-        "    end\n"
-        "  elseif op == 'centry' then\n"
-        "    local a = {unpack(ARGV, s, e)}\n"
-        "    local ck = 'cg:case:' .. a[1]\n"
-        "    if redis.call('EXISTS', ck) == 1 then\n"
-        "      if a[2] == '1' then redis.call('HINCRBY', ck, 'unread', 1) end\n"
-        "      redis.call('HSET', ck, 'last_message_at', a[3])\n"
-        "      local ag = redis.call('HGET', ck, 'agent') or ''\n"
-        "      redis.call('PUBLISH', 'cg:agents', cjson.encode({type = 'entry', case = a[1], holder = ag,\n"
-        "        entry = cjson.decode(a[4])}))\n"
-        "    end\n"
-        "  elseif op == 'hdel' then redis.call('HDEL', KEYS[2], unpack(ARGV, s, e))\n"
-        "  elseif op == 'release' then\n"
-        "    for _, j in ipairs(redis.call('LRANGE', KEYS[9], 0, -1)) do\n"
-        "      local f = cjson.decode(j)\n"
-        "      out = out + 1\n"
-        "      hs[#hs + 1] = 'out'; hs[#hs + 1] = tostring(out)\n"
-        "      f[#f + 1] = 'seq'; f[#f + 1] = tostring(out)\n"
-        "      redis.call('XADD', KEYS[4], '*', unpack(f))\n"
-        "    end\n"
-        "    redis.call('DEL', KEYS[9])\n"
-        "    redis.call('HDEL', KEYS[2], 'reengaged_at')\n"
-        "    if at then redis.call('HSET', KEYS[2], 'last_in', ARGV[s], 'ttl_at', at)\n"
-        "    elseif redis.call('HSET', KEYS[2], 'last_in', ARGV[s]) == 1 then refresh = true end\n"
-        "  elseif op == 'read' then redis.call('XADD', KEYS[4], '*', unpack(ARGV, s, e))\n"
-        "  elseif op == 'an' then analytics_op()\n"
-        "  elseif op == 'take' then\n"
-        "    taken = redis.pcall('XREADGROUP', 'GROUP', ARGV[s], ARGV[s + 1], 'COUNT', ARGV[s + 2], 'STREAMS', KEYS[4], '>')\n"
-        "    if type(taken) ~= 'table' or taken.err then taken = false end\n"
-        "  elseif op == 'ttl' then at = ARGV[s]; refresh = true\n"
-        "  end\n"
-        "end\n"
-        "if refresh then redis.call('EXPIRE', KEYS[2], ARGV[4]); redis.call('EXPIRE', KEYS[3], ARGV[6]) end\n"
-        "if not late then hs[#hs + 1] = 'done'; hs[#hs + 1] = ARGV[3] end\n"
-        "if #hs > 0 then redis.call('HSET', KEYS[1], unpack(hs)) end\n"
-        "if refresh or not c[4] then redis.call('EXPIRE', KEYS[1], ARGV[4]) end\n"
-        "redis.call('XACK', KEYS[5], ARGV[1], ARGV[2])\n"
-        "if taken then return {'ok', taken} end\n"
-        "return 'ok'\n",
+    .src = COMMIT_LUA "return cg_commit(KEYS, 1, false)\n",
 };
 
 /* Starts an operation; returns the index of its count to patch with op_end
@@ -649,6 +677,7 @@ typedef struct loaded {
     const char *unanswered; /* last text the bot did not understand, or NULL */
     long long ttl_at;    /* when the commit last refreshed the TTLs (ms), 0: never */
     const char *name;    /* the citizen's display name as stored, or NULL */
+    const char *const *f;        /* the CG_LOAD_FIELDS strings it was read from */
 } loaded;
 
 /* 1..5 when the message answers the satisfaction question ("csat:N" button
@@ -742,10 +771,79 @@ static int build_turn(const pl_entry *e, cg_turn_in *in, const char *ref)
 }
 
 static void commit_reply(cg_store *s, redisReply *r, void *ud);
+static void direct_learn(cg_pipeline *p, pl_entry *e, int ok);
+static void loaded_from(loaded *ld, const char *const *f, const size_t *len);
 
 static void give_back(cg_pipeline *p, pl_entry *e, const redisReply *taken);
 
-static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
+/* Metrics a commit counts once it is made ("ok"): not for a duplicate, a
+ * retry, or a direct commit that did not happen. */
+enum { COUNT_PROCESSED = 1, COUNT_FALLBACK = 2, COUNT_MATCHED = 4, COUNT_ESCALATED = 8 };
+
+static void count(const pl_entry *e)
+{
+    if (e->counts & COUNT_PROCESSED) cg_metrics_inc(CG_M_PROCESSED, e->msg.channel);
+    if (e->counts & COUNT_FALLBACK) cg_metrics_inc(CG_M_FALLBACK, e->msg.channel);
+    if (e->counts & COUNT_MATCHED) cg_metrics_inc(CG_M_MATCHED, e->msg.channel);
+    if (e->counts & COUNT_ESCALATED) cg_metrics_inc(CG_M_ESCALATED, e->msg.channel);
+}
+
+/* The CG_LOAD_FIELDS strings f (lengths len) in one block: each
+ * NUL-terminated, in order. malloc'd, or NULL. */
+static char *block_make(const char *const *f, const size_t *len)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < CG_LOAD_FIELDS; i++) total += len[i] + 1;
+    char *b = malloc(total), *o = b;
+    if (!b) return NULL;
+    for (size_t i = 0; i < CG_LOAD_FIELDS; i++) {
+        memcpy(o, f[i], len[i]);
+        o[len[i]] = '\0';
+        o += len[i] + 1;
+    }
+    return b;
+}
+
+/* A block's strings into f/len. */
+static void block_fields(const char *b, const char **f, size_t *len)
+{
+    for (size_t i = 0; i < CG_LOAD_FIELDS; i++) {
+        f[i] = b;
+        len[i] = strlen(b);
+        b += len[i] + 1;
+    }
+}
+
+/* The load after a plain commit of e (e->after): what cg_load will read once
+ * it is made. A plain turn writes done, dialog, buttons, lang, clears
+ * blocked, may write unanswered, ttl_at and name; the rest stays. */
+static void next_load(pl_entry *e, const loaded *ld, const char *dialog, const char *buttons, const char *lang,
+                      const char *unanswered, const char *ttl_at)
+{
+    const char *f[CG_LOAD_FIELDS];
+    size_t len[CG_LOAD_FIELDS];
+    char seq[CG_STORE_NUM_MAX];
+    cg_store_fmt_ll(seq, e->seq);
+    for (size_t i = 0; i < CG_LOAD_FIELDS; i++) f[i] = ld->f[i];
+    f[0] = seq;
+    f[1] = dialog;
+    f[2] = "0";
+    f[4] = "0";
+    f[5] = buttons;
+    f[8] = lang;
+    if (unanswered) f[9] = unanswered;
+    if (ttl_at) f[10] = ttl_at;
+    if (e->msg.name) f[11] = e->msg.name;
+    for (size_t i = 0; i < CG_LOAD_FIELDS; i++) len[i] = strlen(f[i]);
+    free(e->after);
+    e->after = block_make(f, len);
+}
+
+/* e's commit from its load: the commit script's keys and arguments into
+ * *args (owned by the caller, also on failure); 0, or -1 when out of
+ * memory. Sets e's counts, an, erase, queued_case, plain and after, and
+ * reserves outbox room for the take (e->out_reserved). */
+static int commit_build(cg_pipeline *p, pl_entry *e, const loaded *ld, cg_args *args)
 {
     cg_gateway *gw = p->gw;
     const cg_config *cfg = gw->cfg;
@@ -758,6 +856,9 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
     int64_t now = cg_store_now_ms();
     cg_store_fmt_ll(now_s, (long long)now);
     memset(&out, 0, sizeof out);
+    e->counts = 0;
+    e->plain = 0;
+    int ttl = 0;
 
     static const char *const kinds[] = { "seq", "sess", "conv", NULL, NULL, NULL, "gap" };
     for (int i = 0; i < 7; i++) {
@@ -794,6 +895,7 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
         op = op_begin(&a, "ttl");
         cg_args_add(&a, now_s);
         op_end(&a, op);
+        ttl = 1;
     }
     cg_store_fmt_ll(b, (long long)(e->received_at ? e->received_at : now));
     /* the citizen's side of the transcript */
@@ -831,7 +933,7 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
             cg_args_add(&a, "location"); cg_args_add(&a, ll);
         }
         cg_args_add(&a, "ts"); cg_args_add(&a, b);
-        cg_args_add(&a, "entry"); cg_args_add(&a, e->id);
+        if (e->id[0]) { cg_args_add(&a, "entry"); cg_args_add(&a, e->id); }  /* none: a direct commit */
         op_end(&a, op);
     }
 
@@ -948,16 +1050,14 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
             break;
         }
         have_out = 1;
-        cg_metrics_inc(CG_M_PROCESSED, m->channel);
-        if (out.fallback) cg_metrics_inc(CG_M_FALLBACK, m->channel);
-        else if (out.intent) cg_metrics_inc(CG_M_MATCHED, m->channel);
+        e->counts |= COUNT_PROCESSED;
+        if (out.fallback) e->counts |= COUNT_FALLBACK;
+        else if (out.intent) e->counts |= COUNT_MATCHED;
         char *btn = buttons_json(&out);
         if (out.action == CG_ACT_DELETE_DATA) {
             op = op_begin(&a, "del");
             op_end(&a, op);
             e->erase = 1;            /* the rest of their data once this is committed */
-            cg_log(CG_LOG_INFO, "data_deleted", "channel", m->channel, "user",
-                   cg_log_user(m->user), NULL);
         } else {
             char *dj = cg_dialog_state_to_json(&st);
             /* the session's fields the turn changed (the load read them):
@@ -978,6 +1078,11 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
             }
             if (out.fallback && m->text) { cg_args_add(&a, "unanswered"); cg_args_add(&a, m->text); }
             op_end(&a, op);
+            /* plain unless the flow or escalation below makes it more */
+            e->plain = !e->force && !ld->csat && out.action != CG_ACT_ESCALATE &&
+                       !(out.vars_json && out.action == CG_ACT_FLOW_DONE);
+            if (e->plain)
+                next_load(e, ld, dv, bv, out.lang, out.fallback && m->text ? m->text : NULL, ttl ? now_s : NULL);
             free(dj);
         }
         reply_op(&a, out.action != CG_ACT_DELETE_DATA, m, out.text, btn ? btn : "[]", out.lang,
@@ -1042,12 +1147,12 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
             cg_args_add(&a, "ts"); cg_args_add(&a, now_s);
             op_end(&a, op);
             e->queued_case = 1;
-            cg_metrics_inc(CG_M_ESCALATED, m->channel);
+            e->counts |= COUNT_ESCALATED;
         }
         cg_dialog_state_free(&st);
         break;
     }
-    if (!have_out && m->kind != CG_MSG_STATUS) cg_metrics_inc(CG_M_PROCESSED, m->channel);
+    if (!have_out && m->kind != CG_MSG_STATUS) e->counts |= COUNT_PROCESSED;
     e->an_count = 0;
     if (citizen && m->kind != CG_MSG_EDITED) {
         /* what the bot could not answer, redacted, goes with the commit; the
@@ -1088,9 +1193,19 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
         cg_args_addi(&a, e->out_reserved);
         op_end(&a, op);
     }
+    if (!e->plain) {
+        free(e->after);
+        e->after = NULL;
+    }
+    *args = a;
+    return a.oom ? -1 : 0;
+}
 
-    if (a.oom || cg_store_eval(p->store, &commit_script, 9, a.n, cg_args_argv(&a), a.len,
-                               commit_reply, e) != 0) {
+static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
+{
+    cg_args a;
+    if (commit_build(p, e, ld, &a) != 0 ||
+        cg_store_eval(p->store, &commit_script, 9, a.n, cg_args_argv(&a), a.len, commit_reply, e) != 0) {
         cg_args_free(&a);
         give_back(p, e, NULL);
         entry_failed(p, e);
@@ -1125,6 +1240,8 @@ static void commit_reply(cg_store *s, redisReply *r, void *ud)
     /* committed now, not a duplicate: count it (analytics.h) */
     int ok = r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "ok") == 0;
     if (ok && e->an_count) cg_analytics_batch_add(p->an, &e->an);
+    if (ok) count(e);
+    direct_learn(p, e, ok);
     if (p->hard) {           /* stopped hard meanwhile: Redis keeps it pending */
         /* the stop's flush is done: this one's counts go out now, if the
          * store still takes commands */
@@ -1137,9 +1254,11 @@ static void commit_reply(cg_store *s, redisReply *r, void *ud)
         entry_failed(p, e);
     } else {
         if (e->force) cg_log(CG_LOG_WARN, "pipeline_gap_skipped", "entry", e->id, NULL);
-        if (e->erase && ok)
+        if (e->erase && ok) {
+            cg_log(CG_LOG_INFO, "data_deleted", "channel", e->msg.channel, "user", cg_log_user(e->msg.user), NULL);
             cg_citizens_erase(p->gw, e->msg.channel, e->msg.user, CG_CITIZENS_KEEP_DELIVERY, "citizen", "citizen",
                               NULL, NULL);
+        }
         int queued = e->queued_case && strcmp(r->str, "dup") != 0;
         finish_entry(p, e);
         /* the outbox reads for itself only when the commit's read may have
@@ -1195,6 +1314,15 @@ static void load_apply(cg_pipeline *p, pl_entry *e, const char *const *f, const 
         entry_failed(p, e);
         return;
     }
+    loaded_from(&ld, f, len);
+    commit(p, e, &ld);
+}
+
+/* The load's strings (f, len: CG_LOAD_FIELDS) as a loaded, borrowing them. */
+static void loaded_from(loaded *ldp, const char *const *f, const size_t *len)
+{
+    loaded ld = { 0 };
+    ld.done = strtoll(f[0], NULL, 10);
     if (len[1] > 0) ld.dialog = f[1];
     ld.blocked = strcmp(f[2], "1") == 0;
     ld.agent = len[3] > 0;
@@ -1205,7 +1333,8 @@ static void load_apply(cg_pipeline *p, pl_entry *e, const char *const *f, const 
     if (len[9] > 0) ld.unanswered = f[9];
     if (len[10] > 0) ld.ttl_at = strtoll(f[10], NULL, 10);
     if (len[11] > 0) ld.name = f[11];
-    commit(p, e, &ld);
+    ld.f = f;
+    *ldp = ld;
 }
 
 /* The CG_LOAD_FIELDS strings of a load's reply into f/len; 0, or -1 when
@@ -1289,17 +1418,8 @@ static void load_send(cg_pipeline *p, load_batch *b)
 static char *preload_keep(const redisReply *r)
 {
     const char *f[CG_LOAD_FIELDS];
-    size_t len[CG_LOAD_FIELDS], total = 0;
-    if (load_fields(r, f, len) != 0) return NULL;
-    for (size_t i = 0; i < CG_LOAD_FIELDS; i++) total += len[i] + 1;
-    char *b = malloc(total), *o = b;
-    if (!b) return NULL;
-    for (size_t i = 0; i < CG_LOAD_FIELDS; i++) {
-        memcpy(o, f[i], len[i]);
-        o[len[i]] = '\0';
-        o += len[i] + 1;
-    }
-    return b;
+    size_t len[CG_LOAD_FIELDS];
+    return load_fields(r, f, len) == 0 ? block_make(f, len) : NULL;
 }
 
 /* Uses e's preload when it is fresh: 1 (applied), else 0; frees it. */
@@ -1315,18 +1435,196 @@ static int preload_use(cg_pipeline *p, pl_entry *e)
     if (fresh) {
         const char *f[CG_LOAD_FIELDS];
         size_t len[CG_LOAD_FIELDS];
-        const char *o = b;
-        for (size_t i = 0; i < CG_LOAD_FIELDS; i++) {
-            f[i] = o;
-            len[i] = strlen(o);
-            o += len[i] + 1;
-        }
+        block_fields(b, f, len);
         p->preloaded++;
         cg_metrics_inc(CG_M_PRELOADED, e->msg.channel);
         load_apply(p, e, f, len);       /* commit copies what it keeps */
     }
     free(b);
     return fresh;
+}
+
+/*
+ * The direct commit: a message stored and committed in one step.
+ *
+ * Most messages come to a conversation with nothing pending, whose state
+ * this instance saw last (its previous turn committed here). For those the
+ * turn can run before the message is stored: the webhook's one script (the
+ * ingest's dedupe and flood control, CG_STORE_INGEST_LUA) then commits the
+ * turn instead of appending to cg:inbox, if and only if, atomically, the
+ * conversation has nothing pending (cg:seq in == done) and its load is
+ * exactly the one the turn ran on (every CG_LOAD_FIELDS string compared;
+ * the commit script's check, "x"). The commit is then what the pipeline
+ * would have made from that load: the same operations (commit_build), with
+ * the message's seq = done + 1 set as both in and done, no inbox entry, no
+ * XACK, no "entry" in the transcript. Otherwise nothing of the commit is
+ * written and the message goes to cg:inbox as before (same script, same
+ * round trip): a wrong guess costs the turn, never order or a message. The
+ * webhook's 200 still comes only once Redis has the message (and now its
+ * answer). Saved per message: the inbox's XADD, its delivery (XCLAIM
+ * record) and XACK, HINCRBY in, the load, a script call, a round trip.
+ *
+ * Only plain turns go direct: a turn whose commit is a reply and session
+ * fields (no hand-off case open or made, no satisfaction answer, no
+ * finished flow, no erasure; e->plain); any other is discarded and the
+ * message stored as usual. The loads come from a cache (DIRECT_SLOTS, in
+ * sets of DIRECT_WAYS by conversation hash, the least recently used one
+ * replaced: ~4 MB at most with the largest sessions) of what each plain commit made
+ * (e->after, next_load: the load after it), filled by direct and pipeline
+ * commits alike and dropped on any other commit or a failed guess; a
+ * conversation not in it is guessed new (the empty load). The cache is
+ * only a guess: agents' and the outbox's writes, expiry, erasure and other
+ * instances make it stale, and the script's compare catches each of those.
+ */
+#define DIRECT_SLOTS 8192
+#define DIRECT_WAYS  4
+
+typedef struct direct_slot {
+    uint64_t conv;
+    uint64_t used;               /* p->direct_clock when last found or filled */
+    char *load;                  /* block (block_make), owned, or NULL */
+} direct_slot;
+
+/* A new conversation's load, as cg_load reads it. */
+static const char *const load_empty[CG_LOAD_FIELDS] = { "0", "", "0", "", "0", "", "", "", "", "", "", "" };
+
+static cg_store_script direct_script = {
+    .name = "direct",
+    /* KEYS: the ingest's 1 cg:inbox 2 cg:outbox 3 dedupe 4 cg:seq 5 rate
+     * 6 cg:conv, then 7 cg:sess 8 cg:queue:agents 9 cg:gap 10 cg:flows
+     * 11 cg:held. ARGV: the ingest's for one message (its field count at
+     * 14), then the CG_LOAD_FIELDS expected, then the commit's (group, id
+     * "", seq, ..., operations). */
+    .src = COMMIT_LUA CG_STORE_INGEST_LUA
+           "local K = {KEYS[4], KEYS[7], KEYS[6], KEYS[2], KEYS[1], KEYS[8], KEYS[9], KEYS[10], KEYS[11]}\n"
+           "local x = 15 + 2 * tonumber(ARGV[14])\n"
+           "local a, l, r = cg_ingest_one(3, 10, function() return cg_commit(K, x + " CG_STR(CG_LOAD_FIELDS)
+           ", x) end)\n"
+           "return {a, l, false, false, r}\n",
+};
+
+/* conv's slot; when it has none and make, the set's free or least
+ * recently used one (its load dropped); else NULL. */
+static direct_slot *direct_slot_of(cg_pipeline *p, uint64_t conv, int make)
+{
+    if (!p->cache) return NULL;
+    direct_slot *set = &p->cache[(conv % (DIRECT_SLOTS / DIRECT_WAYS)) * DIRECT_WAYS], *old = NULL;
+    for (int i = 0; i < DIRECT_WAYS; i++) {
+        if (set[i].load && set[i].conv == conv) {
+            set[i].used = ++p->direct_clock;
+            return &set[i];
+        }
+        if (!old || (old->load && (!set[i].load || set[i].used < old->used))) old = &set[i];
+    }
+    if (!make) return NULL;
+    free(old->load);
+    old->load = NULL;
+    old->conv = conv;
+    old->used = ++p->direct_clock;
+    return old;
+}
+
+/* After e's commit answered (ok: made): a plain one's load is kept for the
+ * next message, anything else forgets the conversation. A load older than
+ * the one kept (a commit answered late on the other connection) is not. */
+static void direct_learn(cg_pipeline *p, pl_entry *e, int ok)
+{
+    direct_slot *d = direct_slot_of(p, e->conv, ok && e->plain && e->after);
+    if (!d) return;
+    if (ok && e->plain && e->after) {
+        if (d->load && strtoll(d->load, NULL, 10) > e->seq) return;
+        free(d->load);
+        d->load = e->after;
+        e->after = NULL;
+    } else {
+        free(d->load);
+        d->load = NULL;
+    }
+}
+
+/* cg_store_taker.direct: m's turn and commit from the cached load, or NULL. */
+static cg_store_script *direct_build(void *ud, const cg_msg *m, int64_t now, cg_args *keys, cg_args *args,
+                                     void **ctx)
+{
+    cg_pipeline *p = ud;
+    switch (m->kind) {
+    case CG_MSG_TEXT: case CG_MSG_BUTTON: case CG_MSG_START: case CG_MSG_LANGUAGE:
+    case CG_MSG_LOCATION: case CG_MSG_MEDIA: case CG_MSG_UNSUPPORTED:
+        break;
+    default:
+        return NULL;
+    }
+    if (p->stopping || !p->gw->intents || !p->cache) return NULL;
+    pl_entry *e = calloc(1, sizeof *e);
+    if (!e) return NULL;
+    e->p = p;
+    e->conv = conv_hash(m->channel, m->user);
+    const char *f[CG_LOAD_FIELDS];
+    size_t len[CG_LOAD_FIELDS];
+    const direct_slot *d = direct_slot_of(p, e->conv, 0);
+    if (d) {
+        block_fields(d->load, f, len);
+    } else {
+        for (size_t i = 0; i < CG_LOAD_FIELDS; i++) {
+            f[i] = load_empty[i];
+            len[i] = strlen(f[i]);
+        }
+    }
+    loaded ld;
+    loaded_from(&ld, f, len);
+    e->seq = ld.done + 1;
+    e->received_at = now;
+    e->msg = *m;                 /* borrowed for the build: its strings are not kept */
+    cg_args a;
+    int rc = commit_build(p, e, &ld, &a);
+    e->msg.text = e->msg.payload = e->msg.callback_id = e->msg.name = NULL;
+    if (rc != 0 || !e->plain) {
+        cg_args_free(&a);
+        give_back(p, e, NULL);
+        entry_free(e);
+        return NULL;
+    }
+    /* the commit's keys the ingest does not have: sess, agents, gap, flows,
+     * held (commit_script's 2, 6, 7, 8, 9) */
+    static const int extra[] = { 1, 5, 6, 7, 8 };
+    for (size_t i = 0; i < sizeof extra / sizeof *extra; i++)
+        cg_args_addn(keys, a.buf + a.off[extra[i]], a.len[extra[i]]);
+    for (size_t i = 0; i < CG_LOAD_FIELDS; i++) cg_args_addn(args, f[i], len[i]);
+    for (int i = 9; i < a.n; i++) cg_args_addn(args, a.buf + a.off[i], a.len[i]);
+    cg_args_free(&a);
+    *ctx = e;
+    p->inflight++;
+    return &direct_script;
+}
+
+/* cg_store_taker.direct_done: r the commit's answer, or NULL (not made). */
+static void direct_done(void *ud, void *ctx, const redisReply *r)
+{
+    cg_pipeline *p = ud;
+    pl_entry *e = ctx;
+    p->inflight--;
+    const redisReply *taken = NULL;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING) {
+        taken = r->element[1];
+        r = r->element[0];
+    }
+    unsigned reserved = e->out_reserved;
+    give_back(p, e, taken);
+    int ok = r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) && strcmp(r->str, "ok") == 0;
+    direct_learn(p, e, ok);
+    if (ok) {
+        count(e);
+        cg_metrics_inc(CG_M_DIRECT, e->msg.channel);
+        p->direct++;
+        if (e->an_count) {
+            cg_analytics_batch_add(p->an, &e->an);
+            if (p->done_called) cg_analytics_batch_flush(p->an);   /* the stop's flush is done */
+        }
+        size_t ntaken = cg_store_read_count(taken);
+        if (p->gw->outbox && (reserved == 0 || ntaken >= reserved)) cg_outbox_wake(p->gw->outbox);
+    }
+    entry_free(e);
+    maybe_finish(p);
 }
 
 /* Starts the load of e (it becomes active; the load goes into *batch, made
@@ -1652,6 +1950,7 @@ static unsigned take_reserve(void *ud)
 }
 
 unsigned long cg_pipeline_preloaded(const cg_pipeline *p) { return p ? p->preloaded : 0; }
+unsigned long cg_pipeline_direct(const cg_pipeline *p) { return p ? p->direct : 0; }
 size_t cg_pipeline_analytics_pending(const cg_pipeline *p) { return p ? cg_analytics_batch_pending(p->an) : 0; }
 
 static void take_entries(void *ud, const redisReply *streams, const redisReply *loads, unsigned reserved)
@@ -1680,7 +1979,9 @@ cg_pipeline *cg_pipeline_start(cg_gateway *gw)
     uv_timer_start(&p->tick, tick_cb, TICK_MS, TICK_MS);
     cg_store_ensure_group(p->store, CG_K_INBOX, CG_G_PIPELINE);
     cg_store_set_wake(p->store, wake_cb, p);
-    cg_store_taker tk = { take_reserve, take_entries, p };
+    p->cache = calloc(DIRECT_SLOTS, sizeof *p->cache);   /* NULL: no direct commits */
+    cg_store_taker tk = { .reserve = take_reserve, .take = take_entries, .ud = p,
+                          .direct = direct_build, .direct_done = direct_done };
     cg_store_set_taker(p->store, &tk);
     /* entries this consumer name held before a restart come back first */
     const char *av[] = { "XREADGROUP", "GROUP", CG_G_PIPELINE, gw->instance, "COUNT", "256",
@@ -1694,6 +1995,8 @@ cg_pipeline *cg_pipeline_start(cg_gateway *gw)
 
 static void pipeline_free(cg_pipeline *p)
 {
+    for (size_t i = 0; p->cache && i < DIRECT_SLOTS; i++) free(p->cache[i].load);
+    free(p->cache);
     cg_analytics_batch_free(p->an);
     free(p);
 }

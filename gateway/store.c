@@ -16,7 +16,10 @@
  *     one EVAL fallback on NOSCRIPT (the same buffer, body for sha);
  *   - builds each command connection's replies in an arena (reply_arena.h):
  *     a reply lives until its callback returns, never longer;
- *   - cg_store_ingest: dedupe + append to cg:inbox in ONE script call;
+ *   - cg_store_ingest: dedupe + append to cg:inbox in ONE script call (for
+ *     a webhook of one message the pipeline may make it its direct commit,
+ *     which stores and commits the message's turn in that call: the
+ *     taker's direct(), store.h);
  *   - a second connection SUBSCRIBEs to the pub/sub channels registered with
  *     cg_store_subscribe (cg:webchat through cg_store_on_webchat: replies for
  *     web-chat sockets on any instance; cg:agents for the agents' module);
@@ -1279,54 +1282,12 @@ static cg_store_script ingest_script = {
     .name = "ingest",
     .src =
         CG_STORE_LOAD_LUA
+        CG_STORE_INGEST_LUA
         "local p, added, limited = 10, 0, 0\n"
-        "local limit, now = tonumber(ARGV[3]), ARGV[6]\n"
         "for i = 0, (#KEYS - 2) / 4 - 1 do\n"
-        "  local k = 3 + 4 * i\n"
-        "  local dd, counted, notice, lang, nf = ARGV[p], ARGV[p + 1], ARGV[p + 2], ARGV[p + 3], tonumber(ARGV[p + 4])\n"
-        "  p = p + 5\n"
-        "  local fresh = true\n"
-        "  if dd == '1' then\n"
-        "    fresh = redis.call('SET', KEYS[k], '1', 'NX', 'EX', ARGV[1])\n"
-        "  end\n"
-        "  if fresh then\n"
-        "    local over = false\n"
-        "    if limit > 0 and counted == '1' then\n"
-        "      local c = redis.call('INCR', KEYS[k + 2])\n"
-        "      if c == 1 then redis.call('EXPIRE', KEYS[k + 2], 60) end\n"
-        "      if c > limit then\n"
-        "        over = true\n"
-        "        local f, ch, us = {'dir', 'in', 'ts', now, 'limited', '1'}, '', ''\n"
-        "        for j = p, p + 2 * nf - 1, 2 do\n"
-        "          local n = ARGV[j]\n"
-        "          if n == 'kind' or n == 'text' or n == 'payload' or n == 'media' then\n"
-        "            f[#f + 1] = n; f[#f + 1] = ARGV[j + 1]\n"
-        "          elseif n == 'channel' then ch = ARGV[j + 1]\n"
-        "          elseif n == 'user' then us = ARGV[j + 1] end\n"
-        "        end\n"
-        "        redis.call('XADD', KEYS[k + 3], 'MAXLEN', '~', ARGV[4], '*', unpack(f))\n"
-        "        if c == limit + 1 and notice ~= '' then\n"
-        "          local out = redis.call('HINCRBY', KEYS[k + 1], 'out', 1)\n"
-        "          redis.call('EXPIRE', KEYS[k + 1], ARGV[2])\n"
-        "          redis.call('XADD', KEYS[2], '*', 'channel', ch, 'user', us, 'text', notice, 'buttons', '[]',\n"
-        "                     'lang', lang, 'seq', tostring(out), 'created_at', now, 'received_at', now)\n"
-        "          redis.call('XADD', KEYS[k + 3], 'MAXLEN', '~', ARGV[4], '*', 'dir', 'out', 'text', notice,\n"
-        "                     'lang', lang, 'ts', now)\n"
-        "        end\n"
-        "        redis.call('EXPIRE', KEYS[k + 3], ARGV[5])\n"
-        "        limited = limited + 1\n"
-        "      end\n"
-        "    end\n"
-        "    if not over then\n"
-        "      local seq = redis.call('HINCRBY', KEYS[k + 1], 'in', 1)\n"
-        /* a new key gets its TTL here; after that the commit refreshes it
-         * (at most once per slack: op "ttl" in pipeline.c) */
-        "      if seq == 1 then redis.call('EXPIRE', KEYS[k + 1], ARGV[2]) end\n"
-        "      redis.call('XADD', KEYS[1], '*', 'seq', tostring(seq), unpack(ARGV, p, p + 2 * nf - 1))\n"
-        "      added = added + 1\n"
-        "    end\n"
-        "  end\n"
-        "  p = p + 2 * nf\n"
+        "  local a, l, d\n"
+        "  a, l, d, p = cg_ingest_one(3 + 4 * i, p, nil)\n"
+        "  added, limited = added + a, limited + l\n"
         "end\n"
         /* new entries for this instance's pipeline (cg_store_taker); a
          * missing group (NOGROUP) only skips the read */
@@ -1405,15 +1366,29 @@ typedef struct ingest_req {
     char channel[CG_CHANNEL_MAX];
     char user[CG_USER_MAX];      /* the first message's, for the log */
     unsigned reserved;           /* entries the pipeline reserved for this read */
-    void *taker_ud;              /* the taker it reserved them with */
+    void *taker_ud;              /* the taker it reserved them with (or asked for direct) */
+    void *direct;                /* the taker's direct commit's context, or NULL */
+    int taking;                  /* reserve() was asked: take() gives the reservation back */
 } ingest_req;
+
+/* The taker's direct_done for q's direct commit, when there is one; r the
+ * script's reply or NULL. */
+static void direct_end(cg_store *s, ingest_req *q, const redisReply *r)
+{
+    if (!q->direct) return;
+    const redisReply *d = r && r->type == REDIS_REPLY_ARRAY && r->elements == 5 ? r->element[4] : NULL;
+    if (d && d->type == REDIS_REPLY_NIL) d = NULL;
+    if (q->taker_ud && s->taker.direct_done && s->taker.ud == q->taker_ud)
+        s->taker.direct_done(s->taker.ud, q->direct, d);
+    q->direct = NULL;
+}
 
 static void ingest_reply(cg_store *s, redisReply *r, void *ud)
 {
     ingest_req *q = ud;
     cg_err e = CG_OK;
     const redisReply *taken = NULL, *loads = NULL;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->elements > 4 ||
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->elements > 5 ||
         r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER) {
         e = CG_E_UNAVAILABLE;
     } else {
@@ -1431,12 +1406,16 @@ static void ingest_reply(cg_store *s, redisReply *r, void *ud)
      * entries (a reservation is always given back), then the wake for
      * whatever the read left */
     q->cb(e, q->ud);
-    if (q->taker_ud && s->taker.take && s->taker.ud == q->taker_ud)
+    /* a direct commit left nothing in the inbox */
+    int direct = q->direct && e == CG_OK && r->elements == 5 && r->element[4]->type != REDIS_REPLY_NIL;
+    direct_end(s, q, e == CG_OK ? r : NULL);
+    if (q->taking && s->taker.take && s->taker.ud == q->taker_ud)
         s->taker.take(s->taker.ud, taken, loads, q->reserved);
     /* the pipeline reads for itself only when this read may have left new
      * entries behind: it took none, or as many as it had room for */
     size_t ntaken = cg_store_read_count(taken);
-    if (e == CG_OK && r->element[0]->integer > 0 && (q->reserved == 0 || ntaken >= q->reserved) && s->wake)
+    if (e == CG_OK && !direct && r->element[0]->integer > 0 && (q->reserved == 0 || ntaken >= q->reserved) &&
+        s->wake)
         s->wake(s->wake_ud);
     free(q);
 }
@@ -1469,7 +1448,8 @@ static const char *rate_notice(const cg_gateway *gw, const cg_msg *m, const char
 
 void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb cb, void *ud)
 {
-    cg_args a = { 0 };
+    cg_args a = { 0 }, dk = { 0 }, da = { 0 };   /* dk, da: the direct commit's keys and arguments */
+    cg_store_script *sc = &ingest_script;
     ingest_req *q = NULL;
     char key[CG_KEY_MAX], num[32];
     int64_t now = cg_store_now_ms();
@@ -1492,6 +1472,17 @@ void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb
     q->n = n;
     snprintf(q->channel, sizeof q->channel, "%s", msgs[0].channel);
     snprintf(q->user, sizeof q->user, "%s", msgs[0].user);
+    /* the taker's direct commit, for a webhook of one message: its keys
+     * and arguments go after the ingest's */
+    if (n == 1 && s->taker.direct) {
+        cg_store_script *d = s->taker.direct(s->taker.ud, &msgs[0], now, &dk, &da, &q->direct);
+        if (d && q->direct) {
+            sc = d;
+            q->taker_ud = s->taker.ud;
+        } else {
+            dk.n = da.n = 0;
+        }
+    }
     /* keys first */
     cg_args_add(&a, CG_K_INBOX);
     cg_args_add(&a, CG_K_OUTBOX);
@@ -1509,6 +1500,8 @@ void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb
         if (cg_store_key(key, sizeof key, "conv", msgs[i].channel, msgs[i].user)) goto fail;
         cg_args_add(&a, key);
     }
+    for (int i = 0; i < dk.n; i++) cg_args_addn(&a, dk.buf + dk.off[i], dk.len[i]);
+    int nkeys = a.n;
     const cg_config *cfg = s->gw->cfg;
     cg_store_fmt_ll(num, cfg && cfg->dedupe_ttl_s > 0 ? cfg->dedupe_ttl_s : 172800);
     cg_args_add(&a, num);
@@ -1518,8 +1511,9 @@ void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb
     cg_args_addi(&a, cfg && cfg->transcript_max > 0 ? cfg->transcript_max : 500);
     cg_args_addi(&a, cfg && cfg->transcript_ttl_s > 0 ? cfg->transcript_ttl_s : 7776000);
     cg_args_addi(&a, (long long)now);
-    if (s->taker.reserve && s->taker.take) {
+    if (!q->direct && s->taker.reserve && s->taker.take) {
         q->reserved = s->taker.reserve(s->taker.ud);
+        q->taking = 1;
         q->taker_ud = s->taker.ud;
     }
     cg_args_add(&a, CG_G_PIPELINE);
@@ -1536,16 +1530,20 @@ void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb
         int at = cg_args_placeholder(&a);   /* field count */
         cg_args_patch(&a, at, ingest_fields(&a, &msgs[i], now));
     }
-    if (a.oom) goto fail;
+    for (int i = 0; i < da.n; i++) cg_args_addn(&a, da.buf + da.off[i], da.len[i]);
+    if (a.oom || dk.oom || da.oom) goto fail;
     fail = CG_E_UNAVAILABLE;
-    if (eval_on(conn, &ingest_script, 2 + 4 * (int)n, a.n, cg_args_argv(&a), a.len,
-                ingest_reply, q) != 0)
-        goto fail;
+    if (eval_on(conn, sc, nkeys, a.n, cg_args_argv(&a), a.len, ingest_reply, q) != 0) goto fail;
+    cg_args_free(&da);
+    cg_args_free(&dk);
     cg_args_free(&a);
     return;
 fail:
+    cg_args_free(&da);
+    cg_args_free(&dk);
     cg_args_free(&a);
-    if (q && q->taker_ud && s->taker.take && s->taker.ud == q->taker_ud)
+    if (q) direct_end(s, q, NULL);
+    if (q && q->taking && s->taker.take && s->taker.ud == q->taker_ud)
         s->taker.take(s->taker.ud, NULL, NULL, q->reserved);
     free(q);
     cb(fail, ud);

@@ -192,6 +192,20 @@ typedef struct cg_store_taker {
      * for an entry it could not name), or NULL */
     void (*take)(void *ud, const redisReply *streams, const redisReply *loads, unsigned reserved);
     void *ud;
+    /* The direct commit (pipeline.c): for a webhook of one message, direct()
+     * may run the message's turn before it is stored and return the script
+     * that stores and commits it in one step (CG_STORE_INGEST_LUA with a
+     * direct function), with its own keys and arguments appended to keys and
+     * args (after the ingest's: KEYS[7..], and ARGV after the message's
+     * fields); NULL to ingest as usual. The ingest then reads nothing for
+     * the taker. direct_done(ud, ctx, r) is called once for every script
+     * direct() returned, after the webhook's answer: r the commit's answer
+     * (the script's 5th element), NULL when it did not commit (stored in
+     * the inbox instead, a duplicate, over the flood limit, or no answer).
+     * Both may be NULL. */
+    cg_store_script *(*direct)(void *ud, const cg_msg *m, int64_t now, cg_args *keys, cg_args *args,
+                               void **ctx);
+    void (*direct_done)(void *ud, void *ctx, const redisReply *r);
 } cg_store_taker;
 
 /* The pipeline's load of a conversation before its dialog turn, as a Lua
@@ -225,6 +239,58 @@ typedef struct cg_store_taker {
     "  end\n" \
     "  return {done, s[1] or '', s[2] or '0', s[3] or '', late, s[4] or '', cs, s[6] or '', s[7] or '',\n" \
     "          s[8] or '', s[9] or '', s[10] or ''}\n" \
+    "end\n"
+/* One message of an ingest, as a Lua function shared by the ingest script
+ * (store.c, which documents the KEYS and ARGV it reads) and the pipeline's
+ * direct commit (pipeline.c). cg_ingest_one(k, p, direct): KEYS[k..k+3] the
+ * message's dedupe, cg:seq, rate and transcript keys, ARGV[p..] its
+ * arguments (dedupe flag, counted, notice, its language, field count n, n
+ * pairs). Dedupe, flood control, then, for a message to process: direct()
+ * when given, which commits the message's turn and returns what the commit
+ * answered, or false to store it as usual (HINCRBY in, XADD cg:inbox).
+ * Returns added (0/1), limited (0/1), direct's answer or false, and the p
+ * of the next message. */
+#define CG_STORE_INGEST_LUA \
+    "local function cg_ingest_one(k, p, direct)\n" \
+    "  local limit, now = tonumber(ARGV[3]), ARGV[6]\n" \
+    "  local dd, counted, notice, lang, nf = ARGV[p], ARGV[p + 1], ARGV[p + 2], ARGV[p + 3], tonumber(ARGV[p + 4])\n" \
+    "  p = p + 5\n" \
+    "  local np, res = p + 2 * nf, false\n" \
+    "  if dd == '1' and not redis.call('SET', KEYS[k], '1', 'NX', 'EX', ARGV[1]) then return 0, 0, false, np end\n" \
+    "  if limit > 0 and counted == '1' then\n" \
+    "    local c = redis.call('INCR', KEYS[k + 2])\n" \
+    "    if c == 1 then redis.call('EXPIRE', KEYS[k + 2], 60) end\n" \
+    "    if c > limit then\n" \
+    "      local f, ch, us = {'dir', 'in', 'ts', now, 'limited', '1'}, '', ''\n" \
+    "      for j = p, np - 1, 2 do\n" \
+    "        local n = ARGV[j]\n" \
+    "        if n == 'kind' or n == 'text' or n == 'payload' or n == 'media' then\n" \
+    "          f[#f + 1] = n; f[#f + 1] = ARGV[j + 1]\n" \
+    "        elseif n == 'channel' then ch = ARGV[j + 1]\n" \
+    "        elseif n == 'user' then us = ARGV[j + 1] end\n" \
+    "      end\n" \
+    "      redis.call('XADD', KEYS[k + 3], 'MAXLEN', '~', ARGV[4], '*', unpack(f))\n" \
+    "      if c == limit + 1 and notice ~= '' then\n" \
+    "        local out = redis.call('HINCRBY', KEYS[k + 1], 'out', 1)\n" \
+    "        redis.call('EXPIRE', KEYS[k + 1], ARGV[2])\n" \
+    "        redis.call('XADD', KEYS[2], '*', 'channel', ch, 'user', us, 'text', notice, 'buttons', '[]',\n" \
+    "                   'lang', lang, 'seq', tostring(out), 'created_at', now, 'received_at', now)\n" \
+    "        redis.call('XADD', KEYS[k + 3], 'MAXLEN', '~', ARGV[4], '*', 'dir', 'out', 'text', notice,\n" \
+    "                   'lang', lang, 'ts', now)\n" \
+    "      end\n" \
+    "      redis.call('EXPIRE', KEYS[k + 3], ARGV[5])\n" \
+    "      return 0, 1, false, np\n" \
+    "    end\n" \
+    "  end\n" \
+    "  if direct then res = direct() end\n" \
+    "  if not res then\n" \
+    /* a new key gets its TTL here; after that the commit refreshes it (at \
+     * most once per slack: op "ttl" in pipeline.c) */ \
+    "    local seq = redis.call('HINCRBY', KEYS[k + 1], 'in', 1)\n" \
+    "    if seq == 1 then redis.call('EXPIRE', KEYS[k + 1], ARGV[2]) end\n" \
+    "    redis.call('XADD', KEYS[1], '*', 'seq', tostring(seq), unpack(ARGV, p, np - 1))\n" \
+    "  end\n" \
+    "  return 1, 0, res, np\n" \
     "end\n"
 void cg_store_set_taker(cg_store *s, const cg_store_taker *t);
 /* Entries in an XREADGROUP reply ([[stream, entries], ...]; NULL or nil: 0). */

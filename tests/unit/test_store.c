@@ -670,7 +670,7 @@ static void test_ingest_takes_for_the_pipeline(void **state)
     redisReply *g = cmd("XGROUP CREATE %s %s 0 MKSTREAM", CG_K_INBOX, CG_G_PIPELINE);
     freeReplyObject(g);
     taker_t t = { .room = 4 };
-    cg_store_taker tk = { t_reserve, t_take, &t };
+    cg_store_taker tk = { .reserve = t_reserve, .take = t_take, .ud = &t };
     cg_store_set_taker(s, &tk);
     cmd_int("HSET cg:seq:{telegram:505} done 7");        /* its conversation, as loaded */
     cmd_int("HSET cg:sess:{telegram:505} lang es");
@@ -1919,6 +1919,114 @@ static void session_hsets(redisContext *mon, const char *key, char *out, size_t 
 /* A turn writes the session fields it changed (last_in always); dialog,
  * lang, buttons and name only when they differ from what the load read.
  * The session still holds them all, with the latest values. */
+/* The direct commit (pipeline.c): a message to a conversation with nothing
+ * pending whose load this instance knows (or a new one) is committed in the
+ * ingest's own step: no inbox entry, in == done, its reply queued before the
+ * webhook's answer. A load changed behind the instance's back, or an entry
+ * pending, makes the guess fail: the message goes to the inbox as before and
+ * is answered in order; a duplicate is answered once. */
+static void test_pipeline_direct(void **state)
+{
+    (void)state;
+    cmd_int("FLUSHALL");
+    pipeline_up();
+    run_for(100);
+    char b[256];
+    const char *seqk = "cg:seq:{telegram:931}";
+
+    /* a new conversation (guessed empty): committed directly */
+    cg_msg m1 = text_msg("931", "d1", "how do i renew my passport");
+    assert_int_equal(ingest(gw.store, &m1, 1), CG_OK);
+    assert_int_equal(cg_pipeline_direct(gw.pipeline), 1);
+    assert_int_equal(cmd_int("XLEN cg:inbox"), 0);
+    assert_int_equal(cmd_int("XLEN cg:outbox"), 1);
+    assert_string_equal(hget(b, sizeof b, seqk, "in"), "1");
+    assert_string_equal(hget(b, sizeof b, seqk, "done"), "1");
+    assert_string_equal(hget(b, sizeof b, seqk, "out"), "1");
+    assert_true(cmd_int("TTL %s", seqk) > 0);
+    assert_true(cmd_int("TTL cg:sess:{telegram:931}") > 0);
+    assert_true(cmd_int("TTL cg:conv:{telegram:931}") > 0);
+    redisReply *r = cmd("XRANGE cg:conv:{telegram:931} - +");
+    assert_int_equal(r->elements, 2);
+    const redisReply *in = r->element[0]->element[1];
+    assert_string_equal(cg_store_field_str(in, "dir", b, sizeof b), "in");
+    assert_string_equal(cg_store_field_str(in, "text", b, sizeof b), "how do i renew my passport");
+    assert_null(cg_store_field(in, "entry"));     /* there is no inbox entry */
+    assert_string_equal(cg_store_field_str(r->element[1]->element[1], "dir", b, sizeof b), "out");
+    freeReplyObject(r);
+    r = cmd("XRANGE cg:outbox - +");
+    assert_string_equal(cg_store_field_str(r->element[0]->element[1], "head", b, sizeof b), "1");
+    assert_string_equal(cg_store_field_str(r->element[0]->element[1], "user", b, sizeof b), "931");
+    freeReplyObject(r);
+
+    /* the next one, from the load the first commit left */
+    cg_msg m2 = text_msg("931", "d2", "thanks");
+    assert_int_equal(ingest(gw.store, &m2, 1), CG_OK);
+    assert_int_equal(cg_pipeline_direct(gw.pipeline), 2);
+    assert_int_equal(cmd_int("XLEN cg:inbox"), 0);
+    assert_int_equal(cmd_int("XLEN cg:outbox"), 2);
+    assert_string_equal(hget(b, sizeof b, seqk, "in"), "2");
+    assert_string_equal(hget(b, sizeof b, seqk, "done"), "2");
+    /* the same update again: nothing more */
+    assert_int_equal(ingest(gw.store, &m2, 1), CG_OK);
+    run_for(200);
+    assert_int_equal(cg_pipeline_direct(gw.pipeline), 2);
+    assert_int_equal(cmd_int("XLEN cg:inbox"), 0);
+    assert_int_equal(cmd_int("XLEN cg:outbox"), 2);
+
+    /* the session changed behind the instance (as an agent's or another
+     * instance's write would): the guess fails, nothing of it is written,
+     * the message is stored and the pipeline answers it */
+    cmd_int("HSET cg:sess:{telegram:931} name Ana");
+    cg_msg m3 = text_msg("931", "d3", "hello");
+    assert_int_equal(ingest(gw.store, &m3, 1), CG_OK);
+    assert_int_equal(cg_pipeline_direct(gw.pipeline), 2);
+    assert_int_equal(cmd_int("XLEN cg:inbox"), 1);
+    assert_true(wait_int("XLEN cg:outbox", 3, 5000));
+    assert_true(wait_int("HGET cg:seq:{telegram:931} done", 3, 5000));
+    /* the pipeline's commit taught it the load again */
+    cg_msg m4 = text_msg("931", "d4", "how much is a passport");
+    assert_int_equal(ingest(gw.store, &m4, 1), CG_OK);
+    assert_int_equal(cg_pipeline_direct(gw.pipeline), 3);
+    assert_int_equal(cmd_int("XLEN cg:inbox"), 1);
+    assert_int_equal(cmd_int("XLEN cg:outbox"), 4);
+
+    /* an entry pending (seq 5 with another consumer): not direct, and the
+     * message waits for it */
+    cmd_int("HSET %s in 5", seqk);
+    cg_msg m5 = text_msg("931", "d5", "thanks again");
+    assert_int_equal(ingest(gw.store, &m5, 1), CG_OK);
+    assert_int_equal(cg_pipeline_direct(gw.pipeline), 3);
+    assert_string_equal(hget(b, sizeof b, seqk, "in"), "6");
+    run_for(300);
+    assert_int_equal(cmd_int("XLEN cg:outbox"), 4);
+    cmd_int("XADD cg:inbox * seq 5 channel telegram user 931 kind text text fifth received_at 1");
+    assert_true(wait_int("XLEN cg:outbox", 6, 5000));
+    assert_string_equal(hget(b, sizeof b, seqk, "done"), "6");
+    r = cmd("XREVRANGE cg:conv:{telegram:931} + - COUNT 10");
+    const char *ins[2] = { 0 };
+    size_t ni = 0;
+    for (size_t i = 0; i < r->elements && ni < 2; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        const redisReply *dir = cg_store_field(f, "dir");
+        if (dir && strcmp(dir->str, "in") == 0) ins[ni++] = cg_store_field(f, "text")->str;
+    }
+    assert_int_equal(ni, 2);
+    assert_string_equal(ins[0], "thanks again");
+    assert_string_equal(ins[1], "fifth");
+    freeReplyObject(r);
+    /* the replies' out seqs in order, one each */
+    r = cmd("XRANGE cg:outbox - +");
+    assert_int_equal(r->elements, 6);
+    for (size_t i = 0; i < r->elements; i++)
+        assert_int_equal(cg_store_field_i64(r->element[i]->element[1], "seq"), (long long)i + 1);
+    freeReplyObject(r);
+    r = cmd("XPENDING cg:inbox pipeline");
+    assert_int_equal(r->element[0]->integer, 0);
+    freeReplyObject(r);
+    pipeline_down();
+}
+
 static void test_pipeline_session_changes(void **state)
 {
     (void)state;
@@ -2589,6 +2697,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_flow),
         cmocka_unit_test(test_pipeline_ttl),
         cmocka_unit_test(test_pipeline_session_changes),
+        cmocka_unit_test(test_pipeline_direct),
         cmocka_unit_test(test_analytics_counters),
         cmocka_unit_test(test_analytics_flushed_on_stop),
         cmocka_unit_test(test_analytics_dup_commit),
