@@ -69,6 +69,34 @@ test('healthz, readyz and metrics answer', async () => {
   assert.match(m, /# TYPE civicgate_webhook_duration_seconds histogram/);
 });
 
+// The direct commit (docs/architecture.md): a message to a conversation
+// with nothing pending, as this instance last left it, is stored and
+// answered in one script: it never enters cg:inbox. A conversation changed
+// behind the gateway's back goes through the inbox and is answered all the
+// same.
+test('messages are committed as they are stored (the direct commit), and through the inbox when the guess fails', async () => {
+  const before = metric(await metrics(), 'civicgate_pipeline_direct_total');
+  const inbox = Number((await redis.cli('XLEN', 'cg:inbox')).replace(/\D/g, '')) || 0;
+  const id = ++chat;
+  const send = async (text, want) => {
+    const n = (await tg.calls()).filter((c) => c.method === 'sendMessage' && String(c.body.chat_id) === String(id)).length;
+    const r = await h.postWebhook(gw, 'telegram', h.tgText(id, text), { 'x-telegram-bot-api-secret-token': SECRET });
+    assert.equal(r.status, 200, r.body);
+    const m = await h.waitFor(`reply ${n + 1} to ${id}`, async () =>
+      (await tg.calls()).filter((c) => c.method === 'sendMessage' && String(c.body.chat_id) === String(id))[n]);
+    assert.match(m.body.text, want);
+  };
+  await send('medicaid', /Medicaid/i);
+  await send('medicare', /Medicare/i);
+  assert.equal(metric(await metrics(), 'civicgate_pipeline_direct_total') - before, 2);
+  assert.equal(Number((await redis.cli('XLEN', 'cg:inbox')).replace(/\D/g, '')) || 0, inbox);
+  // as another instance or an agent would: the session is not what this one saw
+  await redis.cli('HSET', `cg:sess:{telegram:${id}}`, 'name', 'Bea');
+  await send('medicaid', /Medicaid/i);
+  assert.equal(metric(await metrics(), 'civicgate_pipeline_direct_total') - before, 2);
+  assert.equal(Number((await redis.cli('XLEN', 'cg:inbox')).replace(/\D/g, '')) || 0, inbox + 1);
+});
+
 test('metrics are not public: no token or a wrong one gets 401', async () => {
   assert.equal((await fetch(gw.base + '/metrics')).status, 401);
   const wrong = await fetch(gw.base + '/metrics', { headers: { authorization: 'Bearer nope' } });
