@@ -1368,6 +1368,8 @@ typedef struct ingest_req {
     unsigned reserved;           /* entries the pipeline reserved for this read */
     void *taker_ud;              /* the taker it reserved them with (or asked for direct) */
     void *direct;                /* the taker's direct commit's context, or NULL */
+    void (*direct_done)(void *ud, void *ctx, const redisReply *r);   /* and its end, */
+    void *direct_ud;             /* called even after the taker is unset (its owner waits for it) */
     int taking;                  /* reserve() was asked: take() gives the reservation back */
 } ingest_req;
 
@@ -1378,8 +1380,7 @@ static void direct_end(cg_store *s, ingest_req *q, const redisReply *r)
     if (!q->direct) return;
     const redisReply *d = r && r->type == REDIS_REPLY_ARRAY && r->elements == 5 ? r->element[4] : NULL;
     if (d && d->type == REDIS_REPLY_NIL) d = NULL;
-    if (q->taker_ud && s->taker.direct_done && s->taker.ud == q->taker_ud)
-        s->taker.direct_done(s->taker.ud, q->direct, d);
+    if (q->direct_done) q->direct_done(q->direct_ud, q->direct, d);
     q->direct = NULL;
 }
 
@@ -1479,6 +1480,8 @@ void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb
         if (d && q->direct) {
             sc = d;
             q->taker_ud = s->taker.ud;
+            q->direct_done = s->taker.direct_done;
+            q->direct_ud = s->taker.ud;
         } else {
             dk.n = da.n = 0;
         }

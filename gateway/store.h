@@ -201,8 +201,9 @@ typedef struct cg_store_taker {
      * the taker. direct_done(ud, ctx, r) is called once for every script
      * direct() returned, after the webhook's answer: r the commit's answer
      * (the script's 5th element), NULL when it did not commit (stored in
-     * the inbox instead, a duplicate, over the flood limit, or no answer).
-     * Both may be NULL. */
+     * the inbox instead, a duplicate, over the flood limit, or no answer),
+     * also when the taker has been unset meanwhile (its owner counts the
+     * calls in flight and outlives them). Both may be NULL. */
     cg_store_script *(*direct)(void *ud, const cg_msg *m, int64_t now, cg_args *keys, cg_args *args,
                                void **ctx);
     void (*direct_done)(void *ud, void *ctx, const redisReply *r);
