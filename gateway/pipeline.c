@@ -842,8 +842,9 @@ static void next_load(pl_entry *e, const loaded *ld, const char *dialog, const c
 /* e's commit from its load: the commit script's keys and arguments into
  * *args (owned by the caller, also on failure); 0, or -1 when out of
  * memory. Sets e's counts, an, erase, queued_case, plain and after, and
- * reserves outbox room for the take (e->out_reserved). */
-static int commit_build(cg_pipeline *p, pl_entry *e, const loaded *ld, cg_args *args)
+ * reserves outbox room for a reply (e->out_reserved), read by the op
+ * "take" when take is set (else the caller reads it). */
+static int commit_build(cg_pipeline *p, pl_entry *e, const loaded *ld, cg_args *args, int take)
 {
     cg_gateway *gw = p->gw;
     const cg_config *cfg = gw->cfg;
@@ -1186,7 +1187,7 @@ static int commit_build(cg_pipeline *p, pl_entry *e, const loaded *ld, cg_args *
     /* the reply just queued goes to this instance's outbox in the same
      * round trip (cg_outbox_reserve) */
     e->out_reserved = 0;
-    if (have_out && p->gw->outbox && (e->out_reserved = cg_outbox_reserve(p->gw->outbox)) > 0) {
+    if (have_out && p->gw->outbox && (e->out_reserved = cg_outbox_reserve(p->gw->outbox)) > 0 && take) {
         op = op_begin(&a, "take");
         cg_args_add(&a, CG_G_OUTBOX);
         cg_args_add(&a, p->gw->instance);
@@ -1204,7 +1205,7 @@ static int commit_build(cg_pipeline *p, pl_entry *e, const loaded *ld, cg_args *
 static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
 {
     cg_args a;
-    if (commit_build(p, e, ld, &a) != 0 ||
+    if (commit_build(p, e, ld, &a, 1) != 0 ||
         cg_store_eval(p->store, &commit_script, 9, a.n, cg_args_argv(&a), a.len, commit_reply, e) != 0) {
         cg_args_free(&a);
         give_back(p, e, NULL);
@@ -1542,9 +1543,12 @@ static void direct_learn(cg_pipeline *p, pl_entry *e, int ok)
     }
 }
 
-/* cg_store_taker.direct: m's turn and commit from the cached load, or NULL. */
+/* cg_store_taker.direct: m's turn and commit from the cached load, or NULL.
+ * The reply's outbox read is not the commit's op "take" but a command
+ * behind the script (*outbox_read): a read inside the script passes the
+ * entries through Lua both ways, ~40 k of Redis's instructions a message. */
 static cg_store_script *direct_build(void *ud, const cg_msg *m, int64_t now, cg_args *keys, cg_args *args,
-                                     void **ctx)
+                                     unsigned *outbox_read, void **ctx)
 {
     cg_pipeline *p = ud;
     switch (m->kind) {
@@ -1576,7 +1580,7 @@ static cg_store_script *direct_build(void *ud, const cg_msg *m, int64_t now, cg_
     e->received_at = now;
     e->msg = *m;                 /* borrowed for the build: its strings are not kept */
     cg_args a;
-    int rc = commit_build(p, e, &ld, &a);
+    int rc = commit_build(p, e, &ld, &a, 0);
     e->msg.text = e->msg.payload = e->msg.callback_id = e->msg.name = NULL;
     if (rc != 0 || !e->plain) {
         cg_args_free(&a);
@@ -1592,25 +1596,21 @@ static cg_store_script *direct_build(void *ud, const cg_msg *m, int64_t now, cg_
     for (size_t i = 0; i < CG_LOAD_FIELDS; i++) cg_args_addn(args, f[i], len[i]);
     for (int i = 9; i < a.n; i++) cg_args_addn(args, a.buf + a.off[i], a.len[i]);
     cg_args_free(&a);
+    *outbox_read = e->out_reserved;
     *ctx = e;
     p->inflight++;
     return &direct_script;
 }
 
-/* cg_store_taker.direct_done: r the commit's answer, or NULL (not made). */
-static void direct_done(void *ud, void *ctx, const redisReply *r)
+/* cg_store_taker.direct_done: ok, the commit was made; taken, what the
+ * outbox read behind it got. */
+static void direct_done(void *ud, void *ctx, int ok, const redisReply *taken)
 {
     cg_pipeline *p = ud;
     pl_entry *e = ctx;
     p->inflight--;
-    const redisReply *taken = NULL;
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING) {
-        taken = r->element[1];
-        r = r->element[0];
-    }
     unsigned reserved = e->out_reserved;
     give_back(p, e, taken);
-    int ok = r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) && strcmp(r->str, "ok") == 0;
     direct_learn(p, e, ok);
     if (ok) {
         count(e);

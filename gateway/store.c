@@ -1368,20 +1368,43 @@ typedef struct ingest_req {
     unsigned reserved;           /* entries the pipeline reserved for this read */
     void *taker_ud;              /* the taker it reserved them with (or asked for direct) */
     void *direct;                /* the taker's direct commit's context, or NULL */
-    void (*direct_done)(void *ud, void *ctx, const redisReply *r);   /* and its end, */
+    void (*direct_done)(void *ud, void *ctx, int made, const redisReply *read);   /* and its end, */
     void *direct_ud;             /* called even after the taker is unset (its owner waits for it) */
+    unsigned outbox_read;        /* the outbox read sent behind the script: its count, 0 none */
+    int made;                    /* the script's answer: the direct commit was made */
+    int answered;                /* the script's reply came (the read's is next) */
     int taking;                  /* reserve() was asked: take() gives the reservation back */
 } ingest_req;
 
-/* The taker's direct_done for q's direct commit, when there is one; r the
- * script's reply or NULL. */
-static void direct_end(cg_store *s, ingest_req *q, const redisReply *r)
+/* Whether the direct script's reply r says the commit was made: its 5th
+ * element "ok". */
+static int direct_made(const redisReply *r)
+{
+    const redisReply *d = r && r->type == REDIS_REPLY_ARRAY && r->elements == 5 ? r->element[4] : NULL;
+    return d && (d->type == REDIS_REPLY_STRING || d->type == REDIS_REPLY_STATUS) && !strcmp(d->str, "ok");
+}
+
+/* The taker's direct_done for q's direct commit, when there is one; read
+ * the outbox read's reply or NULL. */
+static void direct_end(ingest_req *q, const redisReply *read)
 {
     if (!q->direct) return;
-    const redisReply *d = r && r->type == REDIS_REPLY_ARRAY && r->elements == 5 ? r->element[4] : NULL;
-    if (d && d->type == REDIS_REPLY_NIL) d = NULL;
-    if (q->direct_done) q->direct_done(q->direct_ud, q->direct, d);
+    if (read && read->type != REDIS_REPLY_ARRAY) read = NULL;   /* NOGROUP, nil: nothing read */
+    if (q->direct_done) q->direct_done(q->direct_ud, q->direct, q->made, read);
     q->direct = NULL;
+}
+
+/* The outbox read behind a direct script: the direct commit's end. */
+static void outbox_read_reply(cg_store *s, redisReply *r, void *ud)
+{
+    ingest_req *q = ud;
+    (void)s;
+    if (!q->answered) {          /* the script's reply never came: no commit known */
+        q->made = 0;
+        q->answered = 1;
+    }
+    direct_end(q, r);
+    free(q);
 }
 
 static void ingest_reply(cg_store *s, redisReply *r, void *ud)
@@ -1409,7 +1432,9 @@ static void ingest_reply(cg_store *s, redisReply *r, void *ud)
     q->cb(e, q->ud);
     /* a direct commit left nothing in the inbox */
     int direct = q->direct && e == CG_OK && r->elements == 5 && r->element[4]->type != REDIS_REPLY_NIL;
-    direct_end(s, q, e == CG_OK ? r : NULL);
+    q->made = e == CG_OK && direct_made(r);
+    q->answered = 1;
+    if (!q->outbox_read) direct_end(q, NULL);
     if (q->taking && s->taker.take && s->taker.ud == q->taker_ud)
         s->taker.take(s->taker.ud, taken, loads, q->reserved);
     /* the pipeline reads for itself only when this read may have left new
@@ -1418,7 +1443,7 @@ static void ingest_reply(cg_store *s, redisReply *r, void *ud)
     if (e == CG_OK && !direct && r->element[0]->integer > 0 && (q->reserved == 0 || ntaken >= q->reserved) &&
         s->wake)
         s->wake(s->wake_ud);
-    free(q);
+    if (!q->outbox_read) free(q);    /* else the outbox read's reply ends it */
 }
 
 /* What a citizen sends (counted against limits.citizen_messages_per_minute);
@@ -1476,7 +1501,7 @@ void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb
     /* the taker's direct commit, for a webhook of one message: its keys
      * and arguments go after the ingest's */
     if (n == 1 && s->taker.direct) {
-        cg_store_script *d = s->taker.direct(s->taker.ud, &msgs[0], now, &dk, &da, &q->direct);
+        cg_store_script *d = s->taker.direct(s->taker.ud, &msgs[0], now, &dk, &da, &q->outbox_read, &q->direct);
         if (d && q->direct) {
             sc = d;
             q->taker_ud = s->taker.ud;
@@ -1484,6 +1509,7 @@ void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb
             q->direct_ud = s->taker.ud;
         } else {
             dk.n = da.n = 0;
+            q->outbox_read = 0;
         }
     }
     /* keys first */
@@ -1537,6 +1563,15 @@ void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb
     if (a.oom || dk.oom || da.oom) goto fail;
     fail = CG_E_UNAVAILABLE;
     if (eval_on(conn, sc, nkeys, a.n, cg_args_argv(&a), a.len, ingest_reply, q) != 0) goto fail;
+    if (q->outbox_read) {
+        /* right behind the script on its connection: Redis runs it after */
+        char cnt[CG_STORE_NUM_MAX];
+        cg_store_fmt_ll(cnt, q->outbox_read);
+        const char *av[] = { "XREADGROUP", "GROUP", CG_G_OUTBOX, s->gw->instance, "COUNT", cnt,
+                             "STREAMS", CG_K_OUTBOX, ">" };
+        if (conn_cmd(conn, outbox_read_reply, q, 9, av, NULL) != 0) q->outbox_read = 0;
+        /* not sent: the script's reply ends the direct commit, reading nothing */
+    }
     cg_args_free(&da);
     cg_args_free(&dk);
     cg_args_free(&a);
@@ -1545,7 +1580,7 @@ fail:
     cg_args_free(&da);
     cg_args_free(&dk);
     cg_args_free(&a);
-    if (q) direct_end(s, q, NULL);
+    if (q) direct_end(q, NULL);
     if (q && q->taking && s->taker.take && s->taker.ud == q->taker_ud)
         s->taker.take(s->taker.ud, NULL, NULL, q->reserved);
     free(q);

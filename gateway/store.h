@@ -198,15 +198,20 @@ typedef struct cg_store_taker {
      * direct function), with its own keys and arguments appended to keys and
      * args (after the ingest's: KEYS[7..], and ARGV after the message's
      * fields); NULL to ingest as usual. The ingest then reads nothing for
-     * the taker. direct_done(ud, ctx, r) is called once for every script
-     * direct() returned, after the webhook's answer: r the commit's answer
-     * (the script's 5th element), NULL when it did not commit (stored in
-     * the inbox instead, a duplicate, over the flood limit, or no answer),
-     * also when the taker has been unset meanwhile (its owner counts the
-     * calls in flight and outlives them). Both may be NULL. */
+     * the taker. *outbox_read > 0 asks for that many new cg:outbox entries
+     * for this instance's outbox (XREADGROUP GROUP outbox <instance> ... >,
+     * sent right behind the script on its connection, so that it sees the
+     * reply the script queued; a plain command's reply does not go through
+     * Lua, as a read inside the script would). direct_done(ud, ctx, made,
+     * read) is called once for every script direct() returned, after the
+     * webhook's answer: made 1 when the commit was made (0: stored in the
+     * inbox instead, a duplicate, over the flood limit, or no answer), read
+     * the outbox read's reply ([[stream, entries]]) or NULL, also when the
+     * taker has been unset meanwhile (its owner counts the calls in flight
+     * and outlives them). Both may be NULL. */
     cg_store_script *(*direct)(void *ud, const cg_msg *m, int64_t now, cg_args *keys, cg_args *args,
-                               void **ctx);
-    void (*direct_done)(void *ud, void *ctx, const redisReply *r);
+                               unsigned *outbox_read, void **ctx);
+    void (*direct_done)(void *ud, void *ctx, int made, const redisReply *read);
 } cg_store_taker;
 
 /* The pipeline's load of a conversation before its dialog turn, as a Lua

@@ -839,6 +839,23 @@ static void pipeline_down(void)
     gw.intents = NULL;
 }
 
+/* The transcript's last two citizen messages are newest, then before. */
+static void assert_last_ins(const char *conv, const char *newest, const char *before)
+{
+    redisReply *r = cmd("XREVRANGE %s + - COUNT 10", conv);
+    const char *ins[2] = { 0 };
+    size_t ni = 0;
+    for (size_t i = 0; i < r->elements && ni < 2; i++) {     /* newest first */
+        const redisReply *f = r->element[i]->element[1];
+        const redisReply *dir = cg_store_field(f, "dir");
+        if (dir && strcmp(dir->str, "in") == 0) ins[ni++] = cg_store_field(f, "text")->str;
+    }
+    assert_int_equal(ni, 2);
+    assert_string_equal(ins[0], newest);
+    assert_string_equal(ins[1], before);
+    freeReplyObject(r);
+}
+
 static void test_pipeline(void **state)
 {
     (void)state;
@@ -946,19 +963,7 @@ static void test_pipeline(void **state)
     cmd_int("XADD cg:inbox * seq 4 channel telegram user 601 kind text text fourth received_at 1");
     assert_true(wait_int("XLEN cg:outbox", 5, 5000));
     assert_string_equal(hget(b, sizeof b, "cg:seq:{telegram:601}", "done"), "5");
-    r = cmd("XREVRANGE cg:conv:{telegram:601} + - COUNT 10");
-    /* newest first: the last "in" is fifth, the one before is fourth */
-    const char *ins[2] = { 0 };
-    size_t ni = 0;
-    for (size_t i = 0; i < r->elements && ni < 2; i++) {
-        const redisReply *f = r->element[i]->element[1];
-        const redisReply *dir = cg_store_field(f, "dir");
-        if (dir && strcmp(dir->str, "in") == 0) ins[ni++] = cg_store_field(f, "text")->str;
-    }
-    assert_int_equal(ni, 2);
-    assert_string_equal(ins[0], "fifth");
-    assert_string_equal(ins[1], "fourth");
-    freeReplyObject(r);
+    assert_last_ins("cg:conv:{telegram:601}", "fifth", "fourth");
 
     /* crash recovery: an entry a dead consumer read and never committed is
      * claimed by this instance (XAUTOCLAIM) and processed */
@@ -1925,6 +1930,21 @@ static void session_hsets(redisContext *mon, const char *key, char *out, size_t 
  * webhook's answer. A load changed behind the instance's back, or an entry
  * pending, makes the guess fail: the message goes to the inbox as before and
  * is answered in order; a duplicate is answered once. */
+/* One message of user's (a fresh conversation's n-th, all direct so far)
+ * committed directly: no inbox entry, its reply queued, in == done == n. */
+static void direct_step(const char *user, const char *id, const char *text, long long n)
+{
+    char key[64], b[32];
+    cg_msg m = text_msg(user, id, text);
+    assert_int_equal(ingest(gw.store, &m, 1), CG_OK);
+    assert_int_equal(cg_pipeline_direct(gw.pipeline), n);
+    assert_int_equal(cmd_int("XLEN cg:inbox"), 0);
+    assert_int_equal(cmd_int("XLEN cg:outbox"), n);
+    snprintf(key, sizeof key, "cg:seq:{telegram:%s}", user);
+    assert_int_equal(strtoll(hget(b, sizeof b, key, "in"), NULL, 10), n);
+    assert_int_equal(strtoll(hget(b, sizeof b, key, "done"), NULL, 10), n);
+}
+
 static void test_pipeline_direct(void **state)
 {
     (void)state;
@@ -1935,13 +1955,7 @@ static void test_pipeline_direct(void **state)
     const char *seqk = "cg:seq:{telegram:931}";
 
     /* a new conversation (guessed empty): committed directly */
-    cg_msg m1 = text_msg("931", "d1", "how do i renew my passport");
-    assert_int_equal(ingest(gw.store, &m1, 1), CG_OK);
-    assert_int_equal(cg_pipeline_direct(gw.pipeline), 1);
-    assert_int_equal(cmd_int("XLEN cg:inbox"), 0);
-    assert_int_equal(cmd_int("XLEN cg:outbox"), 1);
-    assert_string_equal(hget(b, sizeof b, seqk, "in"), "1");
-    assert_string_equal(hget(b, sizeof b, seqk, "done"), "1");
+    direct_step("931", "d1", "how do i renew my passport", 1);
     assert_string_equal(hget(b, sizeof b, seqk, "out"), "1");
     assert_true(cmd_int("TTL %s", seqk) > 0);
     assert_true(cmd_int("TTL cg:sess:{telegram:931}") > 0);
@@ -1960,13 +1974,8 @@ static void test_pipeline_direct(void **state)
     freeReplyObject(r);
 
     /* the next one, from the load the first commit left */
+    direct_step("931", "d2", "thanks", 2);
     cg_msg m2 = text_msg("931", "d2", "thanks");
-    assert_int_equal(ingest(gw.store, &m2, 1), CG_OK);
-    assert_int_equal(cg_pipeline_direct(gw.pipeline), 2);
-    assert_int_equal(cmd_int("XLEN cg:inbox"), 0);
-    assert_int_equal(cmd_int("XLEN cg:outbox"), 2);
-    assert_string_equal(hget(b, sizeof b, seqk, "in"), "2");
-    assert_string_equal(hget(b, sizeof b, seqk, "done"), "2");
     /* the same update again: nothing more */
     assert_int_equal(ingest(gw.store, &m2, 1), CG_OK);
     run_for(200);
@@ -2003,18 +2012,7 @@ static void test_pipeline_direct(void **state)
     cmd_int("XADD cg:inbox * seq 5 channel telegram user 931 kind text text fifth received_at 1");
     assert_true(wait_int("XLEN cg:outbox", 6, 5000));
     assert_string_equal(hget(b, sizeof b, seqk, "done"), "6");
-    r = cmd("XREVRANGE cg:conv:{telegram:931} + - COUNT 10");
-    const char *ins[2] = { 0 };
-    size_t ni = 0;
-    for (size_t i = 0; i < r->elements && ni < 2; i++) {
-        const redisReply *f = r->element[i]->element[1];
-        const redisReply *dir = cg_store_field(f, "dir");
-        if (dir && strcmp(dir->str, "in") == 0) ins[ni++] = cg_store_field(f, "text")->str;
-    }
-    assert_int_equal(ni, 2);
-    assert_string_equal(ins[0], "thanks again");
-    assert_string_equal(ins[1], "fifth");
-    freeReplyObject(r);
+    assert_last_ins("cg:conv:{telegram:931}", "thanks again", "fifth");
     /* the replies' out seqs in order, one each */
     r = cmd("XRANGE cg:outbox - +");
     assert_int_equal(r->elements, 6);
@@ -2025,6 +2023,70 @@ static void test_pipeline_direct(void **state)
     assert_int_equal(r->element[0]->integer, 0);
     freeReplyObject(r);
     pipeline_down();
+}
+
+/* The direct commit's reply is read for this instance's outbox by a plain
+ * XREADGROUP sent right behind the script on the same connection (not
+ * inside the script, where the entry would pass through Lua both ways):
+ * MONITOR shows the two one after the other from one client, and the reply
+ * goes out without a begin (head, read with ">"). */
+static void test_pipeline_direct_outbox_read(void **state)
+{
+    (void)state;
+    cmd_int("FLUSHALL");
+    static script sc[] = {
+        { .chat = "7201", .status = { 200 }, .body = { "{\"ok\":true,\"result\":{\"message_id\":9}}" }, .n = 1 },
+    };
+    scripts = sc;
+    nscripts = 1;
+    pipeline_up();
+    gw.outbox = cg_outbox_start(&gw);
+    assert_non_null(gw.outbox);
+    run_for(200);                /* the groups exist, the first reads are done */
+    redisContext *mon = monitor_open();
+    struct timeval tv = { 0, 200000 };
+    redisSetTimeout(mon, tv);
+
+    cg_msg m = text_msg("7201", "or1", "how do i renew my passport");
+    assert_int_equal(ingest(gw.store, &m, 1), CG_OK);
+    assert_true(wait_int("HGET cg:seq:{telegram:7201} sent", 1, 5000));
+    assert_int_equal(cg_pipeline_direct(gw.pipeline), 1);
+    assert_int_equal(sc[0].count, 1);
+    char b[64];
+    assert_string_equal(hget(b, sizeof b, "cg:seq:{telegram:7201}", "cur"), "");   /* no begin */
+
+    /* the script's client sends the outbox read next */
+    char client[64] = "";
+    int seen_eval = 0, read_next = 0;
+    void *rep;
+    while (!read_next && redisGetReply(mon, &rep) == REDIS_OK) {
+        redisReply *x = rep;
+        const char *l = x->type == REDIS_REPLY_STATUS ? x->str : "";
+        const char *c0 = strchr(l, '['), *c1 = c0 ? strchr(c0, ']') : NULL;
+        if (c0 && c1 && !strstr(l, " lua]")) {
+            char who[64];
+            snprintf(who, sizeof who, "%.*s", (int)(c1 - c0), c0);
+            if (!seen_eval && strstr(l, "\"EVALSHA\"") && strstr(l, "how do i renew my passport")) {
+                seen_eval = 1;
+                snprintf(client, sizeof client, "%s", who);
+            } else if (seen_eval && !strcmp(who, client)) {
+                assert_non_null(strstr(l, "\"XREADGROUP\" \"GROUP\" \"outbox\""));
+                read_next = 1;
+            }
+        }
+        freeReplyObject(x);
+    }
+    assert_true(seen_eval);
+    assert_true(read_next);
+    redisFree(mon);
+
+    int n = 0;
+    cg_outbox_stop(gw.outbox, stopped, &n);
+    assert_true(run_until(flag_set, &n, 3000));
+    gw.outbox = NULL;
+    pipeline_down();
+    scripts = NULL;
+    nscripts = 0;
 }
 
 static void test_pipeline_session_changes(void **state)
@@ -2698,6 +2760,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_ttl),
         cmocka_unit_test(test_pipeline_session_changes),
         cmocka_unit_test(test_pipeline_direct),
+        cmocka_unit_test(test_pipeline_direct_outbox_read),
         cmocka_unit_test(test_analytics_counters),
         cmocka_unit_test(test_analytics_flushed_on_stop),
         cmocka_unit_test(test_analytics_dup_commit),
