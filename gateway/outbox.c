@@ -86,9 +86,10 @@
  * A crashed consumer's entries are claimed with XAUTOCLAIM after
  * claim_idle_ms (30 s); held entries are re-touched every keep_ms (5 s).
  *
- * Besides its own reads, the outbox takes what the pipeline's commit read
- * for it in the same script (cg_outbox_reserve / cg_outbox_take): the reply
- * just queued reaches curl one Redis round trip sooner.
+ * Besides its own reads, the outbox takes what the pipeline read for it
+ * right behind each commit (cg_outbox_reserve / cg_outbox_take, the read
+ * on the commit's connection: cg_store_outbox_read): the reply just queued
+ * reaches curl one Redis round trip sooner.
  *
  * API: cg_outbox_start → (cg_outbox_wake, cg_outbox_reserve/take) →
  * cg_outbox_stop.
@@ -1784,8 +1785,8 @@ static void tick_cb(uv_timer_t *t)
     pump(o);
 }
 
-/* The pipeline's commit reads the reply it queued (and any other new
- * entry, up to TAKE_MAX) for this instance's outbox in the same script, when
+/* The pipeline reads the reply a commit queued (and any other new entry,
+ * up to TAKE_MAX) for this instance's outbox right behind the commit, when
  * the outbox has room beside what it holds, what other commits in flight
  * reserved and a read of its own; cg_outbox_take gets them (first
  * delivery: a "head" reply may skip begin) and the reservation back. */

@@ -155,8 +155,9 @@ typedef struct pl_entry {
     unsigned defers;
     int force;
     int erase;                   /* the citizen confirmed "delete my data": erase once committed */
+    int read_behind;             /* the outbox read went behind the commit (outbox_behind) */
     int queued_case;             /* the commit opens a hand-off case */
-    unsigned out_reserved;       /* outbox room reserved for the commit's read (op "take") */
+    unsigned out_reserved;       /* outbox room reserved for the read behind the commit */
     char *pre;                   /* the ingest's load (preload_keep), owned; NULL when none */
     uint64_t pre_at;             /* uv_now when it was read */
     int an_count;                /* once committed ("ok"), an goes into the analytics batch */
@@ -457,14 +458,12 @@ static void entry_failed(cg_pipeline *p, pl_entry *e)
  *                            the commit: a commit answered "ok" adds them to
  *                            the analytics batch, written once per loop
  *                            iteration)
- *   take  group consumer n   last: read up to n new cg:outbox entries for
- *                            this instance's outbox (cg_outbox_reserve), the
- *                            reply just queued among them; a missing group
- *                            only skips it
  *   ttl   at                 first, when present: refresh the TTLs, stamp at
  *                            (see "TTLs")
- * Returns "ok", "dup" (already committed: acknowledged) or "wait"; {"ok",
- * entries} when "take" read any (XREADGROUP's reply). A forced
+ * Returns "ok", "dup" (already committed: acknowledged) or "wait". The
+ * reply it queued is read for this instance's outbox by a plain XREADGROUP
+ * sent right behind the script (outbox_behind; not inside it, where the
+ * entry would pass through Lua both ways). A forced
  * commit records the seqs it skips in KEYS[7]; one of those committed later
  * leaves "done" alone.
  *
@@ -508,7 +507,7 @@ static void entry_failed(cg_pipeline *p, pl_entry *e)
         "local c = redis.call('HMGET', K[1], 'done', 'out', 'sent', 'in')\n" \
         "local done, out = tonumber(c[1] or '0'), tonumber(c[2] or '0')\n" \
         "local sent = tonumber(c[3] or '0')\n" \
-        "local seq, late, hs, taken = tonumber(seqs), false, {}, false\n" \
+        "local seq, late, hs = tonumber(seqs), false, {}\n" \
         /* the direct commit: only onto the state its turn was run on */ \
         "if x then\n" \
         "  if (c[4] or '0') ~= (c[1] or '0') or done ~= seq - 1 then return false end\n" \
@@ -616,9 +615,6 @@ static void entry_failed(cg_pipeline *p, pl_entry *e)
         "    elseif redis.call('HSET', K[2], 'last_in', ARGV[s]) == 1 then refresh = true end\n" \
         "  elseif op == 'read' then redis.call('XADD', K[4], '*', unpack(ARGV, s, e))\n" \
         "  elseif op == 'an' then analytics_op(s, e)\n" \
-        "  elseif op == 'take' then\n" \
-        "    taken = redis.pcall('XREADGROUP', 'GROUP', ARGV[s], ARGV[s + 1], 'COUNT', ARGV[s + 2], 'STREAMS', K[4], '>')\n" \
-        "    if type(taken) ~= 'table' or taken.err then taken = false end\n" \
         "  elseif op == 'ttl' then at = ARGV[s]; refresh = true\n" \
         "  end\n" \
         "end\n" \
@@ -627,7 +623,6 @@ static void entry_failed(cg_pipeline *p, pl_entry *e)
         "if #hs > 0 then redis.call('HSET', K[1], unpack(hs)) end\n" \
         "if refresh or not c[4] then redis.call('EXPIRE', K[1], sttl) end\n" \
         "if not x then redis.call('XACK', K[5], grp, id) end\n" \
-        "if taken then return {'ok', taken} end\n" \
         "return 'ok'\n" \
         "end\n"
 
@@ -771,6 +766,8 @@ static int build_turn(const pl_entry *e, cg_turn_in *in, const char *ref)
 }
 
 static void commit_reply(cg_store *s, redisReply *r, void *ud);
+static void outbox_took(cg_pipeline *p, unsigned reserved, const redisReply *taken);
+static void outbox_behind(cg_pipeline *p, unsigned reserved);
 static void direct_learn(cg_pipeline *p, pl_entry *e, int ok);
 static void loaded_from(loaded *ld, const char *const *f, const size_t *len);
 
@@ -842,9 +839,9 @@ static void next_load(pl_entry *e, const loaded *ld, const char *dialog, const c
 /* e's commit from its load: the commit script's keys and arguments into
  * *args (owned by the caller, also on failure); 0, or -1 when out of
  * memory. Sets e's counts, an, erase, queued_case, plain and after, and
- * reserves outbox room for a reply (e->out_reserved), read by the op
- * "take" when take is set (else the caller reads it). */
-static int commit_build(cg_pipeline *p, pl_entry *e, const loaded *ld, cg_args *args, int take)
+ * reserves outbox room for its reply (e->out_reserved: the caller reads it
+ * behind the script, outbox_behind, or gives it back). */
+static int commit_build(cg_pipeline *p, pl_entry *e, const loaded *ld, cg_args *args)
 {
     cg_gateway *gw = p->gw;
     const cg_config *cfg = gw->cfg;
@@ -1184,16 +1181,10 @@ static int commit_build(cg_pipeline *p, pl_entry *e, const loaded *ld, cg_args *
         e->an_count = 1;
     }
     cg_turn_out_free(&out);
-    /* the reply just queued goes to this instance's outbox in the same
-     * round trip (cg_outbox_reserve) */
+    /* the reply just queued goes to this instance's outbox with a read
+     * right behind the script (outbox_behind) */
     e->out_reserved = 0;
-    if (have_out && p->gw->outbox && (e->out_reserved = cg_outbox_reserve(p->gw->outbox)) > 0 && take) {
-        op = op_begin(&a, "take");
-        cg_args_add(&a, CG_G_OUTBOX);
-        cg_args_add(&a, p->gw->instance);
-        cg_args_addi(&a, e->out_reserved);
-        op_end(&a, op);
-    }
+    if (have_out && p->gw->outbox) e->out_reserved = cg_outbox_reserve(p->gw->outbox);
     if (!e->plain) {
         free(e->after);
         e->after = NULL;
@@ -1205,7 +1196,7 @@ static int commit_build(cg_pipeline *p, pl_entry *e, const loaded *ld, cg_args *
 static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
 {
     cg_args a;
-    if (commit_build(p, e, ld, &a, 1) != 0 ||
+    if (commit_build(p, e, ld, &a) != 0 ||
         cg_store_eval(p->store, &commit_script, 9, a.n, cg_args_argv(&a), a.len, commit_reply, e) != 0) {
         cg_args_free(&a);
         give_back(p, e, NULL);
@@ -1214,13 +1205,56 @@ static void commit(cg_pipeline *p, pl_entry *e, const loaded *ld)
     }
     p->inflight++;
     cg_args_free(&a);
+    e->read_behind = e->out_reserved > 0;
+    outbox_behind(p, e->out_reserved);      /* the reservation goes with the read */
+    e->out_reserved = 0;
 }
 
 /* The outbox's reservation for e's commit back, with what it read. */
 static void give_back(cg_pipeline *p, pl_entry *e, const redisReply *taken)
 {
-    if (e->out_reserved && p->gw->outbox) cg_outbox_take(p->gw->outbox, taken, e->out_reserved);
+    outbox_took(p, e->out_reserved, taken);
     e->out_reserved = 0;
+}
+
+/* What a read behind a commit got for the outbox (taken: the XREADGROUP
+ * reply, or NULL) with the room reserved for it; the outbox reads for
+ * itself when the read may have left entries: it read none, or as many as
+ * it had room for. */
+static void outbox_took(cg_pipeline *p, unsigned reserved, const redisReply *taken)
+{
+    if (!p->gw->outbox || !reserved) return;
+    if (taken && taken->type != REDIS_REPLY_ARRAY) taken = NULL;     /* nil, NOGROUP */
+    cg_outbox_take(p->gw->outbox, taken, reserved);
+    if (cg_store_read_count(taken) == 0 || cg_store_read_count(taken) >= reserved) cg_outbox_wake(p->gw->outbox);
+}
+
+typedef struct behind { cg_pipeline *p; unsigned reserved; } behind;
+
+static void behind_reply(cg_store *s, redisReply *r, void *ud)
+{
+    behind *b = ud;
+    cg_pipeline *p = b->p;
+    (void)s;
+    p->inflight--;
+    outbox_took(p, b->reserved, r);
+    free(b);
+    maybe_finish(p);
+}
+
+/* The read of a commit's reply for this instance's outbox, right behind
+ * the commit on its connection (cg_store_outbox_read). */
+static void outbox_behind(cg_pipeline *p, unsigned reserved)
+{
+    if (!reserved) return;
+    behind *b = malloc(sizeof *b);
+    if (b) *b = (behind){ p, reserved };
+    if (!b || cg_store_outbox_read(p->store, reserved, behind_reply, b) != 0) {
+        free(b);
+        outbox_took(p, reserved, NULL);
+        return;
+    }
+    p->inflight++;
 }
 
 static void commit_reply(cg_store *s, redisReply *r, void *ud)
@@ -1229,14 +1263,6 @@ static void commit_reply(cg_store *s, redisReply *r, void *ud)
     cg_pipeline *p = e->p;
     (void)s;
     p->inflight--;
-    /* {"ok", entries}: the outbox's share, then the status as usual */
-    const redisReply *taken = NULL;
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING) {
-        taken = r->element[1];
-        r = r->element[0];
-    }
-    unsigned reserved = e->out_reserved;
-    give_back(p, e, taken);
     if (r && r->type == REDIS_REPLY_STATUS) r->type = REDIS_REPLY_STRING;
     /* committed now, not a duplicate: count it (analytics.h) */
     int ok = r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "ok") == 0;
@@ -1261,11 +1287,9 @@ static void commit_reply(cg_store *s, redisReply *r, void *ud)
                               NULL, NULL);
         }
         int queued = e->queued_case && strcmp(r->str, "dup") != 0;
+        /* no read behind this commit: the outbox reads for itself */
+        if (p->gw->outbox && !e->read_behind) cg_outbox_wake(p->gw->outbox);
         finish_entry(p, e);
-        /* the outbox reads for itself only when the commit's read may have
-         * left entries: it took none, or as many as it had room for */
-        size_t ntaken = cg_store_read_count(taken);
-        if (p->gw->outbox && (reserved == 0 || ntaken >= reserved)) cg_outbox_wake(p->gw->outbox);
         if (queued) cg_agents_case_queued(p->gw->agents);
     }
     settle(p);
@@ -1544,9 +1568,8 @@ static void direct_learn(cg_pipeline *p, pl_entry *e, int ok)
 }
 
 /* cg_store_taker.direct: m's turn and commit from the cached load, or NULL.
- * The reply's outbox read is not the commit's op "take" but a command
- * behind the script (*outbox_read): a read inside the script passes the
- * entries through Lua both ways, ~40 k of Redis's instructions a message. */
+ * The reply's outbox read goes behind the script, as a commit's does
+ * (*outbox_read, sent by the store on the ingest's connection). */
 static cg_store_script *direct_build(void *ud, const cg_msg *m, int64_t now, cg_args *keys, cg_args *args,
                                      unsigned *outbox_read, void **ctx)
 {
@@ -1580,7 +1603,7 @@ static cg_store_script *direct_build(void *ud, const cg_msg *m, int64_t now, cg_
     e->received_at = now;
     e->msg = *m;                 /* borrowed for the build: its strings are not kept */
     cg_args a;
-    int rc = commit_build(p, e, &ld, &a, 0);
+    int rc = commit_build(p, e, &ld, &a);
     e->msg.text = e->msg.payload = e->msg.callback_id = e->msg.name = NULL;
     if (rc != 0 || !e->plain) {
         cg_args_free(&a);
@@ -1620,8 +1643,8 @@ static void direct_done(void *ud, void *ctx, int ok, const redisReply *taken)
             cg_analytics_batch_add(p->an, &e->an);
             if (p->done_called) cg_analytics_batch_flush(p->an);   /* the stop's flush is done */
         }
-        size_t ntaken = cg_store_read_count(taken);
-        if (p->gw->outbox && (reserved == 0 || ntaken >= reserved)) cg_outbox_wake(p->gw->outbox);
+        /* no read behind it: the outbox reads for itself */
+        if (p->gw->outbox && !reserved) cg_outbox_wake(p->gw->outbox);
     }
     entry_free(e);
     maybe_finish(p);

@@ -551,6 +551,21 @@ int cg_store_cmd(cg_store *s, cg_store_reply_fn fn, void *ud, int argc, const ch
     return conn_cmd(&s->main, fn, ud, argc, argv, lens);
 }
 
+/* XREADGROUP GROUP outbox <instance> COUNT n STREAMS cg:outbox > on c. */
+static int outbox_read_on(store_conn *c, unsigned n, cg_store_reply_fn fn, void *ud)
+{
+    char cnt[CG_STORE_NUM_MAX];
+    cg_store_fmt_ll(cnt, n);
+    const char *av[] = { "XREADGROUP", "GROUP", CG_G_OUTBOX, c->s->gw->instance, "COUNT", cnt,
+                         "STREAMS", CG_K_OUTBOX, ">" };
+    return conn_cmd(c, fn, ud, 9, av, NULL);
+}
+
+int cg_store_outbox_read(cg_store *s, unsigned n, cg_store_reply_fn fn, void *ud)
+{
+    return outbox_read_on(&s->main, n, fn, ud);
+}
+
 static void script_sha(cg_store_script *sc)
 {
     if (sc->sha[0]) return;
@@ -1563,15 +1578,9 @@ void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb
     if (a.oom || dk.oom || da.oom) goto fail;
     fail = CG_E_UNAVAILABLE;
     if (eval_on(conn, sc, nkeys, a.n, cg_args_argv(&a), a.len, ingest_reply, q) != 0) goto fail;
-    if (q->outbox_read) {
-        /* right behind the script on its connection: Redis runs it after */
-        char cnt[CG_STORE_NUM_MAX];
-        cg_store_fmt_ll(cnt, q->outbox_read);
-        const char *av[] = { "XREADGROUP", "GROUP", CG_G_OUTBOX, s->gw->instance, "COUNT", cnt,
-                             "STREAMS", CG_K_OUTBOX, ">" };
-        if (conn_cmd(conn, outbox_read_reply, q, 9, av, NULL) != 0) q->outbox_read = 0;
-        /* not sent: the script's reply ends the direct commit, reading nothing */
-    }
+    /* right behind the script on its connection; not sent: the script's
+     * reply ends the direct commit, reading nothing */
+    if (q->outbox_read && outbox_read_on(conn, q->outbox_read, outbox_read_reply, q) != 0) q->outbox_read = 0;
     cg_args_free(&da);
     cg_args_free(&dk);
     cg_args_free(&a);

@@ -303,11 +303,18 @@ void cg_store_set_taker(cg_store *s, const cg_store_taker *t);
 size_t cg_store_read_count(const redisReply *streams);
 void cg_pipeline_wake(cg_pipeline *p);
 void cg_outbox_wake(cg_outbox *o);
-/* The commit's read for the outbox (pipeline.c, op "take"): how many new
+/* The read of a commit's reply for the outbox (pipeline.c): how many new
  * entries it may read now (reserved until given back), and what it read
  * ([[stream, entries]] or NULL) with the reservation. */
 unsigned cg_outbox_reserve(cg_outbox *o);
 void cg_outbox_take(cg_outbox *o, const redisReply *streams, unsigned reserved);
+/* That read: XREADGROUP GROUP outbox <instance> COUNT n STREAMS cg:outbox >
+ * on the main connection, sent right behind the commit script that went
+ * there before it, so that Redis runs it after the script and it reads the
+ * reply the script queued (a read inside the script would pass the entries
+ * through Lua both ways: RESP → Lua tables → RESP). fn gets [[stream,
+ * entries]], nil, or an error (NOGROUP). 0, or -1 when not sent. */
+int cg_store_outbox_read(cg_store *s, unsigned n, cg_store_reply_fn fn, void *ud);
 
 /* Stream entry helpers: field value by name in an XREAD entry's field array
  * (REDIS_REPLY_ARRAY of name, value, ...); NULL when absent. */

@@ -1456,7 +1456,7 @@ static void test_outbox_keepalive(void **state)
     run_for(50);
 }
 
-/* The commit's read for the outbox (op "take" in pipeline.c): what it hands
+/* The read behind a commit for the outbox (pipeline.c): what it hands
  * over is delivered like the outbox's own read (a "head" reply without its
  * begin), and reservations stay within the outbox's room and come back. */
 static void test_outbox_takes_from_the_commit(void **state)
@@ -2025,17 +2025,49 @@ static void test_pipeline_direct(void **state)
     pipeline_down();
 }
 
-/* The direct commit's reply is read for this instance's outbox by a plain
+/* From MONITOR: the clients of the first n top-level EVALSHAs whose line
+ * holds text, each asserted to be followed, from its own client, by the
+ * outbox's read (XREADGROUP GROUP outbox). */
+static void evals_followed_by_outbox_read(redisContext *mon, const char *text, int n, char clients[][64])
+{
+    int found = 0, open = -1;    /* open: the EVALSHA whose client's next command is awaited */
+    void *rep;
+    while ((found < n || open >= 0) && redisGetReply(mon, &rep) == REDIS_OK) {
+        redisReply *x = rep;
+        const char *l = x->type == REDIS_REPLY_STATUS ? x->str : "";
+        const char *c0 = strchr(l, '['), *c1 = c0 ? strchr(c0, ']') : NULL;
+        if (c0 && c1 && !strstr(l, " lua]")) {
+            char who[64];
+            snprintf(who, sizeof who, "%.*s", (int)(c1 - c0), c0);
+            if (open >= 0 && !strcmp(who, clients[open])) {
+                assert_non_null(strstr(l, "\"XREADGROUP\" \"GROUP\" \"outbox\""));
+                open = -1;
+            } else if (open < 0 && found < n && strstr(l, "\"EVALSHA\"") && strstr(l, text)) {
+                snprintf(clients[found], 64, "%s", who);
+                open = found++;
+            }
+        }
+        freeReplyObject(x);
+    }
+    assert_int_equal(found, n);
+    assert_int_equal(open, -1);
+}
+
+/* A commit's reply is read for this instance's outbox by a plain
  * XREADGROUP sent right behind the script on the same connection (not
  * inside the script, where the entry would pass through Lua both ways):
- * MONITOR shows the two one after the other from one client, and the reply
- * goes out without a begin (head, read with ">"). */
+ * MONITOR shows the two one after the other from one client, for the
+ * direct commit (the ingest's connection) and for a commit through the
+ * inbox (the main one), and the replies go out without a begin (head,
+ * read with ">"). */
 static void test_pipeline_direct_outbox_read(void **state)
 {
     (void)state;
     cmd_int("FLUSHALL");
     static script sc[] = {
-        { .chat = "7201", .status = { 200 }, .body = { "{\"ok\":true,\"result\":{\"message_id\":9}}" }, .n = 1 },
+        { .chat = "7201", .status = { 200, 200 },
+          .body = { "{\"ok\":true,\"result\":{\"message_id\":9}}", "{\"ok\":true,\"result\":{\"message_id\":10}}" },
+          .n = 2 },
     };
     scripts = sc;
     nscripts = 1;
@@ -2046,38 +2078,29 @@ static void test_pipeline_direct_outbox_read(void **state)
     redisContext *mon = monitor_open();
     struct timeval tv = { 0, 200000 };
     redisSetTimeout(mon, tv);
+    char b[64], clients[2][64];
 
+    /* direct */
     cg_msg m = text_msg("7201", "or1", "how do i renew my passport");
     assert_int_equal(ingest(gw.store, &m, 1), CG_OK);
     assert_true(wait_int("HGET cg:seq:{telegram:7201} sent", 1, 5000));
     assert_int_equal(cg_pipeline_direct(gw.pipeline), 1);
     assert_int_equal(sc[0].count, 1);
-    char b[64];
     assert_string_equal(hget(b, sizeof b, "cg:seq:{telegram:7201}", "cur"), "");   /* no begin */
+    evals_followed_by_outbox_read(mon, "how do i renew my passport", 1, clients);
 
-    /* the script's client sends the outbox read next */
-    char client[64] = "";
-    int seen_eval = 0, read_next = 0;
-    void *rep;
-    while (!read_next && redisGetReply(mon, &rep) == REDIS_OK) {
-        redisReply *x = rep;
-        const char *l = x->type == REDIS_REPLY_STATUS ? x->str : "";
-        const char *c0 = strchr(l, '['), *c1 = c0 ? strchr(c0, ']') : NULL;
-        if (c0 && c1 && !strstr(l, " lua]")) {
-            char who[64];
-            snprintf(who, sizeof who, "%.*s", (int)(c1 - c0), c0);
-            if (!seen_eval && strstr(l, "\"EVALSHA\"") && strstr(l, "how do i renew my passport")) {
-                seen_eval = 1;
-                snprintf(client, sizeof client, "%s", who);
-            } else if (seen_eval && !strcmp(who, client)) {
-                assert_non_null(strstr(l, "\"XREADGROUP\" \"GROUP\" \"outbox\""));
-                read_next = 1;
-            }
-        }
-        freeReplyObject(x);
-    }
-    assert_true(seen_eval);
-    assert_true(read_next);
+    /* through the inbox (the session changed behind the gateway): the
+     * failed direct script on the ingest's connection, then the commit on
+     * the main one, each with the read behind it */
+    cmd_int("HSET cg:sess:{telegram:7201} name Bea");
+    cg_msg m2 = text_msg("7201", "or2", "how much is a passport");
+    assert_int_equal(ingest(gw.store, &m2, 1), CG_OK);
+    assert_true(wait_int("HGET cg:seq:{telegram:7201} sent", 2, 5000));
+    assert_int_equal(cg_pipeline_direct(gw.pipeline), 1);
+    assert_int_equal(sc[0].count, 2);
+    assert_string_equal(hget(b, sizeof b, "cg:seq:{telegram:7201}", "cur"), "");
+    evals_followed_by_outbox_read(mon, "how much is a passport", 2, clients);
+    assert_string_not_equal(clients[0], clients[1]);
     redisFree(mon);
 
     int n = 0;
