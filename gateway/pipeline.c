@@ -141,6 +141,7 @@
 #define STATS_EVERY_MS  5000
 #define FLOWS_MAX       "100000" /* cg:flows MAXLEN ~ */
 #define FIELD_MAX       (CG_MSG_TEXT_MAX + 1)
+#define DIRECT_LOAD_MAX 1024     /* bytes of a load the direct commit keeps (the demo's: 130-580) */
 
 typedef struct pl_entry {
     struct pl_entry *next;
@@ -831,9 +832,11 @@ static void next_load(pl_entry *e, const loaded *ld, const char *dialog, const c
     if (unanswered) f[9] = unanswered;
     if (ttl_at) f[10] = ttl_at;
     if (e->msg.name) f[11] = e->msg.name;
-    for (size_t i = 0; i < CG_LOAD_FIELDS; i++) len[i] = strlen(f[i]);
+    size_t total = 0;
+    for (size_t i = 0; i < CG_LOAD_FIELDS; i++) total += (len[i] = strlen(f[i])) + 1;
     free(e->after);
-    e->after = block_make(f, len);
+    /* a long unanswered text or a flow's answers: not kept (DIRECT_LOAD_MAX) */
+    e->after = total <= DIRECT_LOAD_MAX ? block_make(f, len) : NULL;
 }
 
 /* e's commit from its load: the commit script's keys and arguments into
@@ -1494,7 +1497,8 @@ static int preload_use(cg_pipeline *p, pl_entry *e)
  * finished flow, no erasure; e->plain); any other is discarded and the
  * message stored as usual. The loads come from a cache (DIRECT_SLOTS, in
  * sets of DIRECT_WAYS by conversation hash, the least recently used one
- * replaced: ~4 MB at most with the largest sessions) of what each plain commit made
+ * replaced; a load over DIRECT_LOAD_MAX bytes is not kept, so the cache
+ * stays under 8.2 MB whatever citizens send) of what each plain commit made
  * (e->after, next_load: the load after it), filled by direct and pipeline
  * commits alike and dropped on any other commit or a failed guess; a
  * conversation not in it is guessed new (the empty load). The cache is

@@ -1387,7 +1387,6 @@ typedef struct ingest_req {
     void *direct_ud;             /* called even after the taker is unset (its owner waits for it) */
     unsigned outbox_read;        /* the outbox read sent behind the script: its count, 0 none */
     int made;                    /* the script's answer: the direct commit was made */
-    int answered;                /* the script's reply came (the read's is next) */
     int taking;                  /* reserve() was asked: take() gives the reservation back */
 } ingest_req;
 
@@ -1409,15 +1408,13 @@ static void direct_end(ingest_req *q, const redisReply *read)
     q->direct = NULL;
 }
 
-/* The outbox read behind a direct script: the direct commit's end. */
+/* The outbox read behind a direct script: the direct commit's end (the
+ * script's reply came first, hiredis answers in order, also with NULL on a
+ * lost connection: q->made is known). */
 static void outbox_read_reply(cg_store *s, redisReply *r, void *ud)
 {
     ingest_req *q = ud;
     (void)s;
-    if (!q->answered) {          /* the script's reply never came: no commit known */
-        q->made = 0;
-        q->answered = 1;
-    }
     direct_end(q, r);
     free(q);
 }
@@ -1445,17 +1442,15 @@ static void ingest_reply(cg_store *s, redisReply *r, void *ud)
      * entries (a reservation is always given back), then the wake for
      * whatever the read left */
     q->cb(e, q->ud);
-    /* a direct commit left nothing in the inbox */
-    int direct = q->direct && e == CG_OK && r->elements == 5 && r->element[4]->type != REDIS_REPLY_NIL;
-    q->made = e == CG_OK && direct_made(r);
-    q->answered = 1;
+    q->made = q->direct && e == CG_OK && direct_made(r);
+    int made = q->made;          /* a direct commit left nothing in the inbox */
     if (!q->outbox_read) direct_end(q, NULL);
     if (q->taking && s->taker.take && s->taker.ud == q->taker_ud)
         s->taker.take(s->taker.ud, taken, loads, q->reserved);
     /* the pipeline reads for itself only when this read may have left new
      * entries behind: it took none, or as many as it had room for */
     size_t ntaken = cg_store_read_count(taken);
-    if (e == CG_OK && !direct && r->element[0]->integer > 0 && (q->reserved == 0 || ntaken >= q->reserved) &&
+    if (e == CG_OK && !made && r->element[0]->integer > 0 && (q->reserved == 0 || ntaken >= q->reserved) &&
         s->wake)
         s->wake(s->wake_ud);
     if (!q->outbox_read) free(q);    /* else the outbox read's reply ends it */

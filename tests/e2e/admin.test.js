@@ -262,17 +262,7 @@ test('reload API: a broken table answers 422 with path:line:column, the old tabl
   fs.writeFileSync(MEDICAID(), good.replace('"examples"', '"exmaples"'));
   try {
     const r = await api('POST', '/api/v1/admin/intents/reload');
-    assert.equal(r.status, 422, r.text);
-    assert.equal(r.json.result, 'refused');
-    assert.equal(r.json.version, v0, 'the version still serving');
-    const e = r.json.errors.find((x) => x.path === MEDICAID());
-    assert.ok(e, r.text);
-    // the position of the bad key in the file
-    const lines = good.split('\n');
-    const line = lines.findIndex((l) => l.includes('"examples"')) + 1;
-    assert.equal(e.line, line);
-    assert.equal(e.column, lines[line - 1].indexOf('"examples"') + 1);
-    assert.match(e.message, /exmaples/);
+    const { line } = h.assertRefusedAt(r, { version: v0, file: MEDICAID(), text: good, key: 'examples', typo: 'exmaples' });
     const info = (await api('GET', '/api/v1/admin/intents')).json;
     assert.equal(info.version, v0);
     assert.equal(info.last_reload.result, 'refused');

@@ -2022,6 +2022,21 @@ static void test_pipeline_direct(void **state)
     r = cmd("XPENDING cg:inbox pipeline");
     assert_int_equal(r->element[0]->integer, 0);
     freeReplyObject(r);
+    /* a load over DIRECT_LOAD_MAX (here the unanswered question, 1.5 kB) is
+     * not kept: that message goes direct, the next one through the inbox */
+    char longq[1536];
+    for (size_t i = 0; i + 5 < sizeof longq; i += 5) memcpy(longq + i, "zqxv ", 5);
+    longq[sizeof longq - 1] = '\0';
+    long long inbox = cmd_int("XLEN cg:inbox");
+    cg_msg l1 = text_msg("932", "l1", longq);
+    assert_int_equal(ingest(gw.store, &l1, 1), CG_OK);
+    assert_int_equal(cg_pipeline_direct(gw.pipeline), 4);
+    assert_true(strlen(hget(b, sizeof b, "cg:sess:{telegram:932}", "unanswered")) > 0);
+    cg_msg l2 = text_msg("932", "l2", "thanks");
+    assert_int_equal(ingest(gw.store, &l2, 1), CG_OK);
+    assert_int_equal(cg_pipeline_direct(gw.pipeline), 4);
+    assert_int_equal(cmd_int("XLEN cg:inbox"), inbox + 1);
+    assert_true(wait_int("HGET cg:seq:{telegram:932} done", 2, 5000));
     pipeline_down();
 }
 

@@ -10,6 +10,7 @@
 // Everything listens on 127.0.0.1 and is stopped by the returned stop().
 'use strict';
 
+const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
@@ -237,7 +238,25 @@ async function apiCall(gw, method, p, { token, body, headers = {} } = {}) {
   return { status: res.status, json, text };
 }
 
+// A reload refused for a key renamed in file (text: the file as it was, key
+// its old name, typo the new one): 422, "refused", the version still
+// serving, and the diagnostic at the key's line and column (path:line:column)
+// naming the typo. Returns the diagnostic.
+function assertRefusedAt(r, { version, file, text, key, typo }) {
+  assert.equal(r.status, 422, r.text);
+  assert.equal(r.json.result, 'refused');
+  assert.equal(r.json.version, version, 'the version still serving');
+  const e = r.json.errors.find((x) => x.path === file);
+  assert.ok(e, r.text);
+  const lines = text.split('\n');
+  const line = lines.findIndex((l) => l.includes(`"${key}"`)) + 1;
+  assert.equal(e.line, line);
+  assert.equal(e.column, lines[line - 1].indexOf(`"${key}"`) + 1);
+  assert.match(e.message, new RegExp(typo));
+  return e;
+}
+
 module.exports = {
   ROOT, BIN, freePort, sleep, waitFor, waitExit, startRedis, startFakeTelegram, startGateway,
-  tgText, tgCallback, postWebhook, tgSend, apiCall,
+  tgText, tgCallback, postWebhook, tgSend, apiCall, assertRefusedAt,
 };
