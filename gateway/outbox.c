@@ -45,7 +45,8 @@
  *          After each part but the last, "part" records progress.
  *   classify → finish (1 round trip):
  *     OK            sent = n, XACK; metrics sent + e2e latency (the OKs of
- *                   one loop iteration finish in one script call: finish_ok)
+ *                   one loop iteration, or of finish_wait_ms at a moderate
+ *                   rate, finish in one script call: finish_ok)
  *     RETRY         try+1, due = now + backoff (1 s · 2^(try-1), full jitter
  *                   in [½, 1], ≤ 5 min); the entry stays pending with us
  *     THROTTLED     try+1, due = now + max(retry_after, 1 s)
@@ -118,6 +119,7 @@
 #define HELD_MAX        512        /* replies held in memory */
 #define POLL_IDLE_MS    50
 #define TICK_MS         10
+#define FIN_BATCH       8          /* finishes that go at once; fewer wait (fin_timer) */
 #define WAIT_MIN_MS     50         /* predecessor with another consumer */
 #define WAIT_MAX_MS     1000
 #define STATS_EVERY_MS  5000
@@ -194,10 +196,13 @@ struct cg_outbox {
     CURL *spare[ACTIVE_MAX];   /* finished easy handles, reset, for reuse */
     size_t nspare;
     /* delivered replies whose finish waits for the end of the loop
-     * iteration (finish_ok, fin_flush): one script call for all of them */
+     * iteration or for fin_timer (finish_ok, fin_flush): one script call
+     * for all of them */
     uv_check_t fin_check;
+    uv_timer_t fin_timer;
     ob_entry *fin[ACTIVE_MAX];
     size_t nfin;
+    int fin_now;               /* a web-chat reply is in the batch: no waiting */
     cg_args fin_args;
     bucket chan[RATE_CHANNELS];
     bucket chat[CHAT_SLOTS];
@@ -604,9 +609,23 @@ static void finish_dead(ob_entry *e, const char *kind, const char *reason)
 
 /*
  * Delivered replies finish in batches: each is added to o->fin_args and
- * o->fin, and a uv_check (it runs right after the loop's poll phase, so
- * every transfer completed in this iteration is in) sends one script call
- * for all of them, its XACK one command. Per reply that is the "ok" branch
+ * o->fin, and one script call finishes all of them, its XACK one command.
+ * The batch goes at the end of a loop iteration (a uv_check: it runs right
+ * after the poll phase, so every transfer completed in this iteration is
+ * in) when it holds FIN_BATCH replies, when the outbox is half full
+ * (ACTIVE_MAX) or when one of them is a web-chat reply (the script's
+ * PUBLISH delivers it); else it waits for more, at most finish_wait_ms
+ * (10 ms, cg_store_timings) after its first reply (fin_timer), so at a
+ * moderate rate (one reply a millisecond or so) the finishes of up to
+ * FIN_BATCH deliveries share a call. One call a reply woke Redis and then the
+ * gateway once more for every message: on this 2-vCPU VM a wake-up of a
+ * sleeping process costs tens of µs in the kernel (the IPI), the most of
+ * Redis's CPU time a message at 1,000/s (docs/benchmarks.md, ninth
+ * round). What the wait costs: a delivered reply is acknowledged up to
+ * finish_wait_ms later, so a crash in that window sends it again (the send was
+ * at-least-once already), and a citizen's next reply within it is not
+ * "head" (its commit saw sent one short) and goes through begin, one
+ * round trip. Per reply that is the "ok" branch
  * of finish_script (the same compare-and-set of sent, the same late/gap
  * handling) with six arguments instead of thirteen and no EVALSHA of its
  * own. An entry waiting in the batch is OB_FINISH and counted in inflight,
@@ -660,8 +679,10 @@ static void fin_flush(cg_outbox *o)
 {
     if (!o->nfin) return;
     uv_check_stop(&o->fin_check);
+    uv_timer_stop(&o->fin_timer);
     size_t n = o->nfin;
     o->nfin = 0;
+    o->fin_now = 0;
     fin_batch *b = malloc(sizeof *b + n * sizeof *b->e);
     if (b) {
         b->o = o;
@@ -691,7 +712,15 @@ static void fin_flush(cg_outbox *o)
     free(b);            /* (no settle here: finish_stop calls this; the tick pumps) */
 }
 
-static void fin_check_cb(uv_check_t *h) { fin_flush(h->data); }
+static void fin_check_cb(uv_check_t *h)
+{
+    cg_outbox *o = h->data;
+    if (o->fin_now || o->nfin >= FIN_BATCH || o->active >= ACTIVE_MAX / 2 ||
+        !cg_store_timings.finish_wait_ms)
+        fin_flush(o);
+}
+
+static void fin_timer_cb(uv_timer_t *t) { fin_flush(t->data); }
 
 static void finish_ok(ob_entry *e, const char *pub_channel, const char *pub_msg)
 {
@@ -716,7 +745,9 @@ static void finish_ok(ob_entry *e, const char *pub_channel, const char *pub_msg)
         cg_args_add(a, CG_G_OUTBOX);
         cg_args_addi(a, cfg->session_ttl_s > 0 ? cfg->session_ttl_s : 2592000);
         uv_check_start(&o->fin_check, fin_check_cb);
+        uv_timer_start(&o->fin_timer, fin_timer_cb, cg_store_timings.finish_wait_ms, 0);
     }
+    if (pub_channel) o->fin_now = 1;
     cg_args_add(a, k1);
     cg_args_add(a, k5);
     cg_args_add(a, e->id);
@@ -1847,8 +1878,9 @@ cg_outbox *cg_outbox_start(cg_gateway *gw)
     uv_timer_init(gw->loop, &o->tick);
     uv_timer_init(gw->loop, &o->curl_timer);
     uv_check_init(gw->loop, &o->fin_check);
-    o->tick.data = o->curl_timer.data = o->fin_check.data = o;
-    o->handles = 3;
+    uv_timer_init(gw->loop, &o->fin_timer);
+    o->tick.data = o->curl_timer.data = o->fin_check.data = o->fin_timer.data = o;
+    o->handles = 4;
     uv_timer_start(&o->tick, tick_cb, TICK_MS, TICK_MS);
     cg_store_ensure_group(o->store, CG_K_OUTBOX, CG_G_OUTBOX);
     read_more(o, "0", "512");      /* what this consumer name held before */
@@ -1911,6 +1943,7 @@ static void finish_stop(cg_outbox *o)
         uv_close((uv_handle_t *)&o->tick, timer_closed);
         uv_close((uv_handle_t *)&o->curl_timer, timer_closed);
         uv_close((uv_handle_t *)&o->fin_check, timer_closed);
+        uv_close((uv_handle_t *)&o->fin_timer, timer_closed);
         if (o->done) o->done(o->done_ud);
         return;
     }

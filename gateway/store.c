@@ -123,6 +123,7 @@ cg_store_timing cg_store_timings = {
     .claim_every_ms = 5000,
     .pipeline_gap_ms = 120000,
     .outbox_gap_ms = 600000,
+    .finish_wait_ms = 10,
 };
 
 /* ---- small helpers --------------------------------------------------- */

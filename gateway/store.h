@@ -53,6 +53,8 @@ typedef struct cg_store_timing {
     unsigned claim_every_ms;   /* XAUTOCLAIM period: 5 s */
     unsigned pipeline_gap_ms;  /* a missing predecessor is given up on after: 2 min */
     unsigned outbox_gap_ms;    /* same for replies: 10 min (> the longest retry backoff) */
+    unsigned finish_wait_ms;   /* a small batch of delivered replies waits this long
+                                * for more before its finish (outbox.c): 10 ms */
 } cg_store_timing;
 extern cg_store_timing cg_store_timings;
 

@@ -239,6 +239,7 @@ typedef struct script {
 
 static script *scripts;
 static size_t nscripts;
+static int sent_once(void *ud) { return ((script *)ud)->count > 0; }
 static uv_tcp_t http_server;
 static int http_port;
 /* keep-alive mode: answers without "Connection: close" and reads the next
@@ -1454,6 +1455,72 @@ static void test_outbox_keepalive(void **state)
     http_keepalive = 0;
     http_close_idle();
     run_for(50);
+}
+
+/* Delivered replies wait up to finish_wait_ms for more before their
+ * finish (outbox.c): two replies delivered apart, within the wait, are
+ * acknowledged by one script call, one XACK of both; until then they are
+ * pending, not lost. A web-chat reply (the finish's PUBLISH is its
+ * delivery) does not wait. The wait is long here (2 s) so that what is
+ * seen cannot be the default's 10 ms. */
+static void test_outbox_finish_waits(void **state)
+{
+    (void)state;
+    cmd_int("FLUSHALL");
+    static script sc[] = {
+        { .chat = "7111", .status = { 200 }, .body = { "{\"ok\":true,\"result\":{\"message_id\":1}}" }, .n = 1 },
+        { .chat = "7112", .status = { 200 }, .body = { "{\"ok\":true,\"result\":{\"message_id\":2}}" }, .n = 1 },
+    };
+    unsigned wait_ms = cg_store_timings.finish_wait_ms;
+    cg_store_timings.finish_wait_ms = 2000;
+    outbox_up(sc, 2);
+    push p = { 0 };
+    cg_store_on_webchat(gw.store, push_cb, &p);
+    run_for(200);                /* the group exists, the first read is done */
+    redisContext *mon = monitor_open();
+    struct timeval tv = { 0, 200000 };
+    redisSetTimeout(mon, tv);
+
+    add_reply("telegram", "7111", "first");
+    assert_true(run_until(sent_once, &sc[0], 3000));
+    run_for(100);
+    assert_int_equal(cmd_int("XLEN cg:outbox"), 1);
+    redisReply *r = cmd("XPENDING cg:outbox outbox");
+    assert_int_equal(r->element[0]->integer, 1);         /* delivered, finish waiting */
+    freeReplyObject(r);
+    add_reply("telegram", "7112", "second");
+    assert_true(run_until(sent_once, &sc[1], 3000));
+    assert_true(wait_int("HGET cg:seq:{telegram:7111} sent", 1, 4000));
+    assert_int_equal(cmd_int("HGET cg:seq:{telegram:7112} sent"), 1);
+    r = cmd("XPENDING cg:outbox outbox");
+    assert_int_equal(r->element[0]->integer, 0);
+    freeReplyObject(r);
+    /* MONITOR: one XACK, from the script, of both entries */
+    int xacks = 0, both = 0;
+    while (redisGetReply(mon, (void **)&r) == REDIS_OK && r) {
+        if (r->type == REDIS_REPLY_STATUS && strstr(r->str, "\"XACK\" \"cg:outbox\"")) {
+            xacks++;
+            const char *a = strstr(r->str, "\"XACK\"");
+            int ids = 0;
+            for (const char *q = a; (q = strchr(q, '-')); q++) ids++;   /* "<ms>-<n>" */
+            if (ids == 2) both++;
+        }
+        freeReplyObject(r);
+    }
+    redisFree(mon);
+    assert_int_equal(xacks, 1);
+    assert_int_equal(both, 1);
+    assert_int_equal(sc[0].count, 1);
+    assert_int_equal(sc[1].count, 1);
+
+    /* web chat: delivered by the finish, at once */
+    add_reply("webchat", "wf1", "hello web");
+    assert_true(run_until(pushed, &p, 1000));
+    assert_non_null(strstr(p.frame, "hello web"));
+    assert_true(wait_int("HGET cg:seq:{webchat:wf1} sent", 1, 1000));
+
+    outbox_down();
+    cg_store_timings.finish_wait_ms = wait_ms;
 }
 
 /* The read behind a commit for the outbox (pipeline.c): what it hands
@@ -2809,6 +2876,7 @@ int main(void)
         cmocka_unit_test(test_pipeline),
         cmocka_unit_test(test_outbox),
         cmocka_unit_test(test_outbox_keepalive),
+        cmocka_unit_test(test_outbox_finish_waits),
         cmocka_unit_test(test_outbox_takes_from_the_commit),
         cmocka_unit_test(test_outbox_after_erasure),
         cmocka_unit_test(test_two_instances),
