@@ -257,14 +257,29 @@ typedef struct cg_store_taker {
  * when given, which commits the message's turn and returns what the commit
  * answered, or false to store it as usual (HINCRBY in, XADD cg:inbox).
  * Returns added (0/1), limited (0/1), direct's answer or false, and the p
- * of the next message. */
+ * of the next message.
+ * An error after the dedupe SET (a key of the wrong type, a bug; Redis
+ * keeps a script's writes made before an error) takes the dedupe key back
+ * before it fails the script: the webhook then gets its 503 and the
+ * platform's retry is stored, where it would have been skipped as a
+ * duplicate of a message that never was (what got written before the error
+ * may then be written twice: at least once, never lost). */
 #define CG_STORE_INGEST_LUA \
+    "local cg_ingest_rest\n" \
     "local function cg_ingest_one(k, p, direct)\n" \
-    "  local limit, now = tonumber(ARGV[3]), ARGV[6]\n" \
-    "  local dd, counted, notice, lang, nf = ARGV[p], ARGV[p + 1], ARGV[p + 2], ARGV[p + 3], tonumber(ARGV[p + 4])\n" \
-    "  p = p + 5\n" \
-    "  local np, res = p + 2 * nf, false\n" \
+    "  local dd, nf = ARGV[p], tonumber(ARGV[p + 4])\n" \
+    "  local np = p + 5 + 2 * nf\n" \
     "  if dd == '1' and not redis.call('SET', KEYS[k], '1', 'NX', 'EX', ARGV[1]) then return 0, 0, false, np end\n" \
+    "  local ok, a, l, r = pcall(cg_ingest_rest, k, p, np, direct)\n" \
+    "  if ok then return a, l, r, np end\n" \
+    "  if dd == '1' then redis.call('DEL', KEYS[k]) end\n" \
+    "  error(a, 0)\n" \
+    "end\n" \
+    "cg_ingest_rest = function(k, p, np, direct)\n" \
+    "  local limit, now = tonumber(ARGV[3]), ARGV[6]\n" \
+    "  local counted, notice, lang = ARGV[p + 1], ARGV[p + 2], ARGV[p + 3]\n" \
+    "  p = p + 5\n" \
+    "  local res = false\n" \
     "  if limit > 0 and counted == '1' then\n" \
     "    local c = redis.call('INCR', KEYS[k + 2])\n" \
     "    if c == 1 then redis.call('EXPIRE', KEYS[k + 2], 60) end\n" \
@@ -287,7 +302,7 @@ typedef struct cg_store_taker {
     "                   'lang', lang, 'ts', now)\n" \
     "      end\n" \
     "      redis.call('EXPIRE', KEYS[k + 3], ARGV[5])\n" \
-    "      return 0, 1, false, np\n" \
+    "      return 0, 1, false\n" \
     "    end\n" \
     "  end\n" \
     "  if direct then res = direct() end\n" \
@@ -298,7 +313,7 @@ typedef struct cg_store_taker {
     "    if seq == 1 then redis.call('EXPIRE', KEYS[k + 1], ARGV[2]) end\n" \
     "    redis.call('XADD', KEYS[1], '*', 'seq', tostring(seq), unpack(ARGV, p, np - 1))\n" \
     "  end\n" \
-    "  return 1, 0, res, np\n" \
+    "  return 1, 0, res\n" \
     "end\n"
 void cg_store_set_taker(cg_store *s, const cg_store_taker *t);
 /* Entries in an XREADGROUP reply ([[stream, entries], ...]; NULL or nil: 0). */

@@ -523,6 +523,32 @@ static void test_ingest_dedupe(void **state)
     close_store(s);
 }
 
+/* A script that fails after its dedupe SET (here a cg:seq key of the wrong
+ * type: WRONGTYPE on its HINCRBY; Redis keeps a script's writes made
+ * before an error) takes the dedupe key back: the webhook's 503 makes the
+ * platform send it again, and the retry must be stored, not skipped as a
+ * duplicate of a message that never was. */
+static void test_ingest_error_after_dedupe(void **state)
+{
+    (void)state;
+    cmd_int("FLUSHALL");
+    cg_store *s = cg_store_new(&gw);
+    assert_non_null(s);
+    assert_true(run_until(store_ready, s, 3000));
+    freeReplyObject(cmd("SET cg:seq:{telegram:504} broken"));
+    cg_msg m = text_msg("504", "e1", "hello");
+    assert_int_not_equal(ingest(s, &m, 1), CG_OK);
+    assert_int_equal(cmd_int("EXISTS cg:dedupe:{telegram:504}:e1"), 0);
+    assert_int_equal(cmd_int("EXISTS cg:inbox"), 0);
+    freeReplyObject(cmd("DEL cg:seq:{telegram:504}"));
+    assert_int_equal(ingest(s, &m, 1), CG_OK);               /* the platform's retry */
+    assert_int_equal(cmd_int("XLEN cg:inbox"), 1);
+    assert_int_equal(cmd_int("EXISTS cg:dedupe:{telegram:504}:e1"), 1);
+    assert_int_equal(ingest(s, &m, 1), CG_OK);               /* and now a duplicate */
+    assert_int_equal(cmd_int("XLEN cg:inbox"), 1);
+    close_store(s);
+}
+
 static void test_ingest_unavailable(void **state)
 {
     (void)state;
@@ -2104,6 +2130,23 @@ static void test_pipeline_direct(void **state)
     assert_int_equal(cg_pipeline_direct(gw.pipeline), 4);
     assert_int_equal(cmd_int("XLEN cg:inbox"), inbox + 1);
     assert_true(wait_int("HGET cg:seq:{telegram:932} done", 2, 5000));
+    /* the direct script failing after its dedupe SET (a session key of the
+     * wrong type: WRONGTYPE in the load it compares) takes the key back: the
+     * platform's retry is stored and answered, not skipped as a duplicate */
+    cg_msg d1 = text_msg("933", "d1", "hello");
+    assert_int_equal(ingest(gw.store, &d1, 1), CG_OK);
+    assert_true(wait_int("HGET cg:seq:{telegram:933} done", 1, 5000));
+    long long direct = cg_pipeline_direct(gw.pipeline);
+    freeReplyObject(cmd("SET cg:sess:{telegram:933} broken"));
+    cg_msg d2 = text_msg("933", "d2", "how do i renew my passport");
+    assert_int_not_equal(ingest(gw.store, &d2, 1), CG_OK);
+    assert_int_equal(cmd_int("EXISTS cg:dedupe:{telegram:933}:d2"), 0);
+    freeReplyObject(cmd("DEL cg:sess:{telegram:933}"));
+    assert_int_equal(ingest(gw.store, &d2, 1), CG_OK);
+    assert_int_equal(cmd_int("EXISTS cg:dedupe:{telegram:933}:d2"), 1);
+    assert_true(wait_int("HGET cg:seq:{telegram:933} done", 2, 5000));
+    assert_last_ins("cg:conv:{telegram:933}", "how do i renew my passport", "hello");
+    assert_int_equal(cg_pipeline_direct(gw.pipeline), direct);   /* through the inbox */
     pipeline_down();
 }
 
@@ -2868,6 +2911,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ingest_dedupe),
+        cmocka_unit_test(test_ingest_error_after_dedupe),
         cmocka_unit_test(test_ingest_unavailable),
         cmocka_unit_test(test_ingest_not_behind_other_commands),
         cmocka_unit_test(test_ingest_takes_for_the_pipeline),
