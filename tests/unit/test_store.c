@@ -1744,7 +1744,11 @@ static void test_two_instances(void **state)
     (void)state;
     cmd_int("FLUSHALL");
     cg_intents *t = load_fixture();
-    cg_gateway a = gw, b2 = gw;
+    /* static: a failed assertion leaves their pipelines on the loop, which
+     * must not then point into a dead stack frame (as test_analytics_dup_commit) */
+    static cg_gateway a, b2;
+    a = gw;
+    b2 = gw;
     snprintf(a.instance, sizeof a.instance, "inst-a");
     snprintf(b2.instance, sizeof b2.instance, "inst-b");
     a.intents = t;
@@ -2879,11 +2883,13 @@ static void test_analytics_batch(void **state)
     cg_analytics_batch_free(b);
 
     /* Redis down: the batch is dropped (logged), nothing is retried */
-    cg_config c2 = cfg;
-    char u2[64];
+    static cg_config c2;       /* static: the store outlives a failed assertion (above) */
+    static char u2[64];
+    static cg_gateway g2;
+    c2 = cfg;
     snprintf(u2, sizeof u2, "redis://127.0.0.1:%d/0", free_port());
     c2.redis_url = u2;
-    cg_gateway g2 = gw;
+    g2 = gw;
     g2.cfg = &c2;
     cg_store *dead = cg_store_new(&g2);
     assert_non_null(dead);
