@@ -457,13 +457,21 @@ static int erase_called(void *ud) { return ((erase_res *)ud)->called; }
 
 /* ---- store -------------------------------------------------------------- */
 
+/* A store on the fixture's Redis, connected (the caller flushes first if
+ * it wants an empty one); close_store() when done. */
+static cg_store *store_up(void)
+{
+    cg_store *s = cg_store_new(&gw);
+    assert_non_null(s);
+    assert_true(run_until(store_ready, s, 3000));
+    return s;
+}
+
 static void test_ingest_dedupe(void **state)
 {
     (void)state;
     cmd_int("FLUSHALL");
-    cg_store *s = cg_store_new(&gw);
-    assert_non_null(s);
-    assert_true(run_until(store_ready, s, 3000));
+    cg_store *s = store_up();
 
     cg_msg m[2] = { text_msg("501", "m1", "hello"), text_msg("501", "m2", "second") };
     freeReplyObject(cmd("SCRIPT FLUSH"));
@@ -532,9 +540,7 @@ static void test_ingest_error_after_dedupe(void **state)
 {
     (void)state;
     cmd_int("FLUSHALL");
-    cg_store *s = cg_store_new(&gw);
-    assert_non_null(s);
-    assert_true(run_until(store_ready, s, 3000));
+    cg_store *s = store_up();
     freeReplyObject(cmd("SET cg:seq:{telegram:504} broken"));
     cg_msg m = text_msg("504", "e1", "hello");
     assert_int_not_equal(ingest(s, &m, 1), CG_OK);
@@ -569,8 +575,7 @@ static void test_ingest_unavailable(void **state)
 static void test_ingest_after_redis_restart(void **state)
 {
     (void)state;
-    cg_store *s = cg_store_new(&gw);
-    assert_true(run_until(store_ready, s, 3000));
+    cg_store *s = store_up();
     /* kill Redis under the store: ingest fails, then recovers on restart */
     stop_redis();
     run_for(200);
@@ -618,8 +623,7 @@ static void test_ingest_not_behind_other_commands(void **state)
 {
     (void)state;
     cmd_int("FLUSHALL");
-    cg_store *s = cg_store_new(&gw);
-    assert_true(run_until(store_ready, s, 3000));
+    cg_store *s = store_up();
     assert_true(run_until(ingest_conn_named, NULL, 3000));
     run_for(50);   /* its PING, sent right after the name, is answered */
     /* both connections are there, named after the instance */
@@ -692,8 +696,7 @@ static void test_ingest_takes_for_the_pipeline(void **state)
 {
     (void)state;
     cmd_int("FLUSHALL");
-    cg_store *s = cg_store_new(&gw);
-    assert_true(run_until(store_ready, s, 3000));
+    cg_store *s = store_up();
     redisReply *g = cmd("XGROUP CREATE %s %s 0 MKSTREAM", CG_K_INBOX, CG_G_PIPELINE);
     freeReplyObject(g);
     taker_t t = { .room = 4 };
@@ -757,8 +760,7 @@ static void test_history(void **state)
     cmd_int("XADD cg:conv:{webchat:wc1} * dir note text escalated ts 1500");
     cmd_int("XADD cg:conv:{webchat:wc1} * dir out text second buttons %s ts 2000",
             "[{\"title\":\"Menu\",\"payload\":\"menu\"}]");
-    cg_store *s = cg_store_new(&gw);
-    assert_true(run_until(store_ready, s, 3000));
+    cg_store *s = store_up();
     hist h = { 0 };
     cg_store_history(s, "webchat", "wc1", 10, hist_cb, &h);
     assert_true(run_until(hist_called, &h, 3000));
