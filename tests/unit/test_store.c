@@ -1485,6 +1485,15 @@ static void test_outbox_keepalive(void **state)
     run_for(50);
 }
 
+/* Entries pending with the outbox group (-1: no answer). */
+static long long outbox_pending(void)
+{
+    redisReply *r = cmd("XPENDING cg:outbox outbox");
+    long long n = r->type == REDIS_REPLY_ARRAY && r->elements > 0 ? r->element[0]->integer : -1;
+    freeReplyObject(r);
+    return n;
+}
+
 /* Delivered replies wait up to finish_wait_ms for more before their
  * finish (outbox.c): two replies delivered apart, within the wait, are
  * acknowledged by one script call, one XACK of both; until then they are
@@ -1513,17 +1522,14 @@ static void test_outbox_finish_waits(void **state)
     assert_true(run_until(sent_once, &sc[0], 3000));
     run_for(100);
     assert_int_equal(cmd_int("XLEN cg:outbox"), 1);
-    redisReply *r = cmd("XPENDING cg:outbox outbox");
-    assert_int_equal(r->element[0]->integer, 1);         /* delivered, finish waiting */
-    freeReplyObject(r);
+    assert_int_equal(outbox_pending(), 1);               /* delivered, finish waiting */
     add_reply("telegram", "7112", "second");
     assert_true(run_until(sent_once, &sc[1], 3000));
     assert_true(wait_int("HGET cg:seq:{telegram:7111} sent", 1, 4000));
     assert_int_equal(cmd_int("HGET cg:seq:{telegram:7112} sent"), 1);
-    r = cmd("XPENDING cg:outbox outbox");
-    assert_int_equal(r->element[0]->integer, 0);
-    freeReplyObject(r);
+    assert_int_equal(outbox_pending(), 0);
     /* MONITOR: one XACK, from the script, of both entries */
+    redisReply *r;
     int xacks = 0, both = 0;
     while (redisGetReply(mon, (void **)&r) == REDIS_OK && r) {
         if (r->type == REDIS_REPLY_STATUS && strstr(r->str, "\"XACK\" \"cg:outbox\"")) {
@@ -1602,14 +1608,6 @@ static void test_outbox_takes_from_the_commit(void **state)
  * begin nor the finish makes cg:seq again (the key, the citizen's id in its
  * name, would have no TTL and outlive the erasure forever). One entry
  * marked head (no begin), one not (begin, then finish). */
-static long long outbox_pending(void)
-{
-    redisReply *r = cmd("XPENDING cg:outbox outbox");
-    long long n = r->type == REDIS_REPLY_ARRAY && r->elements > 0 ? r->element[0]->integer : -1;
-    freeReplyObject(r);
-    return n;
-}
-
 static void test_outbox_after_erasure(void **state)
 {
     (void)state;
