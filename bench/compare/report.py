@@ -223,6 +223,27 @@ def main():
         for text, ok in checks:
             print(f"- {'met' if ok else 'NOT met'}: {text}")
 
+    # Issue 3's benchmark targets (the gateway core), from the same run.
+    checks3 = []
+    if cg:
+        rps = median([r["replies_per_second"] for r in cg.values()])
+        lost = sum(r["lost"] for r in cg.values())
+        checks3.append((f"≥ 5,000 replies/s with none lost, closed loop "
+                        f"({spread([r['replies_per_second'] for r in cg.values()])} replies/s; {lost} lost)",
+                        rps >= 5000 and lost == 0))
+    o = opened.get(1000.0, opened.get(1000, {})).get("civicgate-aof")
+    if o:
+        e = opened.get(1000.0, opened.get(1000, {})).get("echo")
+        also = f"; the echo bot's {e['ack_ms']['p99']:.1f} ms" if e else ""
+        checks3.append((f"webhook-ack p99 < 5 ms at 1,000/s ({o['ack_ms']['p99']:.1f} ms{also})",
+                        o["ack_ms"]["p99"] < 5))
+    if checks3:
+        print()
+        print("Issue 3's benchmark targets for civicgate (Redis AOF everysec), checked against this run:")
+        print()
+        for text, ok in checks3:
+            print(f"- {'met' if ok else 'NOT met'}: {text}")
+
 
 if __name__ == "__main__":
     main()
