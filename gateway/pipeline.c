@@ -512,7 +512,7 @@ static void entry_failed(cg_pipeline *p, pl_entry *e)
         /* the direct commit: only onto the state its turn was run on */ \
         "if x then\n" \
         "  if (c[4] or '0') ~= (c[1] or '0') or done ~= seq - 1 then return false end\n" \
-        "  local l = cg_load(K[1], K[2], K[7], seqs)\n" \
+        "  local l = cg_load(K[1], K[2], K[7], seqs, c[1] or '0')\n" \
         "  for j = 1, " CG_STR(CG_LOAD_FIELDS) " do if l[j] ~= ARGV[x + j - 1] then return false end end\n" \
         "  hs[1] = 'in'; hs[2] = seqs\n" \
         "end\n" \

@@ -220,7 +220,8 @@ typedef struct cg_store_taker {
  * function, shared by the pipeline's load script and the ingest's (which
  * runs it for the entries it takes, so that those skip the load's round
  * trip: the "preload", pipeline.c). cg_load(cg:seq key, cg:sess key,
- * cg:gap key, seq) → {done, dialog, blocked, agent, late ("1": seq was
+ * cg:gap key, seq[, done: cg:seq's "done" when the caller has just read it,
+ * which spares the HGET]) → {done, dialog, blocked, agent, late ("1": seq was
  * skipped by a gap), buttons (JSON of the last reply's buttons, to name a
  * pressed one), case (the open hand-off case: "" unless queued or
  * assigned), csat, lang, unanswered, ttl_at (the commit's TTL stamp, ""
@@ -232,8 +233,8 @@ typedef struct cg_store_taker {
 #define CG_STR_(x) #x
 #define CG_STR(x) CG_STR_(x)
 #define CG_STORE_LOAD_LUA \
-    "local function cg_load(kseq, ksess, kgap, seq)\n" \
-    "  local done = redis.call('HGET', kseq, 'done') or '0'\n" \
+    "local function cg_load(kseq, ksess, kgap, seq, done)\n" \
+    "  done = done or redis.call('HGET', kseq, 'done') or '0'\n" \
     "  local s = redis.call('HMGET', ksess, 'dialog', 'blocked', 'agent', 'buttons', 'case', 'csat', 'lang',\n" \
     "                       'unanswered', 'ttl_at', 'name')\n" \
     "  local cs = s[5] or ''\n" \
