@@ -617,15 +617,15 @@ static void finish_dead(ob_entry *e, const char *kind, const char *reason)
  * PUBLISH delivers it); else it waits for more, at most finish_wait_ms
  * (10 ms, cg_store_timings) after its first reply (fin_timer), so at a
  * moderate rate (one reply a millisecond or so) the finishes of up to
- * FIN_BATCH deliveries share a call. One call a reply woke Redis and then the
- * gateway once more for every message: on this 2-vCPU VM a wake-up of a
- * sleeping process costs tens of µs in the kernel (the IPI), the most of
- * Redis's CPU time a message at 1,000/s (docs/benchmarks.md, ninth
- * round). What the wait costs: a delivered reply is acknowledged up to
- * finish_wait_ms later, so a crash in that window sends it again (the send was
- * at-least-once already), and a citizen's next reply within it is not
- * "head" (its commit saw sent one short) and goes through begin, one
- * round trip. Per reply that is the "ok" branch
+ * FIN_BATCH deliveries share a call. One call a reply woke Redis, and then
+ * the gateway, once more for every message, and on a VM waking a sleeping
+ * process is much of a message's CPU time at that rate (at 1,000/s: Redis
+ * −17%, the gateway −10% a message; docs/benchmarks.md, ninth round).
+ * What the wait costs: a delivered reply is acknowledged up to
+ * finish_wait_ms later, so a crash in that window sends it again (the send
+ * was at-least-once already), and a citizen's next reply within it is not
+ * "head" (its commit saw sent one short) and goes through begin, one round
+ * trip. Per reply that is the "ok" branch
  * of finish_script (the same compare-and-set of sent, the same late/gap
  * handling) with six arguments instead of thirteen and no EVALSHA of its
  * own. An entry waiting in the batch is OB_FINISH and counted in inflight,
