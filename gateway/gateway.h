@@ -51,6 +51,14 @@ typedef struct cg_gateway {
 cg_store *cg_store_new(cg_gateway *gw);
 /* 1 when the connection is up and answered its last command. */
 int cg_store_ready(const cg_store *s);
+/* How many times a command connection has come up (its handshake done).
+ * A command on a connection that drops gets no answer, though Redis may
+ * have run it: a stream read (XREADGROUP) whose answer was lost that way
+ * (Redis stopped right after running it) left its entries pending with
+ * this consumer, where only XAUTOCLAIM would find them, after
+ * claim_idle_ms (30 s). So the pipeline and the outbox read their own
+ * pending entries again ("0") when this changes. */
+unsigned cg_store_epoch(const cg_store *s);
 typedef void (*cg_store_done_cb)(cg_err result, void *ud);
 /*
  * Dedupe and append msgs (all from one webhook) to the inbox stream in ONE

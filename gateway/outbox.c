@@ -189,6 +189,7 @@ struct cg_outbox {
     unsigned reserved;         /* entries commits in flight may bring (cg_outbox_reserve) */
     uint64_t next_read, next_claim, next_stats, next_keep;
     char claim_cursor[48];
+    unsigned epoch;            /* cg_store_epoch when we last read our own pending */
     int keeping;
     unsigned inflight;         /* Redis commands referencing us */
     int handles;               /* open uv handles (timers + sockets) */
@@ -1799,6 +1800,13 @@ static void tick_cb(uv_timer_t *t)
         return;
     }
     if (cg_store_ready(o->store)) {
+        if (o->epoch != cg_store_epoch(o->store) && !o->reading) {
+            /* a connection came back: what this consumer holds in Redis
+             * (a read's answer lost with the connection; the entries held
+             * here are skipped), as at the start */
+            o->epoch = cg_store_epoch(o->store);
+            read_more(o, "0", "512");
+        }
         if (now >= o->next_claim) {
             o->next_claim = now + cg_store_timings.claim_every_ms;
             claim(o);
@@ -1883,6 +1891,7 @@ cg_outbox *cg_outbox_start(cg_gateway *gw)
     o->handles = 4;
     uv_timer_start(&o->tick, tick_cb, TICK_MS, TICK_MS);
     cg_store_ensure_group(o->store, CG_K_OUTBOX, CG_G_OUTBOX);
+    o->epoch = cg_store_epoch(o->store);
     read_more(o, "0", "512");      /* what this consumer name held before */
     return o;
 }

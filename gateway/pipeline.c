@@ -192,6 +192,7 @@ struct cg_pipeline {
     uint64_t next_read;
     uint64_t next_claim, next_stats, next_keep;
     char claim_cursor[48];
+    unsigned epoch;            /* cg_store_epoch when we last read our own pending */
     int keeping;
     int pumping;                 /* in pump(): no re-entry */
     unsigned inflight;           /* commands whose callback references us */
@@ -1749,6 +1750,18 @@ static void read_more(cg_pipeline *p)
     }
 }
 
+/* The entries this consumer holds in Redis ("0"): at the start, and when a
+ * connection came back (cg_store_epoch). */
+static void read_own(cg_pipeline *p)
+{
+    const char *av[] = { "XREADGROUP", "GROUP", CG_G_PIPELINE, p->gw->instance, "COUNT", "256",
+                         "STREAMS", CG_K_INBOX, "0" };
+    if (cg_store_cmd(p->store, read_reply, p, 9, av, NULL) == 0) {
+        p->reading = 1;
+        p->inflight++;
+    }
+}
+
 static void claim_reply(cg_store *s, redisReply *r, void *ud)
 {
     cg_pipeline *p = ud;
@@ -1932,6 +1945,13 @@ static void tick_cb(uv_timer_t *t)
         return;
     }
     if (cg_store_ready(p->store)) {
+        if (p->epoch != cg_store_epoch(p->store) && !p->reading) {
+            /* a connection came back: what this consumer holds in Redis
+             * (a read's answer lost with the connection; held() skips the
+             * entries held here), as at the start */
+            p->epoch = cg_store_epoch(p->store);
+            read_own(p);
+        }
         if (now >= p->next_claim) {
             p->next_claim = now + cg_store_timings.claim_every_ms;
             claim(p);
@@ -2011,12 +2031,8 @@ cg_pipeline *cg_pipeline_start(cg_gateway *gw)
                           .direct = direct_build, .direct_done = direct_done };
     cg_store_set_taker(p->store, &tk);
     /* entries this consumer name held before a restart come back first */
-    const char *av[] = { "XREADGROUP", "GROUP", CG_G_PIPELINE, gw->instance, "COUNT", "256",
-                         "STREAMS", CG_K_INBOX, "0" };
-    if (cg_store_cmd(p->store, read_reply, p, 9, av, NULL) == 0) {
-        p->reading = 1;
-        p->inflight++;
-    }
+    p->epoch = cg_store_epoch(p->store);
+    read_own(p);
     return p;
 }
 

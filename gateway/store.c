@@ -115,6 +115,7 @@ struct cg_store {
     uv_timer_t close_timer;
     uint64_t close_deadline;
     int handles_open;
+    unsigned epoch;            /* connections come up (cg_store_epoch) */
 };
 
 cg_store_timing cg_store_timings = {
@@ -957,6 +958,7 @@ static void ping_reply(cg_store *s, redisReply *r, void *ud)
     }
     c->backoff_ms = 0;
     c->ready = 1;
+    s->epoch++;
     cg_log(CG_LOG_INFO, "redis_up", "connection", c->name, NULL);
     if (c == &s->main && s->wake) s->wake(s->wake_ud);
 }
@@ -1212,6 +1214,8 @@ int cg_store_ready(const cg_store *s)
 {
     return s && s->main.ac && s->main.ready;
 }
+
+unsigned cg_store_epoch(const cg_store *s) { return s ? s->epoch : 0; }
 
 static void handle_closed(uv_handle_t *h)
 {

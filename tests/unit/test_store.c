@@ -1494,6 +1494,63 @@ static long long outbox_pending(void)
     return n;
 }
 
+/* Kills the store's command connections (every client but this one). */
+static void kill_store_conns(void)
+{
+    freeReplyObject(cmd("CLIENT KILL SKIPME yes TYPE normal"));
+}
+
+/* A read whose answer was lost with its connection (Redis ran it, then
+ * stopped: the entries are pending with this consumer, but the gateway
+ * never saw them) is made good as soon as a connection comes back: the
+ * outbox and the pipeline read their own pending entries again, instead
+ * of waiting claim_idle_ms (30 s) for XAUTOCLAIM. Simulated: the read is
+ * made here, by the gateway's consumer name, while the loop is not
+ * running, then the store's connections are killed. */
+static void test_lost_read_after_reconnect(void **state)
+{
+    (void)state;
+    cmd_int("FLUSHALL");
+    static script sc[] = {
+        { .chat = "7131", .status = { 200 }, .body = { "{\"ok\":true,\"result\":{\"message_id\":1}}" }, .n = 1 },
+    };
+    scripts = sc;
+    nscripts = 1;
+    pipeline_up();
+    gw.outbox = cg_outbox_start(&gw);
+    assert_non_null(gw.outbox);
+    run_for(300);                /* the groups exist, the first reads are done */
+
+    /* the outbox: a reply read by its consumer name, the answer lost */
+    add_reply("telegram", "7131", "lost and found");
+    freeReplyObject(cmd("XREADGROUP GROUP outbox %s COUNT 10 STREAMS cg:outbox >", gw.instance));
+    assert_int_equal(outbox_pending(), 1);
+    /* the pipeline: a message stored as the ingest does, read likewise */
+    cmd_int("HINCRBY cg:seq:{telegram:7132} in 1");
+    freeReplyObject(cmd("XADD cg:inbox * seq 1 channel telegram user 7132 kind text msg_id lr1 text hello "
+                        "ts 1764194400 received_at %lld", (long long)cg_store_now_ms()));
+    freeReplyObject(cmd("XREADGROUP GROUP pipeline %s COUNT 10 STREAMS cg:inbox >", gw.instance));
+    redisReply *r = cmd("XPENDING cg:inbox pipeline");
+    assert_int_equal(r->element[0]->integer, 1);
+    freeReplyObject(r);
+
+    kill_store_conns();
+    assert_true(run_until(sent_once, &sc[0], 5000));      /* not after 30 s */
+    assert_true(wait_int("HGET cg:seq:{telegram:7131} sent", 1, 3000));
+    assert_true(wait_int("HGET cg:seq:{telegram:7132} done", 1, 5000));
+    r = cmd("XPENDING cg:inbox pipeline");
+    assert_int_equal(r->element[0]->integer, 0);
+    freeReplyObject(r);
+
+    int n = 0;
+    cg_outbox_stop(gw.outbox, stopped, &n);
+    assert_true(run_until(flag_set, &n, 3000));
+    gw.outbox = NULL;
+    pipeline_down();
+    scripts = NULL;
+    nscripts = 0;
+}
+
 /* Delivered replies wait up to finish_wait_ms for more before their
  * finish (outbox.c): two replies delivered apart, within the wait, are
  * acknowledged by one script call, one XACK of both; until then they are
@@ -2927,6 +2984,7 @@ int main(void)
         cmocka_unit_test(test_outbox),
         cmocka_unit_test(test_outbox_keepalive),
         cmocka_unit_test(test_outbox_finish_waits),
+        cmocka_unit_test(test_lost_read_after_reconnect),
         cmocka_unit_test(test_outbox_takes_from_the_commit),
         cmocka_unit_test(test_outbox_after_erasure),
         cmocka_unit_test(test_two_instances),
