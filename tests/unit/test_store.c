@@ -868,6 +868,30 @@ static void pipeline_down(void)
     gw.intents = NULL;
 }
 
+/* The pipeline and the outbox on a fresh store, the fake Bot API answering
+ * with the scripts sc; waits until the groups exist and the first reads are
+ * done. pipeline_outbox_down() stops them and forgets the scripts. */
+static void pipeline_outbox_up(script *sc, size_t n)
+{
+    scripts = sc;
+    nscripts = n;
+    pipeline_up();
+    gw.outbox = cg_outbox_start(&gw);
+    assert_non_null(gw.outbox);
+    run_for(300);
+}
+
+static void pipeline_outbox_down(void)
+{
+    int n = 0;
+    cg_outbox_stop(gw.outbox, stopped, &n);
+    assert_true(run_until(flag_set, &n, 3000));
+    gw.outbox = NULL;
+    pipeline_down();
+    scripts = NULL;
+    nscripts = 0;
+}
+
 /* The transcript's last two citizen messages are newest, then before. */
 static void assert_last_ins(const char *conv, const char *newest, const char *before)
 {
@@ -1514,12 +1538,7 @@ static void test_lost_read_after_reconnect(void **state)
     static script sc[] = {
         { .chat = "7131", .status = { 200 }, .body = { "{\"ok\":true,\"result\":{\"message_id\":1}}" }, .n = 1 },
     };
-    scripts = sc;
-    nscripts = 1;
-    pipeline_up();
-    gw.outbox = cg_outbox_start(&gw);
-    assert_non_null(gw.outbox);
-    run_for(300);                /* the groups exist, the first reads are done */
+    pipeline_outbox_up(sc, 1);
 
     /* the outbox: a reply read by its consumer name, the answer lost */
     add_reply("telegram", "7131", "lost and found");
@@ -1542,13 +1561,7 @@ static void test_lost_read_after_reconnect(void **state)
     assert_int_equal(r->element[0]->integer, 0);
     freeReplyObject(r);
 
-    int n = 0;
-    cg_outbox_stop(gw.outbox, stopped, &n);
-    assert_true(run_until(flag_set, &n, 3000));
-    gw.outbox = NULL;
-    pipeline_down();
-    scripts = NULL;
-    nscripts = 0;
+    pipeline_outbox_down();
 }
 
 /* Delivered replies wait up to finish_wait_ms for more before their
@@ -2255,12 +2268,7 @@ static void test_pipeline_direct_outbox_read(void **state)
           .body = { "{\"ok\":true,\"result\":{\"message_id\":9}}", "{\"ok\":true,\"result\":{\"message_id\":10}}" },
           .n = 2 },
     };
-    scripts = sc;
-    nscripts = 1;
-    pipeline_up();
-    gw.outbox = cg_outbox_start(&gw);
-    assert_non_null(gw.outbox);
-    run_for(200);                /* the groups exist, the first reads are done */
+    pipeline_outbox_up(sc, 1);
     redisContext *mon = monitor_open();
     struct timeval tv = { 0, 200000 };
     redisSetTimeout(mon, tv);
@@ -2289,13 +2297,7 @@ static void test_pipeline_direct_outbox_read(void **state)
     assert_string_not_equal(clients[0], clients[1]);
     redisFree(mon);
 
-    int n = 0;
-    cg_outbox_stop(gw.outbox, stopped, &n);
-    assert_true(run_until(flag_set, &n, 3000));
-    gw.outbox = NULL;
-    pipeline_down();
-    scripts = NULL;
-    nscripts = 0;
+    pipeline_outbox_down();
 }
 
 static void test_pipeline_session_changes(void **state)
