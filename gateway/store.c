@@ -393,6 +393,13 @@ void cg_args_patch(cg_args *a, int at, long long v)
     a->len[at] = (size_t)k;
 }
 
+void cg_args_join(cg_args *a, int from)
+{
+    if (a->oom || from < 0 || from >= a->n) return;
+    a->len[from] = a->used - 1 - a->off[from];
+    a->n = from + 1;
+}
+
 const char **cg_args_argv(cg_args *a)
 {
     for (int i = 0; i < a->n; i++) a->v[i] = a->buf + a->off[i];
@@ -1289,7 +1296,10 @@ void cg_store_close(cg_store *s, void (*done)(void *ud), void *ud)
  * consumer), ARGV[9] = how many new entries to read for it (0: none, see
  * cg_store_taker); then per message: dedupe flag ("1" when it has a platform id),
  * counted ("1" for what a citizen sends, counted against the limit), the
- * notice text and its language, field count n, n name/value pairs.
+ * notice text and its language, field count n, n name/value pairs. The
+ * direct commit's script (pipeline.c) takes the same for its one message
+ * but without ARGV[7..9] (it reads nothing for the pipeline) and with its
+ * fields as -1 and the pairs joined (cg_fields).
  * A new message gets the conversation's next sequence number (seq) and is
  * appended; a known one is skipped. Flood control: beyond the limit in a
  * minute (a fixed window from the first message), a message is kept in the
@@ -1487,6 +1497,25 @@ static const char *rate_notice(const cg_gateway *gw, const cg_msg *m, const char
     return p && strcmp(p, "rate_limited") ? p : fallback;
 }
 
+/* A call's argument pointers gathered from several cg_args (the ingest's
+ * and its direct commit's) instead of their bytes copied into one; grown,
+ * kept for the next call. 0, or -1 when out of memory. */
+static _Thread_local struct { const char **v; size_t *len; int cap; } gather;
+
+static int gather_room(int n)
+{
+    if (n <= gather.cap) return 0;
+    int cap = n < 256 ? 256 : n;
+    const char **v = realloc(gather.v, sizeof *v * (size_t)cap);
+    if (!v) return -1;
+    gather.v = v;
+    size_t *len = realloc(gather.len, sizeof *len * (size_t)cap);
+    if (!len) return -1;
+    gather.len = len;
+    gather.cap = cap;
+    return 0;
+}
+
 void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb cb, void *ud)
 {
     cg_args a = { 0 }, dk = { 0 }, da = { 0 };   /* dk, da: the direct commit's keys and arguments */
@@ -1544,8 +1573,7 @@ void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb
         if (cg_store_key(key, sizeof key, "conv", msgs[i].channel, msgs[i].user)) goto fail;
         cg_args_add(&a, key);
     }
-    for (int i = 0; i < dk.n; i++) cg_args_addn(&a, dk.buf + dk.off[i], dk.len[i]);
-    int nkeys = a.n;
+    int ikeys = a.n, nkeys = a.n + dk.n;    /* the direct commit's keys go after the ingest's */
     const cg_config *cfg = s->gw->cfg;
     cg_store_fmt_ll(num, cfg && cfg->dedupe_ttl_s > 0 ? cfg->dedupe_ttl_s : 172800);
     cg_args_add(&a, num);
@@ -1560,9 +1588,11 @@ void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb
         q->taking = 1;
         q->taker_ud = s->taker.ud;
     }
-    cg_args_add(&a, CG_G_PIPELINE);
-    cg_args_add(&a, s->gw->instance);
-    cg_args_addi(&a, q->reserved);
+    if (!q->direct) {           /* the direct script reads nothing for the pipeline */
+        cg_args_add(&a, CG_G_PIPELINE);
+        cg_args_add(&a, s->gw->instance);
+        cg_args_addi(&a, q->reserved);
+    }
     for (size_t i = 0; i < n; i++) {
         cg_args_add(&a, msgs[i].msg_id[0] ? "1" : "0");
         const char *lang = NULL;
@@ -1572,12 +1602,24 @@ void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb
         cg_args_add(&a, cfg && cfg->citizen_per_minute > 0 ? rate_notice(s->gw, &msgs[i], &lang) : "");
         cg_args_add(&a, lang ? lang : "");
         int at = cg_args_placeholder(&a);   /* field count */
-        cg_args_patch(&a, at, ingest_fields(&a, &msgs[i], now));
+        int nf = ingest_fields(&a, &msgs[i], now);
+        if (q->direct) {            /* read only if the commit is not made */
+            cg_args_join(&a, at + 1);
+            nf = -1;
+        }
+        cg_args_patch(&a, at, nf);
     }
-    for (int i = 0; i < da.n; i++) cg_args_addn(&a, da.buf + da.off[i], da.len[i]);
-    if (a.oom || dk.oom || da.oom) goto fail;
+    if (a.oom || dk.oom || da.oom || gather_room(a.n + dk.n + da.n)) goto fail;
+    /* the call's arguments: the ingest's keys, the direct commit's keys, the
+     * ingest's arguments, the direct commit's (pointers, not copies) */
+    int argc = 0;
+    const char **av = cg_args_argv(&a), **dkv = cg_args_argv(&dk), **dav = cg_args_argv(&da);
+    for (int i = 0; i < ikeys; i++, argc++) { gather.v[argc] = av[i]; gather.len[argc] = a.len[i]; }
+    for (int i = 0; i < dk.n; i++, argc++) { gather.v[argc] = dkv[i]; gather.len[argc] = dk.len[i]; }
+    for (int i = ikeys; i < a.n; i++, argc++) { gather.v[argc] = av[i]; gather.len[argc] = a.len[i]; }
+    for (int i = 0; i < da.n; i++, argc++) { gather.v[argc] = dav[i]; gather.len[argc] = da.len[i]; }
     fail = CG_E_UNAVAILABLE;
-    if (eval_on(conn, sc, nkeys, a.n, cg_args_argv(&a), a.len, ingest_reply, q) != 0) goto fail;
+    if (eval_on(conn, sc, nkeys, argc, gather.v, gather.len, ingest_reply, q) != 0) goto fail;
     /* right behind the script on its connection; not sent: the script's
      * reply ends the direct commit, reading nothing */
     if (q->outbox_read && outbox_read_on(conn, q->outbox_read, outbox_read_reply, q) != 0) q->outbox_read = 0;

@@ -103,6 +103,9 @@ void cg_args_addi(cg_args *a, long long v);
  * cg_args_patch (0..999; above, oom). */
 int cg_args_placeholder(cg_args *a);
 void cg_args_patch(cg_args *a, int at, long long v);
+/* Makes the arguments from index `from` to the last one argument: their
+ * bytes, each ended by a NUL but the last (the buffer holds them so). */
+void cg_args_join(cg_args *a, int from);
 const char **cg_args_argv(cg_args *a);
 void cg_args_free(cg_args *a);
 
@@ -254,7 +257,11 @@ typedef struct cg_store_taker {
  * direct commit (pipeline.c). cg_ingest_one(k, p, direct): KEYS[k..k+3] the
  * message's dedupe, cg:seq, rate and transcript keys, ARGV[p..] its
  * arguments (dedupe flag, counted, notice, its language, field count n, n
- * pairs). Dedupe, flood control, then, for a message to process: direct()
+ * pairs; or -1 and the pairs in one argument, each name and value ended by
+ * a NUL but the last: the direct commit's, whose fields are read only when
+ * the commit is not made or the message is over the flood limit, so that
+ * the common case spares Redis parsing 2n arguments and handing them to
+ * Lua; cg_fields splits them then. Values come from C strings: no NUL). Dedupe, flood control, then, for a message to process: direct()
  * when given, which commits the message's turn and returns what the commit
  * answered, or false to store it as usual (HINCRBY in, XADD cg:inbox).
  * Returns added (0/1), limited (0/1), direct's answer or false, and the p
@@ -266,10 +273,21 @@ typedef struct cg_store_taker {
  * duplicate of a message that never was (what got written before the error
  * may then be written twice: at least once, never lost). */
 #define CG_STORE_INGEST_LUA \
+    "local function cg_fields(p, np)\n" \
+    "  if ARGV[p - 1] ~= '-1' then return {unpack(ARGV, p, np - 1)} end\n" \
+    "  local s, t, i = ARGV[p], {}, 1\n" \
+    "  if s == '' then return t end\n" \
+    "  while true do\n" \
+    "    local j = string.find(s, '\\0', i, true)\n" \
+    "    t[#t + 1] = string.sub(s, i, (j or 0) - 1)\n" \
+    "    if not j then return t end\n" \
+    "    i = j + 1\n" \
+    "  end\n" \
+    "end\n" \
     "local cg_ingest_rest\n" \
     "local function cg_ingest_one(k, p, direct)\n" \
     "  local dd, nf = ARGV[p], tonumber(ARGV[p + 4])\n" \
-    "  local np = p + 5 + 2 * nf\n" \
+    "  local np = p + 5 + (nf < 0 and 1 or 2 * nf)\n" \
     "  if dd == '1' and not redis.call('SET', KEYS[k], '1', 'NX', 'EX', ARGV[1]) then return 0, 0, false, np end\n" \
     "  local ok, a, l, r = pcall(cg_ingest_rest, k, p, np, direct)\n" \
     "  if ok then return a, l, r, np end\n" \
@@ -285,13 +303,13 @@ typedef struct cg_store_taker {
     "    local c = redis.call('INCR', KEYS[k + 2])\n" \
     "    if c == 1 then redis.call('EXPIRE', KEYS[k + 2], 60) end\n" \
     "    if c > limit then\n" \
-    "      local f, ch, us = {'dir', 'in', 'ts', now, 'limited', '1'}, '', ''\n" \
-    "      for j = p, np - 1, 2 do\n" \
-    "        local n = ARGV[j]\n" \
+    "      local f, ch, us, mf = {'dir', 'in', 'ts', now, 'limited', '1'}, '', '', cg_fields(p, np)\n" \
+    "      for j = 1, #mf - 1, 2 do\n" \
+    "        local n = mf[j]\n" \
     "        if n == 'kind' or n == 'text' or n == 'payload' or n == 'media' then\n" \
-    "          f[#f + 1] = n; f[#f + 1] = ARGV[j + 1]\n" \
-    "        elseif n == 'channel' then ch = ARGV[j + 1]\n" \
-    "        elseif n == 'user' then us = ARGV[j + 1] end\n" \
+    "          f[#f + 1] = n; f[#f + 1] = mf[j + 1]\n" \
+    "        elseif n == 'channel' then ch = mf[j + 1]\n" \
+    "        elseif n == 'user' then us = mf[j + 1] end\n" \
     "      end\n" \
     "      redis.call('XADD', KEYS[k + 3], 'MAXLEN', '~', ARGV[4], '*', unpack(f))\n" \
     "      if c == limit + 1 and notice ~= '' then\n" \
@@ -312,7 +330,8 @@ typedef struct cg_store_taker {
      * most once per slack: op "ttl" in pipeline.c) */ \
     "    local seq = redis.call('HINCRBY', KEYS[k + 1], 'in', 1)\n" \
     "    if seq == 1 then redis.call('EXPIRE', KEYS[k + 1], ARGV[2]) end\n" \
-    "    redis.call('XADD', KEYS[1], '*', 'seq', tostring(seq), unpack(ARGV, p, np - 1))\n" \
+    "    if ARGV[p - 1] == '-1' then redis.call('XADD', KEYS[1], '*', 'seq', tostring(seq), unpack(cg_fields(p, np)))\n" \
+    "    else redis.call('XADD', KEYS[1], '*', 'seq', tostring(seq), unpack(ARGV, p, np - 1)) end\n" \
     "  end\n" \
     "  return 1, 0, res\n" \
     "end\n"

@@ -2158,6 +2158,23 @@ static void test_pipeline_direct(void **state)
     assert_int_equal(ingest(gw.store, &m3, 1), CG_OK);
     assert_int_equal(cg_pipeline_direct(gw.pipeline), 2);
     assert_int_equal(cmd_int("XLEN cg:inbox"), 1);
+    /* its fields came joined in one argument (the direct script's form):
+     * the inbox entry has each of them, as an ingest without the direct
+     * commit writes them */
+    r = cmd("XRANGE cg:inbox - +");
+    const redisReply *ie = r->element[0]->element[1];
+    static const char *const want[][2] = {
+        { "seq", "3" }, { "channel", "telegram" }, { "user", "931" }, { "kind", "text" },
+        { "msg_id", "d3" }, { "text", "hello" }, { "ts", "1764190000" },
+    };
+    assert_int_equal(ie->elements, 2 * (sizeof want / sizeof *want) + 2);   /* and received_at */
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        assert_string_equal(ie->element[2 * i]->str, want[i][0]);
+        assert_string_equal(ie->element[2 * i + 1]->str, want[i][1]);
+    }
+    assert_string_equal(ie->element[2 * 7]->str, "received_at");
+    assert_true(cg_store_field_i64(ie, "received_at") > 1764190000000LL);
+    freeReplyObject(r);
     assert_true(wait_int("XLEN cg:outbox", 3, 5000));
     assert_true(wait_int("HGET cg:seq:{telegram:931} done", 3, 5000));
     /* the pipeline's commit taught it the load again */
@@ -2221,6 +2238,29 @@ static void test_pipeline_direct(void **state)
     assert_true(wait_int("HGET cg:seq:{telegram:933} done", 2, 5000));
     assert_last_ins("cg:conv:{telegram:933}", "how do i renew my passport", "hello");
     assert_int_equal(cg_pipeline_direct(gw.pipeline), direct);   /* through the inbox */
+
+    /* over the flood limit in the direct script (its fields joined): kept in
+     * the transcript with its kind and text, the notice queued to its chat */
+    int saved_rate = cfg.citizen_per_minute;
+    cfg.citizen_per_minute = 1;
+    cg_msg f1 = text_msg("934", "f1", "hello"), f2 = text_msg("934", "f2", "too fast");
+    assert_int_equal(ingest(gw.store, &f1, 1), CG_OK);
+    assert_true(wait_int("HGET cg:seq:{telegram:934} done", 1, 5000));
+    long long outbox = cmd_int("XLEN cg:outbox");
+    assert_int_equal(ingest(gw.store, &f2, 1), CG_OK);
+    cfg.citizen_per_minute = saved_rate;
+    assert_string_equal(hget(b, sizeof b, "cg:seq:{telegram:934}", "in"), "1");
+    r = cmd("XREVRANGE cg:conv:{telegram:934} + - COUNT 2");
+    const redisReply *lim = r->element[1]->element[1];      /* before the notice's entry */
+    assert_string_equal(cg_store_field_str(lim, "limited", b, sizeof b), "1");
+    assert_string_equal(cg_store_field_str(lim, "kind", b, sizeof b), "text");
+    assert_string_equal(cg_store_field_str(lim, "text", b, sizeof b), "too fast");
+    freeReplyObject(r);
+    assert_int_equal(cmd_int("XLEN cg:outbox"), outbox + 1);
+    r = cmd("XREVRANGE cg:outbox + - COUNT 1");
+    assert_string_equal(cg_store_field_str(r->element[0]->element[1], "channel", b, sizeof b), "telegram");
+    assert_string_equal(cg_store_field_str(r->element[0]->element[1], "user", b, sizeof b), "934");
+    freeReplyObject(r);
     pipeline_down();
 }
 
