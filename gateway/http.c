@@ -55,6 +55,13 @@
 #define HTTP_CHUNK      16384
 #define HTTP_MAX_HEADER_DATA 8192   /* lws header storage per connection */
 #define HTTP_TIMEOUT_S  30          /* lws: idle and pending timeouts */
+/* An idle keep-alive connection, after an answer, is kept this long for the
+ * next request. lws's default (5 s) closed the platforms' webhook
+ * connections between bursts: they reconnect (a TLS handshake behind a
+ * proxy), and a request sent just as the server closes fails (the
+ * keep-alive race: the platform retries it). Longer than the usual
+ * clients' own idle timeouts, so that the client closes first. */
+#define HTTP_KEEPALIVE_S 65
 
 enum { ROUTE_NONE = 0, ROUTE_WEBHOOK, ROUTE_REJECTED, ROUTE_STATIC, ROUTE_API };
 enum { RESP_NONE = 0, RESP_HEADERS, RESP_BODY };
@@ -1100,6 +1107,7 @@ cg_http *cg_http_start(cg_gateway *gw, char *err, size_t errcap)
     info.pcontext = &http_ctx_slot;
     info.max_http_header_data = HTTP_MAX_HEADER_DATA;
     info.timeout_secs = HTTP_TIMEOUT_S;
+    info.keepalive_timeout = HTTP_KEEPALIVE_S;
     info.server_string = "civicgate";
     if (gw->cfg->tls_cert) {
         /* TLS terminated here (OpenSSL through lws); otherwise by a proxy */

@@ -202,6 +202,28 @@ test('slow clients (slowloris) are cut off, and others are served meanwhile', as
   await serving();
 });
 
+test('an idle keep-alive connection is kept for the next request (past lws\'s default 5 s)', async () => {
+  const sock = net.connect(gw.port, '127.0.0.1');
+  let buf = '';
+  let closed = false;
+  sock.on('data', (d) => { buf += d.toString('latin1'); });
+  sock.on('close', () => { closed = true; });
+  sock.on('error', () => {});
+  await new Promise((resolve) => sock.once('connect', resolve));
+  try {
+    sock.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    await h.waitFor('the first answer', async () => statuses(buf).length === 1, { timeout: 5000, interval: 20 });
+    await h.sleep(7000);
+    assert.equal(closed, false, 'the connection is still open after 7 s idle');
+    sock.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    await h.waitFor('the second answer, on the same connection', async () => statuses(buf).length === 2,
+      { timeout: 5000, interval: 20 });
+    assert.deepEqual(statuses(buf), [200, 200]);
+  } finally {
+    sock.destroy();
+  }
+});
+
 test('many idle connections at once: new requests are still answered', async () => {
   const socks = await Promise.all(Array.from({ length: 500 }, () => new Promise((resolve) => {
     const s = net.connect(gw.port, '127.0.0.1', () => resolve(s));
