@@ -3,7 +3,7 @@
 # and with a C echo bot (the ceiling), under the same load, in one run
 # (issue 8, "The comparison"). `make bench-compare` runs it.
 #
-#   bench/compare/run.sh              # everything: about 9 minutes (+1 for the first npm ci)
+#   bench/compare/run.sh              # everything: about 12 minutes (+1 for the first npm ci)
 #   SYSTEMS="echo civicgate-aof" ROUNDS=1 OPEN_RATES=1000 bench/compare/run.sh
 #
 # What it does, in order:
@@ -48,6 +48,8 @@ CONC=${CONC:-64}             # closed loop connections
 CLOSED_S=${CLOSED_S:-10}     # closed loop measured seconds
 ROUNDS=${ROUNDS:-3}          # closed loop rounds over all systems
 OPEN_RATES=${OPEN_RATES:-"2000 1000 500"}  # open loop webhooks per second (issue 8's rate, issue 3's, and one all can hold)
+OPEN_ROUNDS=${OPEN_ROUNDS:-3}  # open loop rounds over all rates and systems: a p99 of one 8 s run moves 2-3x
+                               # between runs on this VM; the report gives the median and range (1: -6 min)
 OPEN_S=${OPEN_S:-8}          # open loop measured seconds
 OPEN_CONC=${OPEN_CONC:-256}  # open loop connections (enough for 2,000/s at 100 ms acks)
 WARMUP_S=${WARMUP_S:-2}      # unmeasured warm-up before each load
@@ -200,7 +202,7 @@ run_one() { # $1: system, $2: round, $3: rate (0: closed loop)
         log "$sys, closed loop, round $round of $ROUNDS"
     else
         args=(--rate "$rate" --concurrency "$OPEN_CONC" --duration "$OPEN_S" --messages $((rate * OPEN_S)))
-        log "$sys, open loop at $rate/s"
+        log "$sys, open loop at $rate/s, round $round of $OPEN_ROUNDS"
     fi
     # The processes to watch and their roles: the system's, then its Redis.
     local pids=$syspid${workers:+,$workers} roles n
@@ -224,8 +226,10 @@ run_one() { # $1: system, $2: round, $3: rate (0: closed loop)
 for round in $(seq "$ROUNDS"); do
     for sys in $SYSTEMS; do run_one "$sys" "$round" 0; done
 done
-for rate in $OPEN_RATES; do
-    for sys in $SYSTEMS; do run_one "$sys" 1 "$rate"; done
+for round in $(seq "$OPEN_ROUNDS"); do
+    for rate in $OPEN_RATES; do
+        for sys in $SYSTEMS; do run_one "$sys" "$round" "$rate"; done
+    done
 done
 
 # ---- 5. open web-chat WebSockets ----------------------------------------------------
@@ -248,7 +252,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
     echo "Measured $(date -u '+%Y-%m-%d %H:%M') UTC on $(nproc) cores ($cpu), $(free -g | awk '/Mem:/{print $2}') GB,"
     echo "load average before the run: $load_before; node $(node --version), $(redis-server --version | cut -d' ' -f3 | tr -d v=),"
     echo "peers: $versions. Run time $(( $(date +%s) - t_begin )) s."
-    echo "Command: SYSTEMS=\"$SYSTEMS\" ROUNDS=$ROUNDS CONC=$CONC CLOSED_S=$CLOSED_S OPEN_RATES=\"$OPEN_RATES\" OPEN_S=$OPEN_S OPEN_CONC=$OPEN_CONC WARMUP_S=$WARMUP_S CHATS=$CHATS PEER_REDIS=$PEER_REDIS CLUSTER_WORKERS=$CLUSTER_WORKERS WS_CONNS=$WS_CONNS bench/compare/run.sh"
+    echo "Command: SYSTEMS=\"$SYSTEMS\" ROUNDS=$ROUNDS CONC=$CONC CLOSED_S=$CLOSED_S OPEN_RATES=\"$OPEN_RATES\" OPEN_ROUNDS=$OPEN_ROUNDS OPEN_S=$OPEN_S OPEN_CONC=$OPEN_CONC WARMUP_S=$WARMUP_S CHATS=$CHATS PEER_REDIS=$PEER_REDIS CLUSTER_WORKERS=$CLUSTER_WORKERS WS_CONNS=$WS_CONNS bench/compare/run.sh"
     echo
     python3 bench/compare/report.py "$results"
 } | tee "$OUT/report.md"

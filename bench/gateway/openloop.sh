@@ -8,7 +8,7 @@
 #        GW_LOG=level, REDIS_OPTS="--more redis-server options" (diagnostics).
 # Prints: build dir, rate, replies/s, lost, ack p50 p99 p99.9, e2e p50 p99 p99.9 (ms),
 # CPU µs per reply of the gateway, Redis and the load generator (the measured part),
-# EVALSHA calls per message (warm-up included) and the messages that skipped the load.
+# the load generator's reconnects (a connection the gateway closed), EVALSHA calls per message (warm-up included) and the messages that skipped the load.
 set -u
 bin=$1; rate=$2; secs=${3:-10}
 cd "$(dirname "$0")/../.."
@@ -34,7 +34,7 @@ n=$(python3 -c "print(int($rate * $secs))")
 rpid=$(redis-cli -p "$rport" info server | tr -d '\r' | awk -F: '/^process_id:/{print $2}')
 build/loadgen --gateway "127.0.0.1:$gport" --api-port "$aport" --messages "$n" --rate "$rate" --chats 2000 \
   --warmup ${WARMUP:-2} --duration $((secs + 20)) --drain 10 --watch "$gw,$rpid" ${LG_OPTS:-} |
-  python3 -c "import json,sys; d=json.load(sys.stdin); a=d['ack_ms']; e=d['e2e_ms']; c=d['cpu_s']; r=max(d['replies'],1); print('$(dirname "$(dirname "$bin")")', 'rate', d['rate'], 'rps', d['replies_per_second'], 'lost', d['lost'], 'ack', a['p50'], a['p99'], a['p999'], 'e2e', e['p50'], e['p99'], e['p999'], 'cpu_us/msg gw %d redis %d loadgen %d' % (c[0]*1e6/r, c[1]*1e6/r, d['loadgen_cpu_s']*1e6/r), end=' ')"
+  python3 -c "import json,sys; d=json.load(sys.stdin); a=d['ack_ms']; e=d['e2e_ms']; c=d['cpu_s']; r=max(d['replies'],1); print('$(dirname "$(dirname "$bin")")', 'rate', d['rate'], 'rps', d['replies_per_second'], 'lost', d['lost'], 'ack', a['p50'], a['p99'], a['p999'], 'e2e', e['p50'], e['p99'], e['p999'], 'cpu_us/msg gw %d redis %d loadgen %d reconnects %d' % (c[0]*1e6/r, c[1]*1e6/r, d['loadgen_cpu_s']*1e6/r, d.get('reconnects', 0)), end=' ')"
 # Redis script calls per reply, and how many messages skipped the load (the preload)
 redis-cli -p "$rport" info commandstats | tr -d '\r' | awk -F'[=,:]' -v n="$n" \
   '/^cmdstat_evalsha:/ { printf "evalsha/msg %.2f ", $3 / n }'
