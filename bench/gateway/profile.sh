@@ -25,6 +25,9 @@
 #                 --slowlog-max-len 1000000"; kept in OUT/slowlog.json)
 #   CHATS=n       distinct chats (default 2000: with 3 000 messages two thirds
 #                 are a chat's first; 200 measures the steady state)
+#   WS=n          n web-chat WebSockets held open during the loop (wsload,
+#                 bench/compare/wsload.c; they ping every 20 s, as the widget
+#                 does every 25 s): what idle citizens cost the webhooks
 # Loopback only, bounded; callgrind runs take about a minute for 3 000.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -40,9 +43,10 @@ free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0)
 rport=$(free_port); gport=$(free_port); aport=$(free_port)
 redis_args=(--bind 127.0.0.1 --port "$rport" --dir "$work" --appendonly yes --appendfsync everysec
             --save '' --logfile "$work/redis.log" ${REDIS_OPTS:-})
-gwpid=; spid=
+gwpid=; spid=; wspid=
 cleanup() {
   [ -n "$spid" ] && kill "$spid" 2>/dev/null || true
+  [ -n "$wspid" ] && kill "$wspid" 2>/dev/null || true
   [ -n "$gwpid" ] && kill "$gwpid" 2>/dev/null || true
   redis-cli -p "$rport" shutdown nosave >/dev/null 2>&1 || true
   wait 2>/dev/null || true
@@ -63,7 +67,8 @@ cat >"$work/cfg.json" <<JSON
  "log": {"level": "warn"},
  "channels": {"telegram": {"bot_token": "123:bench", "webhook_secret": "bench-secret",
                            "api_base": "http://127.0.0.1:$aport",
-                           "max_per_second": 0, "max_per_chat_per_second": 0}}}
+                           "max_per_second": 0, "max_per_chat_per_second": 0},
+              "webchat": {"enabled": true, "allowed_origins": ["http://127.0.0.1:$gport"]}}}
 JSON
 if [ "$mode" = gateway ]; then
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out/gateway.%p" \
@@ -74,6 +79,14 @@ fi
 gwpid=$!
 for _ in $(seq 900); do curl -sf "http://127.0.0.1:$gport/readyz" >/dev/null && break; sleep 0.1; done
 rpid=$(redis-cli -p "$rport" info server | tr -d '\r' | awk -F: '/^process_id:/{print $2}')
+if [ "${WS:-0}" -gt 0 ]; then
+  [ -x build/bench/wsload ] || { mkdir -p build/bench && cc -O2 -D_GNU_SOURCE -o build/bench/wsload \
+    bench/compare/wsload.c $(pkg-config --cflags --libs libwebsockets); }
+  (ulimit -n $((WS + 1000)); exec build/bench/wsload --port "$gport" --connections "$WS" --hold 300 \
+     --origin "http://127.0.0.1:$gport" --verbose 1 >"$work/ws.json" 2>"$work/ws.log") & wspid=$!
+  for _ in $(seq 600); do grep -q "welcomed $WS " "$work/ws.log" 2>/dev/null && break; sleep 0.5; done
+  grep -q "welcomed $WS " "$work/ws.log" || { echo "profile.sh: $WS WebSockets not all welcomed" >&2; exit 1; }
+fi
 redis-cli -p "$rport" config resetstat >/dev/null
 case $mode in
   gateway) callgrind_control -i on "$gwpid" >/dev/null ;;
