@@ -1530,7 +1530,7 @@ static cg_store_script direct_script = {
      * expected load (its
      * CG_LOAD_FIELDS strings joined by NUL, as the script's table.concat
      * joins what cg_load read: equal if and only if every field is, since
-     * neither side's fields hold a NUL: direct_build checks its own, and
+     * neither side's fields hold a NUL: the cache's are C strings, and
      * a NUL in what Redis holds would make the join longer in NULs), then
      * the seq, then the commit's operations; the commit's other arguments
      * are the ingest's (TTLs, transcript max) or unused (group and entry
@@ -1607,12 +1607,7 @@ static cg_store_script *direct_build(void *ud, const cg_msg *m, int64_t now, cg_
     size_t len[CG_LOAD_FIELDS];
     const direct_slot *d = direct_slot_of(p, e->conv, 0);
     if (d) {
-        block_fields(d->load, f, len);
-        for (size_t i = 0; i < CG_LOAD_FIELDS; i++)
-            if (memchr(f[i], '\0', len[i])) {        /* the joined compare needs none */
-                entry_free(e);
-                return NULL;
-            }
+        block_fields(d->load, f, len);     /* C strings: no NUL, as the joined compare needs */
     } else {
         for (size_t i = 0; i < CG_LOAD_FIELDS; i++) {
             f[i] = load_empty[i];
