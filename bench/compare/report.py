@@ -14,7 +14,9 @@ rounds), the ratios (each round's systems against each other, since the
 systems of one round ran within a couple of minutes of each other on the same
 noisy machine), one open-loop table per rate (median (min–max) over the
 rounds when there are several), the WebSocket line, and the issues'
-targets checked against this run (medians over the rounds).
+targets checked against this run (medians over the rounds). "VM steal %" is
+the share of the VM's CPU time its vCPUs waited for the host during each
+measurement (/proc/stat; recorded by run.sh since the tenth round).
 Extending: a new column is a new cell in the row printed in main().
 """
 import json
@@ -121,6 +123,7 @@ def main():
             continue
         s, res = r["system"], r["result"]
         res["_roles"] = r.get("watch_roles")
+        res["_steal"] = r.get("steal_pct")
         if r.get("workers", 1) > 1:
             s = f"{s} ({r['workers']} workers)"
         if s not in systems:
@@ -139,8 +142,8 @@ def main():
         print()
         print("| system | Redis | replies/s | lost / duplicates | peak RSS MB | "
               "CPU ms per reply: system + Redis | Redis commands per webhook (of them scripts) | "
-              "load generator CPU ms per reply |")
-        print("|---|---|---|---|---|---|---|---|")
+              "load generator CPU ms per reply | VM steal % |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for s in systems:
             rs = list(closed.get(s, {}).values())
             if not rs:
@@ -159,7 +162,8 @@ def main():
             print(f"| {s} | {REDIS[redis[s]]} | {spread([r['replies_per_second'] for r in rs])} | "
                   f"{lost} / {dup}{f' (failed {failed})' if failed else ''} | "
                   f"{spread([rss_mb(r) for r in rs], 1)} | {cpu} | {rcs} | "
-                  f"{spread([1000.0 * r['loadgen_cpu_s'] / max(1, r['replies']) for r in rs], 3)} |")
+                  f"{spread([1000.0 * r['loadgen_cpu_s'] / max(1, r['replies']) for r in rs], 3)} | "
+                  f"{spread([r.get('_steal') for r in rs], 1)} |")
         print()
         base = [b for b in systems if b in closed and b.split(" ")[0] in ("echo",) + PEERS]
         rows = [s for s in systems if s in closed and s.split(" ")[0] in CIVICGATE + PEERS]
@@ -185,8 +189,8 @@ def main():
               + (f"; {nr} rounds over all systems, median (min–max) over the rounds" if nr > 1 else "") + "):")
         print()
         print("| system | replies/s | webhook ack p50 / p99 / p99.9 ms | end-to-end p50 / p99 / p99.9 ms | "
-              "lost / duplicates | peak RSS MB |")
-        print("|---|---|---|---|---|---|")
+              "lost / duplicates | peak RSS MB | VM steal % |")
+        print("|---|---|---|---|---|---|---|")
         for s in systems:
             rs = list(opened[rate].get(s, {}).values())
             if not rs:
@@ -195,7 +199,7 @@ def main():
             lost = {"lost": sum(r["lost"] for r in rs), "duplicates": sum(r["duplicates"] for r in rs),
                     "failed": sum(r.get("failed", 0) for r in rs)}
             print(f"| {s} | {spread([r['replies_per_second'] for r in rs])} | {lat('ack_ms')} | {lat('e2e_ms')} | "
-                  f"{lostdup(lost)} | {spread([rss_mb(r) for r in rs], 1)} |")
+                  f"{lostdup(lost)} | {spread([rss_mb(r) for r in rs], 1)} | {spread([r.get('_steal') for r in rs], 1)} |")
         print()
 
     if ws:

@@ -209,9 +209,13 @@ run_one() { # $1: system, $2: round, $3: rate (0: closed loop)
     n=$(echo "$pids" | tr , '\n' | grep -c .)
     roles=$(printf '"system",%.0s' $(seq "$n"))
     roles=${roles%,}${redispid:+,\"redis\"}
+    local st0 tt0 st1 tt1 steal
+    read -r st0 tt0 < <(cpu_times)
     json=$(build/bench/loadgen --gateway "127.0.0.1:$gp" --api-port "$ap" --secret "$SECRET" --token "$TOKEN" \
              --texts "$texts" --chats "$CHATS" --warmup "$WARMUP_S" --drain "$DRAIN_S" \
              --watch "$pids${redispid:+,$redispid}" "${args[@]}" || true)
+    read -r st1 tt1 < <(cpu_times)
+    steal=$(awk -v a="$st0" -v b="$st1" -v c="$tt0" -v d="$tt1" 'BEGIN { printf "%.1f", (d > c ? 100 * (b - a) / (d - c) : 0) }')
     [ -n "$json" ] || { log "$sys: loadgen printed nothing"; exit 1; }
     # Redis commands over the whole run (warm-up included), by name: calls.
     local cmds='{}'
@@ -219,9 +223,13 @@ run_one() { # $1: system, $2: round, $3: rate (0: closed loop)
         sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\),.*/"\1":\2/p' | paste -sd, | sed 's/^/{/; s/$/}/')
     local nw=1
     case $sys in *-cluster) nw=$CLUSTER_WORKERS ;; esac
-    echo "{\"system\":\"$sys\",\"redis\":\"$r\",\"workers\":$nw,\"watch_roles\":[$roles],\"round\":$round,\"loadavg\":\"$(cut -d' ' -f1 /proc/loadavg)\",\"redis_calls\":$cmds,\"result\":$json}" >>"$results"
+    echo "{\"system\":\"$sys\",\"redis\":\"$r\",\"workers\":$nw,\"watch_roles\":[$roles],\"round\":$round,\"steal_pct\":$steal,\"loadavg\":\"$(cut -d' ' -f1 /proc/loadavg)\",\"redis_calls\":$cmds,\"result\":$json}" >>"$results"
     stop_all
 }
+
+# The VM's steal time (its vCPUs waiting while the host runs something else)
+# and all CPU time, in ticks, from /proc/stat's cpu line (user..steal).
+cpu_times() { awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t }' /proc/stat; }
 
 for round in $(seq "$ROUNDS"); do
     for sys in $SYSTEMS; do run_one "$sys" "$round" 0; done
