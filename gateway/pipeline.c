@@ -1538,7 +1538,7 @@ static cg_store_script direct_script = {
      * spares Redis ~2k instructions (parsing, the ARGV table). */
     .src = COMMIT_LUA CG_STORE_INGEST_LUA
            "local K = {KEYS[4], KEYS[7], KEYS[6], KEYS[2], KEYS[1], KEYS[8], KEYS[9], KEYS[10], KEYS[11]}\n"
-           "local x = tonumber(ARGV[11]) < 0 and 13 or 12 + 2 * tonumber(ARGV[11])\n"
+           "local x = 13\n"   /* cg_store_ingest always joins the direct message's fields */
            "local a, l, r = cg_ingest_one(3, 7, function()\n"
            "  return cg_commit(K, '', '', ARGV[x + 1], ARGV[2], ARGV[4], ARGV[5], '', x + 2, x)\n"
            "end)\n"
