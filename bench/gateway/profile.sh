@@ -14,7 +14,8 @@
 #        redis     callgrind on redis-server → instructions per message
 #                  (serverCron, which runs by the clock, left out)
 #        strace    strace -c on the gateway → system calls per message
-#        cpu       no profiler: CPU µs per message of gateway, Redis, loadgen
+#        cpu       no profiler: CPU µs per message of gateway, Redis, loadgen,
+#                  and of it in the kernel (system time)
 #        perf      perf record (cpu-clock samples, every process, kernel
 #                  included) → share of CPU per process and library, and
 #                  the profile in OUT for `perf report`
@@ -96,10 +97,11 @@ case $mode in
 esac
 tck=$(getconf CLK_TCK)
 cpu_ms() { awk -v t="$tck" '{print ($14 + $15) * 1000 / t}' "/proc/$1/stat"; }
-g0=$(cpu_ms "$gwpid"); r0=$(cpu_ms "$rpid")
+sys_ms() { awk -v t="$tck" '{print $15 * 1000 / t}' "/proc/$1/stat"; }
+g0=$(cpu_ms "$gwpid"); r0=$(cpu_ms "$rpid"); gs0=$(sys_ms "$gwpid"); rs0=$(sys_ms "$rpid")
 /usr/bin/time -f "%U %S" -o "$work/lgtime" build/loadgen --gateway 127.0.0.1:$gport --api-port "$aport" \
   --messages "$msgs" --concurrency "$conc" --chats "${CHATS:-2000}" --duration 300 --drain 120 | tee "$out/loadgen.json" || true
-g1=$(cpu_ms "$gwpid"); r1=$(cpu_ms "$rpid")
+g1=$(cpu_ms "$gwpid"); r1=$(cpu_ms "$rpid"); gs1=$(sys_ms "$gwpid"); rs1=$(sys_ms "$rpid")
 n=$(sed -n 's/.*"replies":\([0-9]*\).*/\1/p' "$out/loadgen.json"); n=${n:-0}
 [ "$n" -gt 0 ] || { echo "profile.sh: no replies" >&2; exit 1; }
 redis-cli -p "$rport" info commandstats | tr -d '\r' | grep cmdstat >"$out/commandstats.txt" || true
@@ -127,6 +129,7 @@ case $mode in
     perf report -i "$out/perf.data" --no-children --sort comm,dso --stdio 2>/dev/null |
       awk '/^ +[0-9.]+%/ && $1 + 0 >= 0.5 { print "#  ", $0 }' | head -30 ;;
   cpu)
-    echo "# CPU µs per message: gateway $(echo "($g1 - $g0) * 1000 / $n" | bc), Redis $(echo "($r1 - $r0) * 1000 / $n" | bc)," \
-         "loadgen $(awk -v n="$n" '{printf "%d", ($1 + $2) * 1e6 / n}' "$work/lgtime")" ;;
+    echo "# CPU µs per message (of it in the kernel): gateway $(echo "($g1 - $g0) * 1000 / $n" | bc)" \
+         "($(echo "($gs1 - $gs0) * 1000 / $n" | bc)), Redis $(echo "($r1 - $r0) * 1000 / $n" | bc)" \
+         "($(echo "($rs1 - $rs0) * 1000 / $n" | bc)), loadgen $(awk -v n="$n" '{printf "%d (%d)", ($1 + $2) * 1e6 / n, $2 * 1e6 / n}' "$work/lgtime")" ;;
 esac
