@@ -54,7 +54,13 @@
 #define HTTP_HDR_BUF    4096
 #define HTTP_CHUNK      16384
 #define HTTP_MAX_HEADER_DATA 8192   /* lws header storage per connection */
-#define HTTP_TIMEOUT_S  30          /* lws: idle and pending timeouts */
+/* lws's idle and pending timeouts: a request's body, and also (as
+ * timeout_secs_ah_idle) the time a connection may hold lws's header table
+ * before its headers are complete. That starts when a connection is
+ * accepted and again with each keep-alive request. lws's default for it,
+ * 10 s, closed a new connection that had not sent yet (a client's pool
+ * opens them ahead) and cut headers short of the documented 30 s. */
+#define HTTP_TIMEOUT_S  30
 /* An idle keep-alive connection, after an answer, is kept this long for the
  * next request. lws's default (5 s) closed the platforms' webhook
  * connections between bursts: they reconnect (a TLS handshake behind a
@@ -1108,6 +1114,7 @@ cg_http *cg_http_start(cg_gateway *gw, char *err, size_t errcap)
     info.max_http_header_data = HTTP_MAX_HEADER_DATA;
     info.timeout_secs = HTTP_TIMEOUT_S;
     info.keepalive_timeout = HTTP_KEEPALIVE_S;
+    info.timeout_secs_ah_idle = HTTP_TIMEOUT_S;
     info.server_string = "civicgate";
     if (gw->cfg->tls_cert) {
         /* TLS terminated here (OpenSSL through lws); otherwise by a proxy */

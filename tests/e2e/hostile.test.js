@@ -224,6 +224,27 @@ test('an idle keep-alive connection is kept for the next request (past lws\'s de
   }
 });
 
+test('a new connection may wait before its first request (past lws\'s default 10 s)', async () => {
+  // a client's connection pool may open connections before it has requests
+  // for them; lws closed one that had sent nothing for 10 s
+  const sock = net.connect(gw.port, '127.0.0.1');
+  let buf = '';
+  let closed = false;
+  sock.on('data', (d) => { buf += d.toString('latin1'); });
+  sock.on('close', () => { closed = true; });
+  sock.on('error', () => {});
+  await new Promise((resolve) => sock.once('connect', resolve));
+  try {
+    await h.sleep(12000);
+    assert.equal(closed, false, 'the connection is still open after 12 s without a request');
+    sock.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    await h.waitFor('the answer', async () => statuses(buf).length === 1, { timeout: 5000, interval: 20 });
+    assert.deepEqual(statuses(buf), [200]);
+  } finally {
+    sock.destroy();
+  }
+});
+
 test('many idle connections at once: new requests are still answered', async () => {
   const socks = await Promise.all(Array.from({ length: 500 }, () => new Promise((resolve) => {
     const s = net.connect(gw.port, '127.0.0.1', () => resolve(s));
