@@ -17,6 +17,7 @@ if ! redis-cli -p "$port" ping >/dev/null 2>&1; then
     --appendfsync everysec --daemonize yes --pidfile "$PWD/var/redis/redis.pid" \
     --logfile "$PWD/var/redis/redis.log"
   for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  echo "(it keeps running after the gateway stops; stop it with: redis-cli -p $port shutdown)"
 fi
 cfg=var/demo.json
 # Demo agents (README, "Human agents"): passwords for the demo only, hashed
