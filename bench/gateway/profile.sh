@@ -26,6 +26,8 @@
 #                 --slowlog-max-len 1000000"; kept in OUT/slowlog.json)
 #   CHATS=n       distinct chats (default 2000: with 3 000 messages two thirds
 #                 are a chat's first; 200 measures the steady state)
+#   RATE=n        an open loop at n webhooks/s instead of the closed loop
+#                 (CONCURRENCY is then the number of connections)
 #   WS=n          n web-chat WebSockets held open during the loop (wsload,
 #                 bench/compare/wsload.c; they ping every 20 s, as the widget
 #                 does every 25 s): what idle citizens cost the webhooks
@@ -100,7 +102,8 @@ cpu_ms() { awk -v t="$tck" '{print ($14 + $15) * 1000 / t}' "/proc/$1/stat"; }
 sys_ms() { awk -v t="$tck" '{print $15 * 1000 / t}' "/proc/$1/stat"; }
 g0=$(cpu_ms "$gwpid"); r0=$(cpu_ms "$rpid"); gs0=$(sys_ms "$gwpid"); rs0=$(sys_ms "$rpid")
 /usr/bin/time -f "%U %S" -o "$work/lgtime" build/loadgen --gateway 127.0.0.1:$gport --api-port "$aport" \
-  --messages "$msgs" --concurrency "$conc" --chats "${CHATS:-2000}" --duration 300 --drain 120 | tee "$out/loadgen.json" || true
+  --messages "$msgs" --concurrency "$conc" --chats "${CHATS:-2000}" --duration 300 --drain 120 \
+  ${RATE:+--rate "$RATE"} | tee "$out/loadgen.json" || true
 g1=$(cpu_ms "$gwpid"); r1=$(cpu_ms "$rpid"); gs1=$(sys_ms "$gwpid"); rs1=$(sys_ms "$rpid")
 n=$(sed -n 's/.*"replies":\([0-9]*\).*/\1/p' "$out/loadgen.json"); n=${n:-0}
 [ "$n" -gt 0 ] || { echo "profile.sh: no replies" >&2; exit 1; }
