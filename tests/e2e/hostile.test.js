@@ -202,46 +202,45 @@ test('slow clients (slowloris) are cut off, and others are served meanwhile', as
   await serving();
 });
 
+// A raw connection to the gateway: what it received so far, and whether it
+// closed.
+async function rawConnection() {
+  const c = { sock: net.connect(gw.port, '127.0.0.1'), buf: '', closed: false };
+  c.sock.on('data', (d) => { c.buf += d.toString('latin1'); });
+  c.sock.on('close', () => { c.closed = true; });
+  c.sock.on('error', () => {});
+  await new Promise((resolve) => c.sock.once('connect', resolve));
+  c.healthz = async (what, n) => {
+    c.sock.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    await h.waitFor(what, async () => statuses(c.buf).length === n, { timeout: 5000, interval: 20 });
+  };
+  return c;
+}
+
 test('an idle keep-alive connection is kept for the next request (past lws\'s default 5 s)', async () => {
-  const sock = net.connect(gw.port, '127.0.0.1');
-  let buf = '';
-  let closed = false;
-  sock.on('data', (d) => { buf += d.toString('latin1'); });
-  sock.on('close', () => { closed = true; });
-  sock.on('error', () => {});
-  await new Promise((resolve) => sock.once('connect', resolve));
+  const c = await rawConnection();
   try {
-    sock.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
-    await h.waitFor('the first answer', async () => statuses(buf).length === 1, { timeout: 5000, interval: 20 });
+    await c.healthz('the first answer', 1);
     await h.sleep(7000);
-    assert.equal(closed, false, 'the connection is still open after 7 s idle');
-    sock.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
-    await h.waitFor('the second answer, on the same connection', async () => statuses(buf).length === 2,
-      { timeout: 5000, interval: 20 });
-    assert.deepEqual(statuses(buf), [200, 200]);
+    assert.equal(c.closed, false, 'the connection is still open after 7 s idle');
+    await c.healthz('the second answer, on the same connection', 2);
+    assert.deepEqual(statuses(c.buf), [200, 200]);
   } finally {
-    sock.destroy();
+    c.sock.destroy();
   }
 });
 
 test('a new connection may wait before its first request (past lws\'s default 10 s)', async () => {
   // a client's connection pool may open connections before it has requests
   // for them; lws closed one that had sent nothing for 10 s
-  const sock = net.connect(gw.port, '127.0.0.1');
-  let buf = '';
-  let closed = false;
-  sock.on('data', (d) => { buf += d.toString('latin1'); });
-  sock.on('close', () => { closed = true; });
-  sock.on('error', () => {});
-  await new Promise((resolve) => sock.once('connect', resolve));
+  const c = await rawConnection();
   try {
     await h.sleep(12000);
-    assert.equal(closed, false, 'the connection is still open after 12 s without a request');
-    sock.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
-    await h.waitFor('the answer', async () => statuses(buf).length === 1, { timeout: 5000, interval: 20 });
-    assert.deepEqual(statuses(buf), [200]);
+    assert.equal(c.closed, false, 'the connection is still open after 12 s without a request');
+    await c.healthz('the answer', 1);
+    assert.deepEqual(statuses(c.buf), [200]);
   } finally {
-    sock.destroy();
+    c.sock.destroy();
   }
 });
 
