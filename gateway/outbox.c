@@ -194,6 +194,7 @@ struct cg_outbox {
     unsigned inflight;         /* Redis commands referencing us */
     int handles;               /* open uv handles (timers + sockets) */
     struct ob_sock *socks;     /* connection sockets (ob_sock, kept) */
+    struct btn_slot *btns;     /* parsed buttons by their JSON (btn_lookup), made on first use */
     CURL *spare[ACTIVE_MAX];   /* finished easy handles, reset, for reuse */
     size_t nspare;
     /* delivered replies whose finish waits for the end of the loop
@@ -239,6 +240,7 @@ typedef struct ob_sock {
     struct ob_sock *next;        /* o->socks: the kept ones */
 } ob_sock;
 
+typedef struct btn_slot btn_slot;
 static void settle(cg_outbox *o);
 static void pump(cg_outbox *o);
 static uint64_t fnv(const char *a, const char *b);
@@ -323,6 +325,83 @@ static ob_entry *entry_parse(cg_outbox *o, const redisReply *x)
     return e;
 }
 
+/* ---- parsed buttons ------------------------------------------------------ */
+
+/* An entry's buttons are JSON ([{"title","payload"}|{"title","url"}], as the
+ * commit wrote them), and the replies of one intent carry the same ones. So
+ * they are parsed once and kept by their JSON. cJSON_Parse and cJSON_Delete
+ * for every send were ~12k of the gateway's ~310k instructions a message.
+ * Direct-mapped on the JSON's hash, BTN_SLOTS slots of at most BTN_JSON_MAX
+ * bytes of key each (a longer one, an agent's, is parsed for its send
+ * alone). The slots own their strings; a reply gets copies. */
+#define BTN_SLOTS 64
+#define BTN_JSON_MAX 2048
+
+struct btn_slot {
+    char *json;                                 /* the key; NULL: empty */
+    size_t n;
+    cg_reply_btn b[CG_REPLY_MAX_BUTTONS];
+};
+
+static void btn_slot_clear(btn_slot *sl)
+{
+    free(sl->json);
+    for (size_t i = 0; i < sl->n; i++) {
+        free(sl->b[i].title);
+        free(sl->b[i].payload);
+        free(sl->b[i].url);
+    }
+    memset(sl, 0, sizeof *sl);
+}
+
+/* sl (empty) from the JSON: the elements with a string title, at most
+ * CG_REPLY_MAX_BUTTONS; none when it is not an array. 0, or -1 (allocation). */
+static int btn_parse(const char *json, btn_slot *sl)
+{
+    cJSON *arr = cJSON_Parse(json);
+    const cJSON *b;
+    int rc = 0;
+    cJSON_ArrayForEach(b, arr) {
+        if (sl->n >= CG_REPLY_MAX_BUTTONS) break;
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(b, "title");
+        const cJSON *pl = cJSON_GetObjectItemCaseSensitive(b, "payload");
+        const cJSON *u = cJSON_GetObjectItemCaseSensitive(b, "url");
+        if (!cJSON_IsString(t)) continue;
+        cg_reply_btn *rb = &sl->b[sl->n++];
+        rb->title = strdup(t->valuestring);
+        rb->payload = cJSON_IsString(pl) ? strdup(pl->valuestring) : NULL;
+        rb->url = cJSON_IsString(u) ? strdup(u->valuestring) : NULL;
+        if (!rb->title || (cJSON_IsString(pl) && !rb->payload) || (cJSON_IsString(u) && !rb->url)) rc = -1;
+    }
+    cJSON_Delete(arr);
+    return rc;
+}
+
+/* The parsed buttons of json: a slot of o's cache, or tmp (which the caller
+ * clears) when the JSON is too long to keep or the cache cannot be made.
+ * NULL on an allocation failure. */
+static const btn_slot *btn_lookup(cg_outbox *o, const char *json, btn_slot *tmp)
+{
+    size_t len = strlen(json);
+    if (len <= BTN_JSON_MAX && !o->btns) o->btns = calloc(BTN_SLOTS, sizeof *o->btns);
+    if (len > BTN_JSON_MAX || !o->btns) return btn_parse(json, tmp) == 0 ? tmp : NULL;
+    btn_slot *sl = &o->btns[fnv(json, "") % BTN_SLOTS];
+    if (sl->json && strcmp(sl->json, json) == 0) return sl;
+    btn_slot_clear(sl);
+    if (btn_parse(json, sl) != 0 || !(sl->json = strdup(json))) {
+        btn_slot_clear(sl);
+        return NULL;
+    }
+    return sl;
+}
+
+static void btn_cache_free(cg_outbox *o)
+{
+    for (size_t i = 0; o->btns && i < BTN_SLOTS; i++) btn_slot_clear(&o->btns[i]);
+    free(o->btns);
+    o->btns = NULL;
+}
+
 /* cg_reply from the entry; 0 or -1 (allocation). The caller frees it. */
 static int entry_reply(const ob_entry *e, cg_reply *r)
 {
@@ -334,21 +413,20 @@ static int entry_reply(const ob_entry *e, cg_reply *r)
     r->from_agent = e->from_agent;
     r->window_closed = e->window_closed || e->reengage;
     if (!r->text || (e->callback_id && !r->callback_id)) return -1;
-    cJSON *arr = e->buttons ? cJSON_Parse(e->buttons) : NULL;
-    const cJSON *b;
-    cJSON_ArrayForEach(b, arr) {
-        if (r->nbuttons >= CG_REPLY_MAX_BUTTONS) break;
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(b, "title");
-        const cJSON *pl = cJSON_GetObjectItemCaseSensitive(b, "payload");
-        const cJSON *u = cJSON_GetObjectItemCaseSensitive(b, "url");
-        if (!cJSON_IsString(t)) continue;
+    if (!e->buttons) return 0;
+    btn_slot tmp = { 0 };
+    const btn_slot *sl = btn_lookup(e->o, e->buttons, &tmp);
+    int rc = sl ? 0 : -1;
+    for (size_t i = 0; sl && i < sl->n; i++) {
+        const cg_reply_btn *b = &sl->b[i];
         cg_reply_btn *rb = &r->buttons[r->nbuttons++];
-        rb->title = strdup(t->valuestring);
-        rb->payload = cJSON_IsString(pl) ? strdup(pl->valuestring) : NULL;
-        rb->url = cJSON_IsString(u) ? strdup(u->valuestring) : NULL;
+        rb->title = strdup(b->title);
+        rb->payload = b->payload ? strdup(b->payload) : NULL;
+        rb->url = b->url ? strdup(b->url) : NULL;
+        if (!rb->title || (b->payload && !rb->payload) || (b->url && !rb->url)) rc = -1;
     }
-    cJSON_Delete(arr);
-    return 0;
+    btn_slot_clear(&tmp);
+    return rc;
 }
 
 /* ---- rate limits ------------------------------------------------------- */
@@ -1961,6 +2039,7 @@ static void finish_stop(cg_outbox *o)
         /* the pipeline and the agents may still finish commits that would
          * wake or feed the outbox: they find none from now on */
         if (o->gw->outbox == o) o->gw->outbox = NULL;
+        btn_cache_free(o);
         free(o);
     }
 }

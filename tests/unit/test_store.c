@@ -20,6 +20,9 @@
  *                 letter; 400 → dead letter; two parts, the second
  *                 retried without resending the first; an agent's reply
  *                 (cg_store_send_reply); webchat → PUBLISH
+ *   buttons       each reply's own buttons reach the Bot API through the
+ *                 outbox's cache of parsed buttons (more sets than slots,
+ *                 a set too long to cache, JSON that is not buttons)
  *   gaps          a missing predecessor is given up on after the (shortened)
  *                 gap timeout; a late one is processed / delivered once
  *   concurrent    two conversations in flight at once (MONITOR shows both
@@ -235,6 +238,7 @@ typedef struct script {
     uint64_t at[8];                /* uv_now of each request */
     int count;
     char last_path[128];
+    char last_body[4096];          /* the last request's body, cut to fit */
 } script;
 
 static script *scripts;
@@ -309,6 +313,7 @@ static void respond(hconn *c)
         if (s->count < 8) s->at[s->count] = uv_now(&loop);
         s->count++;
         sscanf(c->buf, "POST %127s", s->last_path);
+        snprintf(s->last_body, sizeof s->last_body, "%s", body);
         int k = s->next < s->n ? s->next++ : s->n - 1;
         status = s->status[k];
         rbody = s->body[k];
@@ -1239,16 +1244,22 @@ static void test_pipeline(void **state)
 
 /* ---- outbox ------------------------------------------------------------- */
 
-static void add_reply(const char *channel, const char *user, const char *text)
+static void add_reply_with(const char *channel, const char *user, const char *text, const char *buttons)
 {
     char key[128];
     snprintf(key, sizeof key, "cg:seq:{%s:%s}", channel, user);
     long long seq = cmd_int("HINCRBY %s out 1", key);
     char s[24];
     snprintf(s, sizeof s, "%lld", seq);
-    cmd_int("XADD cg:outbox * channel %s user %s text %s buttons [] lang en seq %s received_at 1",
-            channel, user, text, s);
+    cmd_int("XADD cg:outbox * channel %s user %s text %s buttons %s lang en seq %s received_at 1",
+            channel, user, text, buttons, s);
 }
+
+static void add_reply(const char *channel, const char *user, const char *text)
+{
+    add_reply_with(channel, user, text, "[]");
+}
+
 
 /* The outbox on a fresh store, answered by the fake Bot API's scripts sc;
  * outbox_down() stops both and forgets the scripts. */
@@ -1272,6 +1283,73 @@ static void outbox_down(void)
     gw.store = NULL;
     scripts = NULL;
     nscripts = 0;
+}
+
+/* Buttons reach the Bot API as each entry has them, through the outbox's
+ * cache of parsed buttons (btn_lookup): 80 distinct sets, more than its 64
+ * slots, so some share a slot and replace each other; each sent twice, the
+ * second round in reverse order; a set too long to cache; JSON that is not
+ * an array of buttons (sent without any). */
+static void test_outbox_buttons(void **state)
+{
+    (void)state;
+    cmd_int("FLUSHALL");
+    enum { SETS = 80 };
+    static script sc[SETS + 2];
+    static char chats[SETS + 2][16];
+    for (int i = 0; i < SETS + 2; i++) {
+        snprintf(chats[i], sizeof chats[i], "8%04d", i);
+        sc[i] = (script){ .chat = chats[i], .status = { 200 },
+                          .body = { "{\"ok\":true,\"result\":{\"message_id\":1}}" }, .n = 1 };
+    }
+    int per_s = cfg.telegram.max_per_second, chat_per_s = cfg.telegram.max_per_chat_per_second;
+    cfg.telegram.max_per_second = cfg.telegram.max_per_chat_per_second = 0;
+    outbox_up(sc, SETS + 2);
+    char q[128], json[4096], want[128];
+    for (int round = 1; round <= 2; round++) {
+        for (int k = 0; k < SETS; k++) {
+            int i = round == 1 ? k : SETS - 1 - k;
+            snprintf(json, sizeof json,
+                     "[{\"title\":\"T%d\",\"payload\":\"p%d\"},{\"title\":\"Site\",\"url\":\"https://example.org/%d\"}]",
+                     i, i, i);
+            add_reply_with("telegram", chats[i], "hi", json);
+        }
+        for (int i = 0; i < SETS; i++) {
+            snprintf(q, sizeof q, "HGET cg:seq:{telegram:%s} sent", chats[i]);
+            assert_true(wait_int(q, round, 5000));
+            assert_int_equal(sc[i].count, round);
+            snprintf(want, sizeof want, "\"text\":\"T%d\",\"callback_data\":\"p%d\"", i, i);
+            assert_non_null(strstr(sc[i].last_body, want));
+            snprintf(want, sizeof want, "\"url\":\"https://example.org/%d\"", i);
+            assert_non_null(strstr(sc[i].last_body, want));
+        }
+    }
+    /* ten buttons of 300-byte titles: over the cache's key limit */
+    size_t len = 0;
+    char title[301];
+    memset(title, 'L', 300);
+    title[300] = '\0';
+    len += (size_t)snprintf(json + len, sizeof json - len, "[");
+    for (int b = 0; b < 10; b++)
+        len += (size_t)snprintf(json + len, sizeof json - len, "%s{\"title\":\"%s%d\",\"payload\":\"q%d\"}",
+                                b ? "," : "", title, b, b);
+    snprintf(json + len, sizeof json - len, "]");
+    assert_true(strlen(json) > 2048);
+    add_reply_with("telegram", chats[SETS], "long", json);
+    /* not an array of buttons: the text goes, without a keyboard */
+    add_reply_with("telegram", chats[SETS + 1], "plain", "{not json");
+    snprintf(q, sizeof q, "HGET cg:seq:{telegram:%s} sent", chats[SETS]);
+    assert_true(wait_int(q, 1, 5000));
+    snprintf(want, sizeof want, "%s9\",\"callback_data\":\"q9\"", title + 200);
+    assert_non_null(strstr(sc[SETS].last_body, want));
+    snprintf(q, sizeof q, "HGET cg:seq:{telegram:%s} sent", chats[SETS + 1]);
+    assert_true(wait_int(q, 1, 5000));
+    assert_non_null(strstr(sc[SETS + 1].last_body, "\"text\":\"plain\""));
+    assert_null(strstr(sc[SETS + 1].last_body, "reply_markup"));
+    assert_int_equal(cmd_int("XLEN cg:deadletter"), 0);
+    outbox_down();
+    cfg.telegram.max_per_second = per_s;
+    cfg.telegram.max_per_chat_per_second = chat_per_s;
 }
 
 static void test_outbox(void **state)
@@ -3043,6 +3121,7 @@ int main(void)
         cmocka_unit_test(test_webchat_pubsub),
         cmocka_unit_test(test_pipeline),
         cmocka_unit_test(test_outbox),
+        cmocka_unit_test(test_outbox_buttons),
         cmocka_unit_test(test_outbox_keepalive),
         cmocka_unit_test(test_outbox_finish_waits),
         cmocka_unit_test(test_lost_read_after_reconnect),
