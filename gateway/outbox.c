@@ -1454,18 +1454,18 @@ static void start_send(ob_entry *e)
         return;
     }
     if (strcmp(e->channel, "webchat") == 0) {
+        /* {"user":…,"frame":<the rendered frame, a JSON text, as it is>} */
         char *frame = cg_webchat_render_reply(&r, e->lang);
-        cJSON *msg = cJSON_CreateObject();
-        cJSON *fj = frame ? cJSON_Parse(frame) : NULL;
         char *payload = NULL;
-        if (msg && fj) {
-            cJSON_AddStringToObject(msg, "user", e->user);
-            cJSON_AddItemToObject(msg, "frame", fj);
-            fj = NULL;
-            payload = cJSON_PrintUnformatted(msg);
+        if (frame) {
+            cg_jw w = { 0 };
+            cg_jw_lit(&w, "{\"user\":");
+            cg_jw_str(&w, e->user, strlen(e->user));
+            cg_jw_lit(&w, ",\"frame\":");
+            cg_jw_lit(&w, frame);
+            cg_jw_lit(&w, "}");
+            payload = cg_jw_take(&w, NULL);
         }
-        cJSON_Delete(fj);
-        cJSON_Delete(msg);
         free(frame);
         cg_reply_free(&r);
         if (payload) finish_ok(e, CG_CH_WEBCHAT, payload);
