@@ -385,7 +385,7 @@ static const btn_slot *btn_lookup(cg_outbox *o, const char *json, btn_slot *tmp)
     size_t len = strlen(json);
     if (len <= BTN_JSON_MAX && !o->btns) o->btns = calloc(BTN_SLOTS, sizeof *o->btns);
     if (len > BTN_JSON_MAX || !o->btns) return btn_parse(json, tmp) == 0 ? tmp : NULL;
-    btn_slot *sl = &o->btns[fnv(json, "") % BTN_SLOTS];
+    btn_slot *sl = &o->btns[(fnv(json, "") >> 1) % BTN_SLOTS];   /* fnv() sets the low bit */
     if (sl->json && strcmp(sl->json, json) == 0) return sl;
     btn_slot_clear(sl);
     if (btn_parse(json, sl) != 0 || !(sl->json = strdup(json))) {
