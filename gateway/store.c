@@ -1598,7 +1598,7 @@ void cg_store_ingest(cg_store *s, const cg_msg *msgs, size_t n, cg_store_done_cb
         const char *lang = NULL;
         cg_args_add(&a, counted_kind(msgs[i].kind) ? "1" : "0");
         /* the notice only where a limit can send it (each argument costs
-         * Redis ~1k instructions to parse and hand to Lua) */
+         * Redis ~800 instructions to parse and hand to Lua) */
         cg_args_add(&a, cfg && cfg->citizen_per_minute > 0 ? rate_notice(s->gw, &msgs[i], &lang) : "");
         cg_args_add(&a, lang ? lang : "");
         int at = cg_args_placeholder(&a);   /* field count */

@@ -261,7 +261,8 @@ typedef struct cg_store_taker {
  * a NUL but the last: the direct commit's, whose fields are read only when
  * the commit is not made or the message is over the flood limit, so that
  * the common case spares Redis parsing 2n arguments and handing them to
- * Lua; cg_fields splits them then. Values come from C strings: no NUL). Dedupe, flood control, then, for a message to process: direct()
+ * Lua; cg_fields splits them then. Values come from C strings: no NUL).
+ * Dedupe, flood control, then, for a message to process: direct()
  * when given, which commits the message's turn and returns what the commit
  * answered, or false to store it as usual (HINCRBY in, XADD cg:inbox).
  * Returns added (0/1), limited (0/1), direct's answer or false, and the p
