@@ -19,6 +19,14 @@
 #        perf      perf record (cpu-clock samples, every process, kernel
 #                  included) → share of CPU per process and library, and
 #                  the profile in OUT for `perf report`
+#        replay    Redis's CPU per message for exactly the commands the
+#                  gateway sent: MONITOR logs them during the loop (which
+#                  slows it), then they are sent again in the same order to
+#                  a fresh redis-server with the same options
+#                  (monitor_resp.py, redis-cli --pipe): no network round
+#                  trips, no gateway, the same work. REPLAY_CALLGRIND=1 runs
+#                  that redis-server under callgrind (instructions per
+#                  message; OUT keeps redis-replay.out)
 #   BIN=path      another civicgate build to measure (default build/civicgate)
 #   OUT=dir       keep the profiles there (default: a temporary directory)
 #   REDIS_OPTS="--more redis-server options" (diagnostics, e.g. a slowlog
@@ -34,7 +42,7 @@
 # Loopback only, bounded; callgrind runs take about a minute for 3 000.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-mode=${1:?usage: profile.sh gateway|redis|strace|cpu [MESSAGES] [CONCURRENCY]}
+mode=${1:?usage: profile.sh gateway|redis|strace|cpu|perf|replay [MESSAGES] [CONCURRENCY]}
 msgs=${2:-3000}; conc=${3:-64}
 bin=${BIN:-build/civicgate}
 [ -n "${BIN:-}" ] || make -s build >/dev/null
@@ -46,9 +54,11 @@ free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0)
 rport=$(free_port); gport=$(free_port); aport=$(free_port)
 redis_args=(--bind 127.0.0.1 --port "$rport" --dir "$work" --appendonly yes --appendfsync everysec
             --save '' --logfile "$work/redis.log" ${REDIS_OPTS:-})
-gwpid=; spid=; wspid=
+gwpid=; spid=; wspid=; mpid=; rport2=
 cleanup() {
   [ -n "$spid" ] && kill "$spid" 2>/dev/null || true
+  [ -n "$mpid" ] && kill "$mpid" 2>/dev/null || true
+  [ -n "$rport2" ] && redis-cli -p "$rport2" shutdown nosave >/dev/null 2>&1 || true
   [ -n "$wspid" ] && kill "$wspid" 2>/dev/null || true
   [ -n "$gwpid" ] && kill "$gwpid" 2>/dev/null || true
   redis-cli -p "$rport" shutdown nosave >/dev/null 2>&1 || true
@@ -63,6 +73,10 @@ else
   redis-server "${redis_args[@]}" --daemonize yes
 fi
 for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+if [ "$mode" = replay ]; then   # before the gateway connects: its SCRIPT LOADs and XGROUPs too
+  redis-cli -p "$rport" monitor >"$out/monitor.txt" & mpid=$!
+  for _ in $(seq 50); do [ -s "$out/monitor.txt" ] && break; sleep 0.1; done
+fi
 cat >"$work/cfg.json" <<JSON
 {"listen": {"address": "127.0.0.1", "port": $gport},
  "redis": {"url": "redis://127.0.0.1:$rport/0"},
@@ -131,6 +145,30 @@ case $mode in
     echo "# CPU samples by process and library ($n messages; perf report -i $out/perf.data):"
     perf report -i "$out/perf.data" --no-children --sort comm,dso --stdio 2>/dev/null |
       awk '/^ +[0-9.]+%/ && $1 + 0 >= 0.5 { print "#  ", $0 }' | head -30 ;;
+  replay)
+    kill "$mpid"; wait "$mpid" 2>/dev/null || true; mpid=
+    python3 bench/gateway/monitor_resp.py "$out/monitor.txt" >"$work/replay.resp" 2>"$work/replay.count"
+    rport2=$(free_port); mkdir -p "$work/replay"
+    redis_args2=(--bind 127.0.0.1 --port "$rport2" --dir "$work/replay" --appendonly yes --appendfsync everysec
+                 --save '' --logfile "$work/replay/redis.log" ${REDIS_OPTS:-})
+    if [ -n "${REPLAY_CALLGRIND:-}" ]; then
+      valgrind --tool=callgrind --callgrind-out-file="$out/redis-replay.out" redis-server "${redis_args2[@]}" 2>/dev/null &
+    else
+      redis-server "${redis_args2[@]}" --daemonize yes
+    fi
+    for _ in $(seq 300); do redis-cli -p "$rport2" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    rpid2=$(redis-cli -p "$rport2" info server | tr -d '\r' | awk -F: '/^process_id:/{print $2}')
+    p0=$(cpu_ms "$rpid2")
+    redis-cli -p "$rport2" --pipe <"$work/replay.resp" | tail -1
+    p1=$(cpu_ms "$rpid2")
+    redis-cli -p "$rport2" info commandstats | tr -d '\r' | grep cmdstat >"$out/commandstats-replay.txt" || true
+    echo "# Redis CPU µs per message: $(echo "($r1 - $r0) * 1000 / $n" | bc) live (under MONITOR)," \
+         "$(echo "($p1 - $p0) * 1000 / $n" | bc) replayed ($(cat "$work/replay.count") commands for $n messages)"
+    if [ -n "${REPLAY_CALLGRIND:-}" ]; then
+      redis-cli -p "$rport2" shutdown nosave >/dev/null 2>&1 || true; rport2=; sleep 2
+      echo "# Redis replayed: $(( $(total "$out/redis-replay.out") / n )) instructions per message" \
+           "(start and shutdown included${OUT:+; profile $out/redis-replay.out})"
+    fi ;;
   cpu)
     echo "# CPU µs per message (of it in the kernel): gateway $(echo "($g1 - $g0) * 1000 / $n" | bc)" \
          "($(echo "($gs1 - $gs0) * 1000 / $n" | bc)), Redis $(echo "($r1 - $r0) * 1000 / $n" | bc)" \
