@@ -34,8 +34,7 @@ test.before(async () => {
 
 test.after(async () => {
   if (browser) await browser.close();
-  const r = stack && await stack.stop();
-  if (r) assert.equal(r.code, 0, `gateway exit code (logs:\n${stack.gw.logs.slice(-3000)})`);
+  if (stack) await stack.close();
 });
 
 // The console's case button for a citizen, in one of the lists.

@@ -16,7 +16,7 @@ const TOKEN = '123456:TEST-token_analytics';
 const SECRET = 'e2e-secret_analytics';
 const ADMIN = `adm-${crypto.randomBytes(24).toString('hex')}`;
 
-let redis, tg, gw;
+let stack, redis, tg, gw;
 let chat = 7770000 + Math.floor(Math.random() * 1000);
 const newChat = () => ++chat;
 
@@ -58,11 +58,8 @@ async function api(p, { token = ADMIN } = {}) {
 const day = (offset) => new Date(Date.now() + offset * 86400000).toISOString().slice(0, 10);
 
 test.before(async () => {
-  redis = await h.startRedis();
-  tg = await h.startFakeTelegram(TOKEN);
-  gw = await h.startGateway({
-    redisUrl: redis.url,
-    telegram: { bot_token: TOKEN, webhook_secret: SECRET, api_base: tg.base },
+  stack = await h.startTelegramStack({
+    token: TOKEN, secret: SECRET,
     extra: {
       admin: { tokens: [{ name: 'e2e-admin', sha256: crypto.createHash('sha256').update(ADMIN).digest('hex') }] },
       // the strongest case for the log: even with citizens' content logged,
@@ -70,15 +67,10 @@ test.before(async () => {
       log: { level: 'debug', debug_content: true },
     },
   });
-  await gw.ready();
+  ({ redis, tg, gw } = stack);
 });
 
-test.after(async () => {
-  const r = gw && await gw.stop();
-  if (tg) await tg.stop();
-  if (redis) await redis.stop();
-  if (r) assert.equal(r.code, 0, `gateway exit code on SIGTERM (logs:\n${gw.logs.slice(-3000)})`);
-});
+test.after(() => stack && stack.close());
 
 test('unauthenticated or wrongly authenticated calls are refused', async () => {
   for (const p of ['/api/v1/admin/unmatched', '/api/v1/admin/stats', '/api/v1/admin/stats?format=csv']) {

@@ -12,15 +12,13 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { chromium } = require('playwright-core');
 const h = require('./lib/harness');
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const TOKEN = '123456:TEST-token_dashboard';
 const SECRET = 'e2e-secret_dashboard';
 const ADMIN = `adm-${crypto.randomBytes(24).toString('hex')}`;
 
-let redis, tg, gw, browser;
+let stack, redis, tg, gw, browser;
 let chat = 8880000 + Math.floor(Math.random() * 1000);
 let sentMessages = 0;
 
@@ -34,32 +32,22 @@ async function ask(text) {
 }
 
 test.before(async () => {
-  redis = await h.startRedis();
-  tg = await h.startFakeTelegram(TOKEN);
-  gw = await h.startGateway({
-    redisUrl: redis.url,
-    telegram: { bot_token: TOKEN, webhook_secret: SECRET, api_base: tg.base },
+  stack = await h.startTelegramStack({
+    token: TOKEN, secret: SECRET,
     extra: { admin: { tokens: [{ name: 'e2e-admin', sha256: crypto.createHash('sha256').update(ADMIN).digest('hex') }] } },
   });
-  await gw.ready();
+  ({ redis, tg, gw } = stack);
   for (const q of ['can I register my boat online', 'how do I register my boat online?',
     'Can I register my boat online please', 'how do i apply for medicaid', 'how do i apply for medicaid',
     'food stamps']) {
     await ask(q);
   }
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await h.launchChromium();
 });
 
 test.after(async () => {
   if (browser) await browser.close();
-  const r = gw && await gw.stop();
-  if (tg) await tg.stop();
-  if (redis) await redis.stop();
-  if (r) assert.equal(r.code, 0, `gateway exit code (logs:\n${gw.logs.slice(-3000)})`);
+  if (stack) await stack.close();
 });
 
 const PAGE = `<!doctype html>

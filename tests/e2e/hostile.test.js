@@ -15,25 +15,15 @@ const h = require('./lib/harness');
 
 const TOKEN = '123456:HOSTILE-token_e2e';
 const SECRET = 'hostile-secret_XYZ789';
-let redis, tg, gw;
+let stack, redis, tg, gw;
 let chat = 7770000 + Math.floor(Math.random() * 1000);
 
 test.before(async () => {
-  redis = await h.startRedis({ aof: false });
-  tg = await h.startFakeTelegram(TOKEN);
-  gw = await h.startGateway({
-    redisUrl: redis.url,
-    telegram: { bot_token: TOKEN, webhook_secret: SECRET, api_base: tg.base },
-  });
-  await gw.ready();
+  stack = await h.startTelegramStack({ token: TOKEN, secret: SECRET, aof: false });
+  ({ redis, tg, gw } = stack);
 });
 
-test.after(async () => {
-  const r = gw && await gw.stop();
-  if (tg) await tg.stop();
-  if (redis) await redis.stop();
-  if (r) assert.equal(r.code, 0, `gateway exit code on SIGTERM (logs:\n${gw.logs.slice(-3000)})`);
-});
+test.after(() => stack && stack.close());
 
 // Raw bytes on a fresh connection; resolves with everything the server sent
 // until it closed the connection or `idle` ms passed without data.

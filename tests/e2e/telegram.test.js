@@ -10,7 +10,7 @@ const h = require('./lib/harness');
 const TOKEN = '123456:TEST-token_e2e';
 const SECRET = 'e2e-secret_ABC123';
 
-let redis, tg, gw;
+let stack, redis, tg, gw;
 
 function sends(calls, chatId) {
   return calls.filter((c) => c.method === 'sendMessage' && String(c.body.chat_id) === String(chatId));
@@ -32,21 +32,11 @@ let chat = 5550000 + Math.floor(Math.random() * 1000);
 const newChat = () => ++chat;
 
 test.before(async () => {
-  redis = await h.startRedis();
-  tg = await h.startFakeTelegram(TOKEN);
-  gw = await h.startGateway({
-    redisUrl: redis.url,
-    telegram: { bot_token: TOKEN, webhook_secret: SECRET, api_base: tg.base },
-  });
-  await gw.ready();
+  stack = await h.startTelegramStack({ token: TOKEN, secret: SECRET });
+  ({ redis, tg, gw } = stack);
 });
 
-test.after(async () => {
-  const r = gw && await gw.stop();
-  if (tg) await tg.stop();
-  if (redis) await redis.stop();
-  if (r) assert.equal(r.code, 0, `gateway exit code on SIGTERM (logs:\n${gw.logs.slice(-3000)})`);
-});
+test.after(() => stack && stack.close());
 
 test('a question gets the answer from the intent table, naming its source', async () => {
   const id = newChat();

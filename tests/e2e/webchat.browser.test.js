@@ -9,10 +9,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { chromium } = require('playwright-core');
 const h = require('./lib/harness');
-
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
 let redis, gw, browser;
 
@@ -20,11 +17,7 @@ test.before(async () => {
   redis = await h.startRedis();
   gw = await h.startGateway({ redisUrl: redis.url });
   await gw.ready();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await h.launchChromium();
 });
 
 test.after(async () => {

@@ -1,12 +1,12 @@
 // console.js: helpers for the agent console's browser tests
 // (tests/e2e/agent-console.browser.test.js).
 //
-// startStack()   redis-server + the fake Bot API + the real gateway with
-//                three agents configured (alice and bob: agents, sue:
-//                supervisor; password hashes made with libsodium's
-//                crypto_pwhash_str, the passwords are in AGENTS below)
-// launch()       Debian's chromium through playwright-core (never a
-//                downloaded browser)
+// startStack()   harness.js's Telegram stack (redis-server, the fake Bot
+//                API, the real gateway) with three agents configured (alice
+//                and bob: agents, sue: supervisor; password hashes made with
+//                libsodium's crypto_pwhash_str, the passwords are in AGENTS
+//                below)
+// launch()       harness.js's launchChromium()
 // Shots          numbered screenshots under tests/e2e/artifacts/agent-console/
 //                (git-ignored), kept as the run's artefacts
 // signIn()       the console's sign-in form, by name and password
@@ -16,10 +16,8 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { chromium } = require('playwright-core');
 const h = require('./harness');
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const TG_TOKEN = '123456:TEST-console_e2e';
 const TG_SECRET = 'console-e2e-secret_XYZ';
 const ARTIFACTS = path.join(__dirname, '..', 'artifacts', 'agent-console');
@@ -34,63 +32,15 @@ const AGENTS = {
     hash: '$argon2id$v=19$m=65536,t=2,p=1$zieaccL0zx7q1xAbs4D03g$qVkqtw5weOWUy2y/kxkfEefUl3E+Jv4b16TrH8cneZI' },
 };
 
-async function startStack() {
-  const redis = await h.startRedis();
-  const tg = await h.startFakeTelegram(TG_TOKEN);
+// The Telegram stack (harness.js) with the three agents configured.
+function startStack() {
   const users = Object.entries(AGENTS).map(([name, a]) => ({
     name, display_name: a.display_name, role: a.role, password_hash: a.hash,
   }));
-  let gw;
-  try {
-    gw = await h.startGateway({
-      redisUrl: redis.url,
-      telegram: { bot_token: TG_TOKEN, webhook_secret: TG_SECRET, api_base: tg.base },
-      extra: { agents: { users } },
-    });
-    await gw.ready();
-  } catch (e) {
-    // Leave nothing running when the gateway does not come up.
-    await tg.stop();
-    await redis.stop();
-    throw e;
-  }
-  const stack = {
-    redis, tg, gw,
-    // A Telegram citizen writes to the bot (a webhook as Telegram sends it).
-    async say(chatId, text, opts = {}) {
-      const r = await h.postWebhook(gw, 'telegram', h.tgText(chatId, text, opts),
-        { 'x-telegram-bot-api-secret-token': TG_SECRET });
-      if (r.status !== 200) throw new Error(`webhook answered ${r.status}: ${r.body}`);
-    },
-    async press(chatId, data, opts = {}) {
-      const r = await h.postWebhook(gw, 'telegram', h.tgCallback(chatId, data, opts),
-        { 'x-telegram-bot-api-secret-token': TG_SECRET });
-      if (r.status !== 200) throw new Error(`webhook answered ${r.status}: ${r.body}`);
-    },
-    // sendMessage calls the gateway made to chatId, oldest first.
-    async sent(chatId) {
-      return (await tg.calls()).filter((c) => c.method === 'sendMessage' && String(c.body.chat_id) === String(chatId));
-    },
-    async waitSent(chatId, what, pred, timeout = 15000) {
-      return h.waitFor(what, async () => (await stack.sent(chatId)).find(pred) || null, { timeout });
-    },
-    async stop() {
-      const r = await gw.stop();
-      await tg.stop();
-      await redis.stop();
-      return r;
-    },
-  };
-  return stack;
+  return h.startTelegramStack({ token: TG_TOKEN, secret: TG_SECRET, extra: { agents: { users } } });
 }
 
-function launch() {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-}
+const launch = h.launchChromium;
 
 class Shots {
   constructor(prefix) {

@@ -5,6 +5,12 @@
 //                 with failure injection through its /_fail control route)
 // startGateway()  the real civicgate binary (CIVICGATE_BIN) with a config
 //                 written for the test; waits for /readyz
+// startTelegramStack()  the three above with the gateway's Telegram channel
+//                 pointed at the fake Bot API, ready: say()/press() send signed
+//                 updates, sent()/waitSent() read what reached the Bot API,
+//                 close() stops all three and asserts the gateway exited 0
+// launchChromium()  Debian's chromium through playwright-core (never a
+//                 downloaded browser)
 // apiCall()       one call of the gateway's JSON API, bearer token optional
 // tgSend()        a signed Telegram text update that must be acknowledged
 // Everything listens on 127.0.0.1 and is stopped by the returned stop().
@@ -171,6 +177,70 @@ async function startGateway({ redisUrl, telegram, channels = {}, port, intentsDi
   return gw;
 }
 
+// Redis, the fake Bot API and the gateway with Telegram configured (token,
+// secret; aof: Redis persisting; extra: more gateway configuration). A part
+// that does not come up stops the ones started before it.
+async function startTelegramStack({ token, secret, aof = true, extra = {} } = {}) {
+  const redis = await startRedis({ aof });
+  let tg, gw;
+  try {
+    tg = await startFakeTelegram(token);
+    gw = await startGateway({
+      redisUrl: redis.url,
+      telegram: { bot_token: token, webhook_secret: secret, api_base: tg.base },
+      extra,
+    });
+    await gw.ready();
+  } catch (e) {
+    if (gw) await gw.stop();
+    if (tg) await tg.stop();
+    await redis.stop();
+    throw e;
+  }
+  const signed = { 'x-telegram-bot-api-secret-token': secret };
+  const stack = {
+    redis, tg, gw,
+    // A Telegram citizen writes to the bot (a webhook as Telegram sends it).
+    async say(chatId, text, opts = {}) {
+      const r = await postWebhook(gw, 'telegram', tgText(chatId, text, opts), signed);
+      if (r.status !== 200) throw new Error(`webhook answered ${r.status}: ${r.body}`);
+    },
+    async press(chatId, data, opts = {}) {
+      const r = await postWebhook(gw, 'telegram', tgCallback(chatId, data, opts), signed);
+      if (r.status !== 200) throw new Error(`webhook answered ${r.status}: ${r.body}`);
+    },
+    // sendMessage calls the gateway made to chatId, oldest first.
+    async sent(chatId) {
+      return (await tg.calls()).filter((c) => c.method === 'sendMessage' && String(c.body.chat_id) === String(chatId));
+    },
+    async waitSent(chatId, what, pred, timeout = 15000) {
+      return waitFor(what, async () => (await stack.sent(chatId)).find(pred) || null, { timeout });
+    },
+    // The gateway's exit result (null when it had already exited).
+    async stop() {
+      const r = await gw.stop();
+      await tg.stop();
+      await redis.stop();
+      return r;
+    },
+    // For test.after: a crash or a leak (LeakSanitizer) on SIGTERM fails.
+    async close() {
+      const r = await stack.stop();
+      if (r) assert.equal(r.code, 0, `gateway exit code on SIGTERM (logs:\n${gw.logs.slice(-3000)})`);
+    },
+  };
+  return stack;
+}
+
+function launchChromium() {
+  const { chromium } = require('playwright-core');
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
 // A Telegram update as the Bot API sends it to a webhook.
 let nextUpdate = 100000 + Math.floor(Math.random() * 1000);
 function tgText(chatId, text, { updateId, lang = 'en', first = 'Ana' } = {}) {
@@ -258,5 +328,5 @@ function assertRefusedAt(r, { version, file, text, key, typo }) {
 
 module.exports = {
   ROOT, BIN, freePort, sleep, waitFor, waitExit, startRedis, startFakeTelegram, startGateway,
-  tgText, tgCallback, postWebhook, tgSend, apiCall, assertRefusedAt,
+  startTelegramStack, launchChromium, tgText, tgCallback, postWebhook, tgSend, apiCall, assertRefusedAt,
 };
