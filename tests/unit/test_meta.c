@@ -133,20 +133,7 @@ static void run_parse_case(const char *path)
     snprintf(route, sizeof route, "/webhooks/%s", CONN_NAME);
     req.path = route;
     req.query = "";
-    const cJSON *body = cJSON_GetObjectItem(c, "body");
-    char *owned = NULL;
-    unsigned char *bytes = NULL;
-    if (cJSON_GetObjectItem(c, "body_hex")) {
-        bytes = cg_case_from_hex(cJSON_GetObjectItem(c, "body_hex")->valuestring, &req.body_len);
-        req.body = bytes;
-    } else if (cJSON_IsString(body)) {
-        req.body = (const unsigned char *)body->valuestring;
-        req.body_len = strlen(body->valuestring);
-    } else {
-        owned = cJSON_PrintUnformatted(body);
-        req.body = (const unsigned char *)owned;
-        req.body_len = strlen(owned);
-    }
+    void *owned = cg_case_body(c, &req);
     char sig[80];
     const cJSON *headers = cJSON_GetObjectItem(c, "headers");
     if (headers) {
@@ -219,7 +206,6 @@ static void run_parse_case(const char *path)
     }
     free(out);
     free(owned);
-    free(bytes);
     cJSON_Delete(c);
 }
 
@@ -269,93 +255,23 @@ static void run_render_case(const char *path)
     cfg.template_name = opt_str(jc, "template_name", cfg.template_name);
     cfg.template_language = opt_str(jc, "template_language", cfg.template_language);
 
-    const cJSON *jr = cJSON_GetObjectItem(c, "reply");
     cg_reply r;
-    memset(&r, 0, sizeof r);
-    snprintf(r.channel, sizeof r.channel, "%s", CONN_NAME);
-    snprintf(r.user, sizeof r.user, "%s", cJSON_GetObjectItem(jr, "user")->valuestring);
-    r.text = cg_case_expand(cJSON_GetObjectItem(jr, "text"));
-    if (cJSON_GetObjectItem(jr, "callback_id"))
-        r.callback_id = strdup(cJSON_GetObjectItem(jr, "callback_id")->valuestring);
-    r.from_agent = cJSON_IsTrue(cJSON_GetObjectItem(jr, "from_agent"));
-    r.window_closed = cJSON_IsTrue(cJSON_GetObjectItem(jr, "window_closed"));
-    const cJSON *b;
-    cJSON_ArrayForEach(b, cJSON_GetObjectItem(jr, "buttons")) {
-        assert_true(r.nbuttons < CG_REPLY_MAX_BUTTONS);
-        cg_reply_btn *rb = &r.buttons[r.nbuttons++];
-        rb->title = cg_case_expand(cJSON_GetObjectItem(b, "title"));
-        if (cJSON_GetObjectItem(b, "payload")) rb->payload = cg_case_expand(cJSON_GetObjectItem(b, "payload"));
-        if (cJSON_GetObjectItem(b, "url")) rb->url = strdup(cJSON_GetObjectItem(b, "url")->valuestring);
-    }
+    cg_case_reply(cJSON_GetObjectItem(c, "reply"), CONN_NAME, &r);
     cJSON *expect = cJSON_GetObjectItem(c, "expect");
     cg_case_expand_texts(expect);
     cg_http_out out[CG_MAX_OUT_REQUESTS];
     memset(out, 0, sizeof out);
     size_t n = 99;
     cg_err e = conn()->render(&cfg, &r, out, CG_MAX_OUT_REQUESTS, &n);
-    const char *want_status = cJSON_GetObjectItem(expect, "status")->valuestring;
-    if (strcmp(cg_case_status_name(e), want_status) != 0)
-        fail_msg("%s: status: want %s, got %s", cname, want_status, cg_case_status_name(e));
-    if (e != CG_OK) assert_int_equal(n, 0);
-    const cJSON *reqs = cJSON_GetObjectItem(expect, "requests");
-    if ((size_t)cJSON_GetArraySize(reqs) != n)
-        fail_msg("%s: want %d requests, got %zu", cname, cJSON_GetArraySize(reqs), n);
     char auth[512];
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", cfg.token);
-    for (size_t i = 0; i < n; i++) {
-        const cJSON *w = cJSON_GetArrayItem(reqs, (int)i);
-        cg_case_check_str(cname, "method", "POST", out[i].method);
-        cg_case_check_str(cname, "url", cJSON_GetObjectItem(w, "url")->valuestring, out[i].url);
-        if (strstr(out[i].url, cfg.token)) fail_msg("%s: the token is in the URL", cname);
-        assert_int_equal(out[i].secret_in_url, 0);
-        assert_int_equal(out[i].nheaders, 2);
-        cg_case_check_str(cname, "header", "Content-Type: application/json", out[i].headers[0]);
-        cg_case_check_str(cname, "header", auth, out[i].headers[1]);
-        assert_int_equal(out[i].body_len, strlen(out[i].body));
-        cJSON *got = cJSON_Parse(out[i].body);
-        if (!got) fail_msg("%s: request %zu body is not JSON", cname, i);
-        if (!cJSON_Compare(got, cJSON_GetObjectItem(w, "body"), 1)) {
-            char *want = cJSON_PrintUnformatted(cJSON_GetObjectItem(w, "body"));
-            fail_msg("%s: request %zu body:\n want %.400s\n got  %.400s", cname, i, want, out[i].body);
-        }
-        cJSON_Delete(got);
-        cg_http_out_free(&out[i]);
-        cg_http_out_free(&out[i]);
-    }
+    const char *const headers[] = { "Content-Type: application/json", auth };
+    cg_case_check_render(cname, expect, e, out, n, headers, 2, 0, cfg.token);
     cg_reply_free(&r);
     cJSON_Delete(c);
 }
 
-static void run_classify_case(const char *path)
-{
-    cJSON *c = cg_case_load(path);
-    const char *cname = cJSON_GetObjectItem(c, "name")->valuestring;
-    long status = (long)cJSON_GetObjectItem(c, "status")->valuedouble;
-    const cJSON *body = cJSON_GetObjectItem(c, "body");
-    char *owned = cJSON_IsString(body) ? strdup(body->valuestring) : cJSON_PrintUnformatted(body);
-    cg_send_result res;
-    memset(&res, 0x5A, sizeof res);
-    conn()->classify(status, owned, strlen(owned), &res);
-    const cJSON *expect = cJSON_GetObjectItem(c, "expect");
-    cg_case_check_str(cname, "kind", cJSON_GetObjectItem(expect, "kind")->valuestring, cg_case_send_name(res.kind));
-    long want_ra = (long)cJSON_GetObjectItem(expect, "retry_after_ms")->valuedouble;
-    if (want_ra != res.retry_after_ms)
-        fail_msg("%s: retry_after_ms: want %ld, got %ld", cname, want_ra, res.retry_after_ms);
-    assert_non_null(memchr(res.reason, '\0', sizeof res.reason));
-    assert_non_null(memchr(res.platform_id, '\0', sizeof res.platform_id));
-    cg_case_check_str(cname, "platform_id", cJSON_GetObjectItem(expect, "platform_id")->valuestring, res.platform_id);
-    const cJSON *rc = cJSON_GetObjectItem(expect, "reason_contains");
-    if (rc && !strstr(res.reason, rc->valuestring))
-        fail_msg("%s: reason \"%s\" lacks \"%s\"", cname, res.reason, rc->valuestring);
-    const cJSON *rp = cJSON_GetObjectItem(expect, "reason_prefix");
-    if (rp && strncmp(res.reason, rp->valuestring, strlen(rp->valuestring)) != 0)
-        fail_msg("%s: reason \"%s\" does not start with \"%s\"", cname, res.reason, rp->valuestring);
-    const cJSON *code = cJSON_GetObjectItem(expect, "code");
-    if (code && (long)code->valuedouble != res.code)
-        fail_msg("%s: code: want %ld, got %ld", cname, (long)code->valuedouble, res.code);
-    free(owned);
-    cJSON_Delete(c);
-}
+static void run_classify_case(const char *path) { cg_case_classify(conn(), path); }
 
 static void run_read_case(const char *path)
 {

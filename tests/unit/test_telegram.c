@@ -81,20 +81,7 @@ static void run_parse_case(const char *path)
     }
     req.headers[req.nheaders].name = "content-type";
     req.headers[req.nheaders++].value = "application/json";
-    const cJSON *body = cJSON_GetObjectItem(c, "body");
-    char *owned = NULL;
-    unsigned char *bytes = NULL;
-    if (cJSON_GetObjectItem(c, "body_hex")) {
-        bytes = cg_case_from_hex(cJSON_GetObjectItem(c, "body_hex")->valuestring, &req.body_len);
-        req.body = bytes;
-    } else if (cJSON_IsString(body)) {
-        req.body = (const unsigned char *)body->valuestring;
-        req.body_len = strlen(body->valuestring);
-    } else {
-        owned = cJSON_PrintUnformatted(body);
-        req.body = (const unsigned char *)owned;
-        req.body_len = strlen(owned);
-    }
+    void *owned = cg_case_body(c, &req);
     const cJSON *expect = cJSON_GetObjectItem(c, "expect");
     const char *want_status = cJSON_GetObjectItem(expect, "status")->valuestring;
 
@@ -148,7 +135,6 @@ static void run_parse_case(const char *path)
         cg_msg_free(m);   /* idempotent */
     }
     free(owned);
-    free(bytes);
     cJSON_Delete(c);
 }
 
@@ -161,81 +147,22 @@ static void run_render_case(const char *path)
     cfg.token = cJSON_GetObjectItem(jc, "token")->valuestring;
     cfg.api_base = cJSON_GetObjectItem(jc, "api_base")->valuestring;
 
-    const cJSON *jr = cJSON_GetObjectItem(c, "reply");
     cg_reply r;
-    memset(&r, 0, sizeof r);
-    snprintf(r.channel, sizeof r.channel, "telegram");
-    snprintf(r.user, sizeof r.user, "%s", cJSON_GetObjectItem(jr, "user")->valuestring);
-    r.text = cg_case_expand(cJSON_GetObjectItem(jr, "text"));
-    if (cJSON_GetObjectItem(jr, "callback_id"))
-        r.callback_id = strdup(cJSON_GetObjectItem(jr, "callback_id")->valuestring);
-    const cJSON *b;
-    cJSON_ArrayForEach(b, cJSON_GetObjectItem(jr, "buttons")) {
-        cg_reply_btn *rb = &r.buttons[r.nbuttons++];
-        rb->title = strdup(cJSON_GetObjectItem(b, "title")->valuestring);
-        if (cJSON_GetObjectItem(b, "payload")) rb->payload = strdup(cJSON_GetObjectItem(b, "payload")->valuestring);
-        if (cJSON_GetObjectItem(b, "url")) rb->url = strdup(cJSON_GetObjectItem(b, "url")->valuestring);
-    }
+    cg_case_reply(cJSON_GetObjectItem(c, "reply"), "telegram", &r);
     cJSON *expect = cJSON_GetObjectItem(c, "expect");
     cg_case_expand_texts(expect);
     cg_http_out out[CG_MAX_OUT_REQUESTS];
     memset(out, 0, sizeof out);
     size_t n = 99;
     cg_err e = tg()->render(&cfg, &r, out, CG_MAX_OUT_REQUESTS, &n);
-    const char *want_status = cJSON_GetObjectItem(expect, "status")->valuestring;
-    if (strcmp(cg_case_status_name(e), want_status) != 0)
-        fail_msg("%s: status: want %s, got %s", cname, want_status, cg_case_status_name(e));
-    if (e != CG_OK) assert_int_equal(n, 0);
-    const cJSON *reqs = cJSON_GetObjectItem(expect, "requests");
-    if ((size_t)cJSON_GetArraySize(reqs) != n)
-        fail_msg("%s: want %d requests, got %zu", cname, cJSON_GetArraySize(reqs), n);
-    for (size_t i = 0; i < n; i++) {
-        const cJSON *w = cJSON_GetArrayItem(reqs, (int)i);
-        cg_case_check_str(cname, "method", "POST", out[i].method);
-        cg_case_check_str(cname, "url", cJSON_GetObjectItem(w, "url")->valuestring, out[i].url);
-        assert_int_equal(out[i].secret_in_url, 1);
-        assert_int_equal(out[i].nheaders, 1);
-        cg_case_check_str(cname, "header", "Content-Type: application/json", out[i].headers[0]);
-        assert_int_equal(out[i].body_len, strlen(out[i].body));
-        cJSON *got = cJSON_Parse(out[i].body);
-        if (!got) fail_msg("%s: request %zu body is not JSON", cname, i);
-        if (!cJSON_Compare(got, cJSON_GetObjectItem(w, "body"), 1)) {
-            char *want = cJSON_PrintUnformatted(cJSON_GetObjectItem(w, "body"));
-            fail_msg("%s: request %zu body:\n want %.300s\n got  %.300s", cname, i, want, out[i].body);
-        }
-        cJSON_Delete(got);
-        cg_http_out_free(&out[i]);
-        cg_http_out_free(&out[i]);
-    }
+    static const char *const headers[] = { "Content-Type: application/json" };
+    cg_case_check_render(cname, expect, e, out, n, headers, 1, 1, NULL);
     cg_reply_free(&r);
     cg_reply_free(&r);
     cJSON_Delete(c);
 }
 
-static void run_classify_case(const char *path)
-{
-    cJSON *c = cg_case_load(path);
-    const char *cname = cJSON_GetObjectItem(c, "name")->valuestring;
-    long status = (long)cJSON_GetObjectItem(c, "status")->valuedouble;
-    const cJSON *body = cJSON_GetObjectItem(c, "body");
-    char *owned = cJSON_IsString(body) ? strdup(body->valuestring) : cJSON_PrintUnformatted(body);
-    cg_send_result res;
-    memset(&res, 0x5A, sizeof res);
-    tg()->classify(status, owned, strlen(owned), &res);
-    const cJSON *expect = cJSON_GetObjectItem(c, "expect");
-    cg_case_check_str(cname, "kind", cJSON_GetObjectItem(expect, "kind")->valuestring, cg_case_send_name(res.kind));
-    long want_ra = (long)cJSON_GetObjectItem(expect, "retry_after_ms")->valuedouble;
-    if (want_ra != res.retry_after_ms)
-        fail_msg("%s: retry_after_ms: want %ld, got %ld", cname, want_ra, res.retry_after_ms);
-    assert_non_null(memchr(res.reason, '\0', sizeof res.reason));
-    assert_non_null(memchr(res.platform_id, '\0', sizeof res.platform_id));
-    cg_case_check_str(cname, "platform_id", cJSON_GetObjectItem(expect, "platform_id")->valuestring, res.platform_id);
-    const cJSON *rc = cJSON_GetObjectItem(expect, "reason_contains");
-    if (rc && !strstr(res.reason, rc->valuestring))
-        fail_msg("%s: reason \"%s\" lacks \"%s\"", cname, res.reason, rc->valuestring);
-    free(owned);
-    cJSON_Delete(c);
-}
+static void run_classify_case(const char *path) { cg_case_classify(tg(), path); }
 
 static void test_parse_cases(void **state) { (void)state; cg_case_run_dir(CASES "/parse", run_parse_case, 25); }
 static void test_render_cases(void **state) { (void)state; cg_case_run_dir(CASES "/render", run_render_case, 10); }

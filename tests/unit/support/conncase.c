@@ -152,6 +152,25 @@ unsigned char *cg_case_from_hex(const char *hex, size_t *len)
     return b;
 }
 
+void *cg_case_body(const cJSON *c, cg_http_in *req)
+{
+    const cJSON *body = cJSON_GetObjectItem(c, "body");
+    if (cJSON_GetObjectItem(c, "body_hex")) {
+        unsigned char *bytes = cg_case_from_hex(cJSON_GetObjectItem(c, "body_hex")->valuestring, &req->body_len);
+        req->body = bytes;
+        return bytes;
+    }
+    if (cJSON_IsString(body)) {
+        req->body = (const unsigned char *)body->valuestring;
+        req->body_len = strlen(body->valuestring);
+        return NULL;
+    }
+    char *owned = cJSON_PrintUnformatted(body);
+    req->body = (const unsigned char *)owned;
+    req->body_len = strlen(owned);
+    return owned;
+}
+
 void cg_case_run_dir(const char *dir, void (*fn)(const char *), size_t min_cases)
 {
     size_t n;
@@ -163,4 +182,89 @@ void cg_case_run_dir(const char *dir, void (*fn)(const char *), size_t min_cases
     }
     free(files);
     print_message("%zu cases in %s passed\n", n, dir);
+}
+
+/* A classify case: {name, status, body (JSON or a string), expect: {kind,
+ * retry_after_ms, platform_id, and optionally reason_contains,
+ * reason_prefix, code}}. */
+void cg_case_classify(const cg_connector *conn, const char *path)
+{
+    cJSON *c = cg_case_load(path);
+    const char *cname = cJSON_GetObjectItem(c, "name")->valuestring;
+    long status = (long)cJSON_GetObjectItem(c, "status")->valuedouble;
+    const cJSON *body = cJSON_GetObjectItem(c, "body");
+    char *owned = cJSON_IsString(body) ? strdup(body->valuestring) : cJSON_PrintUnformatted(body);
+    cg_send_result res;
+    memset(&res, 0x5A, sizeof res);
+    conn->classify(status, owned, strlen(owned), &res);
+    const cJSON *expect = cJSON_GetObjectItem(c, "expect");
+    cg_case_check_str(cname, "kind", cJSON_GetObjectItem(expect, "kind")->valuestring, cg_case_send_name(res.kind));
+    long want_ra = (long)cJSON_GetObjectItem(expect, "retry_after_ms")->valuedouble;
+    if (want_ra != res.retry_after_ms)
+        fail_msg("%s: retry_after_ms: want %ld, got %ld", cname, want_ra, res.retry_after_ms);
+    assert_non_null(memchr(res.reason, '\0', sizeof res.reason));
+    assert_non_null(memchr(res.platform_id, '\0', sizeof res.platform_id));
+    cg_case_check_str(cname, "platform_id", cJSON_GetObjectItem(expect, "platform_id")->valuestring, res.platform_id);
+    const cJSON *rc = cJSON_GetObjectItem(expect, "reason_contains");
+    if (rc && !strstr(res.reason, rc->valuestring))
+        fail_msg("%s: reason \"%s\" lacks \"%s\"", cname, res.reason, rc->valuestring);
+    const cJSON *rp = cJSON_GetObjectItem(expect, "reason_prefix");
+    if (rp && strncmp(res.reason, rp->valuestring, strlen(rp->valuestring)) != 0)
+        fail_msg("%s: reason \"%s\" does not start with \"%s\"", cname, res.reason, rp->valuestring);
+    const cJSON *code = cJSON_GetObjectItem(expect, "code");
+    if (code && (long)code->valuedouble != res.code)
+        fail_msg("%s: code: want %ld, got %ld", cname, (long)code->valuedouble, res.code);
+    free(owned);
+    cJSON_Delete(c);
+}
+
+void cg_case_reply(const cJSON *jr, const char *channel, cg_reply *r)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->channel, sizeof r->channel, "%s", channel);
+    snprintf(r->user, sizeof r->user, "%s", cJSON_GetObjectItem(jr, "user")->valuestring);
+    r->text = cg_case_expand(cJSON_GetObjectItem(jr, "text"));
+    if (cJSON_GetObjectItem(jr, "callback_id"))
+        r->callback_id = strdup(cJSON_GetObjectItem(jr, "callback_id")->valuestring);
+    r->from_agent = cJSON_IsTrue(cJSON_GetObjectItem(jr, "from_agent"));
+    r->window_closed = cJSON_IsTrue(cJSON_GetObjectItem(jr, "window_closed"));
+    const cJSON *b;
+    cJSON_ArrayForEach(b, cJSON_GetObjectItem(jr, "buttons")) {
+        assert_true(r->nbuttons < CG_REPLY_MAX_BUTTONS);
+        cg_reply_btn *rb = &r->buttons[r->nbuttons++];
+        rb->title = cg_case_expand(cJSON_GetObjectItem(b, "title"));
+        if (cJSON_GetObjectItem(b, "payload")) rb->payload = cg_case_expand(cJSON_GetObjectItem(b, "payload"));
+        if (cJSON_GetObjectItem(b, "url")) rb->url = strdup(cJSON_GetObjectItem(b, "url")->valuestring);
+    }
+}
+
+void cg_case_check_render(const char *cname, const cJSON *expect, cg_err e, cg_http_out *out, size_t n,
+                          const char *const *headers, size_t nheaders, int secret_in_url, const char *secret)
+{
+    const char *want_status = cJSON_GetObjectItem(expect, "status")->valuestring;
+    if (strcmp(cg_case_status_name(e), want_status) != 0)
+        fail_msg("%s: status: want %s, got %s", cname, want_status, cg_case_status_name(e));
+    if (e != CG_OK) assert_int_equal(n, 0);
+    const cJSON *reqs = cJSON_GetObjectItem(expect, "requests");
+    if ((size_t)cJSON_GetArraySize(reqs) != n)
+        fail_msg("%s: want %d requests, got %zu", cname, cJSON_GetArraySize(reqs), n);
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *w = cJSON_GetArrayItem(reqs, (int)i);
+        cg_case_check_str(cname, "method", "POST", out[i].method);
+        cg_case_check_str(cname, "url", cJSON_GetObjectItem(w, "url")->valuestring, out[i].url);
+        assert_int_equal(out[i].secret_in_url, secret_in_url);
+        if (!secret_in_url && secret && strstr(out[i].url, secret)) fail_msg("%s: the token is in the URL", cname);
+        assert_int_equal(out[i].nheaders, nheaders);
+        for (size_t h = 0; h < nheaders; h++) cg_case_check_str(cname, "header", headers[h], out[i].headers[h]);
+        assert_int_equal(out[i].body_len, strlen(out[i].body));
+        cJSON *got = cJSON_Parse(out[i].body);
+        if (!got) fail_msg("%s: request %zu body is not JSON", cname, i);
+        if (!cJSON_Compare(got, cJSON_GetObjectItem(w, "body"), 1)) {
+            char *want = cJSON_PrintUnformatted(cJSON_GetObjectItem(w, "body"));
+            fail_msg("%s: request %zu body:\n want %.400s\n got  %.400s", cname, i, want, out[i].body);
+        }
+        cJSON_Delete(got);
+        cg_http_out_free(&out[i]);
+        cg_http_out_free(&out[i]);   /* freeing twice is allowed */
+    }
 }
