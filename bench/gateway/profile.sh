@@ -162,9 +162,10 @@ case $mode in
     redis-cli -p "$rport2" --pipe <"$work/replay.resp" | tail -1
     p1=$(cpu_ms "$rpid2")
     redis-cli -p "$rport2" info commandstats | tr -d '\r' | grep cmdstat >"$out/commandstats-replay.txt" || true
-    echo "# Redis CPU µs per message: $(echo "($r1 - $r0) * 1000 / $n" | bc) live (under MONITOR)," \
-         "$(echo "($p1 - $p0) * 1000 / $n" | bc) replayed ($(cat "$work/replay.count") commands for $n messages)"
-    if [ -n "${REPLAY_CALLGRIND:-}" ]; then
+    if [ -z "${REPLAY_CALLGRIND:-}" ]; then
+      echo "# Redis CPU µs per message: $(echo "($r1 - $r0) * 1000 / $n" | bc) live (under MONITOR)," \
+           "$(echo "($p1 - $p0) * 1000 / $n" | bc) replayed ($(cat "$work/replay.count") commands for $n messages)"
+    else
       redis-cli -p "$rport2" shutdown nosave >/dev/null 2>&1 || true; rport2=; sleep 2
       echo "# Redis replayed: $(( $(total "$out/redis-replay.out") / n )) instructions per message" \
            "(start and shutdown included${OUT:+; profile $out/redis-replay.out})"
