@@ -19,8 +19,9 @@
 #           flood counter, the session's load and its last_in) in one
 #           EVALSHA, no condition: the direct script's commands without
 #           its logic
-# The outbox's read and acknowledgement, the flood counter, the session and
-# the TTLs are left out, so both are lower bounds. Compare with what
+# The outbox's read and acknowledgement and the TTLs are left out of all
+# three (and the flood counter and the session of the first two), so each is
+# a lower bound. Compare with what
 # civicgate's own commands cost Redis, replayed the same way:
 # `bench/gateway/profile.sh replay 30000`.
 #

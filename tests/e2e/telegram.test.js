@@ -12,13 +12,9 @@ const SECRET = 'e2e-secret_ABC123';
 
 let stack, redis, tg, gw;
 
-function sends(calls, chatId) {
-  return calls.filter((c) => c.method === 'sendMessage' && String(c.body.chat_id) === String(chatId));
-}
-
 async function waitSends(chatId, n, timeout = 10000) {
   return h.waitFor(`${n} sendMessage to ${chatId}`, async () => {
-    const s = sends(await tg.calls(), chatId);
+    const s = await stack.sent(chatId);
     return s.length >= n ? s : null;
   }, { timeout });
 }
@@ -74,7 +70,7 @@ test('the same update delivered twice is answered once', async () => {
   assert.equal((await hook(u)).status, 200);
   await waitSends(id, 1);
   await h.sleep(1500);
-  assert.equal(sends(await tg.calls(), id).length, 1);
+  assert.equal((await stack.sent(id)).length, 1);
 });
 
 test('a wrong or missing secret gets 401 and stores nothing', async () => {
@@ -86,7 +82,7 @@ test('a wrong or missing secret gets 401 and stores nothing', async () => {
   assert.equal(missing.status, 401);
   assert.equal(await redis.cli('dbsize'), before);
   await h.sleep(500);
-  assert.equal(sends(await tg.calls(), id).length, 0);
+  assert.equal((await stack.sent(id)).length, 0);
 });
 
 test('malformed JSON gets 400 with a reason and stores nothing', async () => {

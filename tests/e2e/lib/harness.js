@@ -202,8 +202,7 @@ async function startTelegramStack({ token, secret, aof = true, extra = {} } = {}
     redis, tg, gw,
     // A Telegram citizen writes to the bot (a webhook as Telegram sends it).
     async say(chatId, text, opts = {}) {
-      const r = await postWebhook(gw, 'telegram', tgText(chatId, text, opts), signed);
-      if (r.status !== 200) throw new Error(`webhook answered ${r.status}: ${r.body}`);
+      await tgSend(gw, secret, chatId, text, opts);
     },
     async press(chatId, data, opts = {}) {
       const r = await postWebhook(gw, 'telegram', tgCallback(chatId, data, opts), signed);
@@ -287,8 +286,8 @@ async function postWebhook(gw, channel, body, headers = {}) {
 
 // A signed Telegram text update from chat id; throws unless the gateway
 // answered 200 (stored).
-async function tgSend(gw, secret, id, text) {
-  const r = await postWebhook(gw, 'telegram', tgText(id, text), { 'x-telegram-bot-api-secret-token': secret });
+async function tgSend(gw, secret, id, text, opts = {}) {
+  const r = await postWebhook(gw, 'telegram', tgText(id, text, opts), { 'x-telegram-bot-api-secret-token': secret });
   if (r.status !== 200) throw new Error(`webhook for ${id}: ${r.status} ${r.body}`);
   return r;
 }
